@@ -1,0 +1,2 @@
+/** @posttrain/proto */
+export {};
