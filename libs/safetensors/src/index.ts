@@ -1,0 +1,2 @@
+/** @posttrain/safetensors */
+export {};
