@@ -1,2 +1,28 @@
-/** @posttrain/rpc */
-export {};
+/**
+ * @posttrain/rpc: what every posttrain service and client shares on the wire.
+ * A server with health, reflection, tracing, logs, metrics and graceful
+ * shutdown; typed clients with deadlines, round-robin over replicas and
+ * retries on UNAVAILABLE only; validated configuration; status-code errors.
+ *
+ * @example
+ * ```ts
+ * import { PosttrainServer, invalidArgument } from '@posttrain/rpc';
+ * const server = new PosttrainServer({ name: 'reward', host: '127.0.0.1', port: 0, shutdownGraceMs: 5000 });
+ * server.add('posttrain.v1.RewardScorer', RewardScorerService, { score: async (req) => { ... }, getInfo: async () => { ... } });
+ * const { address } = await server.start();
+ * server.setServing(true);
+ * server.handleSignals();
+ * ```
+ */
+export { PosttrainServer } from './server';
+export type { ServerOptions, StartedServer } from './server';
+export { RpcClient, createClient } from './client';
+export type { ClientOptions, PerCallOptions } from './client';
+export { RpcError, invalidArgument, failedPrecondition, resourceExhausted, notFound, unimplemented, toServiceError, isServiceError, statusName } from './errors';
+export { defineConfig, parseConfig, describeConfig, ConfigError } from './config';
+export type { OptionSpec, ConfigSchema, ParseConfigInput } from './config';
+export { checkHealth, waitForServing } from './health';
+export type { HealthStatus } from './health';
+export { protosDir, protoFiles } from './protos';
+export type { CallContext, UnaryHandler, ServerStreamHandler, ClientStreamHandler, BidiStreamHandler, ServiceHandlers, AnyServiceDefinition, RequestOf, ResponseOf } from './handlers';
+export { status, Metadata } from '@grpc/grpc-js';
