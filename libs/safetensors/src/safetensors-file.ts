@@ -1,0 +1,64 @@
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { parseSafetensors, type DecodedTensor } from './parse-safetensors';
+import { SafetensorsError } from './safetensors-error';
+import { serializeSafetensors, type Float32TensorInput } from './serialize-safetensors';
+
+/** Reads and validates a .safetensors file; errors name the file (see parseSafetensors for views vs copies). */
+export async function readSafetensorsFile(
+  path: string,
+): Promise<{ tensors: Map<string, DecodedTensor>; metadata: Record<string, string> }> {
+  let buffer: Buffer;
+  try {
+    buffer = await readFile(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new SafetensorsError(path, code === 'ENOENT' ? 'file not found' : `cannot read file: ${(err as Error).message}`);
+  }
+  return parseSafetensors(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), path);
+}
+
+/** Writes float32 tensors to a .safetensors file atomically (temp file, fsync, rename, fsync of the directory). */
+export async function writeSafetensorsFile(
+  path: string,
+  tensors: ReadonlyMap<string, Float32TensorInput>,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  await writeFileAtomic(path, serializeSafetensors(tensors, metadata));
+}
+
+/**
+ * Writes `bytes` to `path` so that a reader (or a crash) sees either the old
+ * file or the complete new one, never a partial file.
+ */
+export async function writeFileAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
+  const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    const handle = await open(temp, 'w');
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (err) {
+    await unlink(temp).catch(() => undefined);
+    throw new SafetensorsError(path, `cannot write file: ${(err as Error).message}`);
+  }
+  await syncDirectory(dirname(path));
+}
+
+/** Makes a rename durable; some platforms cannot open a directory, which only loses durability, not atomicity. */
+async function syncDirectory(dir: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // not supported on this platform / filesystem
+  } finally {
+    await handle?.close();
+  }
+}
