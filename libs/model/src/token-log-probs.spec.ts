@@ -1,0 +1,105 @@
+import { test, describe, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { createModelConfig } from './model-config';
+import type { ModelConfig } from './model-config';
+import { modelFromHfTensors } from './llama-model';
+import type { ModelHeads } from './llama-model';
+import { forwardLogits, sequenceLogProbs, tokenLogProbs } from './token-log-probs';
+import { makeTestWeights, referenceLogits, referenceLogProbs } from './test-reference';
+
+// Float32 model against a float64 plain-loop reference: agreement within 1e-4 absolute.
+const TOL = 1e-4;
+
+function close(actual: number, expected: number, what: string, tol = TOL): void {
+  assert.ok(Math.abs(actual - expected) <= tol, `${what}: ${actual} vs reference ${expected} (tol ${tol})`);
+}
+
+const variants: { name: string; config: ModelConfig }[] = [
+  { name: 'qwen2 (q/k/v biases, GQA 4q/2kv, untied)', config: createModelConfig({ modelType: 'qwen2', vocabSize: 32, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2, ropeTheta: 10000 }) },
+  { name: 'llama (tied, no bias, MHA)', config: createModelConfig({ modelType: 'llama', vocabSize: 32, hiddenSize: 16, intermediateSize: 20, numLayers: 2, numHeads: 2, numKvHeads: 2, tieWordEmbeddings: true, ropeTheta: 500 }) },
+  { name: 'llama attention_bias (GQA 4q/1kv)', config: createModelConfig({ modelType: 'llama', vocabSize: 32, hiddenSize: 16, intermediateSize: 20, numLayers: 2, numHeads: 4, numKvHeads: 1, attentionBias: true }) },
+];
+const heads: ModelHeads = { lm: true, score: false };
+
+before(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('forward pass against the plain-loop reference', () => {
+  for (const { name, config } of variants) {
+    test(`${name}: logits and log-probs match within ${TOL}`, () => {
+      const w = makeTestWeights(config, heads, 17);
+      const model = modelFromHfTensors(config, heads, w, 'test');
+      const ids = [3, 17, 5, 0, 31, 8, 8, 12, 2];
+      const logits = forwardLogits(model, { inputIds: [ids] });
+      const got = logits.arraySync()[0];
+      logits.dispose();
+      const ref = referenceLogits(config, w, ids);
+      for (let t = 0; t < ids.length; t++) for (let v = 0; v < config.vocabSize; v++) close(got[t][v], ref[t][v], `logit[${t}][${v}]`);
+      for (const temperature of [1, 0.7]) {
+        const [lp] = sequenceLogProbs(model, [ids], { temperature });
+        const refLp = referenceLogProbs(config, w, ids, temperature);
+        assert.equal(lp.length, ids.length - 1);
+        lp.forEach((x, i) => close(x, refLp[i], `T=${temperature} logprob[${i + 1}]`));
+      }
+      model.dispose();
+    });
+  }
+
+  test('padding (left and right) does not change a row\'s log-probs', () => {
+    const config = variants[0].config;
+    const w = makeTestWeights(config, heads, 5);
+    const model = modelFromHfTensors(config, heads, w, 'test');
+    const a = [4, 9, 1, 22, 7];
+    const b = [30, 2, 11];
+    const lp = tokenLogProbs(model, {
+      inputIds: [a, [0, 0, ...b], [...b, 0, 0]],
+      attentionMask: [[1, 1, 1, 1, 1], [0, 0, 1, 1, 1], [1, 1, 1, 0, 0]],
+    });
+    const rows = lp.arraySync();
+    lp.dispose();
+    const refA = referenceLogProbs(config, w, a);
+    const refB = referenceLogProbs(config, w, b);
+    assert.ok(rows[0][0] === 0);
+    refA.forEach((x, i) => close(rows[0][i + 1], x, `row a token ${i + 1}`));
+    // left padded: tokens at columns 3,4 are b[1], b[2]; columns 0..2 are 0 (padding / first real token)
+    assert.ok(rows[1].slice(0, 3).every((x) => x === 0), `masked entries are 0: ${rows[1]}`);
+    close(rows[1][3], refB[0], 'left-padded b[1]');
+    close(rows[1][4], refB[1], 'left-padded b[2]');
+    close(rows[2][1], refB[0], 'right-padded b[1]');
+    close(rows[2][2], refB[1], 'right-padded b[2]');
+    assert.ok([rows[2][0], rows[2][3], rows[2][4]].every((x) => x === 0), `masked entries are 0: ${rows[2]}`);
+    model.dispose();
+  });
+
+  test('invalid input names the field and value', () => {
+    const config = variants[0].config;
+    const model = modelFromHfTensors(config, heads, makeTestWeights(config, heads, 1), 'test');
+    assert.throws(() => tokenLogProbs(model, { inputIds: [[1, 2], [3]] }), /inputIds\[1\]: expected 2 token ids/);
+    assert.throws(() => tokenLogProbs(model, { inputIds: [[1, 32]] }), /inputIds\[0\]\[1\]: token id 32 is not an integer in \[0, 32\)/);
+    assert.throws(() => tokenLogProbs(model, { inputIds: [[1, 2]], attentionMask: [[1, 2]] }), /attentionMask\[0\]\[1\]: 2 is not 0 or 1/);
+    assert.throws(() => tokenLogProbs(model, { inputIds: [[1, 2]] }, { temperature: 0 }), /temperature: 0 is not a positive number/);
+    model.dispose();
+  });
+
+  test('no tensor leaks across forward and backward passes', () => {
+    const config = variants[0].config;
+    const model = modelFromHfTensors(config, heads, makeTestWeights(config, heads, 2), 'test');
+    const batch = { inputIds: [[1, 2, 3, 4], [0, 5, 6, 7]], attentionMask: [[1, 1, 1, 1], [0, 1, 1, 1]] };
+    const step = () => {
+      const { value, grads } = tf.variableGrads(() => tf.neg(tf.sum(tokenLogProbs(model, batch))) as tf.Scalar, model.trainableVariables());
+      value.dispose();
+      tf.dispose(grads);
+    };
+    step();
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) {
+      step();
+      tokenLogProbs(model, batch).dispose();
+    }
+    assert.equal(tf.memory().numTensors, before);
+    model.dispose();
+  });
+});

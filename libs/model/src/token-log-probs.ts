@@ -1,0 +1,90 @@
+/**
+ * Per-token log-probabilities of given sequences under the model.
+ *
+ * out[b, t] = log softmax(logits[b, t-1] / temperature)[ids[b, t]], the log-prob of token t given
+ * the tokens before it. It is 0 where token t is padding, where t = 0, or where the token before
+ * it is padding (the first real token of a left-padded row has nothing to be predicted from).
+ *
+ * log softmax(z)_i = z_i - logsumexp(z), computed by tf.logSoftmax as (z_i - max z) - log Σ exp(z_j - max z),
+ * so no exp overflows; the target entry is picked by a one-hot product (a gather's gradient is
+ * not available on every backend).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LlamaModel } from './llama-model';
+import type { TokenBatch } from './token-batch';
+import { padBatch, toForwardTokens } from './token-batch';
+import { forwardHidden, lmLogits } from './transformer-forward';
+
+export interface LogProbOptions {
+  /** Logits are divided by this before the softmax; default 1. */
+  temperature?: number;
+  /** LoRA dropout seed; only for training passes. */
+  dropoutSeed?: number;
+}
+
+function checkTemperature(t: number): void {
+  if (!(typeof t === 'number' && Number.isFinite(t) && t > 0)) throw new Error(`temperature: ${JSON.stringify(t)} is not a positive number`);
+}
+
+/** [B, T] tensor of per-token log-probs (see module doc); differentiable, call inside tf.tidy / tf.variableGrads. */
+export function tokenLogProbs(model: LlamaModel, batch: TokenBatch, options: LogProbOptions = {}): tf.Tensor2D {
+  const temperature = options.temperature ?? 1;
+  checkTemperature(temperature);
+  const tokens = toForwardTokens(batch, model.config.vocabSize);
+  const { batch: B, length: T, ids, mask } = tokens;
+  const V = model.config.vocabSize;
+  // nextIds[n] is the token that position n predicts; valid[n] says whether that prediction counts.
+  const nextIds = new Int32Array(B * T);
+  const valid = new Float32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t + 1 < T; t++) {
+      const n = b * T + t;
+      nextIds[n] = ids[n + 1];
+      valid[n] = mask[n] && mask[n + 1] ? 1 : 0;
+    }
+  }
+  return tf.tidy(() => {
+    const { hidden } = forwardHidden(model, tokens, { dropoutSeed: options.dropoutSeed });
+    let logits = lmLogits(model, hidden); // (N, V)
+    if (temperature !== 1) logits = tf.div(logits, temperature);
+    const logp = tf.logSoftmax(logits); // (N, V)
+    const picked = tf.sum(tf.mul(logp, tf.cast(tf.oneHot(tf.tensor1d(nextIds, 'int32'), V), 'float32')), -1); // (N,)
+    const next = tf.reshape(tf.mul(picked, tf.tensor1d(valid)), [B, T]); // position t predicts token t+1
+    if (T === 1) return tf.zeros([B, 1]) as tf.Tensor2D;
+    return tf.concat([tf.zeros([B, 1]), tf.slice(next, [0, 0], [B, T - 1])], 1) as tf.Tensor2D; // align to the predicted token
+  });
+}
+
+/** Full logits [B, T, V] (for inspection and tests). */
+export function forwardLogits(model: LlamaModel, batch: TokenBatch): tf.Tensor3D {
+  const tokens = toForwardTokens(batch, model.config.vocabSize);
+  return tf.tidy(() => tf.reshape(lmLogits(model, forwardHidden(model, tokens).hidden), [tokens.batch, tokens.length, -1]) as tf.Tensor3D);
+}
+
+/**
+ * Log-probs of each sequence's tokens 1..len-1 (plain numbers), batching `batchSize` sequences at a time.
+ * With `promptLengths`, only the tokens from promptLengths[i] on are returned (the completion's).
+ */
+export function sequenceLogProbs(
+  model: LlamaModel,
+  sequences: number[][],
+  options: LogProbOptions & { batchSize?: number; promptLengths?: number[] } = {},
+): number[][] {
+  const batchSize = options.batchSize ?? 8;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batchSize: ${JSON.stringify(batchSize)} is not a positive integer`);
+  const out: number[][] = [];
+  for (let s = 0; s < sequences.length; s += batchSize) {
+    const chunk = sequences.slice(s, s + batchSize);
+    chunk.forEach((seq, i) => {
+      if (!Array.isArray(seq) || seq.length < 1) throw new Error(`sequences[${s + i}]: expected at least one token id`);
+    });
+    const lp = tokenLogProbs(model, padBatch(chunk), options);
+    const values = lp.arraySync();
+    lp.dispose();
+    chunk.forEach((seq, i) => {
+      const from = Math.max(1, options.promptLengths?.[s + i] ?? 1);
+      out.push(values[i].slice(from, seq.length));
+    });
+  }
+  return out;
+}
