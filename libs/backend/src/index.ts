@@ -1,2 +1,20 @@
-/** @posttrain/backend */
-export {};
+/**
+ * @posttrain/backend: picks the tfjs backend (tfjs-node-gpu > tfjs-node >
+ * wasm > cpu, or the one POSTTRAIN_BACKEND names), logs which one runs, and on
+ * wasm installs kernel fixes: matMul routed to XNNPACK (transposed, batched
+ * and broadcast products included), a BatchMatMul gradient without transposed
+ * products, and the UnsortedSegmentSum kernel that embedding gradients need.
+ *
+ * @example
+ * ```ts
+ * import { initBackend } from '@posttrain/backend';
+ * const info = await initBackend(); // or initBackend({ backend: 'wasm' })
+ * console.log(info.name, info.version, info.threads, info.simd, info.patches);
+ * ```
+ */
+export { initBackend, getBackendInfo, wasmBinaryDir } from './init-backend';
+export type { BackendInfo, BackendLogger, InitBackendOptions } from './init-backend';
+export { BACKEND_NAMES, BACKEND_CHOICES, parseBackendName } from './backend-name';
+export type { BackendName, BackendRequest } from './backend-name';
+export { applyWasmPatches, removeWasmPatches, wasmPatchesActive } from './wasm-patches';
+export type { WasmPatch } from './wasm-patches';

@@ -1,0 +1,182 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { asWasmBackend, HeapViews, wasmData, type WasmBackendLike } from './wasm-internals';
+
+/**
+ * A `BatchMatMul` kernel for the wasm backend that routes every product it can
+ * to XNNPACK's fully-connected operator, the only fast matmul in
+ * tfjs-backend-wasm 4.22. The stock kernel uses XNNPACK only when neither
+ * operand is transposed and both have batch size 1; everything else (transposed
+ * operands, any batch, even x[B,T,D] @ W[D,N]) goes to a scalar blocked loop
+ * that is 10-40x slower. This wrapper:
+ *
+ * - materialises `transposeA` / `transposeB` with the Transpose kernel (a copy
+ *   costs O(size), the slow loop costs O(M*K*N));
+ * - when `b` has batch size 1 (x[B,T,D] @ W[D,N], or W broadcast), runs one
+ *   2-D product [B*T, D] @ [D, N]: the batch dims of `a` fold into its rows;
+ * - for true batched products (attention), runs one 2-D XNNPACK product per
+ *   batch entry on zero-copy views into the heap, or the stock kernel when the
+ *   slices are too small for XNNPACK's per-call weight packing to pay off.
+ *
+ * XNNPACK caches the packed weights keyed by the wasm tensor id of `b`, so a
+ * weight matrix multiplied on every step (a Variable) is packed once per value.
+ */
+
+/** How true batched products (batch of `b` > 1) are run. */
+export type BatchedStrategy = 'auto' | 'slices' | 'kernel';
+
+let batchedStrategy: BatchedStrategy = 'auto';
+
+/** Forces a strategy for true batched products; used by the benchmark to compare them. */
+export function setBatchedMatMulStrategy(strategy: BatchedStrategy): void {
+  batchedStrategy = strategy;
+}
+
+/**
+ * Whether per-batch XNNPACK slices beat the stock batched loop for one
+ * [M,K] @ [K,N] slice. Measured with bench-kernels.ts (`batched-crossover`
+ * lines) on a 2-core AVX-512 machine, tfjs 4.22, SIMD, 1 thread, GFLOP/s
+ * stock loop vs slices: 128x64x128 1.97 vs 12.4; 32x16x32 1.71 vs 5.5;
+ * 16x16x16 1.61 vs 2.42; 8x8x8 1.19 vs 0.51. Below ~4096 multiply-adds per
+ * slice the per-call operator setup and weight packing dominate.
+ */
+export function slicesAreFaster(m: number, k: number, n: number): boolean {
+  return m * k * n >= 4096;
+}
+
+type RawBatchMatMul = (
+  aId: number,
+  aShape: Uint8Array,
+  aRank: number,
+  bId: number,
+  bShape: Uint8Array,
+  bRank: number,
+  transposeA: boolean,
+  transposeB: boolean,
+  outId: number,
+) => void;
+
+const rawByModule = new WeakMap<object, RawBatchMatMul>();
+
+function rawBatchMatMul(backend: WasmBackendLike): RawBatchMatMul {
+  let fn = rawByModule.get(backend.wasm);
+  if (fn === undefined) {
+    const wrapped = backend.wasm.cwrap('BatchMatMul', null, [
+      'number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number',
+    ]);
+    fn = wrapped as RawBatchMatMul;
+    rawByModule.set(backend.wasm, fn);
+  }
+  return fn;
+}
+
+function shapeBytes(shape: number[]): Uint8Array {
+  return new Uint8Array(new Int32Array(shape).buffer);
+}
+
+const sizeOf = (dims: number[]): number => dims.reduce((p, d) => p * d, 1);
+
+/** Index into a broadcast operand for flat output batch index `outIndex`. */
+function broadcastIndex(outIndex: number, outBatch: number[], opBatch: number[]): number {
+  // Operand batch dims align to the right of the output batch dims.
+  let rem = outIndex;
+  let idx = 0;
+  let stride = 1;
+  for (let d = outBatch.length - 1; d >= 0; d--) {
+    const o = rem % outBatch[d];
+    rem = Math.floor(rem / outBatch[d]);
+    const od = d - (outBatch.length - opBatch.length);
+    if (od >= 0) {
+      const size = opBatch[od];
+      idx += (size === 1 ? 0 : o) * stride;
+      stride *= size;
+    }
+  }
+  return idx;
+}
+
+/**
+ * Builds the replacement kernel function around the stock one. `original` is
+ * called unchanged for what this wrapper does not handle (non-float32, empty
+ * tensors, mismatched inner dimensions: it owns those error messages).
+ */
+export function makeFastBatchMatMul(original: tf.KernelFunc, transposeKernel: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const { inputs, attrs } = args;
+    const a = inputs.a as tf.TensorInfo;
+    const b = inputs.b as tf.TensorInfo;
+    const transposeA = Boolean(attrs?.transposeA);
+    const transposeB = Boolean(attrs?.transposeB);
+    const aRank = a.shape.length;
+    const bRank = b.shape.length;
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || aRank < 2 || bRank < 2) return original(args);
+    const m = transposeA ? a.shape[aRank - 1] : a.shape[aRank - 2];
+    const kA = transposeA ? a.shape[aRank - 2] : a.shape[aRank - 1];
+    const kB = transposeB ? b.shape[bRank - 1] : b.shape[bRank - 2];
+    const n = transposeB ? b.shape[bRank - 2] : b.shape[bRank - 1];
+    if (kA !== kB || m * kA * n === 0) return original(args);
+    const k = kA;
+    const aBatch = a.shape.slice(0, -2);
+    const bBatch = b.shape.slice(0, -2);
+    const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(aBatch, bBatch);
+    const aBatchSize = sizeOf(aBatch);
+    const bBatchSize = sizeOf(bBatch);
+    const outBatchSize = sizeOf(outBatch);
+
+    const useSlices =
+      bBatchSize === 1 ||
+      batchedStrategy === 'slices' ||
+      (batchedStrategy === 'auto' && slicesAreFaster(m, k, n));
+    if (!useSlices) return original(args);
+
+    const backend = asWasmBackend(args.backend);
+    const temps: tf.TensorInfo[] = [];
+    const swapLast = (rank: number): number[] => [...Array(rank - 2).keys(), rank - 1, rank - 2];
+    let a2 = a;
+    let b2 = b;
+    if (transposeA) {
+      a2 = transposeKernel({ inputs: { x: a }, backend: args.backend, attrs: { perm: swapLast(aRank) } }) as tf.TensorInfo;
+      temps.push(a2);
+    }
+    if (transposeB) {
+      b2 = transposeKernel({ inputs: { x: b }, backend: args.backend, attrs: { perm: swapLast(bRank) } }) as tf.TensorInfo;
+      temps.push(b2);
+    }
+    const out = backend.makeOutput([...outBatch, m, n], 'float32');
+    const raw = rawBatchMatMul(backend);
+    const views = new HeapViews(backend);
+    try {
+      const aData = wasmData(backend, a2);
+      const bData = wasmData(backend, b2);
+      const outData = wasmData(backend, out);
+      if (bBatchSize === 1) {
+        // b is one [K, N] matrix: fold every batch dim of a into rows. b's batch
+        // dims are all 1, so the output has exactly a's batch entries.
+        const rows = aBatchSize * m;
+        raw(aData.id, shapeBytes([1, rows, k]), 3, bData.id, shapeBytes([1, k, n]), 3, false, false, outData.id);
+      } else {
+        const aShape = shapeBytes([1, m, k]);
+        const bShape = shapeBytes([1, k, n]);
+        for (let i = 0; i < outBatchSize; i++) {
+          const ia = broadcastIndex(i, outBatch, aBatch);
+          const ib = broadcastIndex(i, outBatch, bBatch);
+          const aView = views.view(aData.memoryOffset + ia * m * k * 4, m * k);
+          const bView = views.view(bData.memoryOffset + ib * k * n * 4, k * n);
+          const outView = views.view(outData.memoryOffset + i * m * n * 4, m * n);
+          raw(aView, aShape, 3, bView, bShape, 3, false, false, outView);
+          // Releasing b's view runs XNNPACK's disposal callback, which frees the
+          // operator (and packed weights) cached under that id.
+          views.release(outView);
+          views.release(bView);
+          views.release(aView);
+        }
+      }
+    } catch (err) {
+      backend.disposeData(out.dataId);
+      throw err;
+    } finally {
+      views.releaseAll();
+      for (const t of temps) backend.disposeData(t.dataId);
+    }
+    return out;
+  };
+}
