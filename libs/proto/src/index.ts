@@ -159,3 +159,7 @@ export {
   staleRolloutPolicyToJSON,
 } from './gen/posttrain/v1/trainer';
 export type { TrainerServer } from './gen/posttrain/v1/trainer';
+
+// Tensor <-> typed array helpers (zero-copy where the memory allows)
+export { TensorFormatError, decodeTensor, decodeTensorAs, dtypeByteWidth, encodeTensor } from './tensor';
+export type { DecodedTensor, TensorDType, TensorErrorReason, TensorTypedArray, TypedArrayByDType } from './tensor';
