@@ -163,3 +163,6 @@ export type { TrainerServer } from './gen/posttrain/v1/trainer';
 // Tensor <-> typed array helpers (zero-copy where the memory allows)
 export { TensorFormatError, decodeTensor, decodeTensorAs, dtypeByteWidth, encodeTensor } from './tensor';
 export type { DecodedTensor, TensorDType, TensorErrorReason, TensorTypedArray, TypedArrayByDType } from './tensor';
+
+// LoadWeights streams: chunking (sender) and verified reassembly (receiver)
+export { MAX_WEIGHTS_CHUNK_BYTES, WEIGHTS_CHUNK_BYTES, WeightsAssembler, WeightsUploadError, sha256Hex, weightsChunks } from './weights-upload';
