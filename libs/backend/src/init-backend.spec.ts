@@ -1,0 +1,122 @@
+import { test, describe, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend, getBackendInfo, parseBackendName, type BackendInfo } from './index';
+
+const quiet = { info: () => undefined };
+const savedEnv = process.env.POSTTRAIN_BACKEND;
+
+/** Runs initBackend in a fresh process (selection is once per process) and returns its BackendInfo. */
+function initInChild(env: Record<string, string>, options = '{}'): { info?: BackendInfo; stderr: string; status: number | null } {
+  const index = join(__dirname, 'index.ts');
+  const code =
+    `require(${JSON.stringify(index)}).initBackend(Object.assign(${options}, { logger: { info: () => {} } }))` +
+    `.then((i) => { process.stdout.write(JSON.stringify(i)); }, (e) => { process.stderr.write('ERR ' + e.message); process.exitCode = 3; });`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
+  return { info: r.status === 0 ? (JSON.parse(r.stdout) as BackendInfo) : undefined, stderr: r.stderr, status: r.status };
+}
+
+describe('parseBackendName', () => {
+  test('accepts the names and aliases, case-insensitively', () => {
+    assert.equal(parseBackendName('gpu'), 'tensorflow-gpu');
+    assert.equal(parseBackendName('TensorFlow-GPU'), 'tensorflow-gpu');
+    assert.equal(parseBackendName(' node '), 'tensorflow');
+    assert.equal(parseBackendName('tfjs-node'), 'tensorflow');
+    assert.equal(parseBackendName('wasm'), 'wasm');
+    assert.equal(parseBackendName('cpu'), 'cpu');
+    assert.equal(parseBackendName(''), 'auto');
+  });
+  test('rejects anything else, naming the source, the value and the valid values', () => {
+    assert.throws(
+      () => parseBackendName('webgl', 'POSTTRAIN_BACKEND'),
+      /^Error: POSTTRAIN_BACKEND: got "webgl", expected one of auto, tensorflow-gpu \(aliases gpu, tfjs-node-gpu\), tensorflow \(aliases node, tfjs-node\), wasm, cpu$/,
+    );
+    assert.throws(() => parseBackendName('constructor'), /got "constructor"/);
+  });
+});
+
+describe('initBackend selection', () => {
+  afterEach(() => {
+    if (savedEnv === undefined) delete process.env.POSTTRAIN_BACKEND;
+    else process.env.POSTTRAIN_BACKEND = savedEnv;
+  });
+
+  test('an unknown POSTTRAIN_BACKEND is rejected with the valid values', async () => {
+    process.env.POSTTRAIN_BACKEND = 'tpu';
+    await assert.rejects(initBackend({ logger: quiet }), /POSTTRAIN_BACKEND: got "tpu", expected one of auto, tensorflow-gpu/);
+  });
+
+  test('a named backend that is not installed is an error, not a fallback', async () => {
+    process.env.POSTTRAIN_BACKEND = 'tensorflow';
+    await assert.rejects(
+      initBackend({ logger: quiet }),
+      /^Error: POSTTRAIN_BACKEND: backend "tensorflow" cannot be used: @tensorflow\/tfjs-node is not installed/,
+    );
+    process.env.POSTTRAIN_BACKEND = 'gpu';
+    await assert.rejects(initBackend({ logger: quiet }), /backend "tensorflow-gpu" cannot be used: @tensorflow\/tfjs-node-gpu is not installed/);
+  });
+
+  test('a package that is present but broken is reported as such', async () => {
+    const requireModule = (id: string): unknown => {
+      throw new Error(`libtensorflow.so: cannot open shared object file (loading ${id})`);
+    };
+    await assert.rejects(
+      initBackend({ backend: 'node', logger: quiet, requireModule }),
+      /initBackend options\.backend: backend "tensorflow" cannot be used: @tensorflow\/tfjs-node is installed but failed to load: libtensorflow\.so/,
+    );
+  });
+
+  test('a package that registers no backend with this tfjs-core is reported', async () => {
+    await assert.rejects(
+      initBackend({ backend: 'tensorflow', logger: quiet, requireModule: () => ({}) }),
+      /registered no 'tensorflow' backend with this copy of @tensorflow\/tfjs-core/,
+    );
+  });
+
+  test('auto falls through absent tfjs-node-gpu and tfjs-node to wasm, logs it, and is idempotent', async () => {
+    delete process.env.POSTTRAIN_BACKEND;
+    const logged: { msg: string; fields?: Record<string, unknown> }[] = [];
+    const info = await initBackend({ logger: { info: (msg, fields) => logged.push({ msg, fields }) } });
+    assert.equal(info.name, 'wasm');
+    assert.equal(tf.getBackend(), 'wasm');
+    assert.equal(info.requested, 'auto');
+    assert.equal(info.requestSource, 'default');
+    assert.deepEqual(info.skipped.map((s) => s.name), ['tensorflow-gpu', 'tensorflow']);
+    assert.match(info.skipped[0].reason, /@tensorflow\/tfjs-node-gpu is not installed/);
+    assert.match(info.skipped[1].reason, /@tensorflow\/tfjs-node is not installed/);
+    assert.equal(info.version, '4.22.0');
+    assert.equal(info.simd, true, 'Node 20 supports wasm SIMD');
+    assert.equal(info.threads, 1, 'tfjs disables the threaded wasm build in Node');
+    assert.deepEqual(info.patches, ['batch-mat-mul-kernel', 'batch-mat-mul-gradient', 'unsorted-segment-sum-kernel']);
+    assert.equal(logged.length, 1);
+    assert.equal(logged[0].msg, 'tfjs backend selected');
+    assert.deepEqual(logged[0].fields, { backend: info });
+    assert.deepEqual(getBackendInfo(), info);
+
+    const again = await initBackend({ logger: quiet });
+    assert.equal(again, info, 'the same result object');
+    await assert.rejects(initBackend({ backend: 'cpu', logger: quiet }), /already initialised as auto\|patches=true; cannot switch to cpu\|patches=true/);
+  });
+
+  test('POSTTRAIN_BACKEND=cpu selects the plain JavaScript backend (fresh process)', () => {
+    const r = initInChild({ POSTTRAIN_BACKEND: 'cpu', POSTTRAIN_LOG_LEVEL: 'silent' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.info?.name, 'cpu');
+    assert.equal(r.info?.tfjsBackend, 'cpu');
+    assert.equal(r.info?.requestSource, 'env');
+    assert.deepEqual(r.info?.patches, []);
+    assert.deepEqual(r.info?.skipped, []);
+  });
+
+  test('options.backend wins over POSTTRAIN_BACKEND (fresh process)', () => {
+    const r = initInChild({ POSTTRAIN_BACKEND: 'cpu' }, "{ backend: 'wasm' }");
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.info?.name, 'wasm');
+    assert.equal(r.info?.requestSource, 'option');
+  });
+});
