@@ -22,7 +22,14 @@ export {
   f8e4m3BitsToF32,
   f8e5m2BitsToF32,
 } from './half-float';
-export { decodeToFloat32, MAX_HEADER_BYTES, parseSafetensors, parseSafetensorsHeader } from './parse-safetensors';
+export {
+  checkHeaderLength,
+  decodeToFloat32,
+  MAX_HEADER_BYTES,
+  parseSafetensors,
+  parseSafetensorsHeader,
+  validateHeader,
+} from './parse-safetensors';
 export type { DecodedTensor, SafetensorsHeader, SafetensorsHeaderEntry } from './parse-safetensors';
 export {
   DEFAULT_MAX_SHARD_BYTES,
@@ -35,6 +42,6 @@ export type { SafetensorsCheckpoint, WriteCheckpointOptions } from './safetensor
 export { DTYPE_SIZES, isSafetensorsDtype } from './safetensors-dtype';
 export type { SafetensorsDtype } from './safetensors-dtype';
 export { SafetensorsError } from './safetensors-error';
-export { readSafetensorsFile, writeFileAtomic, writeSafetensorsFile } from './safetensors-file';
+export { readSafetensorsFile, readSafetensorsHeader, writeFileAtomic, writeSafetensorsFile } from './safetensors-file';
 export { serializeSafetensors } from './serialize-safetensors';
 export type { Float32TensorInput } from './serialize-safetensors';

@@ -42,29 +42,45 @@ const LITTLE_ENDIAN_HOST = endianness() === 'LE';
  * the data buffer exactly).
  */
 export function parseSafetensorsHeader(bytes: Uint8Array, source = '<buffer>'): SafetensorsHeader {
-  const fail: (problem: string, tensor?: string) => never = (problem, tensor) => {
-    throw new SafetensorsError(source, problem, tensor);
+  const headerLength = checkHeaderLength(bytes.subarray(0, 8), bytes.byteLength, source);
+  return validateHeader(bytes.subarray(8, 8 + headerLength), bytes.byteLength, source);
+}
+
+/**
+ * Reads the 8-byte header length of a file of `fileSize` bytes and checks its
+ * bounds (at least 2, at most the file size - 8 and MAX_HEADER_BYTES).
+ */
+export function checkHeaderLength(first8: Uint8Array, fileSize: number, source = '<buffer>'): number {
+  const fail = (problem: string): never => {
+    throw new SafetensorsError(source, problem);
   };
-  if (bytes.byteLength < 8) {
-    fail(`file is ${bytes.byteLength} bytes, too short for the 8-byte header length (truncated or not a safetensors file)`);
+  if (fileSize < 8 || first8.byteLength < 8) {
+    fail(`file is ${fileSize} bytes, too short for the 8-byte header length (truncated or not a safetensors file)`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLengthBig = view.getBigUint64(0, true);
-  const maxByFile = bytes.byteLength - 8;
+  const headerLengthBig = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
+  const maxByFile = fileSize - 8;
   if (headerLengthBig < 2n) fail(`header length is ${headerLengthBig}, expected at least 2 (an empty JSON object "{}")`);
   if (headerLengthBig > BigInt(MAX_HEADER_BYTES)) {
     fail(`header length ${headerLengthBig} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt header length)`);
   }
   if (headerLengthBig > BigInt(maxByFile)) {
-    fail(`header length ${headerLengthBig} runs past the end of the file (${bytes.byteLength} bytes, so at most ${maxByFile}): file truncated?`);
+    fail(`header length ${headerLengthBig} runs past the end of the file (${fileSize} bytes, so at most ${maxByFile}): file truncated?`);
   }
-  const headerLength = Number(headerLengthBig);
-  const dataStart = 8 + headerLength;
-  const dataLength = bytes.byteLength - dataStart;
+  return Number(headerLengthBig);
+}
+
+/** Validates the header bytes (after the 8-byte length) of a file of `fileSize` bytes. */
+export function validateHeader(headerBytes: Uint8Array, fileSize: number, source = '<buffer>'): SafetensorsHeader {
+  const fail: (problem: string, tensor?: string) => never = (problem, tensor) => {
+    throw new SafetensorsError(source, problem, tensor);
+  };
+  const dataStart = 8 + headerBytes.byteLength;
+  const dataLength = fileSize - dataStart;
+  if (dataLength < 0) fail(`header of ${headerBytes.byteLength} bytes does not fit in a file of ${fileSize} bytes`);
 
   let headerText = '';
   try {
-    headerText = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes.subarray(8, dataStart));
+    headerText = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes);
   } catch {
     fail('header is not valid UTF-8');
   }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { readSafetensorsCheckpoint, writeSafetensorsCheckpoint } from './safetensors-checkpoint';
-import { readSafetensorsFile, writeSafetensorsFile } from './safetensors-file';
+import { readSafetensorsFile, readSafetensorsHeader, writeSafetensorsFile } from './safetensors-file';
 import { serializeSafetensors } from './serialize-safetensors';
 
 let root = '';
@@ -43,6 +43,31 @@ describe('safetensors files', () => {
     assertSameTensors(back.tensors, sample());
     assert.deepEqual(back.metadata, { format: 'pt' });
     assert.deepEqual((await readdir(dir)).sort(), ['model.safetensors', 'x.safetensors']);
+  });
+
+  test('readSafetensorsHeader reads names, shapes and offsets without the data', async () => {
+    const path = join(root, 'header.safetensors');
+    await writeSafetensorsFile(path, sample(), { format: 'pt' });
+    const header = await readSafetensorsHeader(path);
+    // name order, 4 bytes per element: a [0,16) b [16,28) c [28,32) d [32,48)
+    assert.deepEqual(
+      header.entries.map((e) => [e.name, e.dtype, e.shape, e.dataOffsets]),
+      [
+        ['a', 'F32', [2, 2], [0, 16]],
+        ['b', 'F32', [3], [16, 28]],
+        ['c', 'F32', [1], [28, 32]],
+        ['d', 'F32', [4], [32, 48]],
+      ],
+    );
+    assert.deepEqual(header.metadata, { format: 'pt' });
+    assert.equal(header.dataLength, 48);
+    const cut = join(root, 'cut.safetensors');
+    const bytes = serializeSafetensors(sample());
+    await writeFile(cut, bytes.slice(0, bytes.length - 1));
+    await assert.rejects(readSafetensorsHeader(cut), /cut\.safetensors: tensor "d": data_offsets \[32, 48\] run past the end of the data buffer \(47 bytes\)/);
+    await assert.rejects(readSafetensorsHeader(join(root, 'none.safetensors')), /none\.safetensors: file not found/);
+    await writeFile(cut, new Uint8Array(3));
+    await assert.rejects(readSafetensorsHeader(cut), /file is 3 bytes, too short/);
   });
 
   test('a missing file and a corrupt file name the path', async () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { parseSafetensors, type DecodedTensor } from './parse-safetensors';
+import { checkHeaderLength, parseSafetensors, validateHeader, type DecodedTensor, type SafetensorsHeader } from './parse-safetensors';
 import { SafetensorsError } from './safetensors-error';
 import { serializeSafetensors, type Float32TensorInput } from './serialize-safetensors';
 
@@ -17,6 +17,32 @@ export async function readSafetensorsFile(
     throw new SafetensorsError(path, code === 'ENOENT' ? 'file not found' : `cannot read file: ${(err as Error).message}`);
   }
   return parseSafetensors(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), path);
+}
+
+/**
+ * Reads and validates only the header of a .safetensors file (names, dtypes,
+ * shapes, offsets against the file size), without reading the tensor data.
+ */
+export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new SafetensorsError(path, code === 'ENOENT' ? 'file not found' : `cannot read file: ${(err as Error).message}`);
+  }
+  try {
+    const { size } = await handle.stat();
+    const first8 = new Uint8Array(8);
+    await handle.read(first8, 0, Math.min(8, size), 0);
+    const headerLength = checkHeaderLength(first8, size, path);
+    const headerBytes = new Uint8Array(headerLength);
+    const { bytesRead } = await handle.read(headerBytes, 0, headerLength, 8);
+    if (bytesRead !== headerLength) throw new SafetensorsError(path, `file shrank while reading the header (${bytesRead} of ${headerLength} bytes)`);
+    return validateHeader(headerBytes, size, path);
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Writes float32 tensors to a .safetensors file atomically (temp file, fsync, rename, fsync of the directory). */
