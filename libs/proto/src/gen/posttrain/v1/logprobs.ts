@@ -29,7 +29,7 @@ export interface LogProbsRequest {
     | number
     | undefined;
   /** Also return the entropy of the next-token distribution at each completion position. */
-  entropy: boolean;
+  returnEntropies: boolean;
   /**
    * Fail with FAILED_PRECONDITION unless the loaded weights version is at least
    * this (only meaningful on PolicySampler; ReferenceModel weights never change).
@@ -180,7 +180,7 @@ export const LogProbsSequence: MessageFns<LogProbsSequence> = {
 };
 
 function createBaseLogProbsRequest(): LogProbsRequest {
-  return { sequences: [], temperature: undefined, entropy: false, minWeightsVersion: undefined };
+  return { sequences: [], temperature: undefined, returnEntropies: false, minWeightsVersion: undefined };
 }
 
 export const LogProbsRequest: MessageFns<LogProbsRequest> = {
@@ -191,8 +191,8 @@ export const LogProbsRequest: MessageFns<LogProbsRequest> = {
     if (message.temperature !== undefined) {
       writer.uint32(21).float(message.temperature);
     }
-    if (message.entropy !== false) {
-      writer.uint32(24).bool(message.entropy);
+    if (message.returnEntropies !== false) {
+      writer.uint32(24).bool(message.returnEntropies);
     }
     if (message.minWeightsVersion !== undefined) {
       writer.uint32(32).int64(message.minWeightsVersion);
@@ -234,7 +234,7 @@ export const LogProbsRequest: MessageFns<LogProbsRequest> = {
               break;
             }
 
-            message.entropy = reader.bool();
+            message.returnEntropies = reader.bool();
             continue;
           }
           case 4: {
@@ -263,7 +263,11 @@ export const LogProbsRequest: MessageFns<LogProbsRequest> = {
         ? object.sequences.map((e: any) => LogProbsSequence.fromJSON(e))
         : [],
       temperature: isSet(object.temperature) ? globalThis.Number(object.temperature) : undefined,
-      entropy: isSet(object.entropy) ? globalThis.Boolean(object.entropy) : false,
+      returnEntropies: isSet(object.returnEntropies)
+        ? globalThis.Boolean(object.returnEntropies)
+        : isSet(object.return_entropies)
+        ? globalThis.Boolean(object.return_entropies)
+        : false,
       minWeightsVersion: isSet(object.minWeightsVersion)
         ? globalThis.Number(object.minWeightsVersion)
         : isSet(object.min_weights_version)
@@ -280,8 +284,8 @@ export const LogProbsRequest: MessageFns<LogProbsRequest> = {
     if (message.temperature !== undefined) {
       obj.temperature = floatToJson(message.temperature);
     }
-    if (message.entropy !== false) {
-      obj.entropy = message.entropy;
+    if (message.returnEntropies !== false) {
+      obj.returnEntropies = message.returnEntropies;
     }
     if (message.minWeightsVersion !== undefined) {
       obj.minWeightsVersion = Math.round(message.minWeightsVersion);
@@ -296,7 +300,7 @@ export const LogProbsRequest: MessageFns<LogProbsRequest> = {
     const message = createBaseLogProbsRequest();
     message.sequences = object.sequences?.map((e) => LogProbsSequence.fromPartial(e)) || [];
     message.temperature = object.temperature ?? undefined;
-    message.entropy = object.entropy ?? false;
+    message.returnEntropies = object.returnEntropies ?? false;
     message.minWeightsVersion = object.minWeightsVersion ?? undefined;
     return message;
   },

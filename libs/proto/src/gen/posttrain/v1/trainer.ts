@@ -607,10 +607,10 @@ export interface WatchRunRequest {
    */
   afterSequence: number;
   /**
-   * Keep the stream open and send live events until the run finishes; when
-   * false the stream ends after the events recorded so far.
+   * End the stream after the events recorded so far instead of following the
+   * run live until it finishes (the default, so a plain WatchRun tails the run).
    */
-  follow: boolean;
+  historyOnly: boolean;
 }
 
 /** A checkpoint written by a run. */
@@ -1479,7 +1479,7 @@ export const CancelRunRequest: MessageFns<CancelRunRequest> = {
 };
 
 function createBaseWatchRunRequest(): WatchRunRequest {
-  return { runId: "", afterSequence: 0, follow: false };
+  return { runId: "", afterSequence: 0, historyOnly: false };
 }
 
 export const WatchRunRequest: MessageFns<WatchRunRequest> = {
@@ -1490,8 +1490,8 @@ export const WatchRunRequest: MessageFns<WatchRunRequest> = {
     if (message.afterSequence !== 0) {
       writer.uint32(16).int64(message.afterSequence);
     }
-    if (message.follow !== false) {
-      writer.uint32(24).bool(message.follow);
+    if (message.historyOnly !== false) {
+      writer.uint32(24).bool(message.historyOnly);
     }
     return writer;
   },
@@ -1530,7 +1530,7 @@ export const WatchRunRequest: MessageFns<WatchRunRequest> = {
               break;
             }
 
-            message.follow = reader.bool();
+            message.historyOnly = reader.bool();
             continue;
           }
         }
@@ -1557,7 +1557,11 @@ export const WatchRunRequest: MessageFns<WatchRunRequest> = {
         : isSet(object.after_sequence)
         ? globalThis.Number(object.after_sequence)
         : 0,
-      follow: isSet(object.follow) ? globalThis.Boolean(object.follow) : false,
+      historyOnly: isSet(object.historyOnly)
+        ? globalThis.Boolean(object.historyOnly)
+        : isSet(object.history_only)
+        ? globalThis.Boolean(object.history_only)
+        : false,
     };
   },
 
@@ -1569,8 +1573,8 @@ export const WatchRunRequest: MessageFns<WatchRunRequest> = {
     if (message.afterSequence !== 0) {
       obj.afterSequence = Math.round(message.afterSequence);
     }
-    if (message.follow !== false) {
-      obj.follow = message.follow;
+    if (message.historyOnly !== false) {
+      obj.historyOnly = message.historyOnly;
     }
     return obj;
   },
@@ -1582,7 +1586,7 @@ export const WatchRunRequest: MessageFns<WatchRunRequest> = {
     const message = createBaseWatchRunRequest();
     message.runId = object.runId ?? "";
     message.afterSequence = object.afterSequence ?? 0;
-    message.follow = object.follow ?? false;
+    message.historyOnly = object.historyOnly ?? false;
     return message;
   },
 };
@@ -5718,7 +5722,7 @@ export const TrainerService = {
   },
   /**
    * The run's events: those already recorded after after_sequence, then live
-   * ones until the run finishes (or, without follow, until the history is sent).
+   * ones until the run finishes (with history_only, only the recorded ones).
    */
   watchRun: {
     path: "/posttrain.v1.Trainer/WatchRun" as const,
@@ -5749,7 +5753,7 @@ export interface TrainerServer extends UntypedServiceImplementation {
   cancelRun: handleUnaryCall<CancelRunRequest, Run>;
   /**
    * The run's events: those already recorded after after_sequence, then live
-   * ones until the run finishes (or, without follow, until the history is sent).
+   * ones until the run finishes (with history_only, only the recorded ones).
    */
   watchRun: handleServerStreamingCall<WatchRunRequest, RunEvent>;
 }
@@ -5819,7 +5823,7 @@ export interface TrainerClient extends Client {
   ): ClientUnaryCall;
   /**
    * The run's events: those already recorded after after_sequence, then live
-   * ones until the run finishes (or, without follow, until the history is sent).
+   * ones until the run finishes (with history_only, only the recorded ones).
    */
   watchRun(request: WatchRunRequest, options?: Partial<CallOptions>): ClientReadableStream<RunEvent>;
   watchRun(
