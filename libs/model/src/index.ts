@@ -19,3 +19,7 @@ export type { TokenBatch } from './token-batch';
 export { tokenLogProbs, forwardLogits, sequenceLogProbs } from './token-log-probs';
 export type { LogProbOptions } from './token-log-probs';
 export { matMul2d, batchMatMul } from './mat-mul';
+export { loadModel, saveModel, initModelDir, modelInfo, readModelConfig, parseGenerationConfig, ASSET_FILES } from './model-checkpoint';
+export type { SaveModelOptions, InitModelDirOptions, ModelInfo } from './model-checkpoint';
+export { generate, sampleToken } from './generate';
+export type { GenerateOptions, Completion, FinishReason } from './generate';
