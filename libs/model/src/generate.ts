@@ -186,8 +186,9 @@ export function generate(model: LlamaModel, prompts: number[][], options: Genera
   let cache: KvCache | undefined;
   let step = 0;
   try {
-    let { logits, keys, values } = lastLogits(model, { ids, batch: B, length: L, mask, positions }, undefined, useCache);
-    if (useCache) cache = { keys: keys!, values: values!, keyMask: mask, keyPositions: positions, length: L };
+    const first = lastLogits(model, { ids, batch: B, length: L, mask, positions }, undefined, useCache);
+    let logits = first.logits;
+    if (useCache) cache = { keys: first.keys!, values: first.values!, keyMask: mask, keyPositions: positions, length: L };
     for (;;) {
       options.onStepLogits?.(step, logits);
       const newIds = new Int32Array(B).fill(pad);
