@@ -97,6 +97,7 @@ export class DataLoader<E, B> {
   private builder: BatchBuilder<E, B>;
   /** An encoded example that did not fit the last batch: the next batch starts with it. */
   private pending: TokenizeResult<E> | null = null;
+  private pendingLine = -1;
   private acceptedThisEpoch = false;
 
   constructor(private readonly options: DataLoaderOptions<E, B>) {
@@ -165,8 +166,8 @@ export class DataLoader<E, B> {
         return null;
       }
       let encoded = this.pending;
+      let line = this.pendingLine;
       this.pending = null;
-      let line = -1;
       if (encoded === null) {
         const data = await this.options.source.get(this.order[this.index]);
         line = data.line;
@@ -181,6 +182,7 @@ export class DataLoader<E, B> {
       if (!this.builder.tryAdd(encoded.example)) {
         if (this.builder.count === 0) throw new Error(`data loader: an example does not fit in an empty batch (line ${line})`);
         this.pending = encoded;
+        this.pendingLine = line;
         return this.emit();
       }
       this.index++;

@@ -1,3 +1,4 @@
+import { fstatSync, readSync } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { DataConfig } from './data-config';
 import type { DataLine } from './data-record';
@@ -95,15 +96,20 @@ export class IndexedDataFile implements RecordSource {
     return this.table.lineNumbers[index];
   }
 
+  /**
+   * Reads record `index` again from the file. The read is synchronous: a
+   * line from the page cache takes microseconds, against a thread-pool round
+   * trip (about 10x slower, measured) for the promise API.
+   */
   async get(index: number): Promise<DataLine> {
     this.checkIndex(index);
-    const now = await this.handle.stat();
+    const now = fstatSync(this.handle.fd);
     if (now.size !== this.size || now.mtimeMs !== this.mtimeMs) {
       throw new Error(`${this.file}: the file changed since it was indexed (size ${this.size} -> ${now.size}); open it again`);
     }
     const byteLength = this.table.byteLengths[index];
     const buffer = Buffer.alloc(byteLength);
-    const { bytesRead } = await this.handle.read(buffer, 0, byteLength, this.table.offsets[index]);
+    const bytesRead = byteLength === 0 ? 0 : readSync(this.handle.fd, buffer, 0, byteLength, this.table.offsets[index]);
     const line = this.table.lineNumbers[index];
     if (bytesRead !== byteLength) {
       throw new Error(`${this.file}:${line}: expected ${byteLength} bytes at offset ${this.table.offsets[index]}, read ${bytesRead}`);
