@@ -7,7 +7,8 @@ import { PosttrainServer } from './server';
 import { createClient } from './client';
 import { invalidArgument, RpcError } from './errors';
 import { checkHealth } from './health';
-import { EchoService, listServices, type EchoRequest, type EchoResponse } from './test-support';
+import { EchoService, type EchoRequest, type EchoResponse } from './test-support';
+import { listServices } from './reflection-client';
 import type { CallContext } from './handlers';
 
 const exporter = new InMemorySpanExporter();

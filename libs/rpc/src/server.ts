@@ -99,7 +99,7 @@ export class PosttrainServer {
       this.metricsServer = await startMetricsServer(this.metrics, this.options.metricsPort, host);
       result.metricsPort = this.metricsServer.port;
     }
-    this.log.info('listening', { event: 'listening', address: result.address, port: bound, metrics_port: result.metricsPort, services: this.serviceNames });
+    this.log.lifecycle('listening', { event: 'listening', address: result.address, port: bound, metrics_port: result.metricsPort, services: this.serviceNames });
     return result;
   }
 

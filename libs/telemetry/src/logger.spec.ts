@@ -8,6 +8,9 @@ describe('createLogger', () => {
     const log = createLogger({ service: 'svc', level: 'info', sink: (l) => lines.push(l) });
     log.info('hello', { n: 3 });
     log.debug('dropped below level');
+    createLogger({ service: 'svc', level: 'error', sink: (l) => lines.push(l) }).lifecycle('listening', { port: 1 });
+    assert.equal(JSON.parse(lines.pop()!).msg, 'listening', 'lifecycle records pass any threshold but silent');
+    createLogger({ service: 'svc', level: 'silent', sink: (l) => lines.push(l) }).lifecycle('listening');
     log.child({ request: 'r1' }).warn('careful', { err: new Error('boom') });
     assert.equal(lines.length, 2);
     const a = JSON.parse(lines[0]);

@@ -12,6 +12,11 @@ export interface Logger {
   info(msg: string, fields?: LogFields): void;
   warn(msg: string, fields?: LogFields): void;
   error(msg: string, fields?: LogFields): void;
+  /**
+   * A lifecycle record (listening, ready, stopped) that other processes read:
+   * written at level info whatever the threshold, unless the logger is silent.
+   */
+  lifecycle(msg: string, fields?: LogFields): void;
   /** A logger that adds `fields` to every record it writes. */
   child(fields: LogFields): Logger;
 }
@@ -56,8 +61,8 @@ export function createLogger(options: LoggerOptions): Logger {
   const threshold = LOG_LEVELS.indexOf(level);
   const base = options.fields ?? {};
 
-  const write = (lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields): void => {
-    if (LOG_LEVELS.indexOf(lvl) < threshold) return;
+  const write = (lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields, force = false): void => {
+    if (LOG_LEVELS.indexOf(lvl) < threshold && !(force && level !== 'silent')) return;
     const record: LogFields = { ts: new Date().toISOString(), level: lvl, service: options.service, msg };
     const span = trace.getActiveSpan();
     if (span) {
@@ -76,6 +81,7 @@ export function createLogger(options: LoggerOptions): Logger {
     info: (m, f) => write('info', m, f),
     warn: (m, f) => write('warn', m, f),
     error: (m, f) => write('error', m, f),
+    lifecycle: (m, f) => write('info', m, f, true),
     child: (fields) => createLogger({ ...options, level, sink, fields: { ...base, ...fields } }),
   };
 }

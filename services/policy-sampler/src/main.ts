@@ -1,1 +1,31 @@
-export const name = "policy-sampler";
+/**
+ * posttrain policy-sampler: rollout generation for the trainer. Batched
+ * sampling, per-token log-probs and versioned weight updates (LoadWeights).
+ *
+ * Run: `node --import tsx services/policy-sampler/src/main.ts --port 50051`
+ * (or `posttrain up`). Every option also reads a POSTTRAIN_* variable; see --help.
+ */
+import { hostname } from 'node:os';
+import { PolicySamplerService } from '@posttrain/proto';
+import { defineConfig, mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
+import { createPolicySamplerHandlers } from './policy-sampler-handlers';
+
+const config = defineConfig({
+  maxNewTokens: { kind: 'int', flag: 'max-new-tokens', env: 'POSTTRAIN_MAX_NEW_TOKENS', description: 'largest max_new_tokens a request may ask for', default: 1024, min: 1 },
+  maxQueueDepth: { kind: 'int', flag: 'max-queue-depth', env: 'POSTTRAIN_MAX_QUEUE_DEPTH', description: 'sequences waiting beyond this answer RESOURCE_EXHAUSTED', default: 1024, min: 1 },
+  maxBatchSequences: { kind: 'int', flag: 'max-batch-sequences', env: 'POSTTRAIN_MAX_BATCH_SEQUENCES', description: 'sequences per forward pass', default: 32, min: 1 },
+  maxRequestSequences: { kind: 'int', flag: 'max-request-sequences', env: 'POSTTRAIN_MAX_REQUEST_SEQUENCES', description: 'largest n a request may ask for', default: 64, min: 1 },
+  maxUploadBytes: { kind: 'int', flag: 'max-upload-bytes', env: 'POSTTRAIN_MAX_UPLOAD_BYTES', description: 'largest LoadWeights upload', default: 8 * 1024 ** 3, min: 1 },
+});
+
+export const policySamplerService: ServiceDefinitionOptions<typeof config> = {
+  name: 'policy-sampler',
+  summary: 'batched rollout generation, log-probs and versioned weight updates',
+  defaultPort: 50051,
+  config,
+  setup: async ({ server, config: c }) => {
+    server.add('posttrain.v1.PolicySampler', PolicySamplerService, createPolicySamplerHandlers({ ...c, replicaId: `${hostname()}:${process.pid}` }));
+  },
+};
+
+if (require.main === module) mainOf(policySamplerService);

@@ -1,1 +1,26 @@
-export const name = "trainer";
+/**
+ * posttrain trainer: runs SFT, reward-model, DPO, PPO and GRPO, and drives
+ * the sampler pool, the reference and the reward service for the online stages.
+ *
+ * Run: `node --import tsx services/trainer/src/main.ts --port 50054` (or `posttrain up`).
+ */
+import { resolve } from 'node:path';
+import { TrainerService } from '@posttrain/proto';
+import { defineConfig, mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
+import { createTrainerHandlers } from './trainer-handlers';
+
+const config = defineConfig({
+  runsDir: { kind: 'string', flag: 'runs-dir', env: 'POSTTRAIN_RUNS_DIR', description: 'where runs/<id>/ directories are written', default: 'runs' },
+});
+
+export const trainerService: ServiceDefinitionOptions<typeof config> = {
+  name: 'trainer',
+  summary: 'SFT, reward-model, DPO, PPO and GRPO runs',
+  defaultPort: 50054,
+  config,
+  setup: async ({ server, config: c }) => {
+    server.add('posttrain.v1.Trainer', TrainerService, createTrainerHandlers({ runsDir: resolve(c.runsDir) }));
+  },
+};
+
+if (require.main === module) mainOf(trainerService);
