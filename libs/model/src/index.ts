@@ -23,3 +23,4 @@ export { loadModel, saveModel, initModelDir, modelInfo, readModelConfig, parseGe
 export type { SaveModelOptions, InitModelDirOptions, ModelInfo } from './model-checkpoint';
 export { generate, sampleToken } from './generate';
 export type { GenerateOptions, Completion, FinishReason } from './generate';
+export { tokenValues, sequenceScores, withScoreHead } from './score-head';

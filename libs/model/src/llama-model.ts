@@ -152,11 +152,16 @@ export function variableFromHf(name: string, hfShape: number[], data: Float32Arr
   return tf.tidy(() => {
     let t: tf.Tensor = tf.tensor(data, hfShape, 'float32');
     if (isTransposedWeight(name)) t = tf.transpose(t);
-    return tf.variable(t, trainable, `${name}#${nextVariableId++}`);
+    return tf.variable(t, trainable, uniqueVariableName(name));
   });
 }
 
 let nextVariableId = 0;
+
+/** tfjs variable names are global; suffix the HF name so several models can live side by side. */
+export function uniqueVariableName(name: string): string {
+  return `${name}#${nextVariableId++}`;
+}
 
 /** A model with freshly initialised weights: N(0, initializer_range) for matrices, ones for norms, zeros for biases. */
 export function initModel(config: ModelConfig, options: { seed: number | string; heads?: ModelHeads }): LlamaModel {
