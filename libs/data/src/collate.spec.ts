@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PackedSftBatchBuilder } from './batch-builder';
-import { collatePreference, collatePrompts, collateSft, packSft, padSequences } from './collate';
+import { collatePreference, collatePrompts, collateSft, packSft, padSequences, shiftLabels } from './collate';
 import type { SftExample } from './tokenize-example';
 
 const i32 = (values: number[]) => Int32Array.from(values);
@@ -18,6 +18,15 @@ describe('padSequences', () => {
   });
 });
 
+describe('shiftLabels', () => {
+  test('shifts each row left by one, padding the last column', () => {
+    const { labels, labelMask } = shiftLabels(i32([1, 2, 3, 4, 5, 6]), i32([0, 1, 1, 0, 0, 1]), 3, 9);
+    assert.deepEqual(labels, i32([2, 3, 9, 5, 6, 9]));
+    assert.deepEqual(labelMask, i32([1, 1, 0, 0, 1, 0]));
+    assert.throws(() => shiftLabels(i32([1, 2, 3]), i32([0, 1]), 3, 0), /one length, a multiple of seqLen 3/);
+  });
+});
+
 describe('packSft', () => {
   test('masks of two packed rows match a hand-built layout', () => {
     const batch = packSft([[A, B], [C]], 6, 0);
@@ -29,6 +38,9 @@ describe('packSft', () => {
     assert.deepEqual(batch.segmentIds, i32([1, 1, 1, 2, 2, 0, /**/ 1, 1, 1, 1, 0, 0]));
     assert.deepEqual(batch.positionIds, i32([0, 1, 2, 0, 1, 0, /**/ 0, 1, 2, 3, 0, 0]));
     assert.deepEqual(batch.lossMask, i32([0, 1, 1, 0, 1, 0, /**/ 0, 0, 1, 1, 0, 0]));
+    // Next-token form: position 2 (A's last token) would predict B's first token: masked.
+    assert.deepEqual(batch.labels, i32([10, 11, 1, 20, 0, 0, /**/ 30, 31, 32, 0, 0, 0]));
+    assert.deepEqual(batch.labelMask, i32([1, 1, 0, 1, 0, 0, /**/ 0, 1, 1, 0, 0, 0]));
     assert.deepEqual(batch.lines, [[1, 2], [3]]);
   });
 
@@ -112,6 +124,10 @@ describe('collatePreference', () => {
     assert.deepEqual(batch.rejectedInputIds, i32([1, 5, 7, 7, 2, /**/ 1, 2, 0, 0, 0]));
     assert.deepEqual(batch.rejectedAttentionMask, i32([1, 1, 1, 1, 1, /**/ 1, 1, 0, 0, 0]));
     assert.deepEqual(batch.rejectedLossMask, i32([0, 0, 1, 1, 1, /**/ 0, 1, 0, 0, 0]));
+    assert.deepEqual(batch.chosenLabels, i32([5, 6, 2, 0, 0, /**/ 8, 2, 0, 0, 0]));
+    assert.deepEqual(batch.chosenLabelMask, i32([0, 1, 1, 0, 0, /**/ 1, 1, 0, 0, 0]));
+    assert.deepEqual(batch.rejectedLabels, i32([5, 7, 7, 2, 0, /**/ 2, 0, 0, 0, 0]));
+    assert.deepEqual(batch.rejectedLabelMask, i32([0, 1, 1, 1, 0, /**/ 1, 0, 0, 0, 0]));
     assert.deepEqual(batch.promptLengths, i32([2, 1]));
     assert.deepEqual(batch.lines, [1, 2]);
   });

@@ -20,6 +20,10 @@ export interface SftBatch {
   lossMask: Int32Array;
   positionIds: Int32Array;
   segmentIds: Int32Array;
+  /** Next-token targets: labels[t] = inputIds[t + 1] (padTokenId in the last column), as the losses of @posttrain/algorithms take them. */
+  labels: Int32Array;
+  /** labelMask[t] = lossMask[t + 1] (0 in the last column): the loss mask aligned with labels. */
+  labelMask: Int32Array;
   /** Source line numbers of the examples in each row. */
   lines: number[][];
 }
@@ -35,9 +39,14 @@ export interface PreferenceBatch {
   chosenInputIds: Int32Array;
   chosenAttentionMask: Int32Array;
   chosenLossMask: Int32Array;
+  /** Next-token targets and their mask (see {@link SftBatch.labels}). */
+  chosenLabels: Int32Array;
+  chosenLabelMask: Int32Array;
   rejectedInputIds: Int32Array;
   rejectedAttentionMask: Int32Array;
   rejectedLossMask: Int32Array;
+  rejectedLabels: Int32Array;
+  rejectedLabelMask: Int32Array;
   promptLengths: Int32Array;
   lines: number[];
 }
@@ -79,6 +88,24 @@ export function padSequences(sequences: readonly (readonly number[])[], length: 
   return out;
 }
 
+/**
+ * Shifts [rows, seqLen] ids and their loss mask (1 where a token is a target)
+ * to next-token form: labels[t] = inputIds[t + 1], labelMask[t] = lossMask[t + 1],
+ * with padTokenId / 0 in each row's last column (nothing follows it).
+ */
+export function shiftLabels(inputIds: Int32Array, lossMask: Int32Array, seqLen: number, padTokenId: number): { labels: Int32Array; labelMask: Int32Array } {
+  if (inputIds.length !== lossMask.length || inputIds.length % seqLen !== 0) {
+    throw new RangeError(`shiftLabels: expected inputIds and lossMask of one length, a multiple of seqLen ${seqLen}; got ${inputIds.length} and ${lossMask.length}`);
+  }
+  const labels = new Int32Array(inputIds.length).fill(padTokenId);
+  const labelMask = new Int32Array(inputIds.length);
+  for (let row = 0; row < inputIds.length; row += seqLen) {
+    labels.set(inputIds.subarray(row + 1, row + seqLen), row);
+    labelMask.set(lossMask.subarray(row + 1, row + seqLen), row);
+  }
+  return { labels, labelMask };
+}
+
 /** Right-pads SFT examples, one per row, to the longest (rounded up to padToMultipleOf). */
 export function collateSft(examples: readonly SftExample[], options: { padTokenId: number; padToMultipleOf?: number }): SftBatch {
   checkNotEmpty(examples.length, 'collateSft');
@@ -97,7 +124,7 @@ export function collateSft(examples: readonly SftExample[], options: { padTokenI
 export function packSft(rows: readonly (readonly SftExample[])[], seqLen: number, padTokenId: number): SftBatch {
   checkNotEmpty(rows.length, 'packSft');
   const n = rows.length * seqLen;
-  const batch: SftBatch = {
+  const batch: Omit<SftBatch, 'labels' | 'labelMask'> = {
     batchSize: rows.length,
     seqLen,
     inputIds: new Int32Array(n).fill(padTokenId),
@@ -124,7 +151,7 @@ export function packSft(rows: readonly (readonly SftExample[])[], seqLen: number
       }
     });
   });
-  return batch;
+  return { ...batch, ...shiftLabels(batch.inputIds, batch.lossMask, seqLen, padTokenId) };
 }
 
 /** Right-pads preference pairs (prompt + response) to one common length. */
@@ -135,10 +162,13 @@ export function collatePreference(examples: readonly PreferenceExample[], option
   const side = (pick: (e: PreferenceExample) => number[]) => {
     const seqs = examples.map((e) => [...e.promptIds, ...pick(e)]);
     const ones = (len: number) => new Array<number>(len).fill(1);
+    const inputIds = padSequences(seqs, seqLen, options.padTokenId);
+    const lossMask = padSequences(examples.map((e) => [...new Array<number>(e.promptIds.length).fill(0), ...ones(pick(e).length)]), seqLen, 0);
     return {
-      inputIds: padSequences(seqs, seqLen, options.padTokenId),
+      inputIds,
       attentionMask: padSequences(seqs.map((s) => ones(s.length)), seqLen, 0),
-      lossMask: padSequences(examples.map((e) => [...new Array<number>(e.promptIds.length).fill(0), ...ones(pick(e).length)]), seqLen, 0),
+      lossMask,
+      ...shiftLabels(inputIds, lossMask, seqLen, options.padTokenId),
     };
   };
   const chosen = side((e) => e.chosenIds);
@@ -149,9 +179,13 @@ export function collatePreference(examples: readonly PreferenceExample[], option
     chosenInputIds: chosen.inputIds,
     chosenAttentionMask: chosen.attentionMask,
     chosenLossMask: chosen.lossMask,
+    chosenLabels: chosen.labels,
+    chosenLabelMask: chosen.labelMask,
     rejectedInputIds: rejected.inputIds,
     rejectedAttentionMask: rejected.attentionMask,
     rejectedLossMask: rejected.lossMask,
+    rejectedLabels: rejected.labels,
+    rejectedLabelMask: rejected.labelMask,
     promptLengths: Int32Array.from(examples, (e) => e.promptIds.length),
     lines: examples.map((e) => e.line),
   };

@@ -45,7 +45,7 @@ export { ArrayRecordSource, IndexedDataFile } from './indexed-data-file';
 export type { RecordSource } from './indexed-data-file';
 export { tokenizePreference, tokenizePrompt, tokenizeSft } from './tokenize-example';
 export type { LengthOptions, PreferenceExample, PromptExample, SftExample, SftTokenizeOptions, TokenizeResult } from './tokenize-example';
-export { collatePreference, collatePrompts, collateSft, packSft, padSequences } from './collate';
+export { collatePreference, collatePrompts, collateSft, packSft, padSequences, shiftLabels } from './collate';
 export type { PaddingSide, PreferenceBatch, PromptBatch, SftBatch } from './collate';
 export { FixedSizeBatchBuilder, PackedSftBatchBuilder } from './batch-builder';
 export type { BatchBuilder } from './batch-builder';
