@@ -1,0 +1,55 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { protoPath as healthProto } from 'grpc-health-check';
+import { startLocalServices, type LocalServiceGroup } from '@posttrain/cli';
+import { protosDir } from '@posttrain/rpc';
+
+// Debian's python3-grpcio and protobuf belong to /usr/bin/python3, not to the
+// python3 first on PATH. CI installs them (.ci/run); this test never skips.
+const PYTHON = '/usr/bin/python3';
+
+describe('a Python client calls every service', { timeout: 240_000 }, () => {
+  let group: LocalServiceGroup;
+  const gen = mkdtempSync(join(tmpdir(), 'posttrain-interop-'));
+
+  before(async () => {
+    group = await startLocalServices(
+      [
+        { name: 'policy-sampler', label: 'policy-sampler', args: [] },
+        { name: 'reference', label: 'reference', args: [] },
+        { name: 'reward', label: 'reward', args: [] },
+        { name: 'trainer', label: 'trainer', args: [] },
+      ],
+      { host: '127.0.0.1', startupTimeoutMs: 120_000 },
+    );
+  });
+  after(async () => {
+    await group?.stop();
+    rmSync(gen, { recursive: true, force: true });
+  });
+
+  test('health, one method per service and an INVALID_ARGUMENT, from Python', () => {
+    const addr = (name: string) => group.services.find((s) => s.name === name)!.address;
+    const r = spawnSync(
+      PYTHON,
+      [join(__dirname, 'posttrain_client.py'), '--protos', protosDir(), '--gen', gen, '--health-proto', healthProto, '--sampler', addr('policy-sampler'), '--reference', addr('reference'), '--reward', addr('reward'), '--trainer', addr('trainer')],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    assert.equal(r.status, 0, `python client failed:\n${r.stderr}\n${r.stdout}`);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    assert.deepEqual(out.health, { 'policy-sampler': 'SERVING', reference: 'SERVING', reward: 'SERVING', trainer: 'SERVING' });
+    assert.equal(out.calls['sampler.GetInfo'].weights_version, 0);
+    assert.ok(out.calls['sampler.GetInfo'].max_new_tokens > 0);
+    assert.ok(out.calls['reference.GetInfo'].replica_id.length > 0);
+    assert.ok(out.calls['reward.GetInfo'].max_batch_items > 0);
+    assert.equal(out.calls['trainer.ListRuns'].runs, 0);
+    assert.equal(out.errors['reference.ComputeLogProbs.empty'].code, 'INVALID_ARGUMENT');
+    assert.match(out.errors['reference.ComputeLogProbs.empty'].details, /^sequences: empty/);
+    assert.equal(out.errors['reference.ComputeLogProbs.negative_id'].code, 'INVALID_ARGUMENT');
+    assert.match(out.errors['reference.ComputeLogProbs.negative_id'].details, /^sequences\[0\]\.completion_ids\[1\]: got -5/);
+  });
+});
