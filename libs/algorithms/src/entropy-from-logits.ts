@@ -18,8 +18,10 @@ export function entropyFromLogits(logits: tf.Tensor3D, options: LogProbsOptions 
     const z = tf.div(logits, temperature); // (B,T,V)
     const lse = tf.logSumExp(z, -1, true); // (B,T,1)
     const p = tf.exp(tf.sub(z, lse)); // (B,T,V)
-    // p_v * z_v with p_v = 0 taken as 0, so -Infinity logits (masked vocabulary) give no NaN.
-    const pz = tf.where(tf.greater(p, 0), tf.mul(p, z), tf.zerosLike(z)); // (B,T,V)
+    // A -Infinity logit (masked vocabulary) has p = 0, and 0 * -Infinity = NaN: clamp z
+    // to -1e30 in the product, so such terms are 0 * -1e30 = 0. A comparison + tf.where
+    // would do the same forward but breaks tf.grad (comparisons have no gradient).
+    const pz = tf.mul(p, tf.maximum(z, -1e30)); // (B,T,V)
     return tf.sub(tf.squeeze(lse, [-1]), tf.sum(pz, -1)) as tf.Tensor2D; // (B,T)
   });
 }

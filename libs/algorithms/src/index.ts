@@ -30,6 +30,8 @@ export { logSigmoid } from './log-sigmoid';
 export { logProbsFromLogits, gatherLogProbs, sequenceLogProbs } from './log-probs';
 export type { LogProbsOptions, SequenceLogProbs } from './log-probs';
 export { entropyFromLogits } from './entropy-from-logits';
+export { entropyBonusLoss } from './entropy-bonus-loss';
+export type { EntropyBonusLossArgs, EntropyBonusMetricName } from './entropy-bonus-loss';
 export { sftLoss, sftLossFromLogProbs } from './sft-loss';
 export type { SftLossArgs, SftLossFromLogProbsArgs, SftReduction, SftMetricName, SftLogitsMetricName } from './sft-loss';
 export { bradleyTerryLoss } from './bradley-terry-loss';

@@ -97,7 +97,10 @@ describe('maskedVariance / maskedWhiten', () => {
       assertAllClose(w, referenceWhiten(values, mask, shiftMean), 1e-5, `whiten shiftMean=${shiftMean}`);
       w.dispose();
     }
-    tf.dispose([v, m]);
+    const none = tf.zeros([2, 4]);
+    const w = maskedWhiten(v, none);
+    assertAllClose(w, [[0, 0, 0, 0], [0, 0, 0, 0]], 0, 'all-zero mask: zeros, not NaN');
+    tf.dispose([v, m, none, w]);
   });
 });
 

@@ -7,6 +7,9 @@
  * multiplied, because 0 * Infinity = NaN), and are excluded from the
  * denominator. A mean over nothing (an all-zero mask, or an all-zero row when
  * reducing along an axis) is defined as 0, never NaN.
+ * That NaN-safety is for the forward value: a gradient flowing back through
+ * e.g. exp(NaN) upstream is still NaN, so keep padded log-probs finite (any
+ * finite filler will do) when the loss is differentiated.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { assertFloat, assertShape } from './shape-checks';
