@@ -24,3 +24,4 @@ export type { SaveModelOptions, InitModelDirOptions, ModelInfo } from './model-c
 export { generate, sampleToken } from './generate';
 export type { GenerateOptions, Completion, FinishReason } from './generate';
 export { tokenValues, sequenceScores, withScoreHead } from './score-head';
+export { applyLora, removeLora, mergeLora, saveLoraAdapter, loadLoraAdapter, parseAdapterConfig, validateLoraSettings, LORA_TARGETS } from './lora';
