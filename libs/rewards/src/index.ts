@@ -26,7 +26,7 @@ export type { RuleName } from './supported-rules';
 export { validateRewardComponents } from './validate-reward-components';
 export { parseRewardSpec } from './parse-reward-spec';
 export type { RewardSpecEntry } from './parse-reward-spec';
-export { scoreItems } from './score-items';
+export { DEFAULT_REGEX_TIME_LIMIT_MS, scoreItems } from './score-items';
 export type { RewardModelFn, ScoreOptions } from './score-items';
 export { extractAnswer } from './extract-answer';
 export { normalizeAnswer } from './normalize-answer';

@@ -210,6 +210,22 @@ describe('scoreItems: validation', () => {
       (err: unknown) => err instanceof RewardValidationError && err.message === 'items[1].completion: got nothing, expected a string',
     );
   });
+  test('a catastrophically backtracking regex is stopped and refused on its pattern', async () => {
+    const evil = `${'a'.repeat(30)}b`;
+    const slowRule = parseRewardSpec([{ name: 'ok', rule: 'regex', params: { pattern: 'a' } }, { name: 'evil', rule: 'regex', params: { pattern: '^(a+)+$' } }]);
+    await assert.rejects(
+      scoreItems([item('aaa'), item(evil)], slowRule, { regexTimeLimitMs: 50 }),
+      (err: unknown) =>
+        err instanceof RewardValidationError &&
+        err.message ===
+          'components[1].regex.pattern: matching 2 completion(s) took longer than 50 ms and was stopped; the pattern likely backtracks catastrophically (nested quantifiers such as (a+)+), simplify it',
+    );
+    const slowExtraction = parseRewardSpec([{ name: 'x', rule: 'exact_match', params: { extraction: { mode: 'regex', pattern: '(a+)+c' } } }]);
+    await assert.rejects(
+      scoreItems([item(evil, { groundTruth: 'a' })], slowExtraction, { regexTimeLimitMs: 50 }),
+      (err: unknown) => err instanceof RewardValidationError && err.field === 'components[0].exact_match.extraction.pattern',
+    );
+  });
   test('custom field paths', async () => {
     await assert.rejects(
       scoreItems([item('a')], parseRewardSpec([{ rule: 'exact_match' }]), { itemsField: 'batch.items', componentsField: 'spec' }),

@@ -1,5 +1,6 @@
 import type { ComponentScore, ItemScore, RewardComponent, ScoreItem } from '@posttrain/proto';
 import { RewardPreconditionError, RewardValidationError, showValue } from './reward-errors';
+import { runWithTimeLimit, TimeLimitExceededError } from './run-with-time-limit';
 import { compileRewardComponents, type CompiledComponent } from './validate-reward-components';
 
 /**
@@ -18,7 +19,18 @@ export interface ScoreOptions {
   readonly componentsField?: string;
   /** Field path of the items in errors; default `items`. */
   readonly itemsField?: string;
+  /**
+   * Wall-clock limit, per component and call, on components that run a
+   * regular expression from the request (regex rules, REGEX extraction);
+   * default {@link DEFAULT_REGEX_TIME_LIMIT_MS}. Past it the component is
+   * refused as a RewardValidationError on its pattern (catastrophic
+   * backtracking), instead of blocking the process.
+   */
+  readonly regexTimeLimitMs?: number;
 }
+
+/** Default of {@link ScoreOptions.regexTimeLimitMs}: generous for any sane pattern on a batch of completions. */
+export const DEFAULT_REGEX_TIME_LIMIT_MS = 1000;
 
 /** weight * value, with -0 written as 0 so that breakdowns print and compare cleanly. */
 function weigh(weight: number, value: number): number {
@@ -44,9 +56,11 @@ function checkRewardModel(components: readonly CompiledComponent[], options: Sco
  * Scores every item with every component. Per item: one ComponentScore per
  * component in component order, `{ name, value, weighted: weight * value }`,
  * and `reward` = the sum of the weighted values. Rule components are computed
- * first, so an item that lacks what a rule needs fails before the (costly)
- * reward model is called, and the reward model is called once per batch
- * however many reward_model components there are. An empty item list gives an
+ * first, component by component over the batch (those that run a request's
+ * regular expression under a time limit, see {@link ScoreOptions.regexTimeLimitMs}),
+ * so an item that lacks what a rule needs fails before the (costly) reward
+ * model is called; the reward model is called once per batch however many
+ * reward_model components there are. An empty item list gives an
  * empty result (the service refuses empty requests itself).
  *
  * Throws RewardValidationError (INVALID_ARGUMENT) for a bad component or item,
@@ -64,14 +78,33 @@ export async function scoreItems(
   checkRewardModel(compiled, options);
   if (!Array.isArray(items)) throw new RewardValidationError(itemsField, `got ${showValue(items)}, expected a list of items`);
 
-  // values[i][j]: component j on item i; NaN marks reward-model slots, filled below.
-  const values = items.map((item, i) => {
-    const itemPath = `${itemsField}[${i}]`;
+  const limitMs = options.regexTimeLimitMs ?? DEFAULT_REGEX_TIME_LIMIT_MS;
+  if (!Number.isFinite(limitMs) || limitMs <= 0) throw new Error(`regexTimeLimitMs: got ${showValue(limitMs)}, expected a number > 0`);
+  items.forEach((item, i) => {
     if (typeof item?.completion !== 'string') {
-      throw new RewardValidationError(`${itemPath}.completion`, `got ${showValue(item?.completion)}, expected a string`);
+      throw new RewardValidationError(`${itemsField}[${i}].completion`, `got ${showValue(item?.completion)}, expected a string`);
     }
-    return compiled.map((c) => (c.kind === 'rule' ? c.score(item, itemPath) : Number.NaN));
   });
+
+  // values[i][j]: component j on item i; NaN marks reward-model slots, filled below.
+  const values: number[][] = items.map(() => compiled.map(() => Number.NaN));
+  for (const [j, c] of compiled.entries()) {
+    if (c.kind !== 'rule') continue;
+    const column = () => items.forEach((item, i) => (values[i][j] = c.score(item, `${itemsField}[${i}]`)));
+    if (c.regexField === undefined) {
+      column();
+      continue;
+    }
+    try {
+      runWithTimeLimit(column, limitMs);
+    } catch (err) {
+      if (!(err instanceof TimeLimitExceededError)) throw err;
+      throw new RewardValidationError(
+        c.regexField,
+        `matching ${items.length} completion(s) took longer than ${limitMs} ms and was stopped; the pattern likely backtracks catastrophically (nested quantifiers such as (a+)+), simplify it`,
+      );
+    }
+  }
 
   const rmComponents = compiled.filter((c) => c.kind === 'reward_model');
   if (rmComponents.length > 0 && items.length > 0 && options.rewardModel) {

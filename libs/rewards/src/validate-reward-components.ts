@@ -1,4 +1,4 @@
-import type { RewardComponent, RewardModelRule } from '@posttrain/proto';
+import { ExtractionMode, type RewardComponent, type RewardModelRule } from '@posttrain/proto';
 import { compileExactMatch } from './exact-match-rule';
 import { compileFormatRule } from './format-rule';
 import { compileLengthPenalty } from './length-penalty-rule';
@@ -24,6 +24,8 @@ interface CompiledBase {
   readonly path: string;
   /** Path of the rule's parameters, e.g. `components[2].reward_model`. */
   readonly paramsPath: string;
+  /** Path of a regular expression from the request that scoring runs, if any (it is run under a time limit). */
+  readonly regexField?: string;
 }
 
 /** A validated component, ready to score. */
@@ -72,13 +74,18 @@ export function compileComponentAt(component: RewardComponent, paths: ComponentP
     return { ...base, kind: 'reward_model', rewardModel: compileRewardModel(rule.value, paramsPath) };
   }
   const ctx: RuleContext = { paramsPath, describe: `${at} (${JSON.stringify(name)}, ${ruleName})` };
+  const extractionRegex = `${paramsPath}.extraction.pattern`;
   switch (rule.$case) {
-    case 'exactMatch':
-      return { ...base, kind: 'rule', score: compileExactMatch(rule.value, ctx) };
-    case 'numericMatch':
-      return { ...base, kind: 'rule', score: compileNumericMatch(rule.value, ctx) };
+    case 'exactMatch': {
+      const score = compileExactMatch(rule.value, ctx);
+      return { ...base, kind: 'rule', score, regexField: rule.value.extraction?.mode === ExtractionMode.REGEX ? extractionRegex : undefined };
+    }
+    case 'numericMatch': {
+      const score = compileNumericMatch(rule.value, ctx);
+      return { ...base, kind: 'rule', score, regexField: rule.value.extraction?.mode === ExtractionMode.REGEX ? extractionRegex : undefined };
+    }
     case 'regex':
-      return { ...base, kind: 'rule', score: compileRegexRule(rule.value, ctx) };
+      return { ...base, kind: 'rule', score: compileRegexRule(rule.value, ctx), regexField: `${paramsPath}.pattern` };
     case 'format':
       return { ...base, kind: 'rule', score: compileFormatRule(rule.value, ctx) };
     case 'lengthPenalty':
