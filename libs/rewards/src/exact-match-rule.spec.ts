@@ -17,6 +17,8 @@ describe('exact_match', () => {
   test('surrounding whitespace of the extracted answer is trimmed by extraction; inner whitespace matters without collapse', () => {
     assert.equal(score({}, '  Paris \n', 'Paris'), 1);
     assert.equal(score({}, 'New  York', 'New York'), 0);
+    // The ground truth's ends are trimmed too, like the extracted answer's.
+    assert.equal(score({}, 'Paris', ' Paris\n'), 1);
     assert.equal(score({ normalization: { caseInsensitive: false, collapseWhitespace: true, stripChars: '' } }, 'New  York', 'New York'), 1);
   });
   test('normalisation applies to both sides', () => {

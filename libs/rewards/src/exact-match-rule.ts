@@ -7,7 +7,8 @@ import { requireBoolean, requireGroundTruth, requireString, type RuleContext, ty
 /**
  * exact_match: 1 if the extracted answer equals the ground truth after both
  * are normalised ({@link normalizeAnswer}), else 0; no answer scores 0.
- * Extraction applies to the completion only; the ground truth is taken whole.
+ * Extraction applies to the completion only; the ground truth is taken whole,
+ * with its ends trimmed as every extracted answer is.
  */
 export function compileExactMatch(rule: ExactMatchRule, ctx: RuleContext): RuleScorer {
   const extract = compileExtraction(rule.extraction, `${ctx.paramsPath}.extraction`);
@@ -21,7 +22,7 @@ export function compileExactMatch(rule: ExactMatchRule, ctx: RuleContext): RuleS
     stripChars: requireString(n.stripChars, `${ctx.paramsPath}.normalization.strip_chars`),
   };
   return (item, itemPath) => {
-    const truth = normalizeAnswer(requireGroundTruth(item, itemPath, ctx), normalization);
+    const truth = normalizeAnswer(requireGroundTruth(item, itemPath, ctx).trim(), normalization);
     const answer = extract(item.completion);
     if (answer === null) return 0;
     return normalizeAnswer(answer, normalization) === truth ? 1 : 0;
