@@ -48,7 +48,7 @@ describe('optimising with the losses', () => {
   test('GRPO advantages + PPO clip on a 4-armed bandit concentrate on the rewarded arm', () => {
     // Each step: a group of all 4 arms (deterministic "samples"), reward 1 for arm 2.
     // GRPO advantages are positive for arm 2 only; one PPO step per group.
-    const logits = tf.variable(tf.zeros([1, 1, 4]));
+    const logits = tf.variable(tf.zeros([1, 1, 4]) as tf.Tensor3D);
     const opt = tf.train.sgd(0.5);
     const arms = tf.tensor2d([[0], [1], [2], [3]], undefined, 'int32');
     const rewards = tf.tensor1d([0, 0, 1, 0]);
