@@ -104,24 +104,28 @@ export function buildLlamaStep(cfg: LlamaStepConfig, seed = 1): LlamaStep {
     const x2 = tf.slice(x, [0, 0, 0, half], [-1, -1, -1, half]);
     return tf.concat([tf.sub(tf.mul(x1, cos), tf.mul(x2, sin)), tf.add(tf.mul(x1, sin), tf.mul(x2, cos))], -1);
   };
+  // x[B,T,in] @ W[in,out] as one 2-D product, the way tfjs-layers' Dense
+  // does it (the stock BatchMatMul gradient cannot handle a broadcast W).
+  const linear = (x: tf.Tensor, w: tf.Tensor): tf.Tensor =>
+    tf.reshape(tf.matMul(tf.reshape(x, [B * T, w.shape[0]]), w), [B, T, w.shape[w.rank - 1]]);
   const heads = (x: tf.Tensor): tf.Tensor => tf.transpose(tf.reshape(x, [B, T, H, hs]), [0, 2, 1, 3]);
 
   const lossFn = (): tf.Scalar => {
     let x = tf.gather(emb, inputIds); // [B,T,D]
     for (const p of layers) {
       const h = rmsNorm(x, p.n1);
-      const q = rope(heads(tf.matMul(h, p.wq))); // [B,H,T,hs]
-      const k = rope(heads(tf.matMul(h, p.wk)));
-      const v = heads(tf.matMul(h, p.wv));
+      const q = rope(heads(linear(h, p.wq))); // [B,H,T,hs]
+      const k = rope(heads(linear(h, p.wk)));
+      const v = heads(linear(h, p.wv));
       const att = tf.softmax(tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hs)), mask)); // [B,H,T,T]
       const y = tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [B, T, D]);
-      x = tf.add(x, tf.matMul(y, p.wo));
+      x = tf.add(x, linear(y, p.wo));
       const h2 = rmsNorm(x, p.n2);
-      const a = tf.matMul(h2, p.w1);
+      const a = linear(h2, p.w1);
       const gate = tf.mul(a, tf.sigmoid(a)); // SiLU
-      x = tf.add(x, tf.matMul(tf.mul(gate, tf.matMul(h2, p.w3)), p.w2));
+      x = tf.add(x, linear(tf.mul(gate, linear(h2, p.w3)), p.w2));
     }
-    const logits = tf.reshape(tf.matMul(rmsNorm(x, nf), head), [B * T, V]);
+    const logits = tf.reshape(linear(rmsNorm(x, nf), head), [B * T, V]);
     const logp = tf.logSoftmax(logits);
     return tf.neg(tf.mean(tf.sum(tf.mul(logp, tf.oneHot(targets, V)), -1))) as tf.Scalar;
   };
