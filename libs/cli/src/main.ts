@@ -1,9 +1,10 @@
 import { ConfigError } from '@posttrain/rpc';
 import { UsageError, type Command, type CommandIO } from './command';
 import { upCommand } from './commands/up';
+import { dataCheckCommand } from './commands/data-check';
 
 /** Every subcommand, in the order --help lists them. */
-export const COMMANDS: readonly Command[] = [upCommand];
+export const COMMANDS: readonly Command[] = [upCommand, dataCheckCommand];
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
