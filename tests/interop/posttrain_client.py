@@ -64,6 +64,21 @@ def main():
     rinfo = unary(args.reward, "/posttrain.v1.RewardScorer/GetInfo", common_pb2.GetInfoRequest(), reward_scorer_pb2.RewardScorerInfo)
     out["calls"]["reward.GetInfo"] = {"supported_rules": list(rinfo.supported_rules), "max_batch_items": rinfo.max_batch_items}
 
+    # Score two completions with a verifiable rule (numeric answer after "Answer:") plus a format bonus.
+    extraction = rewards_pb2.AnswerExtraction(mode=rewards_pb2.EXTRACTION_MODE_AFTER_MARKER, pattern="Answer:")
+    score_req = reward_scorer_pb2.ScoreRequest(
+        items=[
+            reward_scorer_pb2.ScoreItem(id="right", prompt="What is 12+7?", completion="12+7=19\nAnswer: 19", ground_truth="19"),
+            reward_scorer_pb2.ScoreItem(id="wrong", prompt="What is 12+7?", completion="12+7=18\nAnswer: 18", ground_truth="19"),
+        ],
+        components=[
+            rewards_pb2.RewardComponent(name="correct", weight=1.0, numeric_match=rewards_pb2.NumericMatchRule(extraction=extraction)),
+            rewards_pb2.RewardComponent(name="format", weight=0.25, regex=rewards_pb2.RegexRule(pattern="Answer: -?\\d+$")),
+        ],
+    )
+    scored = unary(args.reward, "/posttrain.v1.RewardScorer/Score", score_req, reward_scorer_pb2.ScoreResponse)
+    out["calls"]["reward.Score"] = {s.id: {"reward": s.reward, "components": {c.name: c.weighted for c in s.components}} for s in scored.scores}
+
     runs = unary(args.trainer, "/posttrain.v1.Trainer/ListRuns", trainer_pb2.ListRunsRequest(page_size=10), trainer_pb2.ListRunsResponse)
     out["calls"]["trainer.ListRuns"] = {"runs": len(runs.runs), "next_page_token": runs.next_page_token}
 

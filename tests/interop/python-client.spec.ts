@@ -32,7 +32,7 @@ describe('a Python client calls every service', { timeout: 240_000 }, () => {
     rmSync(gen, { recursive: true, force: true });
   });
 
-  test('health, one method per service and an INVALID_ARGUMENT, from Python', () => {
+  test('health, one method per service (a rule-based Score included) and an INVALID_ARGUMENT, from Python', () => {
     const addr = (name: string) => group.services.find((s) => s.name === name)!.address;
     const r = spawnSync(
       PYTHON,
@@ -46,6 +46,9 @@ describe('a Python client calls every service', { timeout: 240_000 }, () => {
     assert.ok(out.calls['sampler.GetInfo'].max_new_tokens > 0);
     assert.ok(out.calls['reference.GetInfo'].replica_id.length > 0);
     assert.ok(out.calls['reward.GetInfo'].max_batch_items > 0);
+    assert.ok(out.calls['reward.GetInfo'].supported_rules.includes('numeric_match'));
+    // Hand-computed: the right answer earns 1 + 0.25, the wrong one only the 0.25 format bonus.
+    assert.deepEqual(out.calls['reward.Score'], { right: { reward: 1.25, components: { correct: 1, format: 0.25 } }, wrong: { reward: 0.25, components: { correct: 0, format: 0.25 } } });
     assert.equal(out.calls['trainer.ListRuns'].runs, 0);
     assert.equal(out.errors['reference.ComputeLogProbs.empty'].code, 'INVALID_ARGUMENT');
     assert.match(out.errors['reference.ComputeLogProbs.empty'].details, /^sequences: empty/);

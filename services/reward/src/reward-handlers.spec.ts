@@ -1,0 +1,64 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ServiceError } from '@grpc/grpc-js';
+import { ExtractionMode, RewardScorerService, type ScoreRequest } from '@posttrain/proto';
+import { createClient, PosttrainServer, status } from '@posttrain/rpc';
+import { createLogger } from '@posttrain/telemetry';
+import { createRewardHandlers } from './reward-handlers';
+
+describe('RewardScorer over gRPC', () => {
+  const server = new PosttrainServer({ name: 'reward', host: '127.0.0.1', port: 0, shutdownGraceMs: 1000, log: createLogger({ service: 'reward', level: 'silent' }) });
+  server.add('posttrain.v1.RewardScorer', RewardScorerService, createRewardHandlers({ replicaId: 'test', maxBatchItems: 3 }));
+  let client: ReturnType<typeof createClient<typeof RewardScorerService>>;
+  before(async () => {
+    const { address } = await server.start();
+    server.setServing(true);
+    client = createClient(RewardScorerService, [address], { maxAttempts: 1 });
+  });
+  after(async () => {
+    client.close();
+    await server.shutdown();
+  });
+
+  const item = (completion: string, groundTruth?: string) => ({ id: completion, prompt: 'What is 12+7?', promptMessages: [], completion, groundTruth, completionTokenIds: [] });
+  const request = (items: ScoreRequest['items']): ScoreRequest => ({
+    items,
+    components: [
+      { name: 'correct', weight: 1, rule: { $case: 'numericMatch', value: { extraction: { mode: ExtractionMode.AFTER_MARKER, pattern: 'Answer:' }, absTolerance: 0, relTolerance: 0 } } },
+      { name: 'format', weight: 0.5, rule: { $case: 'regex', value: { pattern: 'Answer: -?\\d+$', flags: '', fullMatch: false, negate: false } } },
+    ],
+  });
+
+  test('a weighted mix of rules, with every component reported', async () => {
+    const res = await client.unary('score', request([item('12+7=19\nAnswer: 19', '19'), item('12+7=18\nAnswer: 18', '19'), item('nineteen', '19')]));
+    // Hand-computed: correct and formatted = 1*1 + 0.5*1; formatted but wrong = 0.5; neither = 0.
+    assert.deepEqual(
+      res.scores.map((s) => [s.id, s.reward, s.components.map((c) => [c.name, c.value, c.weighted])]),
+      [
+        ['12+7=19\nAnswer: 19', 1.5, [['correct', 1, 1], ['format', 1, 0.5]]],
+        ['12+7=18\nAnswer: 18', 0.5, [['correct', 0, 0], ['format', 1, 0.5]]],
+        ['nineteen', 0, [['correct', 0, 0], ['format', 0, 0]]],
+      ],
+    );
+  });
+
+  test('bad input is INVALID_ARGUMENT naming the field', async () => {
+    const bad = request([item('Answer: 1', '1')]);
+    bad.components[1] = { name: 'format', weight: 1, rule: { $case: 'regex', value: { pattern: '(unclosed', flags: '', fullMatch: false, negate: false } } };
+    await assert.rejects(client.unary('score', bad), (e: ServiceError) => e.code === status.INVALID_ARGUMENT && /^components\[1\]\.regex\.pattern: /.test(e.details));
+    await assert.rejects(client.unary('score', request([item('Answer: 1')])), (e: ServiceError) => e.code === status.INVALID_ARGUMENT && /^items\[0\]\.ground_truth/.test(e.details));
+    await assert.rejects(client.unary('score', request([item('a', '1'), item('b', '1'), item('c', '1'), item('d', '1')])), (e: ServiceError) => e.code === status.INVALID_ARGUMENT && /^items: got 4 items, expected at most 3/.test(e.details));
+    await assert.rejects(client.unary('score', { items: [], components: [] }), (e: ServiceError) => e.code === status.INVALID_ARGUMENT && /^items: empty/.test(e.details));
+  });
+
+  test('a reward-model component without a reward model is FAILED_PRECONDITION', async () => {
+    const req = request([item('Answer: 1', '1')]);
+    req.components.push({ name: 'rm', weight: 1, rule: { $case: 'rewardModel', value: { expectedModelId: '', shift: 0, scale: 1 } } });
+    await assert.rejects(client.unary('score', req), (e: ServiceError) => e.code === status.FAILED_PRECONDITION && /components\[2\]\.reward_model/.test(e.details));
+  });
+
+  test('GetInfo lists the rules this replica can score', async () => {
+    const info = await client.unary('getInfo', {});
+    assert.deepEqual(info.supportedRules, ['exact_match', 'numeric_match', 'regex', 'format', 'length_penalty']);
+  });
+});
