@@ -25,3 +25,7 @@ export { generate, sampleToken } from './generate';
 export type { GenerateOptions, Completion, FinishReason } from './generate';
 export { tokenValues, sequenceScores, withScoreHead } from './score-head';
 export { applyLora, removeLora, mergeLora, saveLoraAdapter, loadLoraAdapter, parseAdapterConfig, validateLoraSettings, LORA_TARGETS } from './lora';
+export { logProbsJsonlText, logProbsJsonlFile } from './log-probs-jsonl';
+export type { LogProbsJsonlOptions } from './log-probs-jsonl';
+export { runModelBench } from './run-model-bench';
+export type { BenchOptions, BenchResult } from './run-model-bench';

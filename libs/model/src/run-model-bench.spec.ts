@@ -1,0 +1,23 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runModelBench } from './run-model-bench';
+
+test('bench reports shape, parameters, FLOP count and throughputs (tiny shape, cpu)', async () => {
+  const r = await runModelBench({
+    backend: 'cpu',
+    shape: { hiddenSize: 16, numLayers: 1, numHeads: 2, intermediateSize: 24, vocabSize: 32 },
+    seqLen: 8, batchSize: 2, steps: 2, warmupSteps: 1, sampleBatch: 2, promptLen: 3, newTokens: 3,
+  });
+  assert.equal(r.backend.tfjsBackend, 'cpu');
+  // P = embed 32*16 + (q,k,v,o 4*16*16 + mlp 3*16*24 + norms 2*16) + final norm 16 + lm_head 32*16 = 3248
+  assert.equal(r.parameters, 3248);
+  // 6*P*tokens + 12*L*T*(H*E)*tokens with tokens = 16, L = 1, T = 8, H*E = 16: 311808 + 24576
+  assert.equal(r.train.flopsPerStep, 336384);
+  assert.equal(r.train.tokensPerStep, 16);
+  assert.ok(r.train.secondsPerStepBest > 0 && r.train.secondsPerStepBest <= r.train.secondsPerStepMedian);
+  assert.ok(Math.abs(r.train.gflopPerSecond - 336384 / r.train.secondsPerStepBest / 1e9) < 1e-9);
+  assert.ok(Number.isFinite(r.train.finalLoss) && r.train.finalLoss > 0);
+  assert.ok(r.sampling.withCache.tokensPerSecond > 0 && r.sampling.withoutCache.tokensPerSecond > 0);
+  assert.deepEqual(JSON.parse(JSON.stringify(r)), r, 'plain JSON');
+  await assert.rejects(runModelBench({ backend: 'cpu', seqLen: 0 }), /bench option seqLen: 0 is not a positive integer/);
+});
