@@ -124,7 +124,9 @@ function runOn(backendName: string, a: Float32Array, aShape: number[], b: Float3
 const shapeCases: { name: string; a: number[]; b: number[]; cpu?: false }[] = [
   { name: '2-D', a: [5, 7], b: [7, 3] },
   { name: '3-D @ 2-D (broadcast weight)', a: [2, 5, 7], b: [7, 3] },
+  { name: '3-D @ 2-D, rows >= 16 (XNNPACK even for transposed weight)', a: [2, 16, 24], b: [24, 8] },
   { name: '[1,M,K] @ [1,K,N]', a: [1, 5, 7], b: [1, 7, 3] },
+  { name: 'batched, one row (decode, stock loop)', a: [4, 1, 32], b: [4, 32, 40] },
   { name: 'batched, XNNPACK slices', a: [3, 17, 16], b: [3, 16, 19] },
   { name: 'batched, small (stock loop)', a: [4, 3, 2], b: [4, 2, 5] },
   { name: '2-D @ 3-D (broadcast a)', a: [5, 16], b: [2, 16, 64] },

@@ -33,14 +33,16 @@ export function setBatchedMatMulStrategy(strategy: BatchedStrategy): void {
 
 /**
  * Whether per-batch XNNPACK slices beat the stock batched loop for one
- * [M,K] @ [K,N] slice. Measured with bench-kernels.ts (`batched-crossover`
- * lines) on a 2-core AVX-512 machine, tfjs 4.22, SIMD, 1 thread, GFLOP/s
- * stock loop vs slices: 128x64x128 1.97 vs 12.4; 32x16x32 1.71 vs 5.5;
- * 16x16x16 1.61 vs 2.42; 8x8x8 1.19 vs 0.51. Below ~4096 multiply-adds per
- * slice the per-call operator setup and weight packing dominate.
+ * [M,K] @ [K,N] slice. Each slice pays for creating an XNNPACK operator and
+ * packing its K*N weights, so slices need enough rows (M) and work to amortise
+ * that. Measured (bench-kernels.ts `batched-crossover`; 2-core AVX-512
+ * machine, tfjs 4.22, SIMD, 1 thread; GFLOP/s stock loop vs slices):
+ * 128x64x128 1.97 vs 12.4; 32x16x32 1.71 vs 5.5; 16x16x16 1.61 vs 2.42;
+ * 8x8x8 1.19 vs 0.51; and for one-row products (KV-cache decoding, M=1)
+ * the stock loop wins 2-3x at every K, N tried (64-512).
  */
 export function slicesAreFaster(m: number, k: number, n: number): boolean {
-  return m * k * n >= 4096;
+  return m >= 16 && m * k * n >= 4096;
 }
 
 type RawBatchMatMul = (
@@ -122,11 +124,21 @@ export function makeFastBatchMatMul(original: tf.KernelFunc, transposeKernel: tf
     const bBatchSize = sizeOf(bBatch);
     const outBatchSize = sizeOf(outBatch);
 
-    const useSlices =
-      bBatchSize === 1 ||
-      batchedStrategy === 'slices' ||
-      (batchedStrategy === 'auto' && slicesAreFaster(m, k, n));
-    if (!useSlices) return original(args);
+    let useXnn: boolean;
+    if (bBatchSize === 1) {
+      // A transposed weight must be copied and re-packed on every call; for a
+      // few rows (decoding one token against a tied embedding) that costs more
+      // than the stock loop saves. An untransposed one stays packed in XNNPACK's cache.
+      useXnn = !transposeB || slicesAreFaster(aBatchSize * m, k, n);
+    } else {
+      // The stock kernel sizes its output by max(batchA, batchB), so it is
+      // wrong when both operands broadcast (a[2,1,..] @ b[1,3,..]): slices then.
+      const stockHandles =
+        outBatchSize === Math.max(aBatchSize, bBatchSize) && (aBatchSize === bBatchSize || aBatchSize === 1);
+      useXnn =
+        !stockHandles || batchedStrategy === 'slices' || (batchedStrategy === 'auto' && slicesAreFaster(m, k, n));
+    }
+    if (!useXnn) return original(args);
 
     const backend = asWasmBackend(args.backend);
     const temps: tf.TensorInfo[] = [];
