@@ -12,8 +12,11 @@ function hasSegmentSum(): boolean {
   return tf.getKernel('UnsortedSegmentSum', tf.getBackend()) !== undefined;
 }
 
-/** table [V, D], ids (flat, values in [0, V)) -> [ids.length, D]. */
-export function embedTokens(table: tf.Tensor2D, ids: Int32Array): tf.Tensor2D {
+/**
+ * table [V, D], ids (flat, values in [0, V)) -> [ids.length, D].
+ * `hostGradient` forces the host-side scatter-add even where the kernel exists (tests use it).
+ */
+export function embedTokens(table: tf.Tensor2D, ids: Int32Array, hostGradient = false): tf.Tensor2D {
   const [vocab, dim] = table.shape;
   const f = (t: tf.Tensor, save: tf.GradSaveFunc) => {
     save([]);
@@ -21,7 +24,7 @@ export function embedTokens(table: tf.Tensor2D, ids: Int32Array): tf.Tensor2D {
     return {
       value: tf.gather(t, idx),
       gradFunc: (dy: tf.Tensor) => {
-        if (hasSegmentSum()) return [tf.unsortedSegmentSum(dy, tf.tensor1d(ids, 'int32'), vocab)];
+        if (!hostGradient && hasSegmentSum()) return [tf.unsortedSegmentSum(dy, tf.tensor1d(ids, 'int32'), vocab)];
         const g = dy.dataSync();
         const out = new Float32Array(vocab * dim);
         for (let i = 0; i < ids.length; i++) {

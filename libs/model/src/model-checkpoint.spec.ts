@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { serializeSafetensors } from '@posttrain/safetensors';
+import { loadTokenizer } from '@posttrain/tokenizer';
 import { parseModelConfig } from './model-config';
 import { expectedWeightShapes } from './llama-model';
 import { loadModel, modelInfo, saveModel, initModelDir } from './model-checkpoint';
@@ -70,7 +71,7 @@ async function writeTinyModel(dir: string, mutate?: (w: Map<string, { shape: num
   await writeFile(join(dir, 'config.json'), JSON.stringify({ ...rawConfig, ...configPatch }));
   await writeFile(join(dir, 'model.safetensors'), serializeSafetensors(w, { format: 'pt' }));
   await writeFile(join(dir, 'tokenizer.json'), tokenizerJson);
-  await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ model_max_length: 64 }));
+  await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ model_max_length: 64, bos_token: 't1', eos_token: 't2', pad_token: 't0' }));
   return { config, w };
 }
 
@@ -86,6 +87,12 @@ describe('HF checkpoint directories', () => {
     lp.forEach((x, i) => assert.ok(Math.abs(x - ref[i]) <= 1e-4, `token ${i + 1}: ${x} vs ${ref[i]}`));
     assert.equal(model.assets.get('tokenizer.json'), tokenizerJson);
     assert.deepEqual(model.generationDefaults.eosTokenIds, [2]);
+    // Its tokenizer.json (through @posttrain/tokenizer) feeds the model: text -> ids -> log-probs.
+    const tokenizer = await loadTokenizer(dir);
+    const encoded = tokenizer.encode('t1 t7 t30 t4 t4 t19 t2', { addSpecialTokens: false });
+    assert.deepEqual(encoded, ids);
+    const [fromText] = sequenceLogProbs(model, [encoded]);
+    assert.deepEqual(fromText, lp);
     model.dispose();
   });
 
