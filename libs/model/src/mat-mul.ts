@@ -32,12 +32,24 @@ function explicitGradProduct(perm: number[]): (a: tf.Tensor, b: tf.Tensor) => tf
 const product2d = explicitGradProduct([1, 0]);
 const product3d = explicitGradProduct([0, 2, 1]);
 
+let stockGradients = false;
+
+/**
+ * Benchmark switch: route products through plain tf.matMul with tfjs' own (transposed-product)
+ * gradients, the straightforward formulation the bench compares against. Returns the previous setting.
+ */
+export function useStockProductGradients(on: boolean): boolean {
+  const previous = stockGradients;
+  stockGradients = on;
+  return previous;
+}
+
 /** x [M, K] · w [K, N] -> [M, N]. */
 export function matMul2d(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
   if (x.rank !== 2 || w.rank !== 2 || x.shape[1] !== w.shape[0]) {
     throw new Error(`matMul2d: shapes [${x.shape}] and [${w.shape}] do not chain`);
   }
-  return product2d(x, w) as tf.Tensor2D;
+  return (stockGradients ? tf.matMul(x, w) : product2d(x, w)) as tf.Tensor2D;
 }
 
 /** a [B, M, K] · b [B, K, N] -> [B, M, N]. */
@@ -45,5 +57,5 @@ export function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   if (a.rank !== 3 || b.rank !== 3 || a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[1]) {
     throw new Error(`batchMatMul: shapes [${a.shape}] and [${b.shape}] do not chain`);
   }
-  return product3d(a, b) as tf.Tensor3D;
+  return (stockGradients ? tf.matMul(a, b) : product3d(a, b)) as tf.Tensor3D;
 }

@@ -6,7 +6,7 @@ test('bench reports shape, parameters, FLOP count and throughputs (tiny shape, c
   const r = await runModelBench({
     backend: 'cpu',
     shape: { hiddenSize: 16, numLayers: 1, numHeads: 2, intermediateSize: 24, vocabSize: 32 },
-    seqLen: 8, batchSize: 2, steps: 2, warmupSteps: 1, sampleBatch: 2, promptLen: 3, newTokens: 3,
+    seqLen: 8, batchSize: 2, steps: 2, warmupSteps: 1, sampleBatch: 2, promptLen: 3, newTokens: 3, compareStraightforward: true,
   });
   assert.equal(r.backend.tfjsBackend, 'cpu');
   // P = embed 32*16 + (q,k,v,o 4*16*16 + mlp 3*16*24 + norms 2*16) + final norm 16 + lm_head 32*16 = 3248
@@ -17,6 +17,7 @@ test('bench reports shape, parameters, FLOP count and throughputs (tiny shape, c
   assert.ok(r.train.secondsPerStepBest > 0 && r.train.secondsPerStepBest <= r.train.secondsPerStepMedian);
   assert.ok(Math.abs(r.train.gflopPerSecond - 336384 / r.train.secondsPerStepBest / 1e9) < 1e-9);
   assert.ok(Number.isFinite(r.train.finalLoss) && r.train.finalLoss > 0);
+  assert.ok(r.train.straightforward !== undefined && Math.abs(r.train.straightforward.speedup - r.train.straightforward.secondsPerStepBest / r.train.secondsPerStepBest) < 1e-9);
   assert.ok(r.sampling.withCache.tokensPerSecond > 0 && r.sampling.withoutCache.tokensPerSecond > 0);
   assert.deepEqual(JSON.parse(JSON.stringify(r)), r, 'plain JSON');
   await assert.rejects(runModelBench({ backend: 'cpu', seqLen: 0 }), /bench option seqLen: 0 is not a positive integer/);

@@ -9,12 +9,13 @@
  * with tokens = B · T (Kaplan et al. 2020 / PaLM appendix B convention).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '@posttrain/backend';
+import { applyWasmPatches, initBackend, removeWasmPatches, wasmPatchesActive } from '@posttrain/backend';
 import type { ModelShape } from './model-config';
 import { createModelConfig } from './model-config';
 import { initModel } from './llama-model';
 import { tokenLogProbs } from './token-log-probs';
 import { generate } from './generate';
+import { useStockProductGradients } from './mat-mul';
 
 export interface BenchOptions {
   /** Backend name for initBackend (else POSTTRAIN_BACKEND or automatic). */
@@ -33,6 +34,12 @@ export interface BenchOptions {
   newTokens?: number;
   seed?: number;
   learningRate?: number;
+  /**
+   * Also time the straightforward formulation (tfjs' stock matMul gradients with transposed products,
+   * no wasm kernel patches) for `baselineSteps` steps (default 2), and report the speedup.
+   */
+  compareStraightforward?: boolean;
+  baselineSteps?: number;
 }
 
 export interface BenchResult {
@@ -55,6 +62,8 @@ export interface BenchResult {
     tokensPerSecondMedian: number;
     gflopPerSecondMedian: number;
     finalLoss: number;
+    /** Present with compareStraightforward. */
+    straightforward?: { steps: number; secondsPerStepBest: number; tokensPerSecond: number; gflopPerSecond: number; speedup: number };
   };
   sampling: {
     batch: number;
@@ -92,27 +101,46 @@ export async function runModelBench(options: BenchOptions = {}): Promise<BenchRe
     const flopsPerStep = 6 * P * tokens + attnFlops;
     // Deterministic synthetic data: a repeating pattern the model can learn, so the loss visibly falls.
     const inputIds = Array.from({ length: batchSize }, (_, b) => Array.from({ length: seqLen }, (_, t) => (b * 7 + t * 3 + ((t * t) % 5)) % V));
-    const optimizer = tf.train.adam(options.learningRate ?? 1e-3);
     const vars = model.trainableVariables();
     let lastLoss = NaN;
-    const trainStep = () => {
-      const { value, grads } = tf.variableGrads(() => tf.neg(tf.div(tf.sum(tokenLogProbs(model, { inputIds })), batchSize * (seqLen - 1))) as tf.Scalar, vars);
-      optimizer.applyGradients(grads as Parameters<typeof optimizer.applyGradients>[0]);
-      lastLoss = value.dataSync()[0];
-      value.dispose();
-      tf.dispose(grads);
+    /** Sorted step times (seconds) of `n` Adam steps after `w` untimed ones. */
+    const timeTraining = (n: number, w: number): number[] => {
+      const optimizer = tf.train.adam(options.learningRate ?? 1e-3);
+      const trainStep = () => {
+        const { value, grads } = tf.variableGrads(() => tf.neg(tf.div(tf.sum(tokenLogProbs(model, { inputIds })), batchSize * (seqLen - 1))) as tf.Scalar, vars);
+        optimizer.applyGradients(grads as Parameters<typeof optimizer.applyGradients>[0]);
+        lastLoss = value.dataSync()[0];
+        value.dispose();
+        tf.dispose(grads);
+      };
+      for (let i = 0; i < w; i++) trainStep();
+      const times: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        trainStep();
+        times.push((performance.now() - t0) / 1000);
+      }
+      optimizer.dispose();
+      return times.sort((a, b) => a - b);
     };
-    for (let i = 0; i < warmup; i++) trainStep();
-    const times: number[] = [];
-    for (let i = 0; i < steps; i++) {
-      const t0 = performance.now();
-      trainStep();
-      times.push((performance.now() - t0) / 1000);
-    }
-    optimizer.dispose();
-    const sorted = [...times].sort((a, b) => a - b);
+    const sorted = timeTraining(steps, warmup);
+    const finalLoss = lastLoss;
     const best = sorted[0];
     const median = sorted[Math.floor(sorted.length / 2)];
+    let straightforward: BenchResult['train']['straightforward'];
+    if (options.compareStraightforward) {
+      const baselineSteps = positiveInt('baselineSteps', options.baselineSteps ?? 2);
+      const patched = wasmPatchesActive();
+      if (patched) removeWasmPatches();
+      const previous = useStockProductGradients(true);
+      try {
+        const t = timeTraining(baselineSteps, 1)[0];
+        straightforward = { steps: baselineSteps, secondsPerStepBest: t, tokensPerSecond: tokens / t, gflopPerSecond: flopsPerStep / t / 1e9, speedup: t / best };
+      } finally {
+        useStockProductGradients(previous);
+        if (patched) applyWasmPatches();
+      }
+    }
 
     const prompts = Array.from({ length: sampleBatch }, (_, b) => Array.from({ length: promptLen }, (_, t) => (b * 5 + t * 11) % V));
     const sample = (useCache: boolean) => {
@@ -145,7 +173,8 @@ export async function runModelBench(options: BenchOptions = {}): Promise<BenchRe
         gflopPerSecond: flopsPerStep / best / 1e9,
         tokensPerSecondMedian: tokens / median,
         gflopPerSecondMedian: flopsPerStep / median / 1e9,
-        finalLoss: lastLoss,
+        finalLoss,
+        ...(straightforward ? { straightforward } : {}),
       },
       sampling: { batch: sampleBatch, promptLen, newTokens, withCache, withoutCache },
     };
