@@ -87,6 +87,18 @@ describe('generate', () => {
     assert.equal(free.tokens.length, 6);
   });
 
+  test('sampling parameters default to generation_config.json', () => {
+    const greedy = generate(model, prompts, { maxNewTokens: 4, temperature: 0 });
+    const saved = model.generationDefaults;
+    model.generationDefaults = { ...saved, temperature: 0 };
+    try {
+      assert.deepEqual(generate(model, prompts, { maxNewTokens: 4, seed: 99 }), greedy);
+    } finally {
+      model.generationDefaults = saved;
+    }
+    assert.notDeepEqual(generate(model, prompts, { maxNewTokens: 4, seed: 99 }).map((c) => c.tokens), greedy.map((c) => c.tokens));
+  });
+
   test('invalid options name the field', () => {
     assert.throws(() => generate(model, prompts, { maxNewTokens: 0 }), /maxNewTokens: 0 is not a positive integer/);
     assert.throws(() => generate(model, [[1, 99]], { maxNewTokens: 1 }), /prompts\[0\]\[1\]: token id 99/);

@@ -20,11 +20,11 @@ import { forwardHidden, lmLogits, positionsFromMask } from './transformer-forwar
 
 export interface GenerateOptions {
   maxNewTokens: number;
-  /** Default 1; 0 = greedy. */
+  /** 0 = greedy. Default: generation_config.json's temperature, else 1. */
   temperature?: number;
-  /** Keep only the k most likely tokens; 0 (default) = off. */
+  /** Keep only the k most likely tokens; 0 = off. Default: generation_config.json's top_k, else 0. */
   topK?: number;
-  /** Keep the smallest set of most likely tokens whose probability reaches p; 1 (default) = off. */
+  /** Keep the smallest set of most likely tokens whose probability reaches p; 1 = off. Default: generation_config.json's top_p, else 1. */
   topP?: number;
   /** Tokens that end a row (included in its output); default: the model's eos ids. */
   stopTokens?: number[];
@@ -65,11 +65,12 @@ function validate(model: LlamaModel, prompts: number[][], o: GenerateOptions): S
     });
   });
   if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 1) throw new Error(`maxNewTokens: ${JSON.stringify(o.maxNewTokens)} is not a positive integer`);
-  const temperature = o.temperature ?? 1;
+  const d = model.generationDefaults;
+  const temperature = o.temperature ?? d.temperature ?? 1;
   if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0) throw new Error(`temperature: ${JSON.stringify(o.temperature)} is not a number >= 0`);
-  const topK = o.topK ?? 0;
+  const topK = o.topK ?? d.topK ?? 0;
   if (!Number.isInteger(topK) || topK < 0) throw new Error(`topK: ${JSON.stringify(o.topK)} is not an integer >= 0`);
-  const topP = o.topP ?? 1;
+  const topP = o.topP ?? d.topP ?? 1;
   if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw new Error(`topP: ${JSON.stringify(o.topP)} is not a number in (0, 1]`);
   for (const [i, s] of (o.stopTokens ?? []).entries()) {
     if (!Number.isInteger(s) || s < 0 || s >= V) throw new Error(`stopTokens[${i}]: ${JSON.stringify(s)} is not a token id in [0, ${V})`);

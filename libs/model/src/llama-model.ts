@@ -215,3 +215,43 @@ export function modelToHfTensors(model: LlamaModel): HfTensorMap {
   }
   return out;
 }
+
+/**
+ * Replaces the model's weights in place with HF-layout tensors (e.g. a weights push from the trainer).
+ * Every weight of the model must be given with its shape, and nothing else; validation happens before
+ * any variable changes, so a bad push leaves the model as it was.
+ */
+export function assignHfTensors(model: LlamaModel, tensors: HfTensorMap, source: string): void {
+  const expected = expectedWeightShapes(model.config, model.heads);
+  for (const [name, shape] of expected) {
+    const t = tensors.get(name);
+    if (!t) throw new Error(`${source}: missing tensor ${name} [${shape}]`);
+    if (t.shape.join(',') !== shape.join(',')) throw new Error(`${source}: tensor ${name} has shape [${t.shape}], expected [${shape}]`);
+    if (t.data.length !== shape.reduce((a, b) => a * b, 1)) throw new Error(`${source}: tensor ${name} holds ${t.data.length} values, expected ${shape.reduce((a, b) => a * b, 1)}`);
+  }
+  for (const name of tensors.keys()) if (!expected.has(name)) throw new Error(`${source}: unexpected tensor ${name}`);
+  for (const [name, shape] of expected) {
+    const v = model.weight(name);
+    tf.tidy(() => {
+      const t = tf.tensor(tensors.get(name)!.data, shape, 'float32');
+      v.assign(isTransposedWeight(name) ? tf.transpose(t) : t);
+    });
+  }
+}
+
+/** An independent copy (weights, LoRA adapters, assets), e.g. a frozen reference model. */
+export function cloneModel(model: LlamaModel, options: { trainable?: boolean } = {}): LlamaModel {
+  const trainable = options.trainable ?? true;
+  const weights = new Map<string, tf.Variable>();
+  for (const [name, v] of model.weights) weights.set(name, tf.variable(v, trainable, uniqueVariableName(name)));
+  const copy = new LlamaModel(model.config, { ...model.heads }, weights, new Map(model.assets));
+  copy.generationDefaults = { ...model.generationDefaults, eosTokenIds: [...model.generationDefaults.eosTokenIds] };
+  if (model.lora) {
+    const adapters = new Map<string, LoraWeights>();
+    for (const [prefix, w] of model.lora.adapters) {
+      adapters.set(prefix, { a: tf.variable(w.a, trainable, uniqueVariableName(`${prefix}.lora_A`)), b: tf.variable(w.b, trainable, uniqueVariableName(`${prefix}.lora_B`)) });
+    }
+    copy.lora = { settings: { ...model.lora.settings, targetModules: [...model.lora.settings.targetModules] }, adapters };
+  }
+  return copy;
+}

@@ -38,7 +38,7 @@ export interface ModelConfig {
 }
 
 /** Keys of config.json we understand or that carry no meaning for the forward pass. */
-const IGNORED_KEYS = new Set([
+const KNOWN_KEYS = new Set([
   '_name_or_path', '_commit_hash', '_attn_implementation_autoset', '_attn_implementation', 'transformers_version',
   'torch_dtype', 'dtype', 'use_bfloat16', 'use_cache', 'return_dict', 'output_hidden_states', 'output_attentions',
   'torchscript', 'tf_legacy_loss', 'pruned_heads', 'chunk_size_feed_forward', 'is_encoder_decoder', 'is_decoder',
@@ -96,7 +96,7 @@ export function parseModelConfig(raw: unknown, source = 'config.json'): ModelCon
   }
   const r = raw as Record<string, unknown>;
   for (const key of Object.keys(r)) {
-    if (!IGNORED_KEYS.has(key)) fail(source, key, r[key], 'no such key (unknown config key for llama/qwen2/mistral)');
+    if (!KNOWN_KEYS.has(key)) fail(source, key, r[key], 'no such key (unknown config key for llama/qwen2/mistral)');
   }
   const modelType = r.model_type;
   if (modelType !== 'llama' && modelType !== 'qwen2' && modelType !== 'mistral') {

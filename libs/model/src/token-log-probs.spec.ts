@@ -20,6 +20,7 @@ const variants: { name: string; config: ModelConfig }[] = [
   { name: 'qwen2 (q/k/v biases, GQA 4q/2kv, untied)', config: createModelConfig({ modelType: 'qwen2', vocabSize: 32, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2, ropeTheta: 10000 }) },
   { name: 'llama (tied, no bias, MHA)', config: createModelConfig({ modelType: 'llama', vocabSize: 32, hiddenSize: 16, intermediateSize: 20, numLayers: 2, numHeads: 2, numKvHeads: 2, tieWordEmbeddings: true, ropeTheta: 500 }) },
   { name: 'llama attention_bias (GQA 4q/1kv)', config: createModelConfig({ modelType: 'llama', vocabSize: 32, hiddenSize: 16, intermediateSize: 20, numLayers: 2, numHeads: 4, numKvHeads: 1, attentionBias: true }) },
+  { name: 'mistral (sliding window 3 < sequence length 9)', config: { ...createModelConfig({ modelType: 'mistral', vocabSize: 32, hiddenSize: 16, intermediateSize: 20, numLayers: 2, numHeads: 4, numKvHeads: 2 }), slidingWindow: 3 } },
 ];
 const heads: ModelHeads = { lm: true, score: false };
 
