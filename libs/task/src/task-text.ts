@@ -1,0 +1,86 @@
+import type { Rng } from '@posttrain/random';
+import { formatExpression, problemAnswer, type ArithmeticProblem } from './arithmetic-problem';
+import type { ProblemSpace } from './sample-problem';
+import { solveProblem } from './solve-problem';
+
+/**
+ * How a user asks. A few phrasings, so the chat model learns the task rather
+ * than one string; every one carries the expression `a op b` verbatim.
+ */
+export const PROMPT_TEMPLATES: readonly string[] = ['What is {expr}?', 'Compute {expr}.', '{expr}=?'];
+
+/** The user's message for a problem in phrasing `variant` (an index into {@link PROMPT_TEMPLATES}). */
+export function formatPrompt(problem: ArithmeticProblem, variant: number): string {
+  const template = PROMPT_TEMPLATES[variant];
+  if (template === undefined) throw new Error(`prompt variant: got ${variant}, expected an integer in [0, ${PROMPT_TEMPLATES.length - 1}]`);
+  return template.replace('{expr}', formatExpression(problem));
+}
+
+const FACTS: Readonly<Record<ArithmeticProblem['op'], readonly string[]>> = {
+  add: ['{a} plus {b} equals {r}.', 'The sum of {a} and {b} is {r}.'],
+  sub: ['{a} minus {b} equals {r}.', 'Taking {b} from {a} leaves {r}.'],
+  mul: ['{a} times {b} equals {r}.', 'The product of {a} and {b} is {r}.'],
+};
+
+const WORKED: Readonly<Record<ArithmeticProblem['op'], string>> = {
+  add: 'To add {a} and {b}: {steps}, so the sum is {r}.',
+  sub: 'To take {b} from {a}: {steps}, so the difference is {r}.',
+  mul: 'To multiply {a} by {b}: {steps}, so the product is {r}.',
+};
+
+function fill(template: string, problem: ArithmeticProblem, steps = ''): string {
+  return template
+    .replace('{a}', String(problem.a))
+    .replace('{b}', String(problem.b))
+    .replace('{r}', String(problemAnswer(problem)))
+    .replace('{steps}', steps);
+}
+
+/** A plain-prose statement of a problem's result: "347 plus 285 equals 632." */
+export function factSentence(problem: ArithmeticProblem, rng: Rng): string {
+  const options = FACTS[problem.op];
+  return fill(options[rng.nextInt(options.length)], problem);
+}
+
+/**
+ * A worked computation in prose: "To add 347 and 285: 7+5=12, 4+8+1=13,
+ * 3+2+1=6, so the sum is 632." The same column steps as a chat reply, but
+ * no chat turns and no "Answer:" line: the base model learns the arithmetic,
+ * not the response format (the first claim of the experiments).
+ */
+export function workedSentence(problem: ArithmeticProblem): string {
+  const steps = solveProblem(problem).steps.map((s) => s.text).join(', ');
+  return fill(WORKED[problem.op], problem, steps);
+}
+
+/** One column fact of the kind the worked steps are made of: `7+5=12`, `13-8-1=4`, `7*6+4=46`. */
+export function columnFact(rng: Rng, space: ProblemSpace): string {
+  const op = space.operations[rng.nextInt(space.operations.length)];
+  const x = rng.nextInt(10);
+  switch (op) {
+    case 'add': {
+      const y = rng.nextInt(10);
+      const c = rng.nextInt(2);
+      return c > 0 ? `${x}+${y}+${c}=${x + y + c}` : `${x}+${y}=${x + y}`;
+    }
+    case 'sub': {
+      const y = rng.nextInt(10);
+      const c = rng.nextInt(2);
+      const top = x - y - c < 0 ? x + 10 : x;
+      return c > 0 ? `${top}-${y}-${c}=${top - y - c}` : `${top}-${y}=${top - y}`;
+    }
+    case 'mul': {
+      const y = 2 + rng.nextInt(8);
+      const c = rng.nextInt(y); // a carry into a column of a product by y is at most y - 1
+      return c > 0 ? `${x}*${y}+${c}=${x * y + c}` : `${x}*${y}=${x * y}`;
+    }
+  }
+}
+
+/** A line of 4-6 column facts: "Facts: 7+5=12, 13-8-1=4, 7*6+4=46, 3+9=12." */
+export function factsLine(rng: Rng, space: ProblemSpace): string {
+  const n = 4 + rng.nextInt(3);
+  const facts: string[] = [];
+  for (let i = 0; i < n; i++) facts.push(columnFact(rng, space));
+  return `Facts: ${facts.join(', ')}.`;
+}
