@@ -11,7 +11,7 @@
  * const model = await loadModel('models/tiny');                      // config.json + model.safetensors
  * const [c] = generate(model, [[1, 5, 9]], { maxNewTokens: 16, temperature: 0.8, seed: 1 });
  * // c.tokens, c.logProbs (under softmax(logits / 0.8)), c.finishReason: 'stop' | 'length'
- * const opt = tf.train.adam(1e-4);
+ * const opt: tf.Optimizer = tf.train.adam(1e-4); // the base type takes variableGrads' map
  * const { value, grads } = tf.variableGrads(
  *   () => tf.neg(tf.mean(tokenLogProbs(model, { inputIds: [[1, 5, 9, ...c.tokens]] }))) as tf.Scalar,
  *   model.trainableVariables(),

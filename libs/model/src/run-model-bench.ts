@@ -105,10 +105,10 @@ export async function runModelBench(options: BenchOptions = {}): Promise<BenchRe
     let lastLoss = NaN;
     /** Sorted step times (seconds) of `n` Adam steps after `w` untimed ones. */
     const timeTraining = (n: number, w: number): number[] => {
-      const optimizer = tf.train.adam(options.learningRate ?? 1e-3);
+      const optimizer: tf.Optimizer = tf.train.adam(options.learningRate ?? 1e-3);
       const trainStep = () => {
         const { value, grads } = tf.variableGrads(() => tf.neg(tf.div(tf.sum(tokenLogProbs(model, { inputIds })), batchSize * (seqLen - 1))) as tf.Scalar, vars);
-        optimizer.applyGradients(grads as Parameters<typeof optimizer.applyGradients>[0]);
+        optimizer.applyGradients(grads);
         lastLoss = value.dataSync()[0];
         value.dispose();
         tf.dispose(grads);
