@@ -142,21 +142,23 @@ export function makeFastBatchMatMul(original: tf.KernelFunc, transposeKernel: tf
 
     const backend = asWasmBackend(args.backend);
     const temps: tf.TensorInfo[] = [];
-    const swapLast = (rank: number): number[] => [...Array(rank - 2).keys(), rank - 1, rank - 2];
-    let a2 = a;
-    let b2 = b;
-    if (transposeA) {
-      a2 = transposeKernel({ inputs: { x: a }, backend: args.backend, attrs: { perm: swapLast(aRank) } }) as tf.TensorInfo;
-      temps.push(a2);
-    }
-    if (transposeB) {
-      b2 = transposeKernel({ inputs: { x: b }, backend: args.backend, attrs: { perm: swapLast(bRank) } }) as tf.TensorInfo;
-      temps.push(b2);
-    }
-    const out = backend.makeOutput([...outBatch, m, n], 'float32');
+    // Transpose as a 3-D [batch, rows, cols] view of the same data: the
+    // kernel is faster on rank 3 than on rank 4+, and only the flat batch
+    // order matters below.
+    const swapLast3d = (x: tf.TensorInfo, batch: number): tf.TensorInfo => {
+      const r = x.shape.length;
+      const view: tf.TensorInfo = { dataId: x.dataId, dtype: x.dtype, shape: [batch, x.shape[r - 2], x.shape[r - 1]] };
+      const t = transposeKernel({ inputs: { x: view }, backend: args.backend, attrs: { perm: [0, 2, 1] } }) as tf.TensorInfo;
+      temps.push(t);
+      return t;
+    };
     const raw = rawBatchMatMul(backend);
     const views = new HeapViews(backend);
+    let out: tf.TensorInfo | null = null;
     try {
+      const a2 = transposeA ? swapLast3d(a, aBatchSize) : a;
+      const b2 = transposeB ? swapLast3d(b, bBatchSize) : b;
+      out = backend.makeOutput([...outBatch, m, n], 'float32');
       const aData = wasmData(backend, a2);
       const bData = wasmData(backend, b2);
       const outData = wasmData(backend, out);
@@ -183,7 +185,7 @@ export function makeFastBatchMatMul(original: tf.KernelFunc, transposeKernel: tf
         }
       }
     } catch (err) {
-      backend.disposeData(out.dataId);
+      if (out !== null) backend.disposeData(out.dataId);
       throw err;
     } finally {
       views.releaseAll();
