@@ -25,7 +25,10 @@ function audit(p: ArithmeticProblem, text: string): string[] {
   let answer = 0;
   parsed.steps.forEach((s, i) => {
     const step = parseStep(s);
-    if (!step) return issues.push(`step ${i} malformed: ${s}`);
+    if (!step) {
+      issues.push(`step ${i} malformed: ${s}`);
+      return;
+    }
     if (evaluateStep(step) !== step.result) issues.push(`step ${i} wrong arithmetic: ${s}`);
     const extra = step.terms.length === 3 ? step.terms[2] : 0;
     if (extra !== carry) issues.push(`step ${i} carries ${extra}, expected ${carry}: ${s}`);

@@ -1,0 +1,138 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateTaskData, serializeRecords, type TaskData, type TaskFile, type TaskRecord } from './generate-task-data';
+import { parseTaskOptions } from './task-options';
+import { expressionIn, keyOf, splitReply, valueOf } from './test-reference';
+
+const SMALL = { seed: 3, sftSizes: [20, 50, 120], corpusSize: 400, preferenceSize: 100, promptsSize: 100, evalSize: 60 };
+
+function bytesOf(data: TaskData): string[] {
+  return data.files.map((f) => `${f.name}\n${serializeRecords(f.records)}`);
+}
+
+/** The user's message of a chat record (prompt or messages), or the text of a corpus record. */
+function questionOf(r: TaskRecord): string {
+  if ('text' in r) return r.text;
+  if ('messages' in r) return r.messages[0].content;
+  return r.prompt[0].content;
+}
+
+function keysOf(file: TaskFile): string[] {
+  return file.records.flatMap((r) => {
+    const text = questionOf(r);
+    if (text.startsWith('Facts:')) return []; // one-digit column facts, not problems
+    const e = expressionIn(text);
+    assert.ok(e, `${file.name}: no problem found in ${JSON.stringify(text)}`);
+    return [keyOf(e)];
+  });
+}
+
+const defaults = generateTaskData({ seed: 0 });
+const file = (data: TaskData, name: string): TaskFile => {
+  const f = data.files.find((x) => x.name === name);
+  assert.ok(f, `no file ${name}`);
+  return f;
+};
+
+describe('generateTaskData', () => {
+  test('same seed, same bytes; another seed, other bytes', () => {
+    assert.deepEqual(bytesOf(generateTaskData(SMALL)), bytesOf(generateTaskData(SMALL)));
+    const other = bytesOf(generateTaskData({ ...SMALL, seed: 4 }));
+    bytesOf(generateTaskData(SMALL)).forEach((b, i) => assert.notEqual(b, other[i], `file ${i} did not change with the seed`));
+  });
+
+  test('files, counts and nesting at the default sizes', () => {
+    assert.deepEqual(
+      defaults.files.map((f) => [f.name, f.split, f.records.length]),
+      [
+        ['corpus.jsonl', 'train', 20000],
+        ['corpus-eval.jsonl', 'eval', 300],
+        ['sft-100.jsonl', 'train', 100],
+        ['sft-300.jsonl', 'train', 300],
+        ['sft-1000.jsonl', 'train', 1000],
+        ['sft-3000.jsonl', 'train', 3000],
+        ['sft-eval.jsonl', 'eval', 300],
+        ['preference.jsonl', 'train', 2000],
+        ['preference-eval.jsonl', 'eval', 300],
+        ['prompts.jsonl', 'train', 2000],
+        ['prompts-eval.jsonl', 'eval', 300],
+      ],
+    );
+    // Each SFT size is a prefix of the next: the sweep adds data and keeps what the smaller run saw.
+    const largest = file(defaults, 'sft-3000.jsonl').records;
+    for (const n of [100, 300, 1000]) assert.deepEqual(file(defaults, `sft-${n}.jsonl`).records, largest.slice(0, n));
+  });
+
+  test('no held-out problem appears in any training file, and the SFT, preference and RL pools share none', () => {
+    const evalKeys = new Set(keysOf(file(defaults, 'prompts-eval.jsonl')));
+    assert.equal(evalKeys.size, 300);
+    for (const name of ['sft-eval.jsonl', 'preference-eval.jsonl', 'corpus-eval.jsonl']) {
+      for (const k of keysOf(file(defaults, name))) assert.ok(evalKeys.has(k), `${name} poses ${k}, which is not a held-out problem`);
+    }
+    const pools: Record<string, Set<string>> = {};
+    for (const f of defaults.files.filter((x) => x.split === 'train')) {
+      const keys = keysOf(f);
+      for (const k of keys) assert.ok(!evalKeys.has(k), `${f.name} contains held-out problem ${k}`);
+      pools[f.name] = new Set(keys);
+      if (f.kind !== 'corpus') assert.equal(pools[f.name].size, f.records.length, `${f.name} repeats a problem`);
+    }
+    assert.ok(pools['corpus.jsonl'].size > 10000, 'the corpus covers many problems');
+    for (const [a, b] of [['sft-3000.jsonl', 'preference.jsonl'], ['sft-3000.jsonl', 'prompts.jsonl'], ['preference.jsonl', 'prompts.jsonl']]) {
+      for (const k of pools[a]) assert.ok(!pools[b].has(k), `${a} and ${b} share ${k}`);
+    }
+  });
+
+  test('every answer is right (recomputed from the question), every rejected answer wrong', () => {
+    let checked = 0;
+    for (const f of defaults.files) {
+      for (const r of f.records) {
+        const e = expressionIn(questionOf(r));
+        if ('messages' in r) {
+          assert.equal(splitReply(r.messages[1].content)?.answer, valueOf(e!), JSON.stringify(r));
+        } else if ('chosen' in r) {
+          assert.equal(splitReply(r.chosen[0].content)?.answer, valueOf(e!), JSON.stringify(r));
+          const rejected = splitReply(r.rejected[0].content);
+          assert.ok(rejected && rejected.answer !== valueOf(e!), JSON.stringify(r));
+        } else if ('answer' in r) {
+          assert.equal(r.answer, String(valueOf(e!)), JSON.stringify(r));
+        } else if (!r.text.startsWith('Facts:')) {
+          // "..., so the sum is 632." / "... equals 632." / "... is 632."
+          assert.equal(Number(/(\d+)\.$/.exec(r.text)?.[1]), valueOf(e!), r.text);
+        }
+        checked++;
+      }
+    }
+    assert.equal(checked, 20000 + 300 + 4400 + 300 + 2300 + 2300);
+  });
+
+  test('short, in the built-in tokenizer alphabet, and the corpus is prose, not chat', () => {
+    const printable = /^[\x20-\x7e\n]*$/;
+    let longest = 0;
+    for (const f of defaults.files) {
+      for (const r of f.records) {
+        const texts = 'text' in r ? [r.text] : 'messages' in r ? r.messages.map((m) => m.content) : [...r.prompt, ...('chosen' in r ? [...r.chosen, ...r.rejected] : [])].map((m) => m.content);
+        for (const t of texts) assert.match(t, printable, `${f.name}: ${JSON.stringify(t)}`);
+        longest = Math.max(longest, 'chosen' in r ? r.prompt[0].content.length + Math.max(r.chosen[0].content.length, r.rejected[0].content.length) : texts.join('').length);
+      }
+    }
+    assert.ok(longest <= 96, `longest example has ${longest} characters, budget 96`);
+    for (const f of defaults.files.filter((x) => x.kind === 'corpus')) {
+      for (const r of f.records) assert.doesNotMatch((r as { text: string }).text, /Answer:|<\||What is|Compute|=\?/, `${f.name}`);
+    }
+  });
+
+  test('options are validated with the field, the value and what was expected', () => {
+    assert.throws(() => parseTaskOptions({ sftSizes: [300, 100] }), /task\.sftSizes\[1\]: got 100, expected a size larger than sftSizes\[0\] = 300/);
+    assert.throws(() => parseTaskOptions({ seeed: 1 }), /task\.seeed: unknown option, expected one of seed, operations/);
+    assert.throws(() => parseTaskOptions({ operations: ['add', 'div'] }), /task\.operations\[1\]: got "div", expected one of add, sub, mul/);
+    assert.throws(() => parseTaskOptions({ minDigits: 1 }), /task\.minDigits: got 1, expected an integer in \[2, 6\]/);
+    assert.throws(() => parseTaskOptions({ minDigits: 3, maxDigits: 2 }), /task\.maxDigits: got 2, expected a value >= minDigits \(3\)/);
+    assert.throws(() => parseTaskOptions({ corpusSize: 1.5 }), /task\.corpusSize: got 1\.5, expected an integer/);
+    assert.throws(() => parseTaskOptions([]), /task: got \[\], expected an object/);
+    // 2-digit times one digit holds 90 * 8 = 720 problems: asking for 1000 distinct ones fails loudly instead of looping.
+    assert.throws(
+      () => generateTaskData({ operations: ['mul'], maxDigits: 2, evalSize: 1000, sftSizes: [1], corpusSize: 1, preferenceSize: 1, promptsSize: 1 }),
+      /eval problems: drew only 720 of 1000 distinct problems .* holds 720/,
+    );
+  });
+});
