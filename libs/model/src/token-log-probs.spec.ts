@@ -6,7 +6,7 @@ import { createModelConfig } from './model-config';
 import type { ModelConfig } from './model-config';
 import { modelFromHfTensors } from './llama-model';
 import type { ModelHeads } from './llama-model';
-import { forwardLogits, sequenceLogProbs, tokenLogProbs } from './token-log-probs';
+import { forwardLogits, pickTargets, sequenceLogProbs, tokenLogProbs } from './token-log-probs';
 import { makeTestWeights, referenceLogits, referenceLogProbs } from './test-reference';
 
 // Float32 model against a float64 plain-loop reference: agreement within 1e-4 absolute.
@@ -73,6 +73,19 @@ describe('forward pass against the plain-loop reference', () => {
     close(rows[2][2], refB[1], 'right-padded b[2]');
     assert.ok([rows[2][0], rows[2][3], rows[2][4]].every((x) => x === 0), `masked entries are 0: ${rows[2]}`);
     model.dispose();
+  });
+
+  test('pickTargets: gather and one-hot paths agree in value and gradient', () => {
+    const m = tf.tensor2d([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]);
+    const ids = Int32Array.from([2, 0]);
+    for (const oneHot of [false, true]) {
+      const picked = pickTargets(m, ids, 3, oneHot);
+      assert.deepEqual(Array.from(picked.dataSync()).map((x) => Math.round(x * 10) / 10), [0.3, 0.4]);
+      const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(pickTargets(x as tf.Tensor2D, ids, 3, oneHot), tf.tensor1d([2, 5]))))(m);
+      assert.deepEqual(g.arraySync(), [[0, 0, 2], [5, 0, 0]]);
+      tf.dispose([picked, g]);
+    }
+    m.dispose();
   });
 
   test('invalid input names the field and value', () => {

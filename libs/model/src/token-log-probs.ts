@@ -6,8 +6,7 @@
  * it is padding (the first real token of a left-padded row has nothing to be predicted from).
  *
  * log softmax(z)_i = z_i - logsumexp(z), computed by tf.logSoftmax as (z_i - max z) - log Σ exp(z_j - max z),
- * so no exp overflows; the target entry is picked by a one-hot product (a gather's gradient is
- * not available on every backend).
+ * so no exp overflows; the target entries are picked by pickTargets.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LlamaModel } from './llama-model';
@@ -24,6 +23,20 @@ export interface LogProbOptions {
 
 function checkTemperature(t: number): void {
   if (!(typeof t === 'number' && Number.isFinite(t) && t > 0)) throw new Error(`temperature: ${JSON.stringify(t)} is not a positive number`);
+}
+
+/**
+ * logp[n, ids[n]] for every row n. A gather of the flattened matrix where the backend can take its
+ * gradient (UnsortedSegmentSum: cpu, tfjs-node, wasm with @posttrain/backend's patches); otherwise a
+ * one-hot product, which needs another [N, V] buffer but only elementwise kernels.
+ */
+export function pickTargets(logp: tf.Tensor2D, ids: Int32Array, vocab: number, forceOneHot = false): tf.Tensor1D {
+  const idx = tf.tensor1d(ids, 'int32');
+  if (!forceOneHot && tf.getKernel('UnsortedSegmentSum', tf.getBackend()) !== undefined) {
+    const flat = tf.add(idx, tf.mul(tf.range(0, ids.length, 1, 'int32'), tf.scalar(vocab, 'int32'))); // n * V + ids[n]
+    return tf.gather(tf.reshape(logp, [-1]), flat) as tf.Tensor1D;
+  }
+  return tf.sum(tf.mul(logp, tf.cast(tf.oneHot(idx, vocab), 'float32')), -1) as tf.Tensor1D;
 }
 
 /** [B, T] tensor of per-token log-probs (see module doc); differentiable, call inside tf.tidy / tf.variableGrads. */
@@ -48,7 +61,7 @@ export function tokenLogProbs(model: LlamaModel, batch: TokenBatch, options: Log
     let logits = lmLogits(model, hidden); // (N, V)
     if (temperature !== 1) logits = tf.div(logits, temperature);
     const logp = tf.logSoftmax(logits); // (N, V)
-    const picked = tf.sum(tf.mul(logp, tf.cast(tf.oneHot(tf.tensor1d(nextIds, 'int32'), V), 'float32')), -1); // (N,)
+    const picked = pickTargets(logp, nextIds, V); // (N,)
     const next = tf.reshape(tf.mul(picked, tf.tensor1d(valid)), [B, T]); // position t predicts token t+1
     if (T === 1) return tf.zeros([B, 1]) as tf.Tensor2D;
     return tf.concat([tf.zeros([B, 1]), tf.slice(next, [0, 0], [B, T - 1])], 1) as tf.Tensor2D; // align to the predicted token
