@@ -1,0 +1,79 @@
+/**
+ * Causal-LM and SFT training: next-token cross-entropy under the batch's
+ * label mask (every token of {"text"} data; assistant turns or the completion
+ * only for conversations / prompt-completion data, as the data layer masks
+ * them). Packed rows use the batch's positionIds, which restart at 0 for each
+ * packed example.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { sftLoss } from '@posttrain/algorithms';
+import type { DataConfig, RecordSource, SftBatch, TokenizerLike } from '@posttrain/data';
+import { createSftLoader } from '@posttrain/data';
+import type { DataPosition } from '@posttrain/data';
+import type { LlamaModel } from '@posttrain/model';
+import { forwardHidden, lmLogits } from '@posttrain/model';
+import type { MicroBatchLoss, StageTask } from './stage-task';
+import { MetricMeans, toUint8, tidyLossOutput } from './stage-task';
+
+/** SFT loss of one batch (differentiable). Metrics: loss/sft, sft/num_tokens, sft/mean_token_accuracy. */
+export function sftBatchLoss(model: LlamaModel, batch: SftBatch, dropoutSeed?: number): MicroBatchLoss {
+  const { batchSize: B, seqLen: T } = batch;
+  const V = model.config.vocabSize;
+  const tokens = { ids: batch.inputIds, batch: B, length: T, mask: toUint8(batch.attentionMask), positions: batch.positionIds };
+  const labels = tf.tensor2d(batch.labels, [B, T], 'int32');
+  const labelMask = tf.tensor2d(Float32Array.from(batch.labelMask), [B, T]);
+  try {
+    const out = tidyLossOutput(() => {
+      const { hidden } = forwardHidden(model, tokens, { dropoutSeed });
+      const logits = tf.reshape(lmLogits(model, hidden), [B, T, V]) as tf.Tensor3D; // (B*T, V) -> (B, T, V)
+      return sftLoss({ logits, labels, lossMask: labelMask });
+    });
+    let real = 0;
+    for (const m of batch.attentionMask) real += m;
+    return { loss: out.loss, metrics: { ...out.metrics }, tokens: real };
+  } finally {
+    tf.dispose([labels, labelMask]);
+  }
+}
+
+export interface SftTaskOptions {
+  model: LlamaModel;
+  tokenizer: TokenizerLike;
+  train: RecordSource;
+  eval: RecordSource | null;
+  trainData: DataConfig;
+  evalData: DataConfig;
+  position?: DataPosition;
+}
+
+export function createSftTask(o: SftTaskOptions): StageTask<SftBatch> {
+  const loader = createSftLoader(o.train, o.tokenizer, o.trainData, o.position);
+  return {
+    next: () => loader.next(),
+    loss: (batch, seed) => sftBatchLoss(o.model, batch, seed),
+    position: () => loader.position(),
+    get epoch() {
+      return loader.currentEpoch;
+    },
+    async countEpochBatches() {
+      const dry = createSftLoader(o.train, o.tokenizer, { ...o.trainData });
+      let n = 0;
+      for await (const _ of dry.epochBatches()) n++;
+      return n;
+    },
+    async evaluate() {
+      if (o.eval === null) return null;
+      const evalLoader = createSftLoader(o.eval, o.tokenizer, o.evalData);
+      // Token-weighted: the eval loss is the mean NLL over every counted token of the split.
+      const means = new MetricMeans();
+      for await (const batch of evalLoader.epochBatches()) {
+        const out = sftBatchLoss(o.model, batch);
+        out.loss.dispose();
+        const n = out.metrics['sft/num_tokens'];
+        if (n > 0) means.add({ loss: out.metrics['loss/sft'], mean_token_accuracy: out.metrics['sft/mean_token_accuracy'] }, n);
+      }
+      return means.means('eval/');
+    },
+    dispose: () => undefined,
+  };
+}

@@ -1,0 +1,51 @@
+/**
+ * @posttrain/training: the offline training stages in one process (causal
+ * LM on {"text"} data, SFT, reward model, DPO): a validated run config, AdamW
+ * with warmup schedules, gradient accumulation and global-norm clipping,
+ * NaN/inf step skipping, LoRA or full fine-tuning, atomic checkpoints that
+ * resume step for step, and run artifacts (config.json, metrics.jsonl,
+ * TensorBoard events, report.html).
+ *
+ * @example
+ * ```ts
+ * import { loadRunConfig, runStage } from '@posttrain/training';
+ * const config = await loadRunConfig('sft.yaml', ['train.learning_rate=3e-4']);
+ * const ac = new AbortController();
+ * const result = await runStage(config, {
+ *   signal: ac.signal,
+ *   callbacks: { onStep: (e) => console.log(e.step, e.metrics['train/loss']) },
+ * });
+ * console.log(result.status, result.runDir, result.lastEval);
+ * ```
+ */
+export { parseRunConfig, loadRunConfig, applyConfigOverrides, RunConfigError, RUN_CONFIG_SCHEMA, STAGES, LR_SCHEDULERS } from './run-config';
+export type {
+  RunConfig,
+  Stage,
+  LrSchedulerType,
+  DatasetConfig,
+  TrainConfig,
+  LoraConfig,
+  LmStageConfig,
+  SftStageConfig,
+  RmStageConfig,
+  DpoStageConfig,
+  DpoReferenceConfig,
+} from './run-config';
+export { runStage, TrainingError } from './run-stage';
+export type { RunStageOptions, RunCallbacks, RunResult, StepEvent } from './run-stage';
+export { AdamW } from './adamw-optimizer';
+export type { AdamWOptions, NamedVariable, OptimizerTensors } from './adamw-optimizer';
+export { learningRateAt, warmupStepsFor } from './learning-rate-at';
+export type { LrSchedule } from './learning-rate-at';
+export { clipGradNorm } from './clip-grad-norm';
+export type { ClippedGradients } from './clip-grad-norm';
+export { saveCheckpoint, listCheckpoints, pruneCheckpoints, readTrainerState, readOptimizerTensors, checkpointsDir } from './train-checkpoint';
+export type { TrainerState, CheckpointContents } from './train-checkpoint';
+export { sftBatchLoss, createSftTask } from './create-sft-task';
+export { rewardBatchLoss, createRewardTask, stackPreferenceRows } from './create-reward-task';
+export { dpoBatchLoss, createDpoTask, computeReferenceCache } from './create-dpo-task';
+export type { ReferenceLogProbsFn, ReferenceCache } from './create-dpo-task';
+export type { StageTask, MicroBatchLoss } from './stage-task';
+export { ProgressReporter } from './progress-reporter';
+export type { ProgressUpdate, ProgressReporterOptions } from './progress-reporter';
