@@ -1,7 +1,7 @@
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from './index';
+import { initBackend, applyWasmPatches, removeWasmPatches, wasmPatchesActive } from './index';
 import { setBatchedMatMulStrategy } from './fast-batch-mat-mul';
 
 // Deterministic pseudo-random values in [-1, 1) (a 32-bit LCG), so failures reproduce.
@@ -206,6 +206,36 @@ describe('patched wasm BatchMatMul: forward and gradients', () => {
     assert.equal(tf.engine().backend.numDataIds(), dataIds);
     assert.equal(tf.memory().numBytes, bytes);
     tf.dispose([a, w, b]);
+  });
+
+  test('removeWasmPatches restores the stock kernel and gradient; applyWasmPatches reinstalls them', () => {
+    const x = tf.tensor(values(2 * 3 * 4, 13), [2, 3, 4]);
+    const w = tf.tensor(values(4 * 5, 14), [4, 5]);
+    const gradW = (): tf.Tensor => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(tf.matMul(x, v)))(w));
+    assert.equal(wasmPatchesActive(), true);
+    const patchedKernel = tf.getKernel(tf.BatchMatMul, 'wasm')?.kernelFunc;
+    removeWasmPatches();
+    try {
+      assert.equal(wasmPatchesActive(), false);
+      assert.notEqual(tf.getKernel(tf.BatchMatMul, 'wasm')?.kernelFunc, patchedKernel);
+      // The stock gradient returns dW of shape [2,4,5] for a broadcast W and the tape rejects it.
+      assert.throws(gradW, /gradient of input 'b' has shape '2,4,5', which does not match the shape of the input '4,5'/);
+      assert.notEqual(tf.getKernel(tf.UnsortedSegmentSum, 'wasm'), undefined, 'kept: embeddings need it');
+    } finally {
+      applyWasmPatches();
+    }
+    assert.equal(wasmPatchesActive(), true);
+    assert.equal(tf.getKernel(tf.BatchMatMul, 'wasm')?.kernelFunc === patchedKernel, false, 'a fresh wrapper');
+    const g = gradW();
+    // dW[k, n] = sum over the 6 rows of x of x[row, k] (dL/dC = 1 everywhere).
+    const xv = x.dataSync();
+    const expected = Array.from({ length: 20 }, (_, i) => {
+      let sum = 0;
+      for (let row = 0; row < 6; row++) sum += xv[row * 4 + Math.floor(i / 5)];
+      return sum;
+    });
+    assertClose(g.dataSync(), expected, 'dW after re-applying');
+    tf.dispose([x, w, g]);
   });
 
   test('a mismatched inner dimension still fails with the stock message', () => {

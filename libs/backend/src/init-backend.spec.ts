@@ -9,10 +9,10 @@ const quiet = { info: () => undefined };
 const savedEnv = process.env.POSTTRAIN_BACKEND;
 
 /** Runs initBackend in a fresh process (selection is once per process) and returns its BackendInfo. */
-function initInChild(env: Record<string, string>, options = '{}'): { info?: BackendInfo; stderr: string; status: number | null } {
+function initInChild(env: Record<string, string>, options = '{ logger: { info: () => {} } }'): { info?: BackendInfo; stderr: string; status: number | null } {
   const index = join(__dirname, 'index.ts');
   const code =
-    `require(${JSON.stringify(index)}).initBackend(Object.assign(${options}, { logger: { info: () => {} } }))` +
+    `require(${JSON.stringify(index)}).initBackend(${options})` +
     `.then((i) => { process.stdout.write(JSON.stringify(i)); }, (e) => { process.stderr.write('ERR ' + e.message); process.exitCode = 3; });`;
   const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], {
     env: { ...process.env, ...env },
@@ -59,6 +59,27 @@ describe('initBackend selection', () => {
     );
     process.env.POSTTRAIN_BACKEND = 'gpu';
     await assert.rejects(initBackend({ logger: quiet }), /backend "tensorflow-gpu" cannot be used: @tensorflow\/tfjs-node-gpu is not installed/);
+  });
+
+  test('options.patches must be a boolean', async () => {
+    await assert.rejects(
+      initBackend({ backend: 'wasm', patches: 'yes' as unknown as boolean, logger: quiet }),
+      /initBackend options\.patches: got "yes", expected true or false/,
+    );
+  });
+
+  test('the default logger writes one JSON line to stderr at info level, nothing when silent (fresh processes)', () => {
+    const loud = initInChild({ POSTTRAIN_BACKEND: 'cpu', POSTTRAIN_LOG_LEVEL: 'info' }, '{}');
+    assert.equal(loud.status, 0, loud.stderr);
+    const line = loud.stderr.split('\n').find((l) => l.startsWith('{'));
+    assert.ok(line, `no JSON log line in: ${loud.stderr}`);
+    const record = JSON.parse(line) as { level: string; msg: string; backend: BackendInfo };
+    assert.equal(record.level, 'info');
+    assert.equal(record.msg, 'tfjs backend selected');
+    assert.equal(record.backend.name, 'cpu');
+    const silent = initInChild({ POSTTRAIN_BACKEND: 'cpu', POSTTRAIN_LOG_LEVEL: 'silent' }, '{}');
+    assert.equal(silent.status, 0, silent.stderr);
+    assert.ok(!silent.stderr.includes('tfjs backend selected'), silent.stderr);
   });
 
   test('a package that is present but broken is reported as such', async () => {
@@ -114,7 +135,7 @@ describe('initBackend selection', () => {
   });
 
   test('options.backend wins over POSTTRAIN_BACKEND (fresh process)', () => {
-    const r = initInChild({ POSTTRAIN_BACKEND: 'cpu' }, "{ backend: 'wasm' }");
+    const r = initInChild({ POSTTRAIN_BACKEND: 'cpu' }, "{ backend: 'wasm', logger: { info: () => {} } }");
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.info?.name, 'wasm');
     assert.equal(r.info?.requestSource, 'option');

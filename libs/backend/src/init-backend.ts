@@ -100,6 +100,9 @@ export function initBackend(options: InitBackendOptions = {}): Promise<BackendIn
   } catch (err) {
     return Promise.reject(err);
   }
+  if (options.patches !== undefined && typeof options.patches !== 'boolean') {
+    return Promise.reject(new Error(`initBackend options.patches: got ${JSON.stringify(options.patches)}, expected true or false`));
+  }
   const patches = options.patches ?? true;
   const key = `${requested}|patches=${patches}`;
   if (current !== null) {
