@@ -36,7 +36,7 @@ export { generate, sampleToken } from './generate';
 export type { GenerateOptions, Completion, FinishReason } from './generate';
 export { loadModel, saveModel, initModelDir, modelInfo, readModelConfig, parseGenerationConfig, ASSET_FILES } from './model-checkpoint';
 export type { SaveModelOptions, InitModelDirOptions, ModelInfo } from './model-checkpoint';
-export { applyLora, removeLora, mergeLora, saveLoraAdapter, loadLoraAdapter, parseAdapterConfig, validateLoraSettings, LORA_TARGETS } from './lora';
+export { applyLora, removeLora, mergeLora, saveLoraAdapter, loadLoraAdapter, parseAdapterConfig, validateLoraSettings, LORA_TARGETS, LORA_MODULES_TO_SAVE } from './lora';
 export { logProbsJsonlText, logProbsJsonlFile } from './log-probs-jsonl';
 export type { LogProbsJsonlOptions } from './log-probs-jsonl';
 export { runModelBench } from './run-model-bench';

@@ -30,6 +30,11 @@ export interface LoraSettings {
   alpha: number;
   dropout: number;
   targetModules: string[];
+  /**
+   * Head weights trained fully alongside the adapters (PEFT modules_to_save): 'score' and/or 'lm_head'.
+   * They are updated in place in the base weights and saved with the adapter.
+   */
+  modulesToSave: string[];
 }
 
 export interface LoraState {
@@ -135,7 +140,10 @@ export class LlamaModel {
 
   /** What an optimizer should update: only the adapters when LoRA is applied, else every weight. */
   trainableVariables(): tf.Variable[] {
-    if (this.lora) return [...this.lora.adapters.values()].flatMap((w) => [w.a, w.b]);
+    if (this.lora) {
+      const heads = this.lora.settings.modulesToSave.map((m) => this.weight(`${m}.weight`));
+      return [...[...this.lora.adapters.values()].flatMap((w) => [w.a, w.b]), ...heads];
+    }
     return [...this.weights.values()];
   }
 
@@ -251,7 +259,8 @@ export function cloneModel(model: LlamaModel, options: { trainable?: boolean } =
     for (const [prefix, w] of model.lora.adapters) {
       adapters.set(prefix, { a: tf.variable(w.a, trainable, uniqueVariableName(`${prefix}.lora_A`)), b: tf.variable(w.b, trainable, uniqueVariableName(`${prefix}.lora_B`)) });
     }
-    copy.lora = { settings: { ...model.lora.settings, targetModules: [...model.lora.settings.targetModules] }, adapters };
+    const s = model.lora.settings;
+    copy.lora = { settings: { ...s, targetModules: [...s.targetModules], modulesToSave: [...s.modulesToSave] }, adapters };
   }
   return copy;
 }

@@ -11,6 +11,7 @@ import { modelFromHfTensors } from './llama-model';
 import type { LlamaModel } from './llama-model';
 import { applyLora, loadLoraAdapter, mergeLora, saveLoraAdapter } from './lora';
 import { sequenceLogProbs, tokenLogProbs } from './token-log-probs';
+import { sequenceScores, withScoreHead } from './score-head';
 import { makeTestWeights, referenceLogProbs } from './test-reference';
 import type { HfWeights } from './test-reference';
 
@@ -139,11 +140,51 @@ describe('LoRA', () => {
     model.dispose();
   });
 
+  test('a reward model trains and saves its score head with the adapters (PEFT modules_to_save)', async () => {
+    const base = modelFromHfTensors(config, heads, w, 'test');
+    const rm = withScoreHead(base, { seed: 5 });
+    base.dispose();
+    applyLora(rm, { r: 2, alpha: 2, dropout: 0, targetModules: ['q_proj'] }, { seed: 6 });
+    assert.deepEqual(rm.lora!.settings.modulesToSave, ['score']);
+    const trainable = rm.trainableVariables();
+    assert.ok(trainable.includes(rm.weight('score.weight')));
+    assert.equal(trainable.length, 2 * 2 + 1);
+    // Train: push the score of one sequence up; the score head moves.
+    const batch = { inputIds: [[3, 4, 5]] };
+    const opt: tf.Optimizer = tf.train.sgd(0.1);
+    const s0 = sequenceScores(rm, batch);
+    for (let i = 0; i < 3; i++) {
+      const { value, grads } = tf.variableGrads(() => tf.neg(tf.sum(sequenceScores(rm, batch))) as tf.Scalar, trainable);
+      opt.applyGradients(grads);
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+    const s1 = sequenceScores(rm, batch);
+    assert.ok(s1.dataSync()[0] > s0.dataSync()[0] + 0.01, `score ${s0.dataSync()[0]} -> ${s1.dataSync()[0]}`);
+    const dir = join(root, 'rm-adapter');
+    await saveLoraAdapter(rm, dir);
+    const cfg = JSON.parse(await readFile(join(dir, 'adapter_config.json'), 'utf8'));
+    assert.equal(cfg.task_type, 'SEQ_CLS');
+    assert.deepEqual(cfg.modules_to_save, ['score']);
+    const { tensors } = await readSafetensorsFile(join(dir, 'adapter_model.safetensors'));
+    assert.deepEqual(tensors.get('base_model.model.score.weight')!.shape, [1, 16]);
+    // Loading onto a reward model with a different (fresh) score head restores the trained one.
+    const base2 = modelFromHfTensors(config, heads, w, 'test');
+    const rm2 = withScoreHead(base2, { seed: 99 });
+    base2.dispose();
+    await loadLoraAdapter(rm2, dir);
+    const s2 = sequenceScores(rm2, batch);
+    assert.deepEqual(Array.from(s2.dataSync()), Array.from(s1.dataSync()));
+    tf.dispose([s0, s1, s2]);
+    rm.dispose();
+    rm2.dispose();
+  });
+
   test('invalid settings name the field', () => {
     const model = modelFromHfTensors(config, heads, w, 'test');
     assert.throws(() => applyLora(model, { ...settings, r: 0 }, { seed: 1 }), /"r" is 0; expected a positive integer/);
     assert.throws(() => applyLora(model, { ...settings, targetModules: ['c_attn'] }, { seed: 1 }), /"targetModules" contains "c_attn"/);
     assert.throws(() => applyLora(model, { ...settings, dropout: 1 }, { seed: 1 }), /"dropout" is 1/);
+    assert.throws(() => applyLora(model, { ...settings, modulesToSave: ['score'] }, { seed: 1 }), /modulesToSave: "score" is not a weight of this model/);
     model.dispose();
   });
 });

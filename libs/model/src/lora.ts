@@ -17,6 +17,8 @@ import type { LlamaModel, LoraSettings, LoraWeights } from './llama-model';
 import { uniqueVariableName } from './llama-model';
 
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+/** Heads that can be trained in full next to the adapters (PEFT modules_to_save). */
+export const LORA_MODULES_TO_SAVE = ['score', 'lm_head'] as const;
 
 function modulePrefix(layer: number, target: string): string {
   return `model.layers.${layer}.${target.endsWith('_proj') && ['gate_proj', 'up_proj', 'down_proj'].includes(target) ? 'mlp' : 'self_attn'}.${target}`;
@@ -25,6 +27,11 @@ function modulePrefix(layer: number, target: string): string {
 /** Validates LoRA settings; `source` names where they came from. */
 export function validateLoraSettings(s: Partial<LoraSettings> & Record<string, unknown>, source = 'lora'): LoraSettings {
   const { r, alpha, targetModules } = s;
+  const modulesToSave = s.modulesToSave ?? [];
+  if (!Array.isArray(modulesToSave)) throw new Error(`${source}: "modulesToSave" is ${JSON.stringify(modulesToSave)}; expected a list of ${LORA_MODULES_TO_SAVE.join(', ')}`);
+  for (const m of modulesToSave) {
+    if (!(LORA_MODULES_TO_SAVE as readonly string[]).includes(m)) throw new Error(`${source}: "modulesToSave" contains ${JSON.stringify(m)}; expected one of ${LORA_MODULES_TO_SAVE.join(', ')}`);
+  }
   const dropout = s.dropout ?? 0;
   if (!Number.isInteger(r) || (r as number) < 1) throw new Error(`${source}: "r" is ${JSON.stringify(r)}; expected a positive integer`);
   if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) throw new Error(`${source}: "alpha" is ${JSON.stringify(alpha)}; expected a positive number`);
@@ -35,7 +42,7 @@ export function validateLoraSettings(s: Partial<LoraSettings> & Record<string, u
   for (const t of targetModules) {
     if (!(LORA_TARGETS as readonly string[]).includes(t)) throw new Error(`${source}: "targetModules" contains ${JSON.stringify(t)}; expected one of ${LORA_TARGETS.join(', ')}`);
   }
-  return { r: r as number, alpha, dropout, targetModules: [...new Set(targetModules)] };
+  return { r: r as number, alpha, dropout, targetModules: [...new Set(targetModules)], modulesToSave: [...new Set(modulesToSave)] };
 }
 
 function projectionShape(model: LlamaModel, prefix: string): [number, number] {
@@ -43,10 +50,16 @@ function projectionShape(model: LlamaModel, prefix: string): [number, number] {
   return [inDim, outDim];
 }
 
-/** Adds fresh adapters to every layer's target projections; the model's trainableVariables() becomes the adapters. */
-export function applyLora(model: LlamaModel, settings: LoraSettings, options: { seed: number | string }): void {
+/**
+ * Adds fresh adapters to every layer's target projections; the model's trainableVariables() becomes the
+ * adapters plus the modulesToSave heads. For a sequence classifier (score head, no LM head) modulesToSave
+ * defaults to ['score'], as PEFT's SEQ_CLS task does: a fresh reward head must train.
+ */
+export function applyLora(model: LlamaModel, settings: Omit<LoraSettings, 'modulesToSave'> & { modulesToSave?: string[] }, options: { seed: number | string }): void {
   if (model.lora) throw new Error('applyLora: the model already has LoRA adapters (merge or remove them first)');
-  const s = validateLoraSettings({ ...settings });
+  const defaultSave = model.heads.score && !model.heads.lm ? ['score'] : [];
+  const s = validateLoraSettings({ ...settings, modulesToSave: settings.modulesToSave ?? defaultSave });
+  checkModulesToSave(model, s.modulesToSave, 'modulesToSave');
   const rng = new Rng(options.seed);
   const adapters = new Map<string, LoraWeights>();
   for (let l = 0; l < model.config.numLayers; l++) {
@@ -65,7 +78,15 @@ export function applyLora(model: LlamaModel, settings: LoraSettings, options: { 
   model.lora = { settings: s, adapters };
 }
 
-/** Drops the adapters (the base weights are untouched). */
+function checkModulesToSave(model: LlamaModel, modules: string[], field: string): void {
+  for (const m of modules) {
+    if (!model.weights.has(`${m}.weight`)) {
+      throw new Error(`${field}: ${JSON.stringify(m)} is not a weight of this model (${m === 'lm_head' && model.config.tieWordEmbeddings ? 'the LM head is tied to the embedding' : `no ${m}.weight`})`);
+    }
+  }
+}
+
+/** Drops the adapters (base weights stay as they are, including any trained modulesToSave heads). */
 export function removeLora(model: LlamaModel): void {
   if (!model.lora) return;
   for (const w of model.lora.adapters.values()) tf.dispose([w.a, w.b]);
@@ -92,6 +113,12 @@ export async function saveLoraAdapter(model: LlamaModel, dir: string, options: {
   const lora = model.lora;
   if (!lora) throw new Error('saveLoraAdapter: the model has no LoRA adapters');
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const m of lora.settings.modulesToSave) {
+    // PEFT stores a modules_to_save copy as base_model.model.<module>.weight, PyTorch layout [out, in].
+    const t = tf.transpose(model.weight(`${m}.weight`));
+    tensors.set(`base_model.model.${m}.weight`, { shape: t.shape.slice(), data: (t.dataSync() as Float32Array).slice() });
+    t.dispose();
+  }
   for (const [prefix, w] of lora.adapters) {
     for (const [part, v] of [['lora_A', w.a], ['lora_B', w.b]] as const) {
       const t = tf.transpose(v); // ours [in, r] / [r, out] -> PEFT [r, in] / [out, r]
@@ -111,7 +138,7 @@ export async function saveLoraAdapter(model: LlamaModel, dir: string, options: {
     fan_in_fan_out: false,
     use_rslora: false,
     use_dora: false,
-    modules_to_save: null,
+    modules_to_save: lora.settings.modulesToSave.length > 0 ? lora.settings.modulesToSave : null,
     inference_mode: true,
   };
   const parent = dirname(dir);
@@ -145,12 +172,18 @@ export function parseAdapterConfig(raw: unknown, source: string): LoraSettings {
   must('fan_in_fan_out', (v) => v === false, 'false');
   must('use_rslora', (v) => v === false, 'false (rsLoRA scaling is not supported)');
   must('use_dora', (v) => v === false, 'false (DoRA is not supported)');
-  must('modules_to_save', (v) => v === null || (Array.isArray(v) && v.length === 0), 'null');
+  must('modules_to_save', (v) => v === null || Array.isArray(v), `null or a list of ${LORA_MODULES_TO_SAVE.join(', ')}`);
   must('layers_to_transform', (v) => v === null, 'null (adapters on every layer)');
   must('rank_pattern', (v) => v === null || (typeof v === 'object' && Object.keys(v as object).length === 0), '{} (one rank for all modules)');
   must('alpha_pattern', (v) => v === null || (typeof v === 'object' && Object.keys(v as object).length === 0), '{} (one alpha for all modules)');
   if (!Array.isArray(r.target_modules)) throw new Error(`${source}: "target_modules" is ${JSON.stringify(r.target_modules)}; expected a list of module names`);
-  return validateLoraSettings({ r: r.r as number, alpha: r.lora_alpha as number, dropout: (r.lora_dropout ?? 0) as number, targetModules: r.target_modules as string[] }, source);
+  return validateLoraSettings({
+    r: r.r as number,
+    alpha: r.lora_alpha as number,
+    dropout: (r.lora_dropout ?? 0) as number,
+    targetModules: r.target_modules as string[],
+    modulesToSave: (r.modules_to_save ?? []) as string[],
+  }, source);
 }
 
 /** Loads a PEFT adapter directory onto the model (which must have no adapters yet). */
@@ -164,9 +197,14 @@ export async function loadLoraAdapter(model: LlamaModel, dir: string): Promise<v
     throw new Error(`${cfgPath}: cannot read adapter config (${(e as Error).message})`);
   }
   const settings = parseAdapterConfig(raw, cfgPath);
+  checkModulesToSave(model, settings.modulesToSave, `${cfgPath}: "modules_to_save"`);
   const weightsPath = join(dir, ADAPTER_WEIGHTS);
   const { tensors } = await readSafetensorsFile(weightsPath);
   const expected = new Map<string, number[]>();
+  for (const m of settings.modulesToSave) {
+    const [inDim, outDim] = model.weight(`${m}.weight`).shape;
+    expected.set(`base_model.model.${m}.weight`, [outDim, inDim]);
+  }
   for (let l = 0; l < model.config.numLayers; l++) {
     for (const target of settings.targetModules) {
       const prefix = modulePrefix(l, target);
@@ -182,6 +220,11 @@ export async function loadLoraAdapter(model: LlamaModel, dir: string): Promise<v
   }
   for (const name of tensors.keys()) {
     if (!expected.has(name)) throw new Error(`${weightsPath}: unexpected tensor ${name} (not an adapter of target_modules ${settings.targetModules.join(', ')})`);
+  }
+  for (const m of settings.modulesToSave) {
+    const t = tensors.get(`base_model.model.${m}.weight`)!;
+    const v = model.weight(`${m}.weight`);
+    tf.tidy(() => v.assign(tf.transpose(tf.tensor2d(t.data, t.shape as [number, number]))));
   }
   const adapters = new Map<string, LoraWeights>();
   for (let l = 0; l < model.config.numLayers; l++) {
