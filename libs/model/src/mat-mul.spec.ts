@@ -79,4 +79,15 @@ describe('products with explicit-transpose gradients', () => {
     checkGradients(model, w, [3, 9, 27, 1, 14, 5], [...GRADIENT_PROBES, ['model.layers.0.self_attn.k_proj.bias', 3]]);
     model.dispose();
   });
+
+  test('tied embeddings: the embedding gets both its lookup and its head gradient', () => {
+    const config = createModelConfig({ vocabSize: 32, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 1, tieWordEmbeddings: true });
+    const heads = { lm: true, score: false };
+    const w = makeTestWeights(config, heads, 78);
+    const model = modelFromHfTensors(config, heads, w, 'test');
+    // Row 9 is both looked up (input) and scored (target); row 30 only scored; row 12 neither (head gradient only).
+    const probes: [string, number][] = [9 * 16 + 2, 30 * 16 + 5, 12 * 16 + 7].map((i) => ['model.embed_tokens.weight', i]);
+    checkGradients(model, w, [9, 4, 30, 9, 1], [...probes, ...GRADIENT_PROBES.filter(([n]) => n !== 'lm_head.weight')]);
+    model.dispose();
+  });
 });
