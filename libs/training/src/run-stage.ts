@@ -212,9 +212,14 @@ export async function runStage(config: RunConfig, options: RunStageOptions = {})
   const trainData = dataConfigFor(c, c.train.batch_size, c.dataset.shuffle);
   const evalData = dataConfigFor(c, c.train.eval_batch_size ?? c.train.batch_size, false);
   const trainFile = await openData(c.dataset.train, 'dataset.train', trainData);
+  const openFiles: IndexedDataFile[] = [trainFile];
   let trainSource: RecordSource = trainFile;
   let evalSource: RecordSource | null = null;
-  if (c.dataset.eval !== null) evalSource = await openData(c.dataset.eval, 'dataset.eval', evalData);
+  if (c.dataset.eval !== null) {
+    const evalFile = await openData(c.dataset.eval, 'dataset.eval', evalData);
+    openFiles.push(evalFile);
+    evalSource = evalFile;
+  }
   else if (c.dataset.eval_fraction > 0) ({ train: trainSource, eval: evalSource } = splitSource(trainFile, c.dataset.eval_fraction, c.seed, c.dataset.train));
 
   // --- model ---
@@ -447,5 +452,6 @@ export async function runStage(config: RunConfig, options: RunStageOptions = {})
     optimizer.dispose();
     task.dispose();
     model.dispose();
+    await Promise.all(openFiles.map((f) => f.close()));
   }
 }
