@@ -2,9 +2,10 @@ import { ConfigError } from '@posttrain/rpc';
 import { UsageError, type Command, type CommandIO } from './command';
 import { upCommand } from './commands/up';
 import { dataCheckCommand } from './commands/data-check';
+import { taskGenerateCommand } from './commands/task-generate';
 
 /** Every subcommand, in the order --help lists them. */
-export const COMMANDS: readonly Command[] = [upCommand, dataCheckCommand];
+export const COMMANDS: readonly Command[] = [upCommand, dataCheckCommand, taskGenerateCommand];
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
