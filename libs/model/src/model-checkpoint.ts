@@ -106,7 +106,11 @@ export async function loadModel(dir: string): Promise<LlamaModel> {
     tensors.delete('lm_head.weight');
   }
   const hf = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, t] of tensors) hf.set(name, { shape: t.shape, data: t.data });
+  for (const [name, t] of tensors) {
+    // Older exports carry the rotary frequency buffer; it is derived from rope_theta, and HF ignores it on load too.
+    if (/^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/.test(name)) continue;
+    hf.set(name, { shape: t.shape, data: t.data });
+  }
   const assets = new Map<string, string>();
   for (const f of ASSET_FILES) {
     const p = join(dir, f);
