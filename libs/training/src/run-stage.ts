@@ -208,6 +208,8 @@ export async function runStage(config: RunConfig, options: RunStageOptions = {})
   const resolved = { ...c, run_id: runId };
   await writeFile(join(runDir, 'config.json'), JSON.stringify(resolved, null, 2) + '\n');
 
+  if (!existsSync(join(c.model, 'config.json'))) throw new RunConfigError(`model: ${JSON.stringify(c.model)} is not a model directory (no config.json)`);
+
   // --- data ---
   const trainData = dataConfigFor(c, c.train.batch_size, c.dataset.shuffle);
   const evalData = dataConfigFor(c, c.train.eval_batch_size ?? c.train.batch_size, false);
@@ -223,7 +225,6 @@ export async function runStage(config: RunConfig, options: RunStageOptions = {})
   else if (c.dataset.eval_fraction > 0) ({ train: trainSource, eval: evalSource } = splitSource(trainFile, c.dataset.eval_fraction, c.seed, c.dataset.train));
 
   // --- model ---
-  if (!existsSync(join(c.model, 'config.json'))) throw new RunConfigError(`model: ${JSON.stringify(c.model)} is not a model directory (no config.json)`);
   const tokenizer = await loadTokenizer(c.model);
   const loraRun = c.lora !== null;
   let model = await loadModel(!loraRun && resumeFrom ? join(resumeFrom.path, 'model') : c.model);

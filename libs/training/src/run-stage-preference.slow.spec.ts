@@ -1,0 +1,88 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadModel, sequenceLogProbs } from '@posttrain/model';
+import { readMetricsJsonl } from '@posttrain/telemetry';
+import { parseRunConfig } from './run-config';
+import { runStage } from './run-stage';
+import { letterPreferences, useCpuBackend, writeJsonl, writeTinyModel } from './test-support';
+
+let root = '';
+before(async () => {
+  await useCpuBackend();
+  root = await mkdtemp(join(tmpdir(), 'train-pref-'));
+  await writeTinyModel(join(root, 'model'));
+  await writeJsonl(join(root, 'train.jsonl'), letterPreferences(24));
+  await writeJsonl(join(root, 'eval.jsonl'), letterPreferences(12, 3));
+});
+after(async () => rm(root, { recursive: true, force: true }));
+
+function config(stage: 'rm' | 'dpo', runId: string, extra: Record<string, unknown>) {
+  return parseRunConfig({
+    stage,
+    model: join(root, 'model'),
+    output_dir: join(root, 'runs'),
+    run_id: runId,
+    seed: 5,
+    dataset: { train: join(root, 'train.jsonl'), eval: join(root, 'eval.jsonl') },
+    train: { max_steps: 15, batch_size: 8, learning_rate: 5e-3, lr_scheduler: 'constant', logging_steps: 1 },
+    ...extra,
+  });
+}
+
+describe('reward model stage', () => {
+  test('held-out accuracy of a learnable preference rises well above chance; the result is a servable score model', async () => {
+    const result = await runStage(config('rm', 'rm', { rm: { margin: 0 } }), { progress: false });
+    assert.equal(result.status, 'completed');
+    assert.ok(result.lastEval !== null);
+    // 12 held-out pairs; chance is 0.5.
+    assert.ok(result.lastEval['eval/rewards/accuracies'] >= 0.9, `eval accuracy ${result.lastEval['eval/rewards/accuracies']}`);
+    assert.ok(result.lastEval['eval/rewards/margins'] > 0);
+    const cfg = JSON.parse(readFileSync(join(result.modelDir!, 'config.json'), 'utf8')) as { architectures: string[] };
+    assert.deepEqual(cfg.architectures, ['LlamaForSequenceClassification']);
+    const m = await loadModel(result.modelDir!);
+    assert.equal(m.heads.score, true);
+    assert.equal(m.heads.lm, false);
+    m.dispose();
+  });
+});
+
+describe('DPO stage', () => {
+  test('raises rewards/accuracies and rewards/margins; the injected reference is called once per dataset', async () => {
+    const refModel = await loadModel(join(root, 'model'));
+    let calls = 0;
+    let sequences = 0;
+    const steps: Record<string, number>[] = [];
+    try {
+      const result = await runStage(config('dpo', 'dpo', { dpo: { beta: 0.5 } }), {
+        progress: false,
+        referenceLogProbs: async (req) => {
+          calls++;
+          sequences += req.sequences.length;
+          return sequenceLogProbs(refModel, req.sequences, { promptLengths: req.promptLengths });
+        },
+        callbacks: { onStep: (e) => steps.push(e.metrics) },
+      });
+      assert.equal(result.status, 'completed');
+      // 24 train + 12 eval pairs, chosen and rejected each: 72 sequences, in batches of reference.batch_size 8 pairs.
+      assert.equal(sequences, 72);
+      assert.equal(calls, 3 + 2);
+      // Step 1: the policy is the reference, so the implicit rewards are 0 and the loss is log 2 (within float32 noise).
+      assert.ok(Math.abs(steps[0]['rewards/chosen']) < 1e-4, `rewards/chosen at step 1: ${steps[0]['rewards/chosen']}`);
+      assert.ok(Math.abs(steps[0]['loss/dpo'] - Math.LN2) < 1e-4);
+      const last = steps[steps.length - 1];
+      assert.ok(last['rewards/margins'] > 0.5, `margins ${last['rewards/margins']}`);
+      assert.ok(last['rewards/accuracies'] >= 0.9, `accuracies ${last['rewards/accuracies']}`);
+      assert.ok(result.lastEval!['eval/rewards/accuracies'] >= 0.9);
+      for (const k of ['rewards/chosen', 'rewards/rejected', 'logps/chosen', 'logps/rejected']) assert.ok(k in last, `${k} not reported`);
+      assert.ok(existsSync(join(result.runDir, 'reference_logps.json')));
+      const recs = readMetricsJsonl(join(result.runDir, 'metrics.jsonl'));
+      assert.ok(recs.some((r) => 'eval/rewards/margins' in r));
+    } finally {
+      refModel.dispose();
+    }
+  });
+});
