@@ -2,18 +2,23 @@
  * posttrain policy-sampler: rollout generation for the trainer. Batched
  * sampling, per-token log-probs and versioned weight updates (LoadWeights).
  *
- * Run: `node --import tsx services/policy-sampler/src/main.ts --port 50051`
+ * Run: `node --import tsx services/policy-sampler/src/main.ts --model models/tiny --port 50051`
  * (or `posttrain up`). Every option also reads a POSTTRAIN_* variable; see --help.
+ * Without --model the replica serves, but model methods answer FAILED_PRECONDITION.
  */
 import { hostname } from 'node:os';
+import { initBackend } from '@posttrain/backend';
 import { PolicySamplerService } from '@posttrain/proto';
 import { defineConfig, mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
-import { createPolicySamplerHandlers } from './policy-sampler-handlers';
+import { GenerationEngine, loadServedModel } from '@posttrain/serving';
+import { createPolicySamplerHandlers, type PolicySamplerState } from './policy-sampler-handlers';
 
 const config = defineConfig({
+  model: { kind: 'string', flag: 'model', env: 'POSTTRAIN_MODEL_DIR', description: 'model directory (Hugging Face layout) to serve; unset = no model (model methods answer FAILED_PRECONDITION)' },
   maxNewTokens: { kind: 'int', flag: 'max-new-tokens', env: 'POSTTRAIN_MAX_NEW_TOKENS', description: 'largest max_new_tokens a request may ask for', default: 1024, min: 1 },
-  maxQueueDepth: { kind: 'int', flag: 'max-queue-depth', env: 'POSTTRAIN_MAX_QUEUE_DEPTH', description: 'sequences waiting beyond this answer RESOURCE_EXHAUSTED', default: 1024, min: 1 },
+  maxQueueDepth: { kind: 'int', flag: 'max-queue-depth', env: 'POSTTRAIN_MAX_QUEUE_DEPTH', description: 'Generate requests waiting beyond this answer RESOURCE_EXHAUSTED', default: 1024, min: 1 },
   maxBatchSequences: { kind: 'int', flag: 'max-batch-sequences', env: 'POSTTRAIN_MAX_BATCH_SEQUENCES', description: 'sequences per forward pass', default: 32, min: 1 },
+  maxBatchTokens: { kind: 'int', flag: 'max-batch-tokens', env: 'POSTTRAIN_MAX_BATCH_TOKENS', description: 'tokens (prompt + max_new_tokens, summed over the batch) reserved per batch', default: 65_536, min: 1 },
   maxRequestSequences: { kind: 'int', flag: 'max-request-sequences', env: 'POSTTRAIN_MAX_REQUEST_SEQUENCES', description: 'largest n a request may ask for', default: 64, min: 1 },
   maxUploadBytes: { kind: 'int', flag: 'max-upload-bytes', env: 'POSTTRAIN_MAX_UPLOAD_BYTES', description: 'largest LoadWeights upload', default: 8 * 1024 ** 3, min: 1 },
 });
@@ -23,8 +28,19 @@ export const policySamplerService: ServiceDefinitionOptions<typeof config> = {
   summary: 'batched rollout generation, log-probs and versioned weight updates',
   defaultPort: 50051,
   config,
-  setup: async ({ server, config: c }) => {
-    server.add('posttrain.v1.PolicySampler', PolicySamplerService, createPolicySamplerHandlers({ ...c, replicaId: `${hostname()}:${process.pid}` }));
+  setup: async ({ server, config: c, log }) => {
+    const state: PolicySamplerState = { ...c, replicaId: `${hostname()}:${process.pid}`, engine: null };
+    server.add('posttrain.v1.PolicySampler', PolicySamplerService, createPolicySamplerHandlers(state));
+    const dir = c.model;
+    if (!dir) return;
+    // Health stays NOT_SERVING until the model is loaded.
+    const ready = (async () => {
+      await initBackend({ logger: log });
+      const served = await loadServedModel(dir);
+      state.engine = new GenerationEngine(served, { ...c, registry: server.metrics });
+      log.info('model loaded', { model: served.modelId, dir: served.dir, parameters: served.model.parameterCount() });
+    })();
+    return { ready };
   },
 };
 

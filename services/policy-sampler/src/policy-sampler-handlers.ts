@@ -1,51 +1,91 @@
-import { GetInfoRequest, PolicySamplerInfo, type PolicySamplerService, type WeightsChunk } from '@posttrain/proto';
-import { invalidArgument, unimplemented, validateGenerateRequest, validateLogProbsRequest, validateWeightsHeader, type ServiceHandlers } from '@posttrain/rpc';
+import { BatchStats, GenerateResponse, GetInfoRequest, LogProbsResponse, PolicySamplerInfo, WeightsAck, WeightsAssembler, encodeTensor, type PolicySamplerService, type WeightsChunk } from '@posttrain/proto';
+import { failedPrecondition, validateGenerateRequest, validateLogProbsRequest, validateWeightsHeader, type ServiceHandlers } from '@posttrain/rpc';
+import { describeServedModel, type GenerationEngine } from '@posttrain/serving';
+import { toRpcError } from './serving-rpc-error';
 
 export interface PolicySamplerState {
   replicaId: string;
   maxNewTokens: number;
   maxQueueDepth: number;
   maxBatchSequences: number;
+  maxBatchTokens: number;
   maxRequestSequences: number;
   maxUploadBytes: number;
+  /** Set once the model directory is loaded; null while loading or when the replica was started without --model. */
+  engine: GenerationEngine | null;
 }
 
-const NEEDS_MODEL = 'this replica has no model core yet (libs/model); requests are validated, then refused';
+function needEngine(state: PolicySamplerState): GenerationEngine {
+  if (!state.engine) throw failedPrecondition('no model loaded on this replica (start it with --model DIR or POSTTRAIN_MODEL_DIR, and wait for SERVING)');
+  return state.engine;
+}
 
 /**
- * PolicySampler handlers: decode and validate, then hand over to the domain.
- * Until the model core is wired in, methods that need a model answer
- * UNIMPLEMENTED after validation, and GetInfo reports the true state: no
- * model, weights version 0, an empty queue.
+ * PolicySampler handlers: decode and validate, call the generation engine
+ * (@posttrain/serving), encode. Validation that needs no model runs first, so
+ * malformed input is INVALID_ARGUMENT on every replica; model methods on a
+ * replica without a model are FAILED_PRECONDITION.
  */
 export function createPolicySamplerHandlers(state: PolicySamplerState): ServiceHandlers<typeof PolicySamplerService> {
+  const vocab = () => (state.engine ? { vocabSize: state.engine.served.model.config.vocabSize } : {});
   return {
-    generate: async function* (request) {
-      validateGenerateRequest(request, { maxNewTokens: state.maxNewTokens, maxSamplesPerPrompt: state.maxRequestSequences });
-      yield* [];
-      throw unimplemented('Generate', NEEDS_MODEL);
+    generate: async function* (request, ctx) {
+      validateGenerateRequest(request, { maxNewTokens: state.maxNewTokens, maxSamplesPerPrompt: state.maxRequestSequences, ...vocab() });
+      const engine = needEngine(state);
+      try {
+        for await (const completions of engine.submit(request, ctx.signal)) yield GenerateResponse.fromPartial({ completions });
+      } catch (err) {
+        throw toRpcError(err);
+      }
     },
     computeLogProbs: async (request) => {
-      validateLogProbsRequest(request);
-      throw unimplemented('ComputeLogProbs', NEEDS_MODEL);
+      validateLogProbsRequest(request, { maxSequences: state.maxRequestSequences, ...vocab() });
+      const engine = needEngine(state);
+      try {
+        const out = await engine.computeLogProbs(request);
+        return LogProbsResponse.fromPartial({
+          logprobs: encodeTensor(out.logprobs, [out.lengths.length, out.maxLength]),
+          completionLengths: out.lengths,
+          entropies: out.entropies ? encodeTensor(out.entropies, [out.lengths.length, out.maxLength]) : undefined,
+          weightsVersion: out.weightsVersion,
+        });
+      } catch (err) {
+        throw toRpcError(err);
+      }
     },
     loadWeights: async (chunks: AsyncIterable<WeightsChunk>) => {
-      for await (const chunk of chunks) {
-        if (chunk.chunk?.$case !== 'header') throw invalidArgument('chunk', `the first chunk must be a header, got ${chunk.chunk?.$case ?? 'an empty chunk'}`);
-        validateWeightsHeader(chunk.chunk.value, state.maxUploadBytes);
-        throw unimplemented('LoadWeights', NEEDS_MODEL);
+      const assembler = new WeightsAssembler(state.maxUploadBytes);
+      try {
+        for await (const chunk of chunks) {
+          const first = assembler.weightsHeader === undefined;
+          assembler.push(chunk);
+          if (first && assembler.weightsHeader) {
+            validateWeightsHeader(assembler.weightsHeader, state.maxUploadBytes);
+            needEngine(state).checkUploadHeader(assembler.weightsHeader);
+          }
+        }
+        const { header, bytes } = assembler.finish();
+        const ack = await needEngine(state).loadWeights(header, bytes);
+        return WeightsAck.fromPartial({ version: ack.version, bytesReceived: assembler.bytesReceived, duplicate: ack.duplicate, tensorsLoaded: ack.tensorsLoaded });
+      } catch (err) {
+        throw toRpcError(err);
       }
-      throw invalidArgument('chunk', 'the upload stream was empty, expected a header chunk first');
     },
-    getInfo: async (_request: GetInfoRequest) =>
-      PolicySamplerInfo.fromPartial({
-        weightsVersion: 0,
-        queueDepth: 0,
+    getInfo: async (_request: GetInfoRequest) => {
+      const engine = state.engine;
+      const info = engine?.info();
+      return PolicySamplerInfo.fromPartial({
+        model: engine ? describeServedModel(engine.served) : undefined,
+        weightsVersion: info?.weightsVersion ?? 0,
+        weightsFormat: info?.weightsFormat,
+        queueDepth: info?.queueDepth ?? 0,
+        batch: info ? BatchStats.fromPartial(info.stats) : undefined,
         maxBatchSequences: state.maxBatchSequences,
         maxRequestSequences: state.maxRequestSequences,
         maxQueueDepth: state.maxQueueDepth,
         maxNewTokens: state.maxNewTokens,
         replicaId: state.replicaId,
-      }),
+      });
+    },
   };
 }

@@ -2,16 +2,20 @@
  * posttrain reference: the frozen reference (SFT) model. Serves per-token
  * log-probs of completions, for PPO's KL penalty and DPO's ratios.
  *
- * Run: `node --import tsx services/reference/src/main.ts --port 50052` (or `posttrain up`).
+ * Run: `node --import tsx services/reference/src/main.ts --model models/sft --port 50052` (or `posttrain up`).
+ * Without --model the replica serves, but ComputeLogProbs answers FAILED_PRECONDITION.
  */
 import { hostname } from 'node:os';
+import { initBackend } from '@posttrain/backend';
 import { ReferenceModelService } from '@posttrain/proto';
 import { defineConfig, mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
-import { createReferenceHandlers } from './reference-handlers';
+import { loadServedModel } from '@posttrain/serving';
+import { createReferenceHandlers, type ReferenceState } from './reference-handlers';
 
 const config = defineConfig({
+  model: { kind: 'string', flag: 'model', env: 'POSTTRAIN_MODEL_DIR', description: 'model directory (Hugging Face layout) to serve; unset = no model (ComputeLogProbs answers FAILED_PRECONDITION)' },
   maxBatchSequences: { kind: 'int', flag: 'max-batch-sequences', env: 'POSTTRAIN_MAX_BATCH_SEQUENCES', description: 'sequences per request and per forward pass', default: 256, min: 1 },
-  maxBatchTokens: { kind: 'int', flag: 'max-batch-tokens', env: 'POSTTRAIN_MAX_BATCH_TOKENS', description: 'tokens per forward pass', default: 16_384, min: 1 },
+  maxBatchTokens: { kind: 'int', flag: 'max-batch-tokens', env: 'POSTTRAIN_MAX_BATCH_TOKENS', description: 'tokens per request (summed) and per forward pass (padded)', default: 16_384, min: 1 },
 });
 
 export const referenceService: ServiceDefinitionOptions<typeof config> = {
@@ -19,8 +23,19 @@ export const referenceService: ServiceDefinitionOptions<typeof config> = {
   summary: 'per-token log-probs of a frozen reference model',
   defaultPort: 50052,
   config,
-  setup: async ({ server, config: c }) => {
-    server.add('posttrain.v1.ReferenceModel', ReferenceModelService, createReferenceHandlers({ ...c, replicaId: `${hostname()}:${process.pid}` }));
+  setup: async ({ server, config: c, log }) => {
+    const state: ReferenceState = { ...c, replicaId: `${hostname()}:${process.pid}`, served: null };
+    server.add('posttrain.v1.ReferenceModel', ReferenceModelService, createReferenceHandlers(state));
+    const dir = c.model;
+    if (!dir) return;
+    // Health stays NOT_SERVING until the model is loaded.
+    const ready = (async () => {
+      await initBackend({ logger: log });
+      state.served = await loadServedModel(dir);
+      if (!state.served.model.heads.lm) throw new Error(`${dir}: the model has no LM head; the reference serves a causal LM`);
+      log.info('model loaded', { model: state.served.modelId, dir: state.served.dir, parameters: state.served.model.parameterCount() });
+    })();
+    return { ready };
   },
 };
 

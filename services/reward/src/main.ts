@@ -2,15 +2,20 @@
  * posttrain reward: scores (prompt, completion) pairs with a weighted mix of
  * a reward model and verifiable rules, reporting every component.
  *
- * Run: `node --import tsx services/reward/src/main.ts --port 50053` (or `posttrain up`).
+ * Run: `node --import tsx services/reward/src/main.ts --reward-model models/rm --port 50053` (or `posttrain up`).
+ * Without --reward-model it scores rules only.
  */
 import { hostname } from 'node:os';
+import { initBackend } from '@posttrain/backend';
 import { RewardScorerService } from '@posttrain/proto';
 import { defineConfig, mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
-import { createRewardHandlers } from './reward-handlers';
+import { createRewardModelFn, loadServedModel } from '@posttrain/serving';
+import { createRewardHandlers, type RewardState } from './reward-handlers';
 
 const config = defineConfig({
+  rewardModel: { kind: 'string', flag: 'reward-model', env: 'POSTTRAIN_REWARD_MODEL_DIR', description: 'reward model directory (a *ForSequenceClassification checkpoint with score.weight); unset = rules only' },
   maxBatchItems: { kind: 'int', flag: 'max-batch-items', env: 'POSTTRAIN_MAX_BATCH_ITEMS', description: 'items per Score request', default: 4096, min: 1 },
+  rewardModelBatch: { kind: 'int', flag: 'reward-model-batch', env: 'POSTTRAIN_REWARD_MODEL_BATCH', description: 'items per reward-model forward pass', default: 32, min: 1 },
 });
 
 export const rewardService: ServiceDefinitionOptions<typeof config> = {
@@ -18,8 +23,19 @@ export const rewardService: ServiceDefinitionOptions<typeof config> = {
   summary: 'reward-model scores and verifiable rules, combined with weights',
   defaultPort: 50053,
   config,
-  setup: async ({ server, config: c }) => {
-    server.add('posttrain.v1.RewardScorer', RewardScorerService, createRewardHandlers({ ...c, replicaId: `${hostname()}:${process.pid}` }));
+  setup: async ({ server, config: c, log }) => {
+    const state: RewardState = { replicaId: `${hostname()}:${process.pid}`, maxBatchItems: c.maxBatchItems, rewardModel: null };
+    server.add('posttrain.v1.RewardScorer', RewardScorerService, createRewardHandlers(state));
+    const dir = c.rewardModel;
+    if (!dir) return;
+    // Health stays NOT_SERVING until the reward model is loaded.
+    const ready = (async () => {
+      await initBackend({ logger: log });
+      const served = await loadServedModel(dir);
+      state.rewardModel = { served, score: createRewardModelFn(served, { batchSize: c.rewardModelBatch }) };
+      log.info('reward model loaded', { model: served.modelId, dir: served.dir, parameters: served.model.parameterCount() });
+    })();
+    return { ready };
   },
 };
 
