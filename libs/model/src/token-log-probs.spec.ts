@@ -6,7 +6,7 @@ import { createModelConfig } from './model-config';
 import type { ModelConfig } from './model-config';
 import { modelFromHfTensors } from './llama-model';
 import type { ModelHeads } from './llama-model';
-import { forwardLogits, pickTargets, sequenceLogProbs, tokenLogProbs } from './token-log-probs';
+import { forwardLogits, pickTargets, sequenceLogProbs, tokenLogProbs, tokenLogProbsAndEntropy } from './token-log-probs';
 import { makeTestWeights, referenceLogits, referenceLogProbs } from './test-reference';
 
 // Float32 model against a float64 plain-loop reference: agreement within 1e-4 absolute.
@@ -75,6 +75,30 @@ describe('forward pass against the plain-loop reference', () => {
     model.dispose();
   });
 
+  test('entropy of each predictive distribution matches the reference (tol 1e-4)', () => {
+    const config = variants[0].config;
+    const w = makeTestWeights(config, heads, 12);
+    const model = modelFromHfTensors(config, heads, w, 'test');
+    const ids = [7, 3, 3, 21, 9];
+    const temperature = 1.3;
+    const { logProbs, entropy } = tokenLogProbsAndEntropy(model, { inputIds: [[0, ...ids]], attentionMask: [[0, 1, 1, 1, 1, 1]] }, { temperature });
+    const ent = entropy.arraySync()[0];
+    const lp = logProbs.arraySync()[0];
+    tf.dispose([logProbs, entropy]);
+    const ref = referenceLogits(config, w, ids);
+    assert.ok(ent[0] === 0 && ent[1] === 0, 'padding and first token carry no entropy');
+    for (let t = 1; t < ids.length; t++) {
+      // H = -Σ p log p with p = softmax(z / T), in float64 from the reference logits of position t-1.
+      const z = ref[t - 1].map((v) => v / temperature);
+      const m = Math.max(...z);
+      const lse = m + Math.log(z.reduce((a, v) => a + Math.exp(v - m), 0));
+      const h = -z.reduce((a, v) => a + Math.exp(v - lse) * (v - lse), 0);
+      assert.ok(Math.abs(ent[t + 1] - h) <= 1e-4, `entropy at ${t}: ${ent[t + 1]} vs ${h}`);
+      assert.ok(Math.abs(lp[t + 1] - (z[ids[t]] - lse)) <= 1e-4);
+    }
+    model.dispose();
+  });
+
   test('pickTargets: gather and one-hot paths agree in value and gradient', () => {
     const m = tf.tensor2d([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]);
     const ids = Int32Array.from([2, 0]);
@@ -130,6 +154,8 @@ describe('forward pass against the plain-loop reference', () => {
     for (let i = 0; i < 3; i++) {
       step();
       tokenLogProbs(model, batch).dispose();
+      const both = tokenLogProbsAndEntropy(model, batch);
+      tf.dispose([both.logProbs, both.entropy]);
     }
     assert.equal(tf.memory().numTensors, before);
     model.dispose();

@@ -41,6 +41,20 @@ export function pickTargets(logp: tf.Tensor2D, ids: Int32Array, vocab: number, f
 
 /** [B, T] tensor of per-token log-probs (see module doc); differentiable, call inside tf.tidy / tf.variableGrads. */
 export function tokenLogProbs(model: LlamaModel, batch: TokenBatch, options: LogProbOptions = {}): tf.Tensor2D {
+  return logProbsAndMaybeEntropy(model, batch, options, false).logProbs;
+}
+
+/**
+ * Per-token log-probs and the entropy of each predictive distribution, from one forward pass, both [B, T]
+ * and aligned the same way: entropy[b, t] = -Σ_v p_v log p_v of softmax(logits[b, t-1] / temperature),
+ * the distribution token t was drawn from (0 where the log-prob is 0).
+ */
+export function tokenLogProbsAndEntropy(model: LlamaModel, batch: TokenBatch, options: LogProbOptions = {}): { logProbs: tf.Tensor2D; entropy: tf.Tensor2D } {
+  const r = logProbsAndMaybeEntropy(model, batch, options, true);
+  return { logProbs: r.logProbs, entropy: r.entropy! };
+}
+
+function logProbsAndMaybeEntropy(model: LlamaModel, batch: TokenBatch, options: LogProbOptions, withEntropy: boolean): { logProbs: tf.Tensor2D; entropy?: tf.Tensor2D } {
   const temperature = options.temperature ?? 1;
   checkTemperature(temperature);
   const tokens = toForwardTokens(batch, model.config.vocabSize);
@@ -56,15 +70,21 @@ export function tokenLogProbs(model: LlamaModel, batch: TokenBatch, options: Log
       valid[n] = mask[n] && mask[n + 1] ? 1 : 0;
     }
   }
+  // Position t predicts token t+1: shift right by one so values line up with the predicted token.
+  const align = (perPosition: tf.Tensor1D): tf.Tensor2D => {
+    const next = tf.reshape(tf.mul(perPosition, tf.tensor1d(valid)), [B, T]);
+    if (T === 1) return tf.zeros([B, 1]) as tf.Tensor2D;
+    return tf.concat([tf.zeros([B, 1]), tf.slice(next, [0, 0], [B, T - 1])], 1) as tf.Tensor2D;
+  };
   return tf.tidy(() => {
     const { hidden } = forwardHidden(model, tokens, { dropoutSeed: options.dropoutSeed });
     let logits = lmLogits(model, hidden); // (N, V)
     if (temperature !== 1) logits = tf.div(logits, temperature);
     const logp = tf.logSoftmax(logits); // (N, V)
-    const picked = pickTargets(logp, nextIds, V); // (N,)
-    const next = tf.reshape(tf.mul(picked, tf.tensor1d(valid)), [B, T]); // position t predicts token t+1
-    if (T === 1) return tf.zeros([B, 1]) as tf.Tensor2D;
-    return tf.concat([tf.zeros([B, 1]), tf.slice(next, [0, 0], [B, T - 1])], 1) as tf.Tensor2D; // align to the predicted token
+    const logProbs = align(pickTargets(logp, nextIds, V)); // (B, T)
+    if (!withEntropy) return { logProbs };
+    const entropy = align(tf.neg(tf.sum(tf.mul(tf.exp(logp), logp), -1)) as tf.Tensor1D); // -Σ p log p
+    return { logProbs, entropy };
   });
 }
 
