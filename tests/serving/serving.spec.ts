@@ -6,7 +6,7 @@ import type { ServiceError } from '@grpc/grpc-js';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { loadModel, modelToHfTensors, padBatch, sequenceScores } from '@posttrain/model';
-import { FinishReason, GenerateRequest, PolicySamplerService, ReferenceModelService, RewardScorerService, WeightsFormat, weightsChunks, type WeightsChunk } from '@posttrain/proto';
+import { FinishReason, GenerateRequest, PolicySamplerService, ReferenceModelService, RewardScorerService, WeightsFormat, weightsChunks } from '@posttrain/proto';
 import { checkHealth, createClient, status, type RpcClient } from '@posttrain/rpc';
 import { serializeSafetensors } from '@posttrain/safetensors';
 import { createBuiltinTokenizer } from '@posttrain/tokenizer';
@@ -145,7 +145,9 @@ describe('serving tier end to end', { timeout: 240_000 }, () => {
     const chunks = (bytes: Uint8Array, version: number) => [...weightsChunks(bytes, { version, format: WeightsFormat.SAFETENSORS_FULL }, 64 * 1024)];
     // corrupted: the checksum announces other bytes
     const corrupted = chunks(good, 1);
-    corrupted[0] = { chunk: { $case: 'header', value: { ...(corrupted[0].chunk as { value: WeightsChunk['chunk'] & object }).value as never, sha256: 'f'.repeat(64) } } } as WeightsChunk;
+    const head = corrupted[0].chunk;
+    assert.ok(head?.$case === 'header');
+    corrupted[0] = { chunk: { $case: 'header', value: { ...head.value, sha256: 'f'.repeat(64) } } };
     await assert.rejects(sampler.clientStream('loadWeights', corrupted), isCode(status.INVALID_ARGUMENT, /^header\.sha256: /));
     // truncated: the stream ends before total_bytes
     await assert.rejects(sampler.clientStream('loadWeights', chunks(good, 1).slice(0, -1)), isCode(status.INVALID_ARGUMENT, /^header\.total_bytes: announced/));
