@@ -49,7 +49,7 @@ export interface Completion {
   finishReason: FinishReason;
 }
 
-interface SamplingParams {
+export interface SamplingParams {
   temperature: number;
   topK: number;
   topP: number;

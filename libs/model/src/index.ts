@@ -33,7 +33,7 @@ export { tokenLogProbs, tokenLogProbsAndEntropy, forwardLogits, sequenceLogProbs
 export type { LogProbOptions } from './token-log-probs';
 export { tokenValues, sequenceScores, withScoreHead } from './score-head';
 export { generate, sampleToken } from './generate';
-export type { GenerateOptions, Completion, FinishReason } from './generate';
+export type { GenerateOptions, Completion, FinishReason, SamplingParams } from './generate';
 export { loadModel, saveModel, initModelDir, modelInfo, readModelConfig, parseGenerationConfig, ASSET_FILES } from './model-checkpoint';
 export type { SaveModelOptions, InitModelDirOptions, ModelInfo } from './model-checkpoint';
 export { applyLora, removeLora, mergeLora, saveLoraAdapter, loadLoraAdapter, parseAdapterConfig, validateLoraSettings, LORA_TARGETS, LORA_MODULES_TO_SAVE } from './lora';
