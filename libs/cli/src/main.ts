@@ -3,9 +3,20 @@ import { UsageError, type Command, type CommandIO } from './command';
 import { upCommand } from './commands/up';
 import { dataCheckCommand } from './commands/data-check';
 import { taskGenerateCommand } from './commands/task-generate';
+import { MODEL_COMMANDS } from './commands/model';
+import { trainStageCommand } from './commands/train-stage';
 
 /** Every subcommand, in the order --help lists them. */
-export const COMMANDS: readonly Command[] = [upCommand, dataCheckCommand, taskGenerateCommand];
+export const COMMANDS: readonly Command[] = [
+  upCommand,
+  trainStageCommand('lm'),
+  trainStageCommand('sft'),
+  trainStageCommand('rm'),
+  trainStageCommand('dpo'),
+  ...MODEL_COMMANDS,
+  dataCheckCommand,
+  taskGenerateCommand,
+];
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -1,0 +1,180 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { initBackend } from '@posttrain/backend';
+import { createModelConfig, generate, initModelDir, loadModel, logProbsJsonlText, modelInfo, parseModelConfig, runModelBench, type ModelConfig } from '@posttrain/model';
+import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
+import { buildBuiltinTokenizerFiles, createBuiltinTokenizer, loadTokenizer } from '@posttrain/tokenizer';
+import { UsageError, type Command } from '../command';
+
+function requireDir(dir: string, flag: string): void {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${flag}: "${dir}" is not a directory`);
+  if (!existsSync(join(dir, 'config.json'))) throw new UsageError(`${flag}: "${dir}" has no config.json (expected a model directory in the Hugging Face layout)`);
+}
+
+function readStructured(path: string, flag: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new UsageError(`${flag}: cannot read "${path}"`);
+  }
+  try {
+    return path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new UsageError(`${flag}: "${path}" is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
+  }
+}
+
+const initOptions = defineConfig({
+  out: { kind: 'string', flag: 'out', description: 'directory to write (must not exist or be empty)', required: true },
+  config: { kind: 'string', flag: 'config', description: 'a Hugging Face config.json (Llama, Qwen2 or Mistral keys); default: the tiny Llama (d_model 256, 4 layers, 4 heads, SwiGLU 688) sized to the tokenizer' },
+  seed: { kind: 'int', flag: 'seed', description: 'initialisation seed', default: 0, min: 0 },
+  tokenizer: { kind: 'string', flag: 'tokenizer', description: 'builtin writes the built-in character tokenizer (ChatML template) beside the weights; none writes no tokenizer', default: 'builtin', choices: ['builtin', 'none'] },
+});
+
+export const modelInitCommand: Command = {
+  name: 'model init',
+  summary: 'write a randomly initialised model in the Hugging Face layout',
+  help: () => `usage: posttrain model init --out DIR [--config config.json] [options]\n\nOptions:\n${describeConfig(initOptions)}\n`,
+  run: async (argv, io) => {
+    const o = parseConfig(initOptions, { argv });
+    if (existsSync(o.out) && (!statSync(o.out).isDirectory() || readdirSync(o.out).length > 0)) throw new UsageError(`--out: "${o.out}" exists and is not an empty directory`);
+    const assets: Record<string, string> = {};
+    if (o.tokenizer === 'builtin') {
+      const files = buildBuiltinTokenizerFiles();
+      assets['tokenizer.json'] = JSON.stringify(files.tokenizerJson);
+      assets['tokenizer_config.json'] = JSON.stringify(files.tokenizerConfig, null, 2);
+      assets['special_tokens_map.json'] = JSON.stringify(files.specialTokensMap, null, 2);
+    }
+    let config: ModelConfig;
+    if (o.config) config = parseModelConfig(readStructured(o.config, '--config'), o.config);
+    else {
+      const tok = o.tokenizer === 'builtin' ? createBuiltinTokenizer() : undefined;
+      config = createModelConfig(tok ? { vocabSize: tok.vocabSize, eosTokenId: tok.eosTokenId, padTokenId: tok.padTokenId, bosTokenId: tok.bosTokenId } : {});
+    }
+    await initBackend();
+    const written = await initModelDir(o.out, config, { seed: o.seed, assets });
+    const info = await modelInfo(o.out);
+    io.stdout.write(`wrote ${o.out}: ${written.modelType}, ${info.parameterCount.toLocaleString('en-US')} parameters, vocab ${written.vocabSize}\n`);
+    return 0;
+  },
+};
+
+const infoOptions = defineConfig({ json: { kind: 'bool', flag: 'json', description: 'print as JSON', default: false } });
+
+export const modelInfoCommand: Command = {
+  name: 'model info',
+  summary: "print a model directory's config and parameter count",
+  help: () => `usage: posttrain model info DIR [--json]\n`,
+  run: async (argv, io) => {
+    const [dir, ...rest] = argv;
+    if (!dir || dir.startsWith('--')) throw new UsageError('missing DIR: posttrain model info DIR');
+    const o = parseConfig(infoOptions, { argv: rest });
+    requireDir(dir, 'DIR');
+    const info = await modelInfo(dir);
+    if (o.json) io.stdout.write(JSON.stringify(info) + '\n');
+    else {
+      const c = info.config;
+      io.stdout.write(`${dir}\n  type:        ${c.modelType}\n  parameters:  ${info.parameterCount.toLocaleString('en-US')}\n  heads:       ${Object.entries(info.heads).filter(([, v]) => v).map(([k]) => k).join(', ')}\n  weights:     ${info.weightFiles.join(', ')}\n  assets:      ${info.assets.join(', ') || '(none)'}\n  config:      ${JSON.stringify(c)}\n`);
+    }
+    return 0;
+  },
+};
+
+const logprobsOptions = defineConfig({
+  model: { kind: 'string', flag: 'model', description: 'model directory', required: true },
+  input: { kind: 'string', flag: 'input', description: 'JSONL: {"text"}, {"prompt","completion"}, {"input_ids"} or {"prompt_ids","completion_ids"} per line', required: true },
+  out: { kind: 'string', flag: 'out', description: 'write JSONL here instead of stdout' },
+  temperature: { kind: 'number', flag: 'temperature', description: 'divide logits by this before the log-softmax', default: 1, min: 1e-6 },
+  batchSize: { kind: 'int', flag: 'batch-size', description: 'sequences per forward pass', default: 8, min: 1 },
+});
+
+export const modelLogprobsCommand: Command = {
+  name: 'model logprobs',
+  summary: 'per-token log-probs of each input line, as JSON lines',
+  help: () => `usage: posttrain model logprobs --model DIR --input F.jsonl [options]\n\nOptions:\n${describeConfig(logprobsOptions)}\n`,
+  run: async (argv, io) => {
+    const o = parseConfig(logprobsOptions, { argv });
+    requireDir(o.model, '--model');
+    if (!existsSync(o.input)) throw new UsageError(`--input: cannot read "${o.input}": no such file`);
+    await initBackend();
+    const model = await loadModel(o.model);
+    const tok = existsSync(join(o.model, 'tokenizer.json')) ? await loadTokenizer(o.model) : undefined;
+    try {
+      const text = logProbsJsonlText(model, readFileSync(o.input, 'utf8'), o.input, { temperature: o.temperature, batchSize: o.batchSize, encode: tok ? (t: string) => tok.encode(t) : undefined });
+      if (o.out) await writeFile(o.out, text);
+      else io.stdout.write(text);
+    } finally {
+      model.dispose();
+    }
+    return 0;
+  },
+};
+
+const generateOptions = defineConfig({
+  model: { kind: 'string', flag: 'model', description: 'model directory (with tokenizer.json)', required: true },
+  prompt: { kind: 'string', flag: 'prompt', description: 'the prompt text', required: true },
+  chat: { kind: 'bool', flag: 'chat', description: "send the prompt as a user message through the model's chat template", default: false },
+  n: { kind: 'int', flag: 'n', description: 'samples', default: 1, min: 1, max: 64 },
+  maxNewTokens: { kind: 'int', flag: 'max-new-tokens', description: 'tokens to generate', default: 64, min: 1 },
+  temperature: { kind: 'number', flag: 'temperature', description: '0 = greedy', min: 0 },
+  topK: { kind: 'int', flag: 'top-k', description: '0 = off', min: 0 },
+  topP: { kind: 'number', flag: 'top-p', description: '1 = off', min: 1e-6, max: 1 },
+  seed: { kind: 'int', flag: 'seed', description: 'sampling seed', default: 0, min: 0 },
+  json: { kind: 'bool', flag: 'json', description: 'print tokens and log-probs as JSON lines', default: false },
+});
+
+export const modelGenerateCommand: Command = {
+  name: 'model generate',
+  summary: 'sample text from a model (KV cache)',
+  help: () => `usage: posttrain model generate --model DIR --prompt TEXT [options]\n\nOptions:\n${describeConfig(generateOptions)}\n`,
+  run: async (argv, io) => {
+    const o = parseConfig(generateOptions, { argv });
+    requireDir(o.model, '--model');
+    if (!existsSync(join(o.model, 'tokenizer.json'))) throw new UsageError(`--model: "${o.model}" has no tokenizer.json, so a text prompt cannot be encoded`);
+    await initBackend();
+    const tok = await loadTokenizer(o.model);
+    const ids = o.chat ? tok.encodeChat([{ role: 'user', content: o.prompt }], { addGenerationPrompt: true }).ids : tok.encode(o.prompt);
+    const model = await loadModel(o.model);
+    try {
+      const out = generate(model, Array.from({ length: o.n }, () => ids), { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed });
+      out.forEach((c, i) => {
+        const text = tok.decode(c.tokens, { skipSpecialTokens: true });
+        if (o.json) io.stdout.write(JSON.stringify({ sample: i, text, tokens: c.tokens, logprobs: c.logProbs, finish_reason: c.finishReason }) + '\n');
+        else io.stdout.write(`${o.n > 1 ? `--- sample ${i} (${c.finishReason}, sum log-prob ${c.logProbs.reduce((a, b) => a + b, 0).toFixed(3)})\n` : ''}${text}\n`);
+      });
+    } finally {
+      model.dispose();
+    }
+    return 0;
+  },
+};
+
+const benchOptions = defineConfig({
+  json: { kind: 'bool', flag: 'json', description: 'print one JSON line', default: false },
+  steps: { kind: 'int', flag: 'steps', description: 'timed training steps', default: 5, min: 1 },
+  compare: { kind: 'bool', flag: 'compare', description: 'also time the straightforward tfjs formulation and report the speedup', default: false },
+  backend: { kind: 'string', flag: 'backend', description: 'tfjs backend (default: POSTTRAIN_BACKEND or automatic)' },
+});
+
+export const modelBenchCommand: Command = {
+  name: 'model bench',
+  summary: 'training and sampling throughput on the default Llama shape (3.3 M parameters)',
+  help: () => `usage: posttrain model bench [--json] [options]\n\nOptions:\n${describeConfig(benchOptions)}\n`,
+  run: async (argv, io) => {
+    const o = parseConfig(benchOptions, { argv });
+    const r = await runModelBench({ steps: o.steps, compareStraightforward: o.compare, backend: o.backend });
+    if (o.json) io.stdout.write(JSON.stringify(r) + '\n');
+    else {
+      io.stdout.write(`backend ${r.backend.name} (${r.backend.tfjsBackend} ${r.backend.version}), ${r.parameters.toLocaleString('en-US')} parameters\n`);
+      io.stdout.write(`train: ${r.train.tokensPerSecond.toFixed(0)} tokens/s, ${r.train.gflopPerSecond.toFixed(2)} GFLOP/s (best of ${r.train.steps}; ${r.train.flopFormula})\n`);
+      if (r.train.straightforward) io.stdout.write(`straightforward tfjs: ${r.train.straightforward.gflopPerSecond.toFixed(2)} GFLOP/s -> speedup ${r.train.straightforward.speedup.toFixed(1)}x\n`);
+      io.stdout.write(`sampling: ${r.sampling.withCache.tokensPerSecond.toFixed(0)} tokens/s with KV cache, ${r.sampling.withoutCache.tokensPerSecond.toFixed(0)} without\n`);
+    }
+    return 0;
+  },
+};
+
+export const MODEL_COMMANDS = [modelInitCommand, modelInfoCommand, modelLogprobsCommand, modelGenerateCommand, modelBenchCommand];
