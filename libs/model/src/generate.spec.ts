@@ -33,6 +33,17 @@ describe('generate', () => {
     }
   });
 
+  test('with a sliding window (mistral), cached keys beyond the window are masked like in recomputation', () => {
+    const mc = { ...createModelConfig({ modelType: 'mistral', vocabSize: 32, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositionEmbeddings: 64 }), slidingWindow: 3 };
+    const m = modelFromHfTensors(mc, heads, makeTestWeights(mc, heads, 12, 0.5), 'mistral');
+    const a: Float32Array[] = [];
+    const b: Float32Array[] = [];
+    generate(m, prompts, { maxNewTokens: 6, temperature: 0, onStepLogits: (_, l) => a.push(l.slice()) });
+    generate(m, prompts, { maxNewTokens: 6, temperature: 0, useCache: false, onStepLogits: (_, l) => b.push(l.slice()) });
+    a.forEach((l, s) => l.forEach((x, i) => assert.ok(Math.abs(x - b[s][i]) <= 1e-4, `step ${s} logit ${i}`)));
+    m.dispose();
+  });
+
   test('a left-padded row generates what it generates alone', () => {
     const batch = generate(model, prompts, { maxNewTokens: 5, temperature: 0 });
     prompts.forEach((p, i) => {
