@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """A Python client of the posttrain services: the proof that other languages can call them.
 
+The sampler must serve a model: the client generates two completions and scores them.
+
 Uses only Debian's python3-grpcio and message classes that Debian's protoc
 generates from protos/ (no generated gRPC stubs: calls go through the generic
 channel API with each method's path). Prints one JSON object with what it saw.
@@ -78,6 +80,36 @@ def main():
     )
     scored = unary(args.reward, "/posttrain.v1.RewardScorer/Score", score_req, reward_scorer_pb2.ScoreResponse)
     out["calls"]["reward.Score"] = {s.id: {"reward": s.reward, "components": {c.name: c.weighted for c in s.components}} for s in scored.scores}
+
+    # Generate two completions on the sampler (a server stream), then score them on the reward service.
+    gen_req = policy_sampler_pb2.GenerateRequest(
+        prompts=[common_pb2.Prompt(text="12+7=")],
+        n=2,
+        sampling=common_pb2.SamplingParams(temperature=1.0, max_new_tokens=8, seed=3, logprobs=True),
+    )
+    with grpc.insecure_channel(args.sampler) as channel:
+        call = channel.unary_stream("/posttrain.v1.PolicySampler/Generate", request_serializer=policy_sampler_pb2.GenerateRequest.SerializeToString, response_deserializer=policy_sampler_pb2.GenerateResponse.FromString)
+        completions = sorted((c for res in call(gen_req, timeout=60) for c in res.completions), key=lambda c: c.sample_index)
+    out["calls"]["sampler.Generate"] = [
+        {
+            "sample_index": c.sample_index,
+            "text": c.text,
+            "token_ids": list(c.token_ids),
+            "prompt_token_ids": list(c.prompt_token_ids),
+            "logprobs": list(c.logprobs),
+            "finish_reason": common_pb2.FinishReason.Name(c.finish_reason),
+            "weights_version": c.weights_version,
+        }
+        for c in completions
+    ]
+    gen_score_req = reward_scorer_pb2.ScoreRequest(
+        items=[reward_scorer_pb2.ScoreItem(id=f"sample{c.sample_index}", prompt="12+7=", completion=c.text) for c in completions],
+        components=[
+            rewards_pb2.RewardComponent(name="brevity", weight=1.0, length_penalty=rewards_pb2.LengthPenaltyRule(target_length=2, penalty_per_unit=0.1, unit=rewards_pb2.LENGTH_UNIT_CHARACTERS)),
+        ],
+    )
+    gen_scored = unary(args.reward, "/posttrain.v1.RewardScorer/Score", gen_score_req, reward_scorer_pb2.ScoreResponse)
+    out["calls"]["reward.Score.generated"] = {s.id: s.reward for s in gen_scored.scores}
 
     runs = unary(args.trainer, "/posttrain.v1.Trainer/ListRuns", trainer_pb2.ListRunsRequest(page_size=10), trainer_pb2.ListRunsResponse)
     out["calls"]["trainer.ListRuns"] = {"runs": len(runs.runs), "next_page_token": runs.next_page_token}
