@@ -154,7 +154,12 @@ class Means {
 function hostMaskedMean(values: Float32Array, mask: Float32Array): number {
   let s = 0;
   let n = 0;
-  for (let i = 0; i < values.length; i++) if (mask[i] === 1) (s += values[i], n++);
+  for (let i = 0; i < values.length; i++) {
+    if (mask[i] === 1) {
+      s += values[i];
+      n++;
+    }
+  }
   return n > 0 ? s / n : 0;
 }
 
@@ -163,7 +168,12 @@ export function explainedVariance(values: Float32Array, returns: Float32Array, m
   const variance = (f: (i: number) => number) => {
     let s = 0;
     let n = 0;
-    for (let i = 0; i < mask.length; i++) if (mask[i] === 1) (s += f(i), n++);
+    for (let i = 0; i < mask.length; i++) {
+      if (mask[i] === 1) {
+        s += f(i);
+        n++;
+      }
+    }
     const mean = s / n;
     let v = 0;
     for (let i = 0; i < mask.length; i++) if (mask[i] === 1) v += (f(i) - mean) ** 2;

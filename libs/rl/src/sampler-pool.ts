@@ -86,10 +86,10 @@ export interface WeightsPushResult {
   duplicates: string[];
 }
 
-/** FNV-1a of the text, mixed with the seed: a 31-bit sampling seed per prompt. */
+/** FNV-1a of "seed:id": a 31-bit sampling seed per prompt. */
 export function promptSeed(seed: number, promptId: string): number {
-  let h = (0x811c9dc5 ^ (seed >>> 0)) >>> 0;
-  const text = `${seed}:${promptId}`;
+  let h = 0x811c9dc5;
+  const text = `${seed >>> 0}:${promptId}`;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193) >>> 0;

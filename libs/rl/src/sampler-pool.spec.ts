@@ -1,0 +1,186 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FinishReason, PolicySamplerService, WeightsAssembler } from '@posttrain/proto';
+import type { Completion, GenerateRequest, GenerateResponse, WeightsAck, WeightsChunk } from '@posttrain/proto';
+import { PosttrainServer, RpcError, status } from '@posttrain/rpc';
+import type { ServiceHandlers } from '@posttrain/rpc';
+import { createLogger } from '@posttrain/telemetry';
+import { SamplerPool, promptSeed } from './sampler-pool';
+
+// Fake PolicySampler replicas in this process (real gRPC on loopback): each
+// answers with completions derived from the request's seed, so a re-issued
+// prompt can be recognised, and can be told to fail in the middle of a stream.
+type Mode = 'ok' | 'fail-mid-stream' | 'short-stream' | 'hang' | 'wrong-ack';
+
+interface Fake {
+  server: PosttrainServer;
+  address: string;
+  mode: Mode;
+  version: number;
+  requests: GenerateRequest[];
+}
+
+function completionFor(req: GenerateRequest, sampleIndex: number, version: number): Completion {
+  const seed = req.sampling!.seed!;
+  const ids = [3 + (seed % 50), 3 + sampleIndex];
+  return {
+    promptIndex: 0,
+    sampleIndex,
+    promptTokenIds: req.prompts[0].input?.$case === 'tokenIds' ? req.prompts[0].input.value.ids : [],
+    tokenIds: ids,
+    text: ids.join(' '),
+    logprobs: [-0.5, -0.25],
+    finishReason: FinishReason.STOP,
+    stopString: '',
+    weightsVersion: version,
+  };
+}
+
+async function startFake(mode: Mode, version = 0): Promise<Fake> {
+  const server = new PosttrainServer({ name: 'fake-sampler', host: '127.0.0.1', port: 0, shutdownGraceMs: 100, log: createLogger({ service: 'fake', level: 'error' }) });
+  const fake = { server, address: '', mode, version, requests: [] } as Fake;
+  const handlers: ServiceHandlers<typeof PolicySamplerService> = {
+    generate: async function* (req: GenerateRequest, ctx): AsyncIterable<GenerateResponse> {
+      fake.requests.push(req);
+      if (fake.mode === 'hang') {
+        await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+        return;
+      }
+      for (let s = 0; s < req.n; s++) {
+        if (s === 1 && fake.mode === 'fail-mid-stream') throw new RpcError(status.UNAVAILABLE, 'replica going away');
+        if (s === 1 && fake.mode === 'short-stream') return;
+        yield { completions: [completionFor(req, s, fake.version)] };
+      }
+    },
+    computeLogProbs: async () => {
+      throw new RpcError(status.UNIMPLEMENTED, 'not in the fake');
+    },
+    loadWeights: async (chunks: AsyncIterable<WeightsChunk>): Promise<WeightsAck> => {
+      const assembler = new WeightsAssembler(1 << 20);
+      for await (const c of chunks) assembler.push(c);
+      const { header, bytes } = assembler.finish();
+      fake.version = header.version;
+      return { version: fake.mode === 'wrong-ack' ? header.version - 1 : header.version, bytesReceived: bytes.byteLength, duplicate: false, tensorsLoaded: 1 };
+    },
+    getInfo: async () => {
+      throw new RpcError(status.UNIMPLEMENTED, 'not in the fake');
+    },
+  };
+  server.add('posttrain.v1.PolicySampler', PolicySamplerService, handlers);
+  fake.address = (await server.start()).address;
+  server.setServing(true);
+  return fake;
+}
+
+const prompts = (k: number) => Array.from({ length: k }, (_, i) => ({ id: `p${i}`, tokenIds: [5, 6 + i] }));
+const sampling = { topK: 0, stop: [], stopTokenIds: [], temperature: 1, maxNewTokens: 4 };
+
+describe('SamplerPool', { timeout: 60_000 }, () => {
+  const fakes: Fake[] = [];
+  before(async () => {
+    fakes.push(await startFake('ok'), await startFake('ok'), await startFake('fail-mid-stream'), await startFake('short-stream'), await startFake('hang'));
+  });
+  after(async () => {
+    await Promise.all(fakes.map((f) => f.server.shutdown()));
+  });
+  const reset = () => fakes.forEach((f) => (f.requests = []));
+
+  test('spreads prompts over every replica and returns each completion once, in prompt then sample order', async () => {
+    reset();
+    const [a, b] = fakes;
+    const pool = new SamplerPool([a.address, b.address], { maxInFlightPerSampler: 2 });
+    const res = await pool.generate(prompts(6), { n: 3, sampling, seed: 11 });
+    pool.close();
+    assert.equal(res.rollouts.length, 18);
+    assert.deepEqual(
+      res.rollouts.map((r) => `${r.promptId}/${r.sampleIndex}`),
+      prompts(6).flatMap((p) => [0, 1, 2].map((s) => `${p.id}/${s}`)),
+    );
+    assert.ok(a.requests.length > 0 && b.requests.length > 0, `requests: ${a.requests.length}, ${b.requests.length}`);
+    assert.equal(a.requests.length + b.requests.length, 6, 'one request per prompt, none repeated');
+    assert.equal(res.perSampler[a.address] + res.perSampler[b.address], 18);
+    assert.equal(res.perSampler[a.address], a.requests.length * 3);
+    assert.equal(res.retries, 0);
+    // Each prompt samples with the seed derived from (seed, id), whichever replica ran it.
+    for (const r of res.rollouts) assert.equal(r.tokenIds[0], 3 + (promptSeed(11, r.promptId) % 50));
+    // The request carries the prompt's tokens, log-probs on.
+    for (const req of [...a.requests, ...b.requests]) assert.equal(req.sampling!.logprobs, true);
+  });
+
+  test('a stream that fails mid-way is discarded and its prompt re-issued on another replica: nothing lost, nothing twice', async () => {
+    reset();
+    const [good, , failing] = fakes;
+    const retries: string[] = [];
+    const pool = new SamplerPool([failing.address, good.address], { benchMs: 60_000, onRetry: (e) => retries.push(e.promptId) });
+    const res = await pool.generate(prompts(4), { n: 2, sampling, seed: 3 });
+    pool.close();
+    assert.equal(res.rollouts.length, 8);
+    assert.equal(new Set(res.rollouts.map((r) => `${r.promptId}/${r.sampleIndex}`)).size, 8);
+    // The failing replica sent sample 0 of each prompt it got before failing: none of those is kept.
+    assert.ok(failing.requests.length >= 1);
+    assert.ok(res.rollouts.every((r) => r.sampler === good.address));
+    assert.equal(res.retries, failing.requests.length);
+    assert.deepEqual(retries.sort(), failing.requests.map((r) => r.requestId).sort());
+    // A re-issued prompt keeps its seed.
+    for (const req of failing.requests) assert.ok(good.requests.some((g) => g.requestId === req.requestId && g.sampling!.seed === req.sampling!.seed));
+  });
+
+  test('a stream that ends short, and a replica that hangs past the deadline, are retried elsewhere', async () => {
+    reset();
+    const [good, , , short, hang] = fakes;
+    const pool = new SamplerPool([short.address, hang.address, good.address], { requestTimeoutMs: 800, benchMs: 60_000 });
+    const res = await pool.generate(prompts(3), { n: 2, sampling, seed: 5 });
+    pool.close();
+    assert.equal(res.rollouts.length, 6);
+    assert.ok(res.rollouts.every((r) => r.sampler === good.address));
+    assert.ok(short.requests.length >= 1 && hang.requests.length >= 1, `short ${short.requests.length}, hang ${hang.requests.length}`);
+    assert.equal(res.retries, short.requests.length + hang.requests.length);
+  });
+
+  test('a prompt that fails on every attempt fails the call, naming the prompt and the errors', async () => {
+    reset();
+    const [, , failing] = fakes;
+    const pool = new SamplerPool([failing.address], { maxAttemptsPerPrompt: 2, benchMs: 10 });
+    await assert.rejects(pool.generate(prompts(1), { n: 2, sampling, seed: 1 }), /^Error: prompt p0: no complete set of 2 completions after 2 attempt\(s\): 127\.0\.0\.1:\d+: UNAVAILABLE: replica going away/);
+    pool.close();
+  });
+
+  test('rejects duplicate prompt ids and a bad n before sending anything', async () => {
+    reset();
+    const pool = new SamplerPool([fakes[0].address]);
+    await assert.rejects(pool.generate([{ id: 'x', tokenIds: [1] }, { id: 'x', tokenIds: [2] }], { n: 1, sampling, seed: 1 }), /prompts: id "x" appears twice/);
+    await assert.rejects(pool.generate(prompts(1), { n: 0, sampling, seed: 1 }), /n: got 0, expected an integer >= 1/);
+    pool.close();
+    assert.equal(fakes[0].requests.length, 0);
+    assert.throws(() => new SamplerPool([]), /sampler_addresses: empty/);
+    assert.throws(() => new SamplerPool(['a:1', 'a:1']), /sampler_addresses\[1\]: a:1 is listed twice/);
+  });
+
+  test('pushWeights reaches every replica, checks the acknowledged version, and reports the ones that missed it', async () => {
+    const [a, b] = fakes;
+    const wrong = await startFake('wrong-ack');
+    const pool = new SamplerPool([a.address, b.address, wrong.address, '127.0.0.1:1'], { loadWeightsTimeoutMs: 3_000 });
+    const bytes = new Uint8Array(3000).map((_, i) => i % 251);
+    const res = await pool.pushWeights(bytes, 7);
+    pool.close();
+    await wrong.server.shutdown();
+    assert.deepEqual(res.acked.sort(), [a.address, b.address].sort());
+    assert.equal(a.version, 7);
+    assert.equal(b.version, 7);
+    assert.deepEqual(res.failed.map((f) => f.sampler).sort(), [wrong.address, '127.0.0.1:1'].sort());
+    assert.match(res.failed.find((f) => f.sampler === wrong.address)!.error, /acknowledged version 6, expected 7/);
+    const none = new SamplerPool(['127.0.0.1:1'], { loadWeightsTimeoutMs: 2_000 });
+    await assert.rejects(none.pushWeights(bytes, 8), /LoadWeights version 8: no sampler acknowledged it/);
+    none.close();
+  });
+
+  test('promptSeed is a deterministic 31-bit function of (seed, id)', () => {
+    assert.equal(promptSeed(1, 'a'), promptSeed(1, 'a'));
+    assert.notEqual(promptSeed(1, 'a'), promptSeed(2, 'a'));
+    assert.notEqual(promptSeed(1, 'a'), promptSeed(1, 'b'));
+    for (const id of ['a', 'p0', 's1-p2-l9']) {
+      const s = promptSeed(123, id);
+      assert.ok(Number.isInteger(s) && s >= 0 && s < 2 ** 31);
+    }
+  });
+});
