@@ -2,6 +2,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
 import { PolicySamplerService, ReferenceModelService, RewardScorerService, TrainerService } from '@posttrain/proto';
@@ -16,7 +18,7 @@ describe('posttrain up', { timeout: 180_000 }, () => {
   const stderr: string[] = [];
 
   before(async () => {
-    up = spawn(process.execPath, [join(root, 'bin', 'posttrain.js'), 'up', '--json', '--samplers', '2'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, POSTTRAIN_LOG_LEVEL: 'warn' } });
+    up = spawn(process.execPath, [join(root, 'bin', 'posttrain.js'), 'up', '--json', '--samplers', '2'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, POSTTRAIN_LOG_LEVEL: 'warn', POSTTRAIN_RUNS_DIR: mkdtempSync(join(tmpdir(), 'posttrain-up-runs-')) } });
     createInterface({ input: up.stderr! }).on('line', (l) => stderr.push(l));
     services = await new Promise((resolve, reject) => {
       createInterface({ input: up.stdout! }).on('line', (line) => resolve((JSON.parse(line) as { services: Record<string, string[]> }).services));

@@ -35,7 +35,7 @@ describe('a Python client calls every service', { timeout: 240_000 }, () => {
         { name: 'policy-sampler', label: 'policy-sampler', args: ['--model', modelDir] },
         { name: 'reference', label: 'reference', args: [] },
         { name: 'reward', label: 'reward', args: [] },
-        { name: 'trainer', label: 'trainer', args: [] },
+        { name: 'trainer', label: 'trainer', args: ['--runs-dir', join(gen, 'runs')] },
       ],
       { host: '127.0.0.1', startupTimeoutMs: 120_000 },
     );

@@ -5,8 +5,10 @@
  * Run: `node --import tsx services/trainer/src/main.ts --port 50054` (or `posttrain up`).
  */
 import { resolve } from 'node:path';
+import { initBackend } from '@posttrain/backend';
 import { TrainerService } from '@posttrain/proto';
 import { defineConfig, mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
+import { RunRegistry } from './run-registry';
 import { createTrainerHandlers } from './trainer-handlers';
 
 const config = defineConfig({
@@ -18,8 +20,10 @@ export const trainerService: ServiceDefinitionOptions<typeof config> = {
   summary: 'SFT, reward-model, DPO, PPO and GRPO runs',
   defaultPort: 50054,
   config,
-  setup: async ({ server, config: c }) => {
-    server.add('posttrain.v1.Trainer', TrainerService, createTrainerHandlers({ runsDir: resolve(c.runsDir) }));
+  setup: async ({ server, config: c, log }) => {
+    const registry = new RunRegistry(resolve(c.runsDir), log);
+    server.add('posttrain.v1.Trainer', TrainerService, createTrainerHandlers(registry));
+    return { ready: initBackend({ logger: log }).then(() => undefined) };
   },
 };
 

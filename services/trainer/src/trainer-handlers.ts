@@ -1,9 +1,9 @@
-import { ListRunsResponse, type RunSpec, type TrainerService } from '@posttrain/proto';
-import { invalidArgument, notFound, unimplemented, type ServiceHandlers } from '@posttrain/rpc';
-
-export interface TrainerState {
-  runsDir: string;
-}
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { ListRunsResponse, RunState, type RunSpec, type TrainerService } from '@posttrain/proto';
+import { invalidArgument, notFound, RpcError, status, unimplemented, type ServiceHandlers } from '@posttrain/rpc';
+import { isFinished, type RunRegistry } from './run-registry';
+import { runSpecToConfig } from './run-spec-to-config';
 
 const RUN_ID = /^[a-z0-9_-]{1,64}$/;
 
@@ -13,7 +13,7 @@ function checkRunId(id: string, field = 'run_id'): void {
 }
 
 /** The parts of a RunSpec that every stage needs. */
-export function validateRunSpecCommon(spec: RunSpec | undefined): void {
+export function validateRunSpecCommon(spec: RunSpec | undefined): asserts spec is RunSpec {
   if (!spec) throw invalidArgument('spec', 'not set, expected a RunSpec');
   if (spec.runId) checkRunId(spec.runId, 'spec.run_id');
   if (!spec.stage) throw invalidArgument('spec.stage', 'not set, expected one of sft, reward_model, dpo, ppo, grpo');
@@ -26,35 +26,75 @@ export function validateRunSpecCommon(spec: RunSpec | undefined): void {
   if (!(spec.maxEpochs >= 0)) throw invalidArgument('spec.max_epochs', `got ${spec.maxEpochs}, expected >= 0`);
 }
 
+/** Files a run needs, checked before it is queued so the caller hears of a typo at once. */
+function checkInputs(spec: RunSpec): void {
+  if (!existsSync(join(spec.baseModelDir, 'config.json'))) throw invalidArgument('spec.base_model_dir', `"${spec.baseModelDir}" has no config.json (expected a model directory in the Hugging Face layout)`);
+  spec.dataset!.paths.forEach((p, i) => {
+    if (!existsSync(p) || !statSync(p).isFile()) throw invalidArgument(`spec.dataset.paths[${i}]`, `"${p}": no such file`);
+  });
+  spec.dataset!.evalPaths.forEach((p, i) => {
+    if (!existsSync(p) || !statSync(p).isFile()) throw invalidArgument(`spec.dataset.eval_paths[${i}]`, `"${p}": no such file`);
+  });
+}
+
 /**
- * Trainer handlers. Run specs are validated; the training stages arrive with
- * the trainer issue, so StartRun then answers UNIMPLEMENTED, and no run can
- * exist yet: lookups answer NOT_FOUND and ListRuns an empty page.
+ * Trainer handlers: the run API over a RunRegistry. SFT, reward-model and
+ * DPO runs execute in this process through libs/training; PPO and GRPO,
+ * which drive the serving tier, answer UNIMPLEMENTED until they are wired in.
  */
-export function createTrainerHandlers(_state: TrainerState): ServiceHandlers<typeof TrainerService> {
+export function createTrainerHandlers(registry: RunRegistry): ServiceHandlers<typeof TrainerService> {
   return {
     startRun: async (request) => {
-      validateRunSpecCommon(request.spec);
-      throw unimplemented('StartRun', `the ${request.spec?.stage?.$case} stage is not implemented yet`);
+      const spec = request.spec;
+      validateRunSpecCommon(spec);
+      const stage = spec.stage!.$case;
+      if (stage === 'ppo' || stage === 'grpo') throw unimplemented('StartRun', `the ${stage} stage runs through \`posttrain ${stage}\` for now; the trainer service runs sft, reward_model and dpo`);
+      const id = spec.runId || `${stage === 'rewardModel' ? 'rm' : stage}-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-').toLowerCase()}`;
+      if (registry.isActive(id)) throw new RpcError(status.ALREADY_EXISTS, `run "${id}" is already ${RunState[registry.get(id)!.state].toLowerCase()}`);
+      if (!spec.resume && (registry.has(id) || existsSync(join(registry.runsDir, id)))) throw new RpcError(status.ALREADY_EXISTS, `run "${id}" exists; set resume to continue it from its last checkpoint, or pick another run_id`);
+      checkInputs(spec);
+      const config = runSpecToConfig(spec, registry.runsDir, id);
+      return registry.start(id, spec, config);
     },
     getRun: async (request) => {
       checkRunId(request.runId);
-      throw notFound(`run "${request.runId}" not found`);
+      const run = registry.get(request.runId);
+      if (!run) throw notFound(`run "${request.runId}" not found`);
+      return run;
     },
     listRuns: async (request) => {
       if (request.pageSize < 0 || request.pageSize > 1000) throw invalidArgument('page_size', `got ${request.pageSize}, expected 0..1000`);
-      if (request.pageToken) throw invalidArgument('page_token', `got "${request.pageToken.slice(0, 80)}", which is not a token this server issued`);
-      return ListRunsResponse.fromPartial({ runs: [], nextPageToken: '' });
+      const size = request.pageSize || 50;
+      let offset = 0;
+      if (request.pageToken) {
+        const m = /^o(\d+)$/.exec(request.pageToken);
+        if (!m) throw invalidArgument('page_token', `got "${request.pageToken.slice(0, 80)}", which is not a token this server issued`);
+        offset = Number(m[1]);
+      }
+      const all = registry.list(request.state);
+      const runs = all.slice(offset, offset + size);
+      return ListRunsResponse.fromPartial({ runs, nextPageToken: offset + size < all.length ? `o${offset + size}` : '' });
     },
     cancelRun: async (request) => {
       checkRunId(request.runId);
-      throw notFound(`run "${request.runId}" not found`);
+      const run = registry.cancel(request.runId, request.reason);
+      if (!run) throw notFound(`run "${request.runId}" not found`);
+      return run;
     },
-    watchRun: async function* (request) {
+    watchRun: async function* (request, ctx) {
       checkRunId(request.runId);
       if (request.afterSequence < 0) throw invalidArgument('after_sequence', `got ${request.afterSequence}, expected >= 0`);
-      yield* [];
-      throw notFound(`run "${request.runId}" not found`);
+      if (!registry.has(request.runId)) throw notFound(`run "${request.runId}" not found`);
+      let after = request.afterSequence;
+      for (;;) {
+        const wait = registry.nextEvent(request.runId, ctx.signal);
+        for (const e of registry.events(request.runId, after)) {
+          after = e.sequence;
+          yield e;
+        }
+        if (request.historyOnly || isFinished(registry.get(request.runId)!.state) || ctx.signal.aborted) return;
+        await wait;
+      }
     },
   };
 }
