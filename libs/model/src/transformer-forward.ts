@@ -158,28 +158,25 @@ function projection(model: LlamaModel, name: string, x: tf.Tensor2D, dropoutSeed
 }
 
 /**
- * Additive attention mask [B, R*T, K]: query t of row b (key index P+t) may see key k when
- * k is a real token, k <= P+t (causal), and, with a sliding window, pos(query) - pos(key) < window.
- * The R query heads of a kv group are stacked along the query axis, so the [T, K] block repeats R times.
+ * Additive attention mask [B, 1, 1, T, K] (broadcast over kv groups and the R query heads of a group):
+ * query t of row b (key index P+t) may see key k when k is a real token, k <= P+t (causal), and, with a
+ * sliding window, pos(query) - pos(key) < window.
  */
-function attentionBias(
-  tokens: ForwardTokens, keyMask: Uint8Array, keyPositions: Int32Array, keyLength: number, repeat: number, window: number | null,
-): tf.Tensor4D {
+function attentionBias(tokens: ForwardTokens, keyMask: Uint8Array, keyPositions: Int32Array, keyLength: number, window: number | null): tf.Tensor {
   const { batch, length } = tokens;
   const past = keyLength - length;
-  const block = new Float32Array(length * keyLength);
-  const out = new Float32Array(batch * repeat * length * keyLength);
+  const out = new Float32Array(batch * length * keyLength);
   for (let b = 0; b < batch; b++) {
     for (let t = 0; t < length; t++) {
       const qPos = tokens.positions[b * length + t];
+      const row = (b * length + t) * keyLength;
       for (let k = 0; k < keyLength; k++) {
         const visible = keyMask[b * keyLength + k] === 1 && k <= past + t && (window === null || qPos - keyPositions[b * keyLength + k] < window);
-        block[t * keyLength + k] = visible ? 0 : MASKED;
+        out[row + k] = visible ? 0 : MASKED;
       }
     }
-    for (let r = 0; r < repeat; r++) out.set(block, (b * repeat + r) * length * keyLength);
   }
-  return tf.tensor4d(out, [batch, 1, repeat * length, keyLength]);
+  return tf.tensor(out, [batch, 1, 1, length, keyLength]);
 }
 
 /** Runs the decoder; call inside tf.tidy (or tf.variableGrads). */
@@ -213,7 +210,7 @@ export function forwardHidden(model: LlamaModel, tokens: ForwardTokens, options:
     keyMask.set(tokens.mask.subarray(b * T, (b + 1) * T), b * K + P);
     keyPositions.set(tokens.positions.subarray(b * T, (b + 1) * T), b * K + P);
   }
-  const bias = attentionBias(tokens, keyMask, keyPositions, K, R, c.slidingWindow);
+  const bias = attentionBias(tokens, keyMask, keyPositions, K, c.slidingWindow);
   const { cos, sin } = ropeTables(tokens.positions, E, c.ropeTheta);
   const scale = 1 / Math.sqrt(E);
   const seed = options.dropoutSeed;
@@ -241,7 +238,7 @@ export function forwardHidden(model: LlamaModel, tokens: ForwardTokens, options:
     // Query head h = g*R + r uses kv head g (HF repeat_kv), so (B, H, T, E) regroups as (B*G, R*T, E).
     const q3 = tf.reshape(tf.transpose(tf.reshape(q, [B, T, H, E]), [0, 2, 1, 3]), [B * G, R * T, E]) as tf.Tensor3D;
     const kT = tf.reshape(tf.transpose(k4, [0, 1, 3, 2]), [B * G, E, K]) as tf.Tensor3D; // (B*G, E, K)
-    const scores = tf.reshape(batchMatMul(q3, kT), [B, G, R * T, K]); // (B*G, R*T, E) x (B*G, E, K) -> (B, G, R*T, K)
+    const scores = tf.reshape(batchMatMul(q3, kT), [B, G, R, T, K]); // (B*G, R*T, E) x (B*G, E, K) -> (B, G, R, T, K)
     const probs = tf.reshape(tf.softmax(tf.add(tf.mul(scores, scale), bias)), [B * G, R * T, K]) as tf.Tensor3D;
     const att = batchMatMul(probs, tf.reshape(v4, [B * G, K, E]) as tf.Tensor3D); // (B*G, R*T, K) x (B*G, K, E) -> (B*G, R*T, E)
     const merged = tf.reshape(tf.transpose(tf.reshape(att, [B, H, T, E]), [0, 2, 1, 3]), [N, H * E]) as tf.Tensor2D; // (N, H*E)
