@@ -5,6 +5,8 @@ import { dataCheckCommand } from './commands/data-check';
 import { taskGenerateCommand } from './commands/task-generate';
 import { MODEL_COMMANDS } from './commands/model';
 import { trainStageCommand } from './commands/train-stage';
+import { sampleCommand } from './commands/sample';
+import { scoreCommand } from './commands/score';
 
 /** Every subcommand, in the order --help lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -13,6 +15,8 @@ export const COMMANDS: readonly Command[] = [
   trainStageCommand('sft'),
   trainStageCommand('rm'),
   trainStageCommand('dpo'),
+  sampleCommand,
+  scoreCommand,
   ...MODEL_COMMANDS,
   dataCheckCommand,
   taskGenerateCommand,
