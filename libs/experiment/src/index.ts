@@ -1,0 +1,33 @@
+/**
+ * @posttrain/experiment: the demo and the experiments on the embedded task,
+ * as plain functions with progress events: task data, a tiny base model
+ * pretrained from scratch, SFT (and its data-size sweep), a reward model, DPO
+ * from SFT, each evaluated (answer accuracy and format rate, preference
+ * ranking, output entropy); a results table, the seeds' claims with their
+ * numbers, and one report.html for the whole run. Also the evaluation
+ * functions behind `posttrain eval`.
+ *
+ * @example
+ * ```ts
+ * import { pipelinePlan, runPipeline, writePipelineArtifacts, formatResultsMarkdown, pipelineProgress } from '@posttrain/experiment';
+ * const result = await runPipeline(pipelinePlan('demo', { quick: true, seed: 0 }), 'runs/demo', { onEvent: pipelineProgress(process.stderr) });
+ * const paths = writePipelineArtifacts(result, formatResultsMarkdown(result));
+ * console.log(result.claims, paths.report);
+ * ```
+ */
+export { pipelinePlan } from './pipeline-plan';
+export type { PipelinePlan, TrainSettings } from './pipeline-plan';
+export { runPipeline, PipelineCancelledError } from './run-pipeline';
+export type { PipelineEvent, PipelineResult, RunPipelineOptions, StageOutcome, ModelEvaluation } from './run-pipeline';
+export { assessClaims, marginalGains } from './assess-claims';
+export type { Claim } from './assess-claims';
+export { formatResultsMarkdown, formatTextTable, modelTable, stageTable } from './results-table';
+export { pipelineRecords, renderPipelineReport, writePipelineArtifacts } from './pipeline-report';
+export { pipelineProgress } from './pipeline-progress';
+export type { PipelineProgressOptions } from './pipeline-progress';
+export { readEvalData, EvalDataError } from './read-eval-data';
+export type { AnswerItem, EvalData } from './read-eval-data';
+export { evaluateAnswers } from './evaluate-answers';
+export type { AnswerEvaluation, CompleteFn, EvaluateAnswersOptions } from './evaluate-answers';
+export { evaluatePreferences, measureConcentration, modelCompleteFn, pairLogProbs, softmaxEntropy, tokenizePairs } from './model-evaluation';
+export type { Concentration, ConcentrationSettings, GenerationSettings, PairLogProbs, PreferenceEvaluation } from './model-evaluation';

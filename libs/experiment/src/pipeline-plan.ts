@@ -1,0 +1,88 @@
+/**
+ * What a pipeline run does, with every size in one place: the task data, the
+ * tiny base model's shape, the steps of each stage and the evaluation sizes.
+ * `demo` is the laptop walk-through (a few minutes on 2 CPU cores), `quick`
+ * the same stages at toy sizes (tests, a first look), `experiment` the
+ * longer run behind the three claims (SFT data-size sweep, more eval prompts).
+ */
+
+export interface TrainSettings {
+  /** Optimizer steps; null trains `epochs` passes over the data. */
+  steps: number | null;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+}
+
+export interface PipelinePlan {
+  name: 'demo' | 'experiment';
+  quick: boolean;
+  seed: number;
+  task: { corpusSize: number; sftSizes: number[]; preferenceSize: number; promptsSize: number; evalSize: number };
+  /** The tiny Llama trained from scratch (vocabulary: the built-in character tokenizer). */
+  model: { hiddenSize: number; intermediateSize: number; numLayers: number; numHeads: number; maxLength: number };
+  pretrain: TrainSettings;
+  /** SFT of the main line (base -> SFT -> RM / DPO) on the largest size of `task.sftSizes`. */
+  sft: TrainSettings;
+  /** Also fine-tune on every smaller size of `task.sftSizes` (claim 1's diminishing returns). */
+  sweep: boolean;
+  rm: TrainSettings;
+  dpo: TrainSettings & { beta: number };
+  eval: {
+    /** Held-out prompts answered greedily for accuracy and format rate. */
+    prompts: number;
+    maxNewTokens: number;
+    /** Held-out preference pairs ranked by log-prob. */
+    pairs: number;
+    /** Prompts sampled `samplesPerPrompt` times for the entropy measures. */
+    concentrationPrompts: number;
+    samplesPerPrompt: number;
+    temperature: number;
+  };
+}
+
+/**
+ * The plan of `posttrain demo` (quick: toy sizes, every stage still runs) or
+ * `posttrain experiment`. Sizes were chosen by measurement on the wasm
+ * backend, 2 cores (see the library README).
+ */
+export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boolean; seed?: number } = {}): PipelinePlan {
+  const quick = options.quick ?? false;
+  const seed = options.seed ?? 0;
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`seed: got ${JSON.stringify(seed)}, expected an integer in [0, 4294967295]`);
+  if (quick) {
+    return {
+      name,
+      quick,
+      seed,
+      task: { corpusSize: 400, sftSizes: name === 'experiment' ? [16, 48] : [48], preferenceSize: 48, promptsSize: 32, evalSize: 16 },
+      model: { hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, maxLength: 128 },
+      pretrain: { steps: 6, epochs: 1, batchSize: 8, learningRate: 3e-3 },
+      sft: { steps: 4, epochs: 1, batchSize: 8, learningRate: 1e-3 },
+      sweep: name === 'experiment',
+      rm: { steps: 4, epochs: 1, batchSize: 8, learningRate: 1e-3 },
+      dpo: { steps: 4, epochs: 1, batchSize: 8, learningRate: 1e-3, beta: 0.1 },
+      eval: { prompts: 8, maxNewTokens: 24, pairs: 16, concentrationPrompts: 4, samplesPerPrompt: 4, temperature: 1 },
+    };
+  }
+  const experiment = name === 'experiment';
+  return {
+    name,
+    quick,
+    seed,
+    task: {
+      corpusSize: 20000,
+      sftSizes: experiment ? [30, 100, 300, 1000] : [300],
+      preferenceSize: 1000,
+      promptsSize: 1000,
+      evalSize: experiment ? 200 : 100,
+    },
+    model: { hiddenSize: 128, intermediateSize: 352, numLayers: 4, numHeads: 4, maxLength: 128 },
+    pretrain: { steps: experiment ? 400 : 200, epochs: 1, batchSize: 16, learningRate: 3e-3 },
+    sft: { steps: null, epochs: 2, batchSize: 16, learningRate: 1e-3 },
+    sweep: experiment,
+    rm: { steps: experiment ? 80 : 40, epochs: 1, batchSize: 16, learningRate: 3e-4 },
+    dpo: { steps: experiment ? 80 : 40, epochs: 1, batchSize: 16, learningRate: 1e-4, beta: 0.1 },
+    eval: { prompts: experiment ? 200 : 64, maxNewTokens: 64, pairs: experiment ? 200 : 100, concentrationPrompts: experiment ? 32 : 16, samplesPerPrompt: 8, temperature: 1 },
+  };
+}
