@@ -1,0 +1,169 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initBackend } from '@posttrain/backend';
+import { AdvantageEstimator } from '@posttrain/proto';
+import { createLogger } from '@posttrain/telemetry';
+import { resolveRlRunConfig } from './rl-run-config';
+import { runRl } from './run-rl';
+import { HAS_DIGIT, SHORT, rlSpec, startService, writePrompts, writeTinyPolicy } from './test-support';
+import type { ServiceProcess } from './test-support';
+
+// Online RL end to end: two policy samplers, the reference and the reward service
+// as separate processes on loopback, the trainer loop in this process.
+describe('online RL over the serving tier', { timeout: 900_000 }, () => {
+  let model: string;
+  let prompts: string;
+  let outputDir: string;
+  let samplers: ServiceProcess[] = [];
+  let reference: ServiceProcess;
+  let reward: ServiceProcess;
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+  before(async () => {
+    await initBackend({ logger: createLogger({ service: 'test', level: 'warn' }) });
+    [model, prompts, outputDir] = await Promise.all([writeTinyPolicy(4), writePrompts(64), mkdtemp(join(tmpdir(), 'posttrain-rl-runs-'))]);
+    const args = ['--model', model, '--max-new-tokens', '16'];
+    [samplers[0], samplers[1], reference, reward] = await Promise.all([startService('policy-sampler', args), startService('policy-sampler', args), startService('reference', ['--model', model]), startService('reward', [])]);
+  });
+  after(async () => {
+    await Promise.all([...samplers, reference, reward].filter(Boolean).map((s) => s.kill()));
+  });
+
+  const services = () => ({ samplerAddresses: samplers.map((s) => s.address), referenceAddress: reference.address, rewardAddress: reward.address });
+  const sampling = { temperature: 1, maxNewTokens: 8, topK: 0, stop: [], stopTokenIds: [], logprobs: true };
+
+  test('PPO raises the mean rule-based reward; the KL is reported and the adaptive controller pushes it towards the target; rollouts use both samplers', async () => {
+    const steps: Record<string, number>[] = [];
+    const spec = rlSpec(
+      { runId: 'ppo-learns', outputDir, model, prompts, maxSteps: 14, learningRate: 3e-3 },
+      {
+        $case: 'ppo',
+        value: {
+          services: services(),
+          rewardComponents: [SHORT],
+          rolloutBatchSize: 8,
+          samplesPerPrompt: 2,
+          ppoEpochs: 2,
+          minibatchSize: 8,
+          gamma: 1,
+          gaeLambda: 0.95,
+          valueLossCoefficient: 0.5,
+          whitenAdvantages: true,
+          kl: { coefficient: 0.05, adaptiveTarget: 1, adaptiveHorizon: 64, estimator: 0, placement: 0 },
+          sampling,
+        },
+      },
+    );
+    const result = await runRl(resolveRlRunConfig(spec), { callbacks: { onStep: (e) => steps.push(e.metrics) } });
+    assert.equal(result.status, 'completed');
+    assert.equal(steps.length, 14);
+    const scores = steps.map((m) => m['objective/scores']);
+    const first = mean(scores.slice(0, 3));
+    const last = mean(scores.slice(-3));
+    console.log('PPO objective/scores by step:', scores.map((s) => s.toFixed(2)).join(' '));
+    console.log('PPO objective/kl by step:', steps.map((m) => m['objective/kl'].toFixed(3)).join(' '), 'kl_coef:', steps.map((m) => m['objective/kl_coef'].toFixed(4)).join(' '));
+    assert.ok(last > first + 0.25, `mean reward of the last 3 steps ${last} should exceed the first 3 (${first}) by 0.25`);
+    for (const m of steps) {
+      for (const k of ['objective/kl', 'objective/entropy', 'policy/clipfrac', 'policy/approxkl', 'loss/policy', 'loss/value', 'val/explained_variance', 'rewards/short']) assert.ok(Number.isFinite(m[k]) || k === 'val/explained_variance', `${k} = ${m[k]}`);
+      assert.equal(m['rollout/count'], 16);
+      assert.equal(m['rollout/stale'], 0);
+      assert.equal(m['rollout/samplers_acked'], 2);
+      // The trainer's log-probs of fresh rollouts match the sampler's (the ratio starts at 1).
+      assert.ok(m['rollout/logprob_diff'] < 1e-3, `rollout/logprob_diff ${m['rollout/logprob_diff']}`);
+    }
+    // Adaptive controller (Ziegler et al.): the coefficient rises after steps whose KL is above target and falls after those below.
+    for (let i = 1; i < steps.length; i++) {
+      const before = steps[i - 1];
+      const direction = Math.sign(steps[i]['objective/kl_coef'] - before['objective/kl_coef']);
+      assert.equal(direction, Math.sign(before['objective/kl'] - 1) || direction, `step ${i + 1}: coefficient moved ${direction} after KL ${before['objective/kl']}`);
+    }
+    assert.ok(steps.every((m) => m['rollout/sampler_0'] > 0 && m['rollout/sampler_1'] > 0), 'every step used both samplers');
+    assert.equal(result.weightsVersion, steps.at(-1)!['rollout/weights_version']);
+    assert.ok(existsSync(join(result.runDir, 'report.html')));
+    assert.ok(existsSync(join(result.runDir, 'model', 'model.safetensors')));
+    const state = JSON.parse(readFileSync(join(result.runDir, 'checkpoints', 'step-14', 'trainer_state.json'), 'utf8')) as { extra: { klController: { kind: string; value: number }; weightsVersion: number } };
+    assert.equal(state.extra.klController.kind, 'adaptive');
+    // The saved coefficient is the last step's after its update: beta (1 + clip(KL / 1 - 1, -0.2, 0.2) * 16 / 64).
+    const lastStep = steps.at(-1)!;
+    const expected = lastStep['objective/kl_coef'] * (1 + (Math.max(-0.2, Math.min(0.2, lastStep['objective/kl'] / 1 - 1)) * 16) / 64);
+    assert.ok(Math.abs(state.extra.klController.value - expected) < 1e-12, `${state.extra.klController.value} vs ${expected}`);
+    assert.equal(state.extra.weightsVersion, result.weightsVersion);
+  });
+
+  test('GRPO raises the verifiable reward', async () => {
+    const steps: Record<string, number>[] = [];
+    const spec = rlSpec(
+      { runId: 'grpo-learns', outputDir, model, prompts, maxSteps: 12, learningRate: 3e-3 },
+      {
+        $case: 'grpo',
+        value: {
+          services: services(),
+          rewardComponents: [HAS_DIGIT],
+          promptsPerStep: 4,
+          groupSize: 4,
+          advantageEstimator: AdvantageEstimator.GRPO,
+          updatesPerBatch: 2,
+          minibatchSize: 8,
+          kl: { coefficient: 0.02, adaptiveHorizon: 0, estimator: 0, placement: 0 },
+          sampling,
+        },
+      },
+    );
+    const result = await runRl(resolveRlRunConfig(spec), { callbacks: { onStep: (e) => steps.push(e.metrics) } });
+    assert.equal(result.status, 'completed');
+    const scores = steps.map((m) => m['objective/scores']);
+    console.log('GRPO objective/scores by step:', scores.map((s) => s.toFixed(2)).join(' '));
+    assert.ok(mean(scores.slice(-3)) > mean(scores.slice(0, 3)) + 0.25, scores.join(' '));
+    for (const m of steps) {
+      assert.ok(Number.isFinite(m['loss/kl']) && Number.isFinite(m['objective/kl']), `loss/kl ${m['loss/kl']}`);
+      assert.ok(m['reward/frac_zero_std'] >= 0 && m['reward/frac_zero_std'] <= 1);
+    }
+  });
+
+  test('a sampler killed in the middle of a PPO run: the run completes on the other, nothing lost or counted twice', async () => {
+    const extra = await startService('policy-sampler', ['--model', model, '--max-new-tokens', '16']);
+    const steps: Record<string, number>[] = [];
+    const spec = rlSpec(
+      { runId: 'ppo-sampler-dies', outputDir, model, prompts, maxSteps: 5, learningRate: 1e-3, checkpointEvery: 2 },
+      {
+        $case: 'ppo',
+        value: {
+          services: { ...services(), samplerAddresses: [samplers[0].address, extra.address] },
+          rewardComponents: [SHORT],
+          rolloutBatchSize: 8,
+          samplesPerPrompt: 2,
+          ppoEpochs: 1,
+          minibatchSize: 16,
+          gamma: 1,
+          gaeLambda: 0.95,
+          valueLossCoefficient: 0.5,
+          kl: { coefficient: 0.05, adaptiveHorizon: 0, estimator: 0, placement: 0 },
+          sampling,
+        },
+      },
+    );
+    let killed: Promise<void> | null = null;
+    const result = await runRl(resolveRlRunConfig(spec), {
+      pool: { requestTimeoutMs: 20_000, benchMs: 1_000 },
+      callbacks: {
+        onStep: (e) => {
+          steps.push(e.metrics);
+          if (e.step === 2) killed = extra.kill('SIGKILL');
+        },
+      },
+    });
+    await killed;
+    assert.equal(result.status, 'completed');
+    assert.equal(steps.length, 5);
+    for (const m of steps) assert.equal(m['rollout/count'], 16, 'every prompt got its samples exactly once');
+    assert.ok(steps[0]['rollout/sampler_1'] > 0, 'before the kill both samplers served');
+    for (const m of steps.slice(2)) {
+      assert.equal(m['rollout/sampler_0'], 16);
+      assert.equal(m['rollout/samplers_acked'], 1);
+    }
+  });
+});
