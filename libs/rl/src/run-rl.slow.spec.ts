@@ -124,6 +124,53 @@ describe('online RL over the serving tier', { timeout: 900_000 }, () => {
     }
   });
 
+  test('a run cancelled at a step boundary and resumed repeats the uninterrupted run step for step', async () => {
+    const ppo = (runId: string, resume: boolean) =>
+      rlSpec(
+        { runId, outputDir, model, prompts, maxSteps: 4, learningRate: 3e-3, resume },
+        {
+          $case: 'ppo',
+          value: {
+            services: services(),
+            rewardComponents: [SHORT],
+            rolloutBatchSize: 4,
+            samplesPerPrompt: 2,
+            ppoEpochs: 2,
+            minibatchSize: 4,
+            gamma: 1,
+            gaeLambda: 0.95,
+            valueLossCoefficient: 0.5,
+            kl: { coefficient: 0.05, adaptiveTarget: 1, adaptiveHorizon: 64, estimator: 0, placement: 0 },
+            sampling,
+          },
+        },
+      );
+    const whole: Record<string, number>[] = [];
+    await runRl(resolveRlRunConfig(ppo('ppo-whole', false)), { callbacks: { onStep: (e) => whole.push(e.metrics) } });
+    const ac = new AbortController();
+    const parts: Record<string, number>[] = [];
+    const first = await runRl(resolveRlRunConfig(ppo('ppo-split', false)), {
+      signal: ac.signal,
+      callbacks: {
+        onStep: (e) => {
+          parts.push(e.metrics);
+          if (e.step === 2) ac.abort();
+        },
+      },
+    });
+    assert.equal(first.status, 'cancelled');
+    assert.equal(first.step, 2);
+    assert.ok(existsSync(join(first.runDir, 'checkpoints', 'step-2', 'value_model', 'model.safetensors')));
+    const second = await runRl(resolveRlRunConfig(ppo('ppo-split', true)), { callbacks: { onStep: (e) => parts.push(e.metrics) } });
+    assert.equal(second.status, 'completed');
+    assert.equal(parts.length, 4);
+    for (let i = 0; i < 4; i++) {
+      for (const k of ['objective/scores', 'objective/kl', 'objective/kl_coef', 'loss/policy', 'loss/value', 'rollout/completion_length']) {
+        assert.ok(Math.abs(parts[i][k] - whole[i][k]) <= 1e-5 * Math.max(1, Math.abs(whole[i][k])), `step ${i + 1} ${k}: resumed ${parts[i][k]} vs uninterrupted ${whole[i][k]}`);
+      }
+    }
+  });
+
   test('a sampler killed in the middle of a PPO run: the run completes on the other, nothing lost or counted twice', async () => {
     const extra = await startService('policy-sampler', ['--model', model, '--max-new-tokens', '16']);
     const steps: Record<string, number>[] = [];
