@@ -149,6 +149,44 @@ describe('sampleToken', () => {
     near(freq({ temperature: 0.5, topK: 0, topP: 1 }), [1 / 30, 4 / 30, 9 / 30, 16 / 30]);
   });
 
+  test('a large vocabulary draws exactly what a full sort would (candidate prefix is exact)', () => {
+    // Brute force: sort all tokens, truncate (top-k, then top-p on the renormalised rest), sample.
+    const brute = (l: number[], p: { temperature: number; topK: number; topP: number }, rng: Rng) => {
+      const z = l.map((x) => x / p.temperature);
+      const m = Math.max(...z);
+      const lse = m + Math.log(z.reduce((a, v) => a + Math.exp(v - m), 0));
+      let order = z.map((_, i) => i);
+      if (p.topK > 0 || p.topP < 1) order.sort((a, b) => z[b] - z[a] || a - b); // untruncated draws walk index order
+      if (p.topK > 0) order = order.slice(0, p.topK);
+      if (p.topP < 1) {
+        const mass = order.reduce((a, i) => a + Math.exp(z[i] - lse), 0);
+        let cum = 0;
+        let keep = 0;
+        while (keep < order.length) {
+          cum += Math.exp(z[order[keep]] - lse) / mass;
+          keep++;
+          if (cum >= p.topP) break;
+        }
+        order = order.slice(0, keep);
+      }
+      const total = order.reduce((a, i) => a + Math.exp(z[i] - m), 0);
+      let u = rng.nextFloat() * total;
+      for (const i of order) {
+        u -= Math.exp(z[i] - m);
+        if (u < 0) return i;
+      }
+      return order[order.length - 1];
+    };
+    const gen = new Rng(3);
+    const big = Array.from({ length: 5000 }, () => gen.normal(0, 3));
+    big[17] = big[4000]; // a tie across the candidate boundary region
+    for (const p of [{ temperature: 1.3, topK: 0, topP: 1 }, { temperature: 1, topK: 40, topP: 1 }, { temperature: 0.7, topK: 0, topP: 0.9 }, { temperature: 2, topK: 0, topP: 0.999 }, { temperature: 1, topK: 5000, topP: 0.5 }]) {
+      const a = new Rng(11);
+      const b = new Rng(11);
+      for (let i = 0; i < 200; i++) assert.equal(sampleToken(big, p, a).token, brute(big, p, b), `params ${JSON.stringify(p)} draw ${i}`);
+    }
+  });
+
   test('log-prob is before truncation; greedy picks the argmax', () => {
     const rng = new Rng(1);
     const r = sampleToken(logits, { temperature: 1, topK: 1, topP: 1 }, rng);

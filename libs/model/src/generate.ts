@@ -99,8 +99,9 @@ export function sampleToken(logits: ArrayLike<number>, params: SamplingParams, r
     z[i] = logits[i] / T;
     if (z[i] > m) m = z[i];
   }
+  const e = new Float64Array(V); // exp(z - m), reused by the untruncated draw
   let sum = 0;
-  for (let i = 0; i < V; i++) sum += Math.exp(z[i] - m);
+  for (let i = 0; i < V; i++) sum += e[i] = Math.exp(z[i] - m);
   const lse = m + Math.log(sum);
   if (params.temperature === 0) {
     let best = 0;
@@ -108,23 +109,32 @@ export function sampleToken(logits: ArrayLike<number>, params: SamplingParams, r
     return { token: best, logProb: z[best] - lse };
   }
   // Candidates in descending probability; top-k then top-p (on the renormalised top-k set), as HF applies them.
-  let order: number[] = Array.from({ length: V }, (_, i) => i);
   const truncate = params.topK > 0 || params.topP < 1;
-  if (truncate) {
-    order.sort((a, b) => z[b] - z[a] || a - b);
-    if (params.topK > 0 && params.topK < V) order = order.slice(0, params.topK);
-    if (params.topP < 1) {
-      let mass = 0;
-      for (const i of order) mass += Math.exp(z[i] - lse);
-      let cum = 0;
-      let keep = 0;
-      while (keep < order.length) {
-        cum += Math.exp(z[order[keep]] - lse) / mass;
-        keep++;
-        if (cum >= params.topP) break;
-      }
-      order = order.slice(0, keep);
+  if (!truncate) {
+    let u = rng.nextFloat() * sum;
+    for (let i = 0; i < V; i++) {
+      u -= e[i];
+      if (u < 0) return { token: i, logProb: z[i] - lse };
     }
+    return { token: V - 1, logProb: z[V - 1] - lse };
+  }
+  let order: number[] = candidatePrefix(z, m, lse, params);
+  order.sort((a, b) => z[b] - z[a] || a - b);
+  if (params.topK > 0 && params.topK < V) order = order.slice(0, params.topK);
+  if (params.topP < 1) {
+    // Mass of the set top-p renormalises over: the top-k set, or (no top-k) the whole vocabulary, not just the candidates.
+    const topKActive = params.topK > 0 && params.topK < V;
+    let mass = 0;
+    if (topKActive) for (const i of order) mass += Math.exp(z[i] - lse);
+    else for (let i = 0; i < V; i++) mass += Math.exp(z[i] - lse);
+    let cum = 0;
+    let keep = 0;
+    while (keep < order.length) {
+      cum += Math.exp(z[order[keep]] - lse) / mass;
+      keep++;
+      if (cum >= params.topP) break;
+    }
+    order = order.slice(0, keep);
   }
   let total = 0;
   for (const i of order) total += Math.exp(z[i] - m);
@@ -138,6 +148,29 @@ export function sampleToken(logits: ArrayLike<number>, params: SamplingParams, r
     }
   }
   return { token, logProb: z[token] - lse };
+}
+
+/**
+ * The tokens with z >= threshold, for the highest threshold at which they surely contain the result of
+ * top-k (at least k of them) or top-p (their mass reaches p). They are a prefix of the descending order
+ * (everything left out is strictly less likely), so sorting only them gives the same truncation as
+ * sorting the whole vocabulary, which matters at 150k tokens.
+ */
+function candidatePrefix(z: Float64Array, m: number, lse: number, params: SamplingParams): number[] {
+  const V = z.length;
+  for (let drop = Math.log(1e3); drop < 700; drop += Math.log(1e3)) {
+    const floor = m - drop;
+    const picked: number[] = [];
+    let mass = 0;
+    for (let i = 0; i < V; i++) {
+      if (z[i] >= floor) {
+        picked.push(i);
+        mass += Math.exp(z[i] - lse);
+      }
+    }
+    if (params.topK > 0 ? picked.length >= Math.min(params.topK, V) : mass >= params.topP * (1 + 1e-9)) return picked; // margin: the nucleus compares against the summed total, ~1
+  }
+  return Array.from({ length: V }, (_, i) => i);
 }
 
 /** Next-token logits [B * V] at the last position of each row. */
