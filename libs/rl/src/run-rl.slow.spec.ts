@@ -18,7 +18,7 @@ describe('online RL over the serving tier', { timeout: 900_000 }, () => {
   let model: string;
   let prompts: string;
   let outputDir: string;
-  let samplers: ServiceProcess[] = [];
+  const samplers: ServiceProcess[] = [];
   let reference: ServiceProcess;
   let reward: ServiceProcess;
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -32,7 +32,10 @@ export async function startService(name: 'policy-sampler' | 'reference' | 'rewar
     env: { ...process.env, POSTTRAIN_LOG_LEVEL: 'info' },
   });
   const tail: string[] = [];
-  createInterface({ input: child.stderr! }).on('line', (l) => tail.push(l) > 20 && tail.shift());
+  createInterface({ input: child.stderr! }).on('line', (l) => {
+    tail.push(l);
+    if (tail.length > 20) tail.shift();
+  });
   const address = await new Promise<string>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`${name} did not listen within 120 s:\n${tail.join('\n')}`)), 120_000);
     createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -40,7 +43,10 @@ export async function startService(name: 'policy-sampler' | 'reference' | 'rewar
       if (tail.length > 20) tail.shift();
       try {
         const rec = JSON.parse(line) as { event?: string; address?: string };
-        if (rec.event === 'listening' && rec.address) (clearTimeout(timer), ok(rec.address));
+        if (rec.event === 'listening' && rec.address) {
+          clearTimeout(timer);
+          ok(rec.address);
+        }
       } catch {
         // not JSON: kept for the error message
       }
