@@ -8,6 +8,7 @@ export interface Claim {
   held: boolean | null;
 }
 
+const CLAIM2 = 'RL (GRPO/PPO) from the SFT checkpoint reaches a given accuracy with fewer samples, and at lower KL, than RL from the base model.';
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 const nats = (x: number | null): string => (x === null ? 'n/a' : x.toFixed(3));
 
@@ -56,12 +57,29 @@ export function assessClaims(r: Omit<PipelineResult, 'claims'>): Claim[] {
   };
 
   // Claim 2
-  const claim2: Claim = {
-    id: 2,
-    statement: 'RL (GRPO/PPO) from the SFT checkpoint reaches a given accuracy with fewer samples, and at lower KL, than RL from the base model.',
-    measured: r.rlStages.length === 0 ? r.rlNote : `RL stages: ${r.rlStages.join(', ')}`,
-    held: null,
-  };
+  let claim2: Claim;
+  if (r.rl === null) {
+    claim2 = { id: 2, statement: CLAIM2, measured: r.rlNote, held: null };
+  } else {
+    const rl = r.rl;
+    const fewer = rl.samplesFromSft < rl.samplesFromBase;
+    const lowerKl = rl.meanKlFromSft <= rl.meanKlFromBase;
+    const reach = (n: number): string => (Number.isFinite(n) ? `${n} samples` : 'never');
+    const curve = (ps: readonly { score: number }[]): string => ps.map((p) => p.score.toFixed(2)).join(' ');
+    const fromSft = r.models.find((m) => m.model === 'grpo-from-sft');
+    const fromBase = r.models.find((m) => m.model === 'grpo-from-base');
+    claim2 = {
+      id: 2,
+      statement: CLAIM2,
+      measured:
+        `GRPO step rewards from SFT: ${curve(rl.fromSft)}; from base: ${curve(rl.fromBase)}; ` +
+        `mean reward ${Number.isFinite(rl.threshold) ? rl.threshold.toFixed(3) : '(none > 0)'} (half the best step) reached after ${reach(rl.samplesFromSft)} from SFT vs ${reach(rl.samplesFromBase)} from base; ` +
+        `mean KL to the start model ${rl.meanKlFromSft.toFixed(4)} from SFT vs ${rl.meanKlFromBase.toFixed(4)} from base; ` +
+        `held-out accuracy after GRPO ${fromSft ? pct(fromSft.accuracy) : 'n/a'} from SFT vs ${fromBase ? pct(fromBase.accuracy) : 'n/a'} from base ` +
+        `(holds when SFT reaches the reward with fewer samples and at no higher KL: samples ${fewer ? 'yes' : 'no'}, KL ${lowerKl ? 'yes' : 'no'})`,
+      held: fewer && lowerKl,
+    };
+  }
 
   // Claim 3
   const rankUp = dpo.preferenceAccuracyPerToken > main.preferenceAccuracyPerToken;

@@ -2,7 +2,7 @@
  * @posttrain/experiment: the demo and the experiments on the embedded task,
  * as plain functions with progress events: task data, a tiny base model
  * pretrained from scratch, SFT (and its data-size sweep), a reward model, DPO
- * from SFT, each evaluated (answer accuracy and format rate, preference
+ * from SFT, GRPO from SFT and from base over the serving tier, each evaluated (answer accuracy and format rate, preference
  * ranking, output entropy); a results table, the seeds' claims with their
  * numbers, and one report.html for the whole run. Also the evaluation
  * functions behind `posttrain eval`.
@@ -18,7 +18,9 @@
 export { pipelinePlan } from './pipeline-plan';
 export type { PipelinePlan, TrainSettings } from './pipeline-plan';
 export { runPipeline, PipelineCancelledError } from './run-pipeline';
-export type { PipelineEvent, PipelineResult, RunPipelineOptions, StageOutcome, ModelEvaluation } from './run-pipeline';
+export type { PipelineEvent, PipelineResult, RunPipelineOptions, StageOutcome, ModelEvaluation, RlComparison } from './run-pipeline';
+export { runGrpo, samplesToReach } from './run-grpo';
+export type { GrpoRun, GrpoSettings, RlPoint, ServiceLauncher } from './run-grpo';
 export { assessClaims, marginalGains } from './assess-claims';
 export type { Claim } from './assess-claims';
 export { formatResultsMarkdown, formatTextTable, modelTable, stageTable } from './results-table';

@@ -5,6 +5,7 @@
  * the same stages at toy sizes (tests, a first look), `experiment` the
  * longer run behind the three claims (SFT data-size sweep, more eval prompts).
  */
+import type { GrpoSettings } from './run-grpo';
 
 export interface TrainSettings {
   /** Optimizer steps; null trains `epochs` passes over the data. */
@@ -28,6 +29,8 @@ export interface PipelinePlan {
   sweep: boolean;
   rm: TrainSettings;
   dpo: TrainSettings & { beta: number };
+  /** GRPO from SFT and from base (claim 2); null skips it. Needs the serving tier (a service launcher). */
+  rl: GrpoSettings | null;
   eval: {
     /** Held-out prompts answered greedily for accuracy and format rate. */
     prompts: number;
@@ -62,6 +65,7 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
       sweep: name === 'experiment',
       rm: { steps: 4, epochs: 1, batchSize: 8, learningRate: 1e-3 },
       dpo: { steps: 4, epochs: 1, batchSize: 8, learningRate: 1e-3, beta: 0.1 },
+      rl: { steps: 2, promptsPerStep: 2, groupSize: 2, learningRate: 1e-3, klCoefficient: 0.02, temperature: 1, maxNewTokens: 24 },
       eval: { prompts: 8, maxNewTokens: 24, pairs: 16, concentrationPrompts: 4, samplesPerPrompt: 4, temperature: 1 },
     };
   }
@@ -83,6 +87,7 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
     sweep: experiment,
     rm: { steps: experiment ? 80 : 40, epochs: 1, batchSize: 16, learningRate: 3e-4 },
     dpo: { steps: experiment ? 80 : 40, epochs: 1, batchSize: 16, learningRate: 1e-4, beta: 0.1 },
+    rl: { steps: experiment ? 30 : 8, promptsPerStep: 4, groupSize: 8, learningRate: 1e-4, klCoefficient: 0.02, temperature: 1, maxNewTokens: 64 },
     eval: { prompts: experiment ? 200 : 64, maxNewTokens: 64, pairs: experiment ? 200 : 100, concentrationPrompts: experiment ? 32 : 16, samplesPerPrompt: 8, temperature: 1 },
   };
 }

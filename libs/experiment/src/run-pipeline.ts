@@ -32,6 +32,8 @@ import type { PairLogProbs } from './model-evaluation';
 import { evaluatePreferences, measureConcentration, modelCompleteFn, pairLogProbs, tokenizePairs } from './model-evaluation';
 import type { PipelinePlan, TrainSettings } from './pipeline-plan';
 import { readEvalData } from './read-eval-data';
+import type { RlPoint, ServiceLauncher } from './run-grpo';
+import { runGrpo, samplesToReach } from './run-grpo';
 
 export type PipelineEvent =
   | { type: 'stage-start'; stage: string; title: string; index: number; total: number }
@@ -68,6 +70,17 @@ export interface ModelEvaluation {
   example: { prompt: string; reply: string; answer: string };
 }
 
+export interface RlComparison {
+  fromSft: RlPoint[];
+  fromBase: RlPoint[];
+  /** Half the best step reward of either run: the "given accuracy" both are measured against. */
+  threshold: number;
+  samplesFromSft: number;
+  samplesFromBase: number;
+  meanKlFromSft: number;
+  meanKlFromBase: number;
+}
+
 export interface PipelineResult {
   plan: PipelinePlan;
   outDir: string;
@@ -78,9 +91,11 @@ export interface PipelineResult {
   rewardModelAccuracy: number;
   /** DPO's held-out implicit-reward accuracy (log pi - log pi_sft of chosen above rejected). */
   dpoImplicitRewardAccuracy: number;
-  /** Which RL stages ran; none yet (see `rlNote`). */
+  /** Which RL stages ran (see `rlNote` when none). */
   rlStages: string[];
   rlNote: string;
+  /** GRPO from SFT vs from base (claim 2), when it ran. */
+  rl: RlComparison | null;
   claims: Claim[];
   totalSeconds: number;
 }
@@ -88,6 +103,8 @@ export interface PipelineResult {
 export interface RunPipelineOptions {
   signal?: AbortSignal;
   onEvent?: (e: PipelineEvent) => void;
+  /** Starts the serving tier for the GRPO stages; without it they are skipped (and the result says so). */
+  launchServices?: ServiceLauncher;
   /** The trainer's structured log; default: warnings and errors only, as JSON lines on stderr (progress comes through onEvent). */
   logger?: Logger;
 }
@@ -100,7 +117,7 @@ export class PipelineCancelledError extends Error {
   }
 }
 
-const RL_NOTE = 'GRPO / PPO did not run: libs/rl exposes no run API yet, so claim 2 (RL from SFT vs from base) is not measured';
+const mean = (xs: readonly number[]): number => (xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
 
 function trainConfig(plan: PipelinePlan, t: TrainSettings): Record<string, unknown> {
   return {
@@ -144,6 +161,13 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
     ['dpo', 'DPO from the SFT model'],
     ['eval-dpo', 'evaluate the DPO model'],
   ];
+  const rlPlan = options.launchServices ? plan.rl : null;
+  if (rlPlan) titles.push(['grpo-sft', 'GRPO from the SFT model (services on loopback)'], ['grpo-base', 'GRPO from the base model (services on loopback)'], ['eval-grpo', 'evaluate both GRPO models']);
+  const rlNote = rlPlan
+    ? 'GRPO ran from SFT and from base; PPO is not part of the pipeline'
+    : plan.rl === null
+      ? 'GRPO / PPO did not run: the plan has no RL stage, so claim 2 is not measured'
+      : 'GRPO / PPO did not run: no service launcher was given (the serving tier is needed), so claim 2 is not measured';
   const stages: StageOutcome[] = [];
   let current = '';
   let currentStart = 0;
@@ -313,6 +337,49 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
   const implicit = evaluatePreferences(pairCache.get('dpo')!, pairCache.get(`sft-${mainSize}`)!).implicitReward!;
   end('eval', { ...evalMetrics(dpoRow), implicit_reward_accuracy: implicit.accuracy });
 
+  // --- GRPO from SFT vs from base (claim 2) ---
+  let rl: RlComparison | null = null;
+  const rlStages: string[] = [];
+  if (rlPlan && options.launchServices) {
+    const curves: Record<string, RlPoint[]> = {};
+    const finals: Record<string, string> = {};
+    for (const [stage, start] of [['grpo-sft', sftDir], ['grpo-base', base.modelDir!]] as const) {
+      begin(stage);
+      const run = await runGrpo({
+        runId: stage,
+        outputDir: join(out, 'runs'),
+        modelDir: start,
+        promptsFile: taskFile('prompts.jsonl'),
+        seed: plan.seed,
+        settings: rlPlan,
+        launch: options.launchServices,
+        logger,
+        signal: options.signal,
+        onStep: (p, totalSteps, metrics) => emit({ type: 'step', stage, step: p.step, totalSteps, metrics: { 'train/loss': metrics['loss/policy'] ?? Number.NaN, ...metrics } }),
+      });
+      curves[stage] = run.points;
+      finals[stage] = run.modelDir;
+      rlStages.push(stage);
+      const last = run.points[run.points.length - 1];
+      end('train', { steps: last.step, samples: last.samples, 'objective/scores': last.score, 'objective/kl': last.kl }, run.runDir);
+    }
+    begin('eval-grpo');
+    const fromSft = await evaluateModel('grpo-from-sft', finals['grpo-sft'], mainSize, false);
+    const fromBase = await evaluateModel('grpo-from-base', finals['grpo-base'], 0, false);
+    end('eval', { accuracy_from_sft: fromSft.accuracy, accuracy_from_base: fromBase.accuracy, format_rate_from_sft: fromSft.formatRate, format_rate_from_base: fromBase.formatRate });
+    const best = Math.max(...curves['grpo-sft'].map((p) => p.score), ...curves['grpo-base'].map((p) => p.score));
+    const threshold = best > 0 ? best / 2 : Number.POSITIVE_INFINITY;
+    rl = {
+      fromSft: curves['grpo-sft'],
+      fromBase: curves['grpo-base'],
+      threshold,
+      samplesFromSft: samplesToReach(curves['grpo-sft'], threshold),
+      samplesFromBase: samplesToReach(curves['grpo-base'], threshold),
+      meanKlFromSft: mean(curves['grpo-sft'].map((p) => p.kl)),
+      meanKlFromBase: mean(curves['grpo-base'].map((p) => p.kl)),
+    };
+  }
+
   const result: Omit<PipelineResult, 'claims'> = {
     plan,
     outDir: out,
@@ -321,8 +388,9 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
     models,
     rewardModelAccuracy,
     dpoImplicitRewardAccuracy,
-    rlStages: [],
-    rlNote: RL_NOTE,
+    rlStages,
+    rlNote,
+    rl,
     totalSeconds: (Date.now() - t0) / 1000,
   };
   return { ...result, claims: assessClaims(result) };

@@ -9,7 +9,7 @@ import { captureIO } from '../test-io';
 import { demoCommand } from './demo';
 
 const CHROMIUM = '/usr/bin/chromium';
-const STAGES = ['task', 'pretrain', 'eval-base', 'sft-48', 'eval-sft-48', 'rm', 'dpo', 'eval-dpo'];
+const STAGES = ['task', 'pretrain', 'eval-base', 'sft-48', 'eval-sft-48', 'rm', 'dpo', 'eval-dpo', 'grpo-sft', 'grpo-base', 'eval-grpo'];
 
 describe('posttrain demo --quick', () => {
   const out = join(mkdtempSync(join(tmpdir(), 'demo-')), 'run');
@@ -24,20 +24,25 @@ describe('posttrain demo --quick', () => {
     }
     result = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as PipelineResult;
     assert.deepEqual(result.stages.map((s) => s.stage), STAGES);
-    assert.deepEqual(result.models.map((m) => m.model), ['base', 'sft-48', 'dpo']);
+    assert.deepEqual(result.models.map((m) => m.model), ['base', 'sft-48', 'dpo', 'grpo-from-sft', 'grpo-from-base']);
     for (const m of result.models) for (const v of [m.accuracy, m.formatRate, m.preferenceAccuracy, m.preferenceAccuracyPerToken]) assert.ok(v >= 0 && v <= 1, `${m.model}: ${v}`);
     // 16 eval pairs: every accuracy is a multiple of 1/16.
     for (const m of result.models) assert.equal((m.preferenceAccuracy * 16) % 1, 0);
     assert.equal(result.plan.seed, 3);
     assert.deepEqual(result.claims.map((c) => c.id), [1, 2, 3]);
-    assert.equal(result.claims[1].held, null, 'RL did not run, so claim 2 is not measured');
+    // GRPO ran over real services: 2 steps of 2 prompts x 2 samples each, so 4 and 8 samples.
+    assert.deepEqual(result.rlStages, ['grpo-sft', 'grpo-base']);
+    assert.deepEqual(result.rl!.fromSft.map((p) => p.samples), [4, 8]);
+    assert.deepEqual(result.rl!.fromBase.map((p) => p.samples), [4, 8]);
+    for (const p of [...result.rl!.fromSft, ...result.rl!.fromBase]) assert.ok(Number.isFinite(p.score) && Number.isFinite(p.kl), JSON.stringify(p));
+    assert.notEqual(result.claims[1].held, null, 'claim 2 is measured when GRPO ran');
     const md = readFileSync(join(out, 'results.md'), 'utf8');
     for (const s of STAGES) assert.match(md, new RegExp(`\\| ${s} \\|`), `results.md has stage ${s}`);
     // The terminal output ends with the table, the claims and the report's path; progress went to stderr.
     assert.match(io.out(), /model\s+SFT examples\s+accuracy/);
-    assert.match(io.out(), /claim 2: not measured/);
+    assert.match(io.out(), /claim 2: (held|did not hold)\. GRPO step rewards from SFT/);
     assert.ok(io.out().includes(`report:  ${join(out, 'report.html')}`));
-    assert.match(io.err(), /\[8\/8\] eval-dpo/);
+    assert.match(io.err(), /\[11\/11\] eval-grpo/);
   });
 
   test('refuses an output directory that already holds a run', async () => {
@@ -65,10 +70,11 @@ describe('posttrain demo --quick', () => {
         claims: document.querySelectorAll('#claims li').length,
       }))()`)) as { metrics: string[]; canvases: number; models: number; stages: string[]; claims: number };
       assert.deepEqual(errors, []);
+      for (const s of ['grpo-sft', 'grpo-base']) assert.ok(got.metrics.includes(`${s}/objective/scores`), `a ${s}/objective/scores chart`);
       for (const s of ['pretrain', 'sft-48', 'rm', 'dpo']) assert.ok(got.metrics.includes(`${s}/train/loss`), `a ${s}/train/loss chart in ${got.metrics.join(', ')}`);
       assert.ok(got.metrics.includes('dpo/rewards/accuracies'));
       assert.equal(got.canvases, got.metrics.length);
-      assert.equal(got.models, 4, 'header + base, sft-48, dpo');
+      assert.equal(got.models, 6, 'header + base, sft-48, dpo, grpo-from-sft, grpo-from-base');
       assert.deepEqual(got.stages, STAGES);
       assert.equal(got.claims, 3);
     } finally {

@@ -1,7 +1,8 @@
 import { formatResultsMarkdown, formatTextTable, modelTable, PipelineCancelledError, pipelinePlan, pipelineProgress, runPipeline, writePipelineArtifacts } from '@posttrain/experiment';
-import type { PipelineResult } from '@posttrain/experiment';
+import type { PipelineResult, ServiceLauncher } from '@posttrain/experiment';
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
 import { type Command, type CommandIO } from '../command';
+import { startLocalServices } from '../local-services';
 
 const pipelineOptions = defineConfig({
   out: { kind: 'string', flag: 'out', description: 'output directory (must be new or empty); default runs/<name>-<UTC time>' },
@@ -16,6 +17,23 @@ export function pipelineOptionsHelp(): string {
 
 function stamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+}
+
+/** The GRPO stages' serving tier: each service a child process on loopback, as `posttrain up` starts them. */
+function localLauncher(io: CommandIO): ServiceLauncher {
+  let n = 0;
+  return async (specs) => {
+    n++;
+    const labelled = specs.map((s, i) => ({ name: s.name, label: `${s.name}-${n}.${i}`, args: s.args, env: { POSTTRAIN_LOG_LEVEL: 'warn' } }));
+    const group = await startLocalServices(
+      labelled,
+      { host: '127.0.0.1', startupTimeoutMs: 180_000 },
+    );
+    group.onUnexpectedExit = (label, code, signal) => io.stderr.write(`${label} exited unexpectedly (${signal ?? code})\n`);
+    // group.services is in order of readiness; the launcher answers in the order asked.
+    const addresses = labelled.map((l) => group.services.find((s) => s.label === l.label)!.address);
+    return { addresses, stop: () => group.stop() };
+  };
 }
 
 function verdict(h: boolean | null): string {
@@ -35,7 +53,7 @@ export async function runPipelineCommand(name: 'demo' | 'experiment', argv: read
   io.stderr.write(`posttrain ${name}${opts.quick ? ' --quick' : ''}: writing to ${out}\n`);
   let result: PipelineResult;
   try {
-    result = await runPipeline(plan, out, { signal: ac.signal, onEvent: pipelineProgress(io.stderr as NodeJS.WritableStream & { isTTY?: boolean }) });
+    result = await runPipeline(plan, out, { signal: ac.signal, launchServices: localLauncher(io), onEvent: pipelineProgress(io.stderr as NodeJS.WritableStream & { isTTY?: boolean }) });
   } catch (e) {
     if (e instanceof PipelineCancelledError) {
       io.stderr.write(`posttrain ${name}: ${e.message}; finished stages are kept in ${out}\n`);
