@@ -6,6 +6,7 @@ import { taskGenerateCommand } from './commands/task-generate';
 import { MODEL_COMMANDS } from './commands/model';
 import { trainStageCommand } from './commands/train-stage';
 import { sampleCommand } from './commands/sample';
+import { rlStageCommand } from './commands/rl-stage';
 import { scoreCommand } from './commands/score';
 
 /** Every subcommand, in the order --help lists them. */
@@ -15,6 +16,8 @@ export const COMMANDS: readonly Command[] = [
   trainStageCommand('sft'),
   trainStageCommand('rm'),
   trainStageCommand('dpo'),
+  rlStageCommand('ppo'),
+  rlStageCommand('grpo'),
   sampleCommand,
   scoreCommand,
   ...MODEL_COMMANDS,

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 /** The repository root: the CLI starts services from their source there. */
 export function repoRoot(): string {
@@ -13,5 +14,6 @@ export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 /** Command line that starts one service process. */
 export function serviceCommand(name: ServiceName): { command: string; args: string[] } {
-  return { command: process.execPath, args: ['--import', 'tsx', join(repoRoot(), 'services', name, 'src', 'main.ts')] };
+  // tsx resolved from here, not from the working directory, so services start from any cwd.
+  return { command: process.execPath, args: ['--import', pathToFileURL(require.resolve('tsx')).href, join(repoRoot(), 'services', name, 'src', 'main.ts')] };
 }

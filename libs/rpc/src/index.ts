@@ -31,3 +31,4 @@ export { runService, mainOf, commonServiceConfig } from './run-service';
 export type { ServiceDefinitionOptions, RunningService, CommonServiceConfig } from './run-service';
 export { validateGenerateRequest, validateLogProbsRequest, validatePrompt, validateSamplingParams, validateWeightsHeader } from './validate-requests';
 export type { RequestLimits } from './validate-requests';
+export { checkMessageJson } from './strict-message-json';

@@ -1,0 +1,68 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../main';
+import { captureIO } from '../test-io';
+
+const examples = join(__dirname, '..', '..', '..', '..', 'examples', 'configs');
+
+async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const io = captureIO();
+  const code = await runCli(argv, io);
+  return { code, out: io.out(), err: io.err() };
+}
+
+describe('posttrain ppo / grpo', { timeout: 400_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'posttrain-cli-rl-'));
+  const model = join(dir, 'model');
+  const data = join(dir, 'data');
+
+  before(async () => {
+    const tiny = join(dir, 'tiny.json');
+    writeFileSync(tiny, JSON.stringify({ model_type: 'llama', vocab_size: 101, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, max_position_embeddings: 256, tie_word_embeddings: true, eos_token_id: 2, pad_token_id: 3 }));
+    assert.equal((await cli(['model', 'init', '--out', model, '--config', tiny])).code, 0);
+    assert.equal((await cli(['task', 'generate', '--out', data, '--sizes', '20', '--corpus', '20', '--preference', '20', '--prompts', '16', '--eval', '8'])).code, 0);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const common = (runId: string) => ['--set', `base_model_dir=${model}`, '--set', `output_dir=${join(dir, 'runs')}`, '--set', `run_id=${runId}`, '--set', 'max_steps=2', '--set', `dataset.paths=[${join(data, 'prompts.jsonl')}]`, '--no-progress', '--json'];
+
+  test('grpo from the example spec starts its services, trains, pushes weights and writes a run', async () => {
+    const r = await cli(['grpo', '--config', join(examples, 'grpo.yaml'), ...common('grpo-test'), '--set', 'grpo.prompts_per_step=2', '--set', 'grpo.group_size=4', '--set', 'grpo.minibatch_size=8', '--set', 'grpo.sampling.max_new_tokens=8']);
+    assert.equal(r.code, 0, r.err + r.out);
+    const result = JSON.parse(r.out.trim().split('\n').pop()!);
+    assert.equal(result.status, 'completed');
+    assert.equal(result.step, 2);
+    assert.ok(result.weightsVersion >= 2, `weights version ${result.weightsVersion}`);
+    const lines = readFileSync(join(dir, 'runs', 'grpo-test', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(lines.some((l) => 'objective/scores' in (l.metrics ?? l)), JSON.stringify(lines[0]).slice(0, 300));
+    assert.ok(existsSync(join(dir, 'runs', 'grpo-test', 'model', 'model.safetensors')));
+  });
+
+  test('ppo from the example spec spreads rollouts over two samplers', async () => {
+    const r = await cli(['ppo', '--config', join(examples, 'ppo.yaml'), ...common('ppo-test'), '--samplers', '2', '--set', 'ppo.rollout_batch_size=4', '--set', 'ppo.minibatch_size=4', '--set', 'ppo.sampling.max_new_tokens=8']);
+    assert.equal(r.code, 0, r.err + r.out);
+    const result = JSON.parse(r.out.trim().split('\n').pop()!);
+    assert.equal(result.status, 'completed');
+    assert.ok(Number.isFinite(result.lastMetrics['objective/kl']));
+    const spread = Object.keys(result.lastMetrics).filter((k) => /^rollout\/sampler_\d+$/.test(k)).map((k) => result.lastMetrics[k]);
+    assert.equal(spread.length, 2, Object.keys(result.lastMetrics).join(','));
+    assert.ok(spread.every((n) => n > 0), JSON.stringify(spread));
+  });
+
+  test('spec mistakes are usage errors naming the key', async () => {
+    const cases: [string[], RegExp][] = [
+      [['grpo', '--config', join(examples, 'grpo.yaml'), '--set', 'grpo.group_sise=3'], /grpo\.group_sise: unknown key; GrpoSpec has/],
+      [['grpo', '--config', join(examples, 'ppo.yaml')], /the spec's stage is "ppo", but this is `posttrain grpo`/],
+      [['ppo', '--config', join(examples, 'ppo.yaml'), '--set', 'ppo.kl.estimator=K9'], /ppo\.kl\.estimator: got "K9", expected one of KL_ESTIMATOR_UNSPECIFIED/],
+      [['ppo', '--config', join(examples, 'ppo.yaml'), '--set', 'seed=minus'], /seed: expected a non-negative integer, got "minus"/],
+    ];
+    for (const [argv, re] of cases) {
+      const r = await cli(argv);
+      assert.equal(r.code, 2, `${argv.join(' ')}: ${r.err}`);
+      assert.match(r.err, re);
+    }
+  });
+});
