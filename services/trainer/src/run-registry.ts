@@ -1,12 +1,19 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { LogLevel, Run, RunEvent, RunState, type RunSpec, type Checkpoint } from '@posttrain/proto';
-import { runStage, type RunConfig } from '@posttrain/training';
+import type { RunCallbacks } from '@posttrain/training';
 import type { Logger } from '@posttrain/telemetry';
+
+/** What executes a run: an offline stage (libs/training) or an online one (libs/rl). */
+export interface RunExecutor {
+  stage: string;
+  outputDir: string;
+  execute(options: { signal: AbortSignal; callbacks: RunCallbacks; logger: Logger }): Promise<{ status: 'completed' | 'cancelled'; runDir: string; lastMetrics: Record<string, number>; lastEval?: Record<string, number> | null }>;
+}
 
 interface RunRecord {
   run: Run;
-  config: RunConfig;
+  executor: RunExecutor;
   events: RunEvent[];
   controller: AbortController;
   listeners: Set<() => void>;
@@ -39,7 +46,7 @@ export class RunRegistry {
       if (!existsSync(file)) continue;
       try {
         const run = Run.fromJSON(JSON.parse(readFileSync(file, 'utf8')));
-        this.runs.set(run.id, { run, config: undefined as unknown as RunConfig, events: [], controller: new AbortController(), listeners: new Set() });
+        this.runs.set(run.id, { run, executor: { stage: 'finished', outputDir: run.outputDir, execute: () => Promise.reject(new Error('finished run')) }, events: [], controller: new AbortController(), listeners: new Set() });
       } catch (err) {
         this.log.warn('skipping an unreadable run record', { file, err });
       }
@@ -98,9 +105,9 @@ export class RunRegistry {
   }
 
   /** Queues a validated run; it starts when the runs before it have finished. */
-  start(id: string, spec: RunSpec, config: RunConfig): Run {
-    const run = Run.fromPartial({ id, name: spec.name || id, state: RunState.PENDING, spec, createTime: new Date(), outputDir: join(config.output_dir, id) });
-    const rec: RunRecord = { run, config, events: [], controller: new AbortController(), listeners: new Set() };
+  start(id: string, spec: RunSpec, executor: RunExecutor): Run {
+    const run = Run.fromPartial({ id, name: spec.name || id, state: RunState.PENDING, spec, createTime: new Date(), outputDir: join(executor.outputDir, id) });
+    const rec: RunRecord = { run, executor, events: [], controller: new AbortController(), listeners: new Set() };
     this.runs.set(id, rec);
     this.emit(rec, { event: { $case: 'stateChanged', value: RunState.PENDING } });
     this.queue = this.queue.then(() => this.execute(rec));
@@ -112,11 +119,10 @@ export class RunRegistry {
     if (rec.controller.signal.aborted) return this.finish(rec, RunState.CANCELLED, '');
     run.startTime = new Date();
     this.setState(rec, RunState.RUNNING);
-    this.log.info('run started', { run_id: run.id, stage: rec.config.stage });
+    this.log.info('run started', { run_id: run.id, stage: rec.executor.stage });
     try {
-      const result = await runStage(rec.config, {
+      const result = await rec.executor.execute({
         signal: rec.controller.signal,
-        progress: false,
         logger: this.log.child({ run_id: run.id }),
         callbacks: {
           onStep: (e) => {

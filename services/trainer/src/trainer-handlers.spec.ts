@@ -128,6 +128,12 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
     zeroBatch.batchSize = 0;
     await assert.rejects(client.unary('startRun', { spec: zeroBatch }), invalid(/^spec\.batch_size: got 0/));
     await assert.rejects(client.unary('startRun', { spec: sftSpec('sft-a', 2) }), (e: ServiceError) => e.code === status.ALREADY_EXISTS);
+    // An online stage is checked by libs/rl's resolver; its field paths come back under spec.
+    const grpo = sftSpec('g1', 2);
+    grpo.dataset!.paths = [join(data, 'prompts.jsonl')];
+    grpo.dataset!.evalPaths = [];
+    grpo.stage = { $case: 'grpo', value: { services: { samplerAddresses: ['127.0.0.1:1'], referenceAddress: '', rewardAddress: '' }, rewardComponents: [], promptsPerStep: 2, groupSize: 4, advantageEstimator: 0, lossAggregation: 0, clipLow: 0, clipHigh: 0, updatesPerBatch: 0, minibatchSize: 0, staleRollouts: 0, maxStaleness: 0 } } as RunSpec['stage'];
+    await assert.rejects(client.unary('startRun', { spec: grpo }), invalid(/^spec\.grpo\.services\.reward_address: /));
     await assert.rejects(client.unary('getRun', { runId: 'nope' }), (e: ServiceError) => e.code === status.NOT_FOUND);
     await assert.rejects(client.unary('listRuns', { pageSize: 1, pageToken: 'forged' }), invalid(/^page_token/));
   });

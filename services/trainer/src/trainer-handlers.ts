@@ -1,9 +1,12 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ListRunsResponse, RunState, type RunSpec, type TrainerService } from '@posttrain/proto';
-import { invalidArgument, notFound, RpcError, status, unimplemented, type ServiceHandlers } from '@posttrain/rpc';
+import { invalidArgument, notFound, RpcError, status, type ServiceHandlers } from '@posttrain/rpc';
 import { isFinished, type RunRegistry } from './run-registry';
 import { runSpecToConfig } from './run-spec-to-config';
+import { resolveRlRunConfig, RlConfigError, runRl } from '@posttrain/rl';
+import { runStage } from '@posttrain/training';
+import type { RunExecutor } from './run-registry';
 
 const RUN_ID = /^[a-z0-9_-]{1,64}$/;
 
@@ -39,8 +42,9 @@ function checkInputs(spec: RunSpec): void {
 
 /**
  * Trainer handlers: the run API over a RunRegistry. SFT, reward-model and
- * DPO runs execute in this process through libs/training; PPO and GRPO,
- * which drive the serving tier, answer UNIMPLEMENTED until they are wired in.
+ * DPO runs execute in this process through libs/training; PPO and GRPO
+ * through libs/rl, driving the sampler, reference and reward services named
+ * in the spec.
  */
 export function createTrainerHandlers(registry: RunRegistry): ServiceHandlers<typeof TrainerService> {
   return {
@@ -48,13 +52,25 @@ export function createTrainerHandlers(registry: RunRegistry): ServiceHandlers<ty
       const spec = request.spec;
       validateRunSpecCommon(spec);
       const stage = spec.stage!.$case;
-      if (stage === 'ppo' || stage === 'grpo') throw unimplemented('StartRun', `the ${stage} stage runs through \`posttrain ${stage}\` for now; the trainer service runs sft, reward_model and dpo`);
       const id = spec.runId || `${stage === 'rewardModel' ? 'rm' : stage}-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-').toLowerCase()}`;
       if (registry.isActive(id)) throw new RpcError(status.ALREADY_EXISTS, `run "${id}" is already ${RunState[registry.get(id)!.state].toLowerCase()}`);
       if (!spec.resume && (registry.has(id) || existsSync(join(registry.runsDir, id)))) throw new RpcError(status.ALREADY_EXISTS, `run "${id}" exists; set resume to continue it from its last checkpoint, or pick another run_id`);
       checkInputs(spec);
-      const config = runSpecToConfig(spec, registry.runsDir, id);
-      return registry.start(id, spec, config);
+      let executor: RunExecutor;
+      if (stage === 'ppo' || stage === 'grpo') {
+        let rl;
+        try {
+          rl = resolveRlRunConfig({ ...spec, runId: id, outputDir: spec.outputDir || registry.runsDir });
+        } catch (err) {
+          if (err instanceof RlConfigError) throw invalidArgument(`spec.${err.field}`, err.message.slice(err.field.length + 2));
+          throw err;
+        }
+        executor = { stage, outputDir: rl.outputDir, execute: (o) => runRl(rl, o) };
+      } else {
+        const config = runSpecToConfig(spec, registry.runsDir, id);
+        executor = { stage: config.stage, outputDir: config.output_dir, execute: (o) => runStage(config, { ...o, progress: false }) };
+      }
+      return registry.start(id, spec, executor);
     },
     getRun: async (request) => {
       checkRunId(request.runId);
