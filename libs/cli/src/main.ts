@@ -7,6 +7,7 @@ import { MODEL_COMMANDS } from './commands/model';
 import { trainStageCommand } from './commands/train-stage';
 import { sampleCommand } from './commands/sample';
 import { rlStageCommand } from './commands/rl-stage';
+import { RUNS_COMMANDS } from './commands/runs';
 import { scoreCommand } from './commands/score';
 
 /** Every subcommand, in the order --help lists them. */
@@ -18,6 +19,7 @@ export const COMMANDS: readonly Command[] = [
   trainStageCommand('dpo'),
   rlStageCommand('ppo'),
   rlStageCommand('grpo'),
+  ...RUNS_COMMANDS,
   sampleCommand,
   scoreCommand,
   ...MODEL_COMMANDS,
