@@ -5,6 +5,7 @@
  * the same stages at toy sizes (tests, a first look), `experiment` the
  * longer run behind the three claims (SFT data-size sweep, more eval prompts).
  */
+import type { Operation } from '@posttrain/task';
 import type { GrpoSettings } from './run-grpo';
 
 export interface TrainSettings {
@@ -19,7 +20,8 @@ export interface PipelinePlan {
   name: 'demo' | 'experiment';
   quick: boolean;
   seed: number;
-  task: { corpusSize: number; sftSizes: number[]; preferenceSize: number; promptsSize: number; evalSize: number };
+  /** Task options (libs/task): sizes, and the slice of the task (operations, operand digits) the tiny model is asked to learn. */
+  task: { operations: Operation[]; minDigits: number; maxDigits: number; corpusSize: number; sftSizes: number[]; preferenceSize: number; promptsSize: number; evalSize: number };
   /** The tiny Llama trained from scratch (vocabulary: the built-in character tokenizer). */
   model: { hiddenSize: number; intermediateSize: number; numLayers: number; numHeads: number; maxLength: number };
   pretrain: TrainSettings;
@@ -58,7 +60,7 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
       name,
       quick,
       seed,
-      task: { corpusSize: 400, sftSizes: name === 'experiment' ? [16, 48] : [48], preferenceSize: 48, promptsSize: 32, evalSize: 16 },
+      task: { operations: ['add', 'sub'], minDigits: 2, maxDigits: 2, corpusSize: 400, sftSizes: name === 'experiment' ? [16, 48] : [48], preferenceSize: 48, promptsSize: 32, evalSize: 16 },
       model: { hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, maxLength: 128 },
       pretrain: { steps: 6, epochs: 1, batchSize: 8, learningRate: 3e-3 },
       sft: { steps: 4, epochs: 1, batchSize: 8, learningRate: 1e-3 },
@@ -75,6 +77,9 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
     quick,
     seed,
     task: {
+      operations: ['add', 'sub'],
+      minDigits: 2,
+      maxDigits: 2,
       corpusSize: 20000,
       sftSizes: experiment ? [30, 100, 300, 1000] : [300],
       preferenceSize: 1000,
@@ -82,11 +87,11 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
       evalSize: experiment ? 200 : 100,
     },
     model: { hiddenSize: 128, intermediateSize: 352, numLayers: 4, numHeads: 4, maxLength: 128 },
-    pretrain: { steps: experiment ? 400 : 200, epochs: 1, batchSize: 16, learningRate: 3e-3 },
+    pretrain: { steps: experiment ? 600 : 300, epochs: 1, batchSize: 16, learningRate: 3e-3 },
     sft: { steps: null, epochs: 2, batchSize: 16, learningRate: 1e-3 },
     sweep: experiment,
     rm: { steps: experiment ? 80 : 40, epochs: 1, batchSize: 16, learningRate: 3e-4 },
-    dpo: { steps: experiment ? 80 : 40, epochs: 1, batchSize: 16, learningRate: 1e-4, beta: 0.1 },
+    dpo: { steps: experiment ? 80 : 40, epochs: 1, batchSize: 16, learningRate: 2e-5, beta: 0.1 },
     rl: { steps: experiment ? 30 : 8, promptsPerStep: 4, groupSize: 8, learningRate: 1e-4, klCoefficient: 0.02, temperature: 1, maxNewTokens: 64 },
     eval: { prompts: experiment ? 200 : 64, maxNewTokens: 64, pairs: experiment ? 200 : 100, concentrationPrompts: experiment ? 32 : 16, samplesPerPrompt: 8, temperature: 1 },
   };

@@ -29,13 +29,16 @@ export function pipelineProgress(stream: NodeJS.WritableStream & { isTTY?: boole
     if (e.type === 'stage-start') {
       stream.write(`[${e.index}/${e.total}] ${e.stage}: ${e.title}\n`);
       last = Date.now();
-      bar = tty ? new ProgressReporter({ stream: stream as NodeJS.WriteStream, tty: true, keys: ['train/loss', 'rewards/accuracies', 'rewards/margins'] }) : null;
+      bar = tty ? new ProgressReporter({ stream: stream as NodeJS.WriteStream, tty: true, keys: ['train/loss', 'rewards/accuracies', 'rewards/margins', 'objective/scores', 'objective/kl'] }) : null;
     } else if (e.type === 'step') {
       const now = Date.now();
       const tokensPerSecond = (e.metrics['sft/num_tokens'] ?? 0) / Math.max(1e-3, (now - last) / 1000);
       last = now;
       if (bar) bar.update({ step: e.step, totalSteps: e.totalSteps, tokensPerSecond, metrics: e.metrics, logStep: true });
-      else if (e.step % every === 0 || e.step === e.totalSteps) stream.write(`  ${e.stage} step ${e.step}/${e.totalSteps} loss ${(e.metrics['train/loss'] ?? Number.NaN).toFixed(4)}\n`);
+      else if (e.step % every === 0 || e.step === e.totalSteps) {
+        const extra = ['rewards/accuracies', 'objective/scores', 'objective/kl'].filter((k) => k in e.metrics).map((k) => ` ${k} ${e.metrics[k].toFixed(4)}`);
+        stream.write(`  ${e.stage} step ${e.step}/${e.totalSteps} loss ${(e.metrics['train/loss'] ?? Number.NaN).toFixed(4)}${extra.join('')}\n`);
+      }
     } else {
       bar?.finish();
       bar = null;

@@ -355,6 +355,7 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
         launch: options.launchServices,
         logger,
         signal: options.signal,
+        // 'loss/policy' is the clipped surrogate (algorithms' PPO/GRPO loss), shown as the stage's loss.
         onStep: (p, totalSteps, metrics) => emit({ type: 'step', stage, step: p.step, totalSteps, metrics: { 'train/loss': metrics['loss/policy'] ?? Number.NaN, ...metrics } }),
       });
       curves[stage] = run.points;

@@ -1,0 +1,29 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseTaskOptions } from '@posttrain/task';
+import { pipelinePlan } from './pipeline-plan';
+
+describe('pipelinePlan', () => {
+  test('demo trains one SFT size, experiment sweeps ascending sizes; every plan is valid task input', () => {
+    for (const quick of [false, true]) {
+      const demo = pipelinePlan('demo', { quick });
+      const exp = pipelinePlan('experiment', { quick });
+      assert.equal(demo.sweep, false);
+      assert.equal(demo.task.sftSizes.length, 1);
+      assert.equal(exp.sweep, true);
+      assert.ok(exp.task.sftSizes.length >= 2);
+      for (const p of [demo, exp]) {
+        // libs/task validates the options the pipeline passes (ascending sizes, digit range, operations).
+        assert.doesNotThrow(() => parseTaskOptions({ seed: p.seed, ...p.task }));
+        assert.ok(p.eval.prompts <= p.task.evalSize && p.eval.pairs <= p.task.evalSize, 'eval sizes fit the held-out split');
+        assert.ok(p.rl !== null && p.rl.groupSize >= 2);
+      }
+    }
+    assert.deepEqual(pipelinePlan('experiment').task.sftSizes, [30, 100, 300, 1000]);
+  });
+
+  test('a bad seed is refused with the value and the range', () => {
+    assert.throws(() => pipelinePlan('demo', { seed: -1 }), /seed: got -1, expected an integer in \[0, 4294967295\]/);
+    assert.throws(() => pipelinePlan('demo', { seed: 1.5 }), /seed: got 1\.5/);
+  });
+});
