@@ -25,7 +25,7 @@ export { createModelConfig, parseModelConfig, modelConfigToJson, countParameters
 export type { ModelConfig, ModelShape, ModelType } from './model-config';
 export { LlamaModel, initModel, modelFromHfTensors, modelToHfTensors, assignHfTensors, cloneModel, expectedWeightShapes } from './llama-model';
 export type { ModelHeads, LoraSettings, LoraState, LoraWeights, GenerationDefaults, HfTensorMap } from './llama-model';
-export { forwardHidden, lmLogits, scoreHeadValues, positionsFromMask } from './transformer-forward';
+export { forwardHidden, lmLogits, scoreHeadValues, positionsFromMask, positionsFromSegments } from './transformer-forward';
 export type { ForwardTokens, ForwardOptions, ForwardResult, KvCache } from './transformer-forward';
 export { toForwardTokens, padBatch } from './token-batch';
 export type { TokenBatch } from './token-batch';

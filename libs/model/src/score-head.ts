@@ -23,6 +23,7 @@ export function tokenValues(model: LlamaModel, batch: TokenBatch, options: { dro
 
 /** One score per row [B]: the score head at the row's last real token (left or right padding). */
 export function sequenceScores(model: LlamaModel, batch: TokenBatch, options: { dropoutSeed?: number } = {}): tf.Tensor1D {
+  if (batch.segmentIds !== undefined) throw new Error('segmentIds: sequenceScores gives one score per row, so it takes unpacked rows only (omit segmentIds)');
   const tokens = toForwardTokens(batch, model.config.vocabSize);
   const { batch: B, length: T, mask } = tokens;
   const pick = new Float32Array(B * T); // one-hot of each row's last real token (selection without a gather gradient)

@@ -64,8 +64,14 @@ function rope(x: number[], pos: number, theta: number): number[] {
   return out;
 }
 
-/** Final hidden states [T][D] of one unpadded sequence (positions 0..T-1). */
-export function referenceHidden(c: ModelConfig, w: HfWeights, ids: number[]): number[][] {
+/**
+ * Final hidden states [T][D] of one unpadded sequence (positions 0..T-1). With `segmentIds` ([T]) the
+ * sequence is a packed row: token t attends only to tokens k <= t with segmentIds[k] = segmentIds[t],
+ * and its rotary position is the number of earlier tokens of its segment.
+ */
+export function referenceHidden(c: ModelConfig, w: HfWeights, ids: number[], segmentIds?: number[]): number[][] {
+  const seg = segmentIds ?? ids.map(() => 0);
+  const pos = seg.map((s, t) => seg.slice(0, t).filter((x) => x === s).length);
   const D = c.hiddenSize;
   const E = c.headDim;
   const H = c.numHeads;
@@ -82,11 +88,11 @@ export function referenceHidden(c: ModelConfig, w: HfWeights, ids: number[]): nu
     for (let head = 0; head < H; head++) {
       const g = Math.floor(head / (H / G)); // repeat_kv
       for (let t = 0; t < ids.length; t++) {
-        const q = rope(qs[t].slice(head * E, (head + 1) * E), t, c.ropeTheta);
+        const q = rope(qs[t].slice(head * E, (head + 1) * E), pos[t], c.ropeTheta);
         const scores: number[] = [];
         for (let k = 0; k <= t; k++) {
-          if (c.slidingWindow !== null && t - k >= c.slidingWindow) { scores.push(-Infinity); continue; }
-          const kv = rope(ks[k].slice(g * E, (g + 1) * E), k, c.ropeTheta);
+          if (seg[k] !== seg[t] || (c.slidingWindow !== null && pos[t] - pos[k] >= c.slidingWindow)) { scores.push(-Infinity); continue; }
+          const kv = rope(ks[k].slice(g * E, (g + 1) * E), pos[k], c.ropeTheta);
           let dot = 0;
           for (let j = 0; j < E; j++) dot += q[j] * kv[j];
           scores.push(dot / Math.sqrt(E));
@@ -115,17 +121,24 @@ export function referenceHidden(c: ModelConfig, w: HfWeights, ids: number[]): nu
   return h.map((v) => rmsNorm(v, w.get('model.norm.weight')!.data, c.rmsNormEps));
 }
 
-/** Logits [T][V] of one sequence. */
-export function referenceLogits(c: ModelConfig, w: HfWeights, ids: number[]): number[][] {
+/** Logits [T][V] of one sequence (a packed row with `segmentIds`, see referenceHidden). */
+export function referenceLogits(c: ModelConfig, w: HfWeights, ids: number[], segmentIds?: number[]): number[][] {
   const head = c.tieWordEmbeddings ? 'model.embed_tokens' : 'lm_head';
-  return referenceHidden(c, w, ids).map((x) => linear(w, head, x));
+  return referenceHidden(c, w, ids, segmentIds).map((x) => linear(w, head, x));
 }
 
-/** log p(ids[t] | ids[<t]) for t = 1..T-1, at a temperature. */
-export function referenceLogProbs(c: ModelConfig, w: HfWeights, ids: number[], temperature = 1): number[] {
-  const logits = referenceLogits(c, w, ids);
+/**
+ * log p(ids[t] | ids[<t]) for t = 1..T-1, at a temperature. With `segmentIds`, a token whose
+ * predecessor is in another segment (the first token of a packed example) gets 0.
+ */
+export function referenceLogProbs(c: ModelConfig, w: HfWeights, ids: number[], temperature = 1, segmentIds?: number[]): number[] {
+  const logits = referenceLogits(c, w, ids, segmentIds);
   const out: number[] = [];
   for (let t = 1; t < ids.length; t++) {
+    if (segmentIds && segmentIds[t] !== segmentIds[t - 1]) {
+      out.push(0);
+      continue;
+    }
     const z = logits[t - 1].map((v) => v / temperature);
     const m = Math.max(...z);
     const lse = m + Math.log(z.reduce((a, v) => a + Math.exp(v - m), 0));

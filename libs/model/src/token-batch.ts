@@ -1,15 +1,23 @@
 /**
  * A batch of token sequences as callers hand it over: rows of equal length,
- * with an attention mask (1 = real token, 0 = padding; left or right padding).
+ * with an attention mask (1 = real token, 0 = padding; left or right padding),
+ * and for packed rows the segment (example) of each token.
  */
 import type { ForwardTokens } from './transformer-forward';
-import { positionsFromMask } from './transformer-forward';
+import { positionsFromMask, positionsFromSegments } from './transformer-forward';
 
 export interface TokenBatch {
   /** [B][T] token ids; rows padded to the same length. */
   inputIds: number[][];
   /** [B][T] of 0/1; all ones when omitted. */
   attentionMask?: number[][];
+  /**
+   * [B][T] of non-negative integers, optional: packed rows (several examples in one row, as
+   * @posttrain/data's packSft lays them out: 1, 2, ... per example, 0 on padding). Tokens attend only
+   * within their own segment, rotary positions restart at 0 for each segment, and a segment's first
+   * token gets no log-prob (nothing of its own example precedes it).
+   */
+  segmentIds?: number[][];
 }
 
 /** Validates a batch and lays it out for the forward pass (rotary positions count real tokens only). */
@@ -41,7 +49,22 @@ export function toForwardTokens(batch: TokenBatch, vocabSize: number, field = 'i
       mask[b * T + t] = mv;
     }
   }
-  return { ids, batch: B, length: T, mask, positions: positionsFromMask(mask, B, T) };
+  const segs = batch.segmentIds;
+  if (segs === undefined) return { ids, batch: B, length: T, mask, positions: positionsFromMask(mask, B, T) };
+  if (!Array.isArray(segs) || segs.length !== B) {
+    throw new Error(`segmentIds: expected ${B} rows (one per ${field} row), got ${Array.isArray(segs) ? segs.length : JSON.stringify(segs)}`);
+  }
+  const segmentIds = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    const s = segs[b];
+    if (!Array.isArray(s) || s.length !== T) throw new Error(`segmentIds[${b}]: expected ${T} segment ids, got ${Array.isArray(s) ? s.length : JSON.stringify(s)}`);
+    for (let t = 0; t < T; t++) {
+      const v = s[t];
+      if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new Error(`segmentIds[${b}][${t}]: ${JSON.stringify(v)} is not a non-negative integer`);
+      segmentIds[b * T + t] = v;
+    }
+  }
+  return { ids, batch: B, length: T, mask, positions: positionsFromSegments(mask, segmentIds, B, T), segmentIds };
 }
 
 /** Right-pads sequences of different lengths into a TokenBatch. */

@@ -2,8 +2,9 @@
  * Per-token log-probabilities of given sequences under the model.
  *
  * out[b, t] = log softmax(logits[b, t-1] / temperature)[ids[b, t]], the log-prob of token t given
- * the tokens before it. It is 0 where token t is padding, where t = 0, or where the token before
- * it is padding (the first real token of a left-padded row has nothing to be predicted from).
+ * the tokens before it. It is 0 where token t is padding, where t = 0, where the token before
+ * it is padding (the first real token of a left-padded row has nothing to be predicted from), or,
+ * in packed rows (segmentIds), where the token before it belongs to another segment.
  *
  * log softmax(z)_i = z_i - logsumexp(z), computed by tf.logSoftmax as (z_i - max z) - log Σ exp(z_j - max z),
  * so no exp overflows; the target entries are picked by pickTargets.
@@ -58,7 +59,7 @@ function logProbsAndMaybeEntropy(model: LlamaModel, batch: TokenBatch, options: 
   const temperature = options.temperature ?? 1;
   checkTemperature(temperature);
   const tokens = toForwardTokens(batch, model.config.vocabSize);
-  const { batch: B, length: T, ids, mask } = tokens;
+  const { batch: B, length: T, ids, mask, segmentIds } = tokens;
   const V = model.config.vocabSize;
   // nextIds[n] is the token that position n predicts; valid[n] says whether that prediction counts.
   const nextIds = new Int32Array(B * T);
@@ -67,7 +68,7 @@ function logProbsAndMaybeEntropy(model: LlamaModel, batch: TokenBatch, options: 
     for (let t = 0; t + 1 < T; t++) {
       const n = b * T + t;
       nextIds[n] = ids[n + 1];
-      valid[n] = mask[n] && mask[n + 1] ? 1 : 0;
+      valid[n] = mask[n] && mask[n + 1] && (segmentIds === undefined || segmentIds[n] === segmentIds[n + 1]) ? 1 : 0;
     }
   }
   // Position t predicts token t+1: shift right by one so values line up with the predicted token.

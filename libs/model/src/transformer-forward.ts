@@ -2,7 +2,7 @@
  * The Llama-family decoder forward pass (pre-norm residual blocks):
  *
  *   h = embed(ids)
- *   for each layer:  h = h + attn(rmsnorm(h))        (RoPE on q/k, GQA, causal + padding mask)
+ *   for each layer:  h = h + attn(rmsnorm(h))        (RoPE on q/k, GQA, causal + padding (+ segment) mask)
  *                    h = h + mlp(rmsnorm(h))         (down(silu(gate(x)) * up(x)))
  *   h = rmsnorm(h)
  *
@@ -36,15 +36,24 @@ export interface KvCache {
   length: number;
 }
 
-/** One forward call's tokens: B rows of T new tokens, with their padding mask and rotary positions. */
+/**
+ * One forward call's tokens: B rows of T new tokens, with their padding mask and rotary positions,
+ * and for packed rows (several examples per row) the example each token belongs to.
+ */
 export interface ForwardTokens {
   ids: Int32Array;
   batch: number;
   length: number;
   /** [B * T]: 1 for a real token, 0 for padding. */
   mask: Uint8Array;
-  /** [B * T]. */
+  /** [B * T]. For packed rows these restart at 0 for each example (see positionsFromSegments). */
   positions: Int32Array;
+  /**
+   * [B * T], optional: the packed example (segment) of each token. A query attends only to keys of
+   * its own segment (block-diagonal causal attention), so examples packed into one row do not see
+   * each other. Not supported together with a KV cache (generation never packs).
+   */
+  segmentIds?: Int32Array;
 }
 
 export interface ForwardOptions {
@@ -72,6 +81,25 @@ export function positionsFromMask(mask: Uint8Array, batch: number, length: numbe
     for (let t = 0; t < length; t++) {
       const i = b * length + t;
       if (mask[i]) pos[i] = p++;
+    }
+  }
+  return pos;
+}
+
+/**
+ * Rotary positions for packed rows: each real token's index among the earlier real tokens of its own
+ * segment in its row, so positions restart at 0 for every packed example; padding gets 0.
+ */
+export function positionsFromSegments(mask: Uint8Array, segmentIds: Int32Array, batch: number, length: number): Int32Array {
+  const pos = new Int32Array(batch * length);
+  for (let b = 0; b < batch; b++) {
+    const next = new Map<number, number>();
+    for (let t = 0; t < length; t++) {
+      const i = b * length + t;
+      if (!mask[i]) continue;
+      const p = next.get(segmentIds[i]) ?? 0;
+      pos[i] = p;
+      next.set(segmentIds[i], p + 1);
     }
   }
   return pos;
@@ -159,19 +187,26 @@ function projection(model: LlamaModel, name: string, x: tf.Tensor2D, dropoutSeed
 
 /**
  * Additive attention mask [B, 1, 1, T, K] (broadcast over kv groups and the R query heads of a group):
- * query t of row b (key index P+t) may see key k when k is a real token, k <= P+t (causal), and, with a
- * sliding window, pos(query) - pos(key) < window.
+ * query t of row b (key index P+t) may see key k when k is a real token, k <= P+t (causal), with
+ * segment ids seg(key) = seg(query) (packed rows: block-diagonal causal), and, with a sliding window,
+ * pos(query) - pos(key) < window. Segments come only without a cache (P = 0), so key k is token k.
  */
 function attentionBias(tokens: ForwardTokens, keyMask: Uint8Array, keyPositions: Int32Array, keyLength: number, window: number | null): tf.Tensor {
   const { batch, length } = tokens;
   const past = keyLength - length;
+  const seg = tokens.segmentIds;
   const out = new Float32Array(batch * length * keyLength);
   for (let b = 0; b < batch; b++) {
     for (let t = 0; t < length; t++) {
       const qPos = tokens.positions[b * length + t];
+      const qSeg = seg ? seg[b * length + t] : 0;
       const row = (b * length + t) * keyLength;
       for (let k = 0; k < keyLength; k++) {
-        const visible = keyMask[b * keyLength + k] === 1 && k <= past + t && (window === null || qPos - keyPositions[b * keyLength + k] < window);
+        const visible =
+          keyMask[b * keyLength + k] === 1 &&
+          k <= past + t &&
+          (seg === undefined || seg[b * length + k] === qSeg) &&
+          (window === null || qPos - keyPositions[b * keyLength + k] < window);
         out[row + k] = visible ? 0 : MASKED;
       }
     }
@@ -193,6 +228,10 @@ export function forwardHidden(model: LlamaModel, tokens: ForwardTokens, options:
   const K = P + T;
   if (tokens.ids.length !== N || tokens.mask.length !== N || tokens.positions.length !== N) {
     throw new Error(`forward: ids/mask/positions must have B*T = ${N} entries`);
+  }
+  if (tokens.segmentIds !== undefined) {
+    if (tokens.segmentIds.length !== N) throw new Error(`forward: segmentIds must have B*T = ${N} entries, got ${tokens.segmentIds.length}`);
+    if (past) throw new Error('forward: segmentIds (packed rows) cannot be combined with a KV cache (past)');
   }
   if (past && (past.keys.length !== c.numLayers || past.keyMask.length !== B * P)) {
     throw new Error(`forward: cache holds ${past.keys.length} layers and ${past.keyMask.length} key slots, expected ${c.numLayers} and ${B * P}`);
