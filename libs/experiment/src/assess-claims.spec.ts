@@ -78,6 +78,8 @@ describe('assessClaims', () => {
     assert.equal(assessClaims(result([base, sft, dpo], rl(0.01)))[1].held, true);
     assert.equal(assessClaims(result([base, sft, dpo], rl(0.2)))[1].held, false);
     assert.match(assessClaims(result([base, sft, dpo], rl(0.01)))[1].measured, /after 64 samples from SFT vs never from base/);
+    const none: PipelineResult['rl'] = { fromSft: pts([0, 0], 0), fromBase: pts([0, 0], 0), threshold: Infinity, samplesFromSft: Infinity, samplesFromBase: Infinity, meanKlFromSft: 0, meanKlFromBase: 0 };
+    assert.equal(assessClaims(result([base, sft, dpo], none))[1].held, null, 'no reward in either run: no verdict');
   });
 
   test('claim 3: held iff DPO ranks more pairs right per token and an entropy falls', () => {

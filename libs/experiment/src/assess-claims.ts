@@ -76,8 +76,11 @@ export function assessClaims(r: Omit<PipelineResult, 'claims'>): Claim[] {
         `mean reward ${Number.isFinite(rl.threshold) ? rl.threshold.toFixed(3) : '(none > 0)'} (half the best step) reached after ${reach(rl.samplesFromSft)} from SFT vs ${reach(rl.samplesFromBase)} from base; ` +
         `mean KL to the start model ${rl.meanKlFromSft.toFixed(4)} from SFT vs ${rl.meanKlFromBase.toFixed(4)} from base; ` +
         `held-out accuracy after GRPO ${fromSft ? pct(fromSft.accuracy) : 'n/a'} from SFT vs ${fromBase ? pct(fromBase.accuracy) : 'n/a'} from base ` +
-        `(holds when SFT reaches the reward with fewer samples and at no higher KL: samples ${fewer ? 'yes' : 'no'}, KL ${lowerKl ? 'yes' : 'no'})`,
-      held: fewer && lowerKl,
+        (Number.isFinite(rl.threshold)
+          ? `(holds when SFT reaches the reward with fewer samples and at no higher KL: samples ${fewer ? 'yes' : 'no'}, KL ${lowerKl ? 'yes' : 'no'})`
+          : '(neither run earned any reward: inconclusive)'),
+      // Neither run earned any reward: no "given accuracy" to compare at, so no verdict.
+      held: Number.isFinite(rl.threshold) ? fewer && lowerKl : null,
     };
   }
 

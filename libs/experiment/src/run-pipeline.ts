@@ -73,7 +73,7 @@ export interface ModelEvaluation {
 export interface RlComparison {
   fromSft: RlPoint[];
   fromBase: RlPoint[];
-  /** Half the best step reward of either run: the "given accuracy" both are measured against. */
+  /** Half the best step reward of either run: the "given accuracy" both are measured against (Infinity, null in results.json, when neither earned any). */
   threshold: number;
   samplesFromSft: number;
   samplesFromBase: number;

@@ -117,6 +117,6 @@ describe('posttrain eval: errors', () => {
     const noAnswer = jsonl('no-answer.jsonl', [{ prompt: user('q'), answer: '1' }, { prompt: user('r') }]);
     await assert.rejects(run(['--model', modelDir, '--data', noAnswer]), /no-answer\.jsonl:2: field "answer": missing or empty/);
     await assert.rejects(run(['--model', modelDir, '--data', pairs, '--rules', join(dir, 'rules.yaml')]), /--rules applies to prompt-only data/);
-    await assert.rejects(run(['--model', modelDir, '--data', prompts, '--n', '0']), /n/);
+    await assert.rejects(run(['--model', modelDir, '--data', prompts, '--n', '0']), /--n: got "0", expected a value >= 1/);
   });
 });
