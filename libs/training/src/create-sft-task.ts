@@ -3,7 +3,9 @@
  * label mask (every token of {"text"} data; assistant turns or the completion
  * only for conversations / prompt-completion data, as the data layer masks
  * them). Packed rows use the batch's positionIds, which restart at 0 for each
- * packed example.
+ * packed example, and its segmentIds, so that each example attends only to its
+ * own earlier tokens (block-diagonal causal attention): a packed example's loss
+ * is the loss it would have alone in a row.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { sftLoss } from '@posttrain/algorithms';
@@ -19,7 +21,7 @@ import { MetricMeans, toUint8, tidyLossOutput } from './stage-task';
 export function sftBatchLoss(model: LlamaModel, batch: SftBatch, dropoutSeed?: number): MicroBatchLoss {
   const { batchSize: B, seqLen: T } = batch;
   const V = model.config.vocabSize;
-  const tokens = { ids: batch.inputIds, batch: B, length: T, mask: toUint8(batch.attentionMask), positions: batch.positionIds };
+  const tokens = { ids: batch.inputIds, batch: B, length: T, mask: toUint8(batch.attentionMask), positions: batch.positionIds, segmentIds: batch.segmentIds };
   const labels = tf.tensor2d(batch.labels, [B, T], 'int32');
   const labelMask = tf.tensor2d(Float32Array.from(batch.labelMask), [B, T]);
   try {
