@@ -30,6 +30,7 @@ import { forwardHidden, lmLogits, positionsFromMask, sampleToken, type KvCache, 
 import { FinishReason, WeightsFormat, type Completion, type GenerateRequest, type LogProbsRequest, type WeightsHeader } from '@posttrain/proto';
 import { Rng } from '@posttrain/random';
 import type { Registry } from 'prom-client';
+import { disposeCache, mergeCaches, selectRows, type BatchCache } from './batch-cache';
 import { computeBatchLogProbs, type BatchLogProbs } from './batch-log-probs';
 import { EngineStats, type EngineStatsSnapshot } from './engine-stats';
 import { findStopString } from './find-stop-string';
@@ -114,12 +115,6 @@ export interface EngineInfo {
   stats: EngineStatsSnapshot;
 }
 
-/** The KV cache of the running batch: the model's cache plus nothing else; rows follow `active`. */
-type BatchCache = KvCache;
-
-function disposeCache(c: BatchCache | null): void {
-  if (c) tf.dispose([...c.keys, ...c.values]);
-}
 
 export class GenerationEngine {
   private readonly model: LlamaModel;
@@ -374,7 +369,7 @@ export class GenerationEngine {
     const positions = positionsFromMask(mask, B, L);
     const { logits, keys, values } = this.forwardLast({ ids, batch: B, length: L, mask, positions }, undefined);
     const V = this.model.config.vocabSize;
-    seqs.forEach((s, b) => (s.logits = logits.slice(b * V, (b + 1) * V)));
+    seqs.forEach((s, b) => (s.logits = logits.subarray(b * V, (b + 1) * V)));
     const fresh: BatchCache = { keys, values, keyMask: mask, keyPositions: positions, length: L };
     if (!this.cache) {
       this.cache = fresh;
@@ -392,7 +387,9 @@ export class GenerationEngine {
     const { batch: B, length: T } = tokens;
     const res = tf.tidy(() => {
       const out = forwardHidden(this.model, tokens, { past, returnCache: true });
-      const last = T === 1 ? out.hidden : tf.gather(out.hidden, tf.tensor1d(Array.from({ length: B }, (_, b) => b * T + T - 1), 'int32')); // (B, D)
+      // Rows are left-padded, so every row's last position is real; a strided slice is far cheaper than a gather on wasm.
+      const D = out.hidden.shape[1];
+      const last = T === 1 ? out.hidden : tf.reshape(tf.slice(tf.reshape(out.hidden, [B, T, D]), [0, T - 1, 0], [B, 1, D]), [B, D]); // (B, D)
       return { logits: lmLogits(this.model, last as tf.Tensor2D), keys: out.keys!, values: out.values! }; // (B, D) x (D, V)
     });
     const logits = (res.logits.dataSync() as Float32Array).slice();
@@ -496,7 +493,7 @@ export class GenerationEngine {
     disposeCache(cache);
     this.cache = { keys, values, keyMask, keyPositions, length: K + 1 };
     const V = this.model.config.vocabSize;
-    this.active.forEach((s, b) => (s.logits = logits.slice(b * V, (b + 1) * V)));
+    this.active.forEach((s, b) => (s.logits = logits.subarray(b * V, (b + 1) * V)));
   }
 
   private failAll(err: Error): void {
@@ -597,65 +594,4 @@ export class GenerationEngine {
       this.swap = null;
     }
   }
-}
-
-/** Left-pads both caches to a common key length and stacks their rows (a's rows first). */
-export function mergeCaches(a: BatchCache, rowsA: number, b: BatchCache, rowsB: number): BatchCache {
-  const K = Math.max(a.length, b.length);
-  const padA = K - a.length;
-  const padB = K - b.length;
-  const stack = (x: tf.Tensor4D, y: tf.Tensor4D) =>
-    tf.tidy(() => {
-      const px = padA > 0 ? tf.pad(x, [[0, 0], [0, 0], [padA, 0], [0, 0]]) : x; // (rowsA, G, K, E)
-      const py = padB > 0 ? tf.pad(y, [[0, 0], [0, 0], [padB, 0], [0, 0]]) : y; // (rowsB, G, K, E)
-      return tf.concat([px, py], 0) as tf.Tensor4D; // (rowsA + rowsB, G, K, E)
-    });
-  const keyMask = new Uint8Array((rowsA + rowsB) * K);
-  const keyPositions = new Int32Array((rowsA + rowsB) * K);
-  for (let r = 0; r < rowsA; r++) {
-    keyMask.set(a.keyMask.subarray(r * a.length, (r + 1) * a.length), r * K + padA);
-    keyPositions.set(a.keyPositions.subarray(r * a.length, (r + 1) * a.length), r * K + padA);
-  }
-  for (let r = 0; r < rowsB; r++) {
-    keyMask.set(b.keyMask.subarray(r * b.length, (r + 1) * b.length), (rowsA + r) * K + padB);
-    keyPositions.set(b.keyPositions.subarray(r * b.length, (r + 1) * b.length), (rowsA + r) * K + padB);
-  }
-  return {
-    keys: a.keys.map((k, l) => stack(k, b.keys[l])),
-    values: a.values.map((v, l) => stack(v, b.values[l])),
-    keyMask,
-    keyPositions,
-    length: K,
-  };
-}
-
-/** The given rows of a cache, without the leading key columns that are padding in every kept row. */
-export function selectRows(c: BatchCache, rows: number[]): BatchCache {
-  const K = c.length;
-  let first = K;
-  for (const r of rows) {
-    for (let k = 0; k < K; k++) {
-      if (c.keyMask[r * K + k]) {
-        first = Math.min(first, k);
-        break;
-      }
-    }
-  }
-  if (first === K) first = 0;
-  const K2 = K - first;
-  const idx = tf.tensor1d(Int32Array.from(rows), 'int32');
-  const pick = (t: tf.Tensor4D) => tf.tidy(() => {
-    const g = tf.gather(t, idx, 0) as tf.Tensor4D; // (rows, G, K, E)
-    return first > 0 ? (tf.slice(g, [0, 0, first, 0], [-1, -1, K2, -1]) as tf.Tensor4D) : g;
-  });
-  const keys = c.keys.map(pick);
-  const values = c.values.map(pick);
-  idx.dispose();
-  const keyMask = new Uint8Array(rows.length * K2);
-  const keyPositions = new Int32Array(rows.length * K2);
-  rows.forEach((r, i) => {
-    keyMask.set(c.keyMask.subarray(r * K + first, (r + 1) * K), i * K2);
-    keyPositions.set(c.keyPositions.subarray(r * K + first, (r + 1) * K), i * K2);
-  });
-  return { keys, values, keyMask, keyPositions, length: K2 };
 }

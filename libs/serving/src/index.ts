@@ -21,7 +21,9 @@ export { ServingError, invalidField, preconditionFailed } from './serving-error'
 export type { ServingErrorKind } from './serving-error';
 export { loadServedModel, describeServedModel } from './served-model';
 export type { ServedModel } from './served-model';
-export { GenerationEngine, mergeCaches, selectRows } from './generation-engine';
+export { GenerationEngine } from './generation-engine';
+export { mergeCaches, selectRows } from './batch-cache';
+export type { BatchCache } from './batch-cache';
 export type { EngineOptions, EngineInfo, WeightsLoadResult } from './generation-engine';
 export type { EngineStatsSnapshot } from './engine-stats';
 export { EngineStats } from './engine-stats';
