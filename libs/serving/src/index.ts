@@ -34,3 +34,4 @@ export { prepareWeights, checkWeightsManifest } from './weights-update';
 export type { PreparedWeights } from './weights-update';
 export { createRewardModelFn, rewardModelInput } from './reward-model-scorer';
 export type { RewardModelScorerOptions } from './reward-model-scorer';
+export { toRpcError } from './serving-rpc-error';

@@ -1,7 +1,6 @@
 import { BatchStats, GenerateResponse, GetInfoRequest, LogProbsResponse, PolicySamplerInfo, WeightsAck, WeightsAssembler, encodeTensor, type PolicySamplerService, type WeightsChunk } from '@posttrain/proto';
 import { failedPrecondition, validateGenerateRequest, validateLogProbsRequest, validateWeightsHeader, type ServiceHandlers } from '@posttrain/rpc';
-import { describeServedModel, type GenerationEngine } from '@posttrain/serving';
-import { toRpcError } from './serving-rpc-error';
+import { describeServedModel, type GenerationEngine, toRpcError } from '@posttrain/serving';
 
 export interface PolicySamplerState {
   replicaId: string;

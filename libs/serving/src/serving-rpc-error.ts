@@ -1,6 +1,6 @@
 import { WeightsUploadError } from '@posttrain/proto';
 import { failedPrecondition, invalidArgument, resourceExhausted, RpcError, status } from '@posttrain/rpc';
-import { ServingError } from '@posttrain/serving';
+import { ServingError } from './serving-error';
 
 /** Maps domain errors to gRPC statuses; anything unknown is rethrown as is (INTERNAL). */
 export function toRpcError(err: unknown): unknown {
