@@ -117,6 +117,11 @@ describe('posttrain eval: errors', () => {
     const noAnswer = jsonl('no-answer.jsonl', [{ prompt: user('q'), answer: '1' }, { prompt: user('r') }]);
     await assert.rejects(run(['--model', modelDir, '--data', noAnswer]), /no-answer\.jsonl:2: field "answer": missing or empty/);
     await assert.rejects(run(['--model', modelDir, '--data', pairs, '--rules', join(dir, 'rules.yaml')]), /--rules applies to prompt-only data/);
+    const rmDir = join(dir, 'rm');
+    const tok = createBuiltinTokenizer();
+    const f = buildBuiltinTokenizerFiles();
+    await initModelDir(rmDir, { vocabSize: tok.vocabSize, hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, task: 'sequence-classification', padTokenId: tok.padTokenId }, { seed: 1, assets: { 'tokenizer.json': JSON.stringify(f.tokenizerJson), 'tokenizer_config.json': JSON.stringify(f.tokenizerConfig) } });
+    await assert.rejects(run(['--model', rmDir, '--data', pairs]), /rm: a sequence-classification \(reward\) model without an LM head/);
     await assert.rejects(run(['--model', modelDir, '--data', prompts, '--n', '0']), /--n: got "0", expected a value >= 1/);
   });
 });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { getBackendInfo, initBackend } from '@posttrain/backend';
 import type { AnswerEvaluation, CompleteFn, EvalData, PreferenceEvaluation } from '@posttrain/experiment';
 import { EvalDataError, evaluateAnswers, evaluatePreferences, modelCompleteFn, pairLogProbs, readEvalData, tokenizePairs } from '@posttrain/experiment';
+import type { LlamaModel } from '@posttrain/model';
 import { loadModel } from '@posttrain/model';
 import { loadTokenizer } from '@posttrain/tokenizer';
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
@@ -30,6 +31,16 @@ export interface EvalOutcome {
   preferences?: { rankedBy: 'summed log-prob' | 'log-prob per token'; accuracy: number; ties: number; meanMargin: number };
 }
 
+/** Loads a policy; a reward model (score head only) cannot generate or give log-probs of replies. */
+async function loadPolicy(dir: string): Promise<LlamaModel> {
+  const model = await loadModel(dir);
+  if (!model.heads.lm) {
+    model.dispose();
+    throw new UsageError(`--model ${dir}: a sequence-classification (reward) model without an LM head; eval needs a causal LM (use the reward service to score with a reward model)`);
+  }
+  return model;
+}
+
 const pct = (x: number | null): string => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
 
 /** The evaluation behind `posttrain eval`, with the reply generator injectable (tests pass a stub for answers). */
@@ -45,7 +56,7 @@ export async function runEvaluation(
     let fn = complete;
     let dispose = (): void => undefined;
     if (!fn) {
-      const model = await loadModel(modelDir);
+      const model = await loadPolicy(modelDir);
       const tokenizer = await loadTokenizer(modelDir);
       fn = modelCompleteFn(model, tokenizer, { maxNewTokens: o.maxNewTokens, temperature: 0, batchSize: o.batchSize });
       dispose = () => model.dispose();
@@ -59,7 +70,7 @@ export async function runEvaluation(
   }
   if (o.rulesFile) throw new UsageError(`--rules applies to prompt-only data with answers; ${data.file} holds preference pairs`);
   const lines = o.n ? data.lines.slice(0, o.n) : data.lines;
-  const model = await loadModel(modelDir);
+  const model = await loadPolicy(modelDir);
   try {
     const tokenizer = await loadTokenizer(modelDir);
     const ev: PreferenceEvaluation = evaluatePreferences(pairLogProbs(model, tokenizePairs(lines, tokenizer, data.file), o.batchSize));
@@ -101,7 +112,8 @@ export const evalCommand: Command = {
       if (e instanceof EvalDataError) throw new UsageError(e.message);
       throw e;
     }
-    if (getBackendInfo() === null) await initBackend({ logger: { info: (msg, fields) => io.stderr.write(`${msg}${fields ? ' ' + JSON.stringify(fields) : ''}\n`) } });
+    const backend = getBackendInfo() ?? (await initBackend({ logger: { info: () => undefined } }));
+    io.stderr.write(`backend: ${backend.name} (tfjs ${backend.version}, ${backend.threads} thread${backend.threads === 1 ? '' : 's'})\n`);
     const outcome = await runEvaluation(data, opts.model, { n: opts.n, maxNewTokens: opts.maxNewTokens, batchSize: opts.batchSize, rulesFile: opts.rules, perToken: opts.perToken });
     io.stdout.write(opts.json ? JSON.stringify(outcome) + '\n' : formatEvalOutcome(outcome));
     return 0;
