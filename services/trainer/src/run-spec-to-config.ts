@@ -90,7 +90,7 @@ export function runSpecToConfig(spec: RunSpec, runsDir: string, runId: string): 
       break;
     case 'dpo': {
       const d = stage.value;
-      if (d.reference) throw invalidArgument(`spec.dpo.${d.reference.$case === 'referenceAddress' ? 'reference_address' : 'precomputed_reference_path'}`, 'not supported yet: the reference is a frozen local copy of base_model_dir, computed once per dataset; leave it unset');
+      if (d.reference?.$case === 'precomputedReferencePath') throw invalidArgument('spec.dpo.precomputed_reference_path', 'not supported yet: use reference_address (a ReferenceModel service) or leave it unset for a frozen local copy of base_model_dir');
       if (d.maxPromptLength) throw invalidArgument('spec.dpo.max_prompt_length', `got ${d.maxPromptLength}; only max_length is supported, expected 0`);
       raw.dpo = { ...(d.maxLength ? { max_length: d.maxLength } : {}), ...(d.beta ? { beta: d.beta } : {}), ...(DPO_LOSS[d.lossType] ? { loss_type: DPO_LOSS[d.lossType] } : {}), label_smoothing: d.labelSmoothing };
       break;

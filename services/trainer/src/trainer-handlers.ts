@@ -7,6 +7,7 @@ import { runSpecToConfig } from './run-spec-to-config';
 import { resolveRlRunConfig, RlConfigError, runRl } from '@posttrain/rl';
 import { runStage } from '@posttrain/training';
 import type { RunExecutor } from './run-registry';
+import { referenceServiceLogProbs } from './reference-client';
 
 const RUN_ID = /^[a-z0-9_-]{1,64}$/;
 
@@ -68,7 +69,9 @@ export function createTrainerHandlers(registry: RunRegistry): ServiceHandlers<ty
         executor = { stage, outputDir: rl.outputDir, execute: (o) => runRl(rl, o) };
       } else {
         const config = runSpecToConfig(spec, registry.runsDir, id);
-        executor = { stage: config.stage, outputDir: config.output_dir, execute: (o) => runStage(config, { ...o, progress: false }) };
+        const dpoRef = spec.stage?.$case === 'dpo' && spec.stage.value.reference?.$case === 'referenceAddress' ? spec.stage.value.reference.value : undefined;
+        const referenceLogProbs = dpoRef ? referenceServiceLogProbs(dpoRef) : undefined;
+        executor = { stage: config.stage, outputDir: config.output_dir, execute: (o) => runStage(config, { ...o, progress: false, referenceLogProbs }) };
       }
       return registry.start(id, spec, executor);
     },

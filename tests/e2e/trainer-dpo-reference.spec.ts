@@ -1,0 +1,97 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initBackend } from '@posttrain/backend';
+import { startLocalServices, type LocalServiceGroup } from '@posttrain/cli';
+import { initModelDir } from '@posttrain/model';
+import { RunState, TrainerService, type RunEvent, type RunSpec } from '@posttrain/proto';
+import { createClient } from '@posttrain/rpc';
+import { writeTaskFiles } from '@posttrain/task';
+import { buildBuiltinTokenizerFiles, createBuiltinTokenizer } from '@posttrain/tokenizer';
+
+// DPO through the Trainer service, its reference log-probs from a ReferenceModel
+// service: the trainer -> reference hop of DESIGN.md, as separate processes.
+describe('Trainer DPO run with the reference service', { timeout: 300_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'posttrain-dpo-ref-'));
+  const model = join(dir, 'model');
+  const other = join(dir, 'other-model');
+  const data = join(dir, 'data');
+  let group: LocalServiceGroup;
+
+  before(async () => {
+    await initBackend({ backend: 'cpu', logger: { info: () => undefined } });
+    const tok = createBuiltinTokenizer();
+    const files = buildBuiltinTokenizerFiles();
+    await initModelDir(model, { vocabSize: tok.vocabSize, hiddenSize: 32, intermediateSize: 64, numLayers: 1, numHeads: 2, numKvHeads: 2, maxPositionEmbeddings: 256, eosTokenId: tok.eosTokenId, padTokenId: tok.padTokenId }, {
+      seed: 5,
+      assets: { 'tokenizer.json': JSON.stringify(files.tokenizerJson), 'tokenizer_config.json': JSON.stringify(files.tokenizerConfig), 'special_tokens_map.json': JSON.stringify(files.specialTokensMap) },
+    });
+    await initModelDir(other, { vocabSize: tok.vocabSize, hiddenSize: 32, intermediateSize: 64, numLayers: 1, numHeads: 2, numKvHeads: 2, maxPositionEmbeddings: 256, eosTokenId: tok.eosTokenId, padTokenId: tok.padTokenId }, {
+      seed: 6,
+      assets: { 'tokenizer.json': JSON.stringify(files.tokenizerJson), 'tokenizer_config.json': JSON.stringify(files.tokenizerConfig), 'special_tokens_map.json': JSON.stringify(files.specialTokensMap) },
+    });
+    await writeTaskFiles(data, { seed: 2, sftSizes: [10], corpusSize: 10, preferenceSize: 16, promptsSize: 4, evalSize: 4 });
+    group = await startLocalServices(
+      [
+        { name: 'reference', label: 'reference', args: ['--model', model], env: { POSTTRAIN_BACKEND: 'cpu' } },
+        { name: 'reference', label: 'reference-other', args: ['--model', other], env: { POSTTRAIN_BACKEND: 'cpu' } },
+        { name: 'trainer', label: 'trainer', args: ['--runs-dir', join(dir, 'runs')], env: { POSTTRAIN_BACKEND: 'cpu' } },
+      ],
+      { host: '127.0.0.1', startupTimeoutMs: 120_000 },
+    );
+  });
+  after(async () => {
+    await group?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const addr = (label: string) => group.services.find((s) => s.label === label)!.address;
+
+  async function dpoRun(runId: string, referenceAddress: string): Promise<{ state: RunState; error: string; step1: Record<string, number> }> {
+    const trainer = createClient(TrainerService, addr('trainer'), { deadlineMs: 240_000 });
+    const spec = {
+      runId,
+      name: '',
+      baseModelDir: model,
+      outputDir: '',
+      dataset: { paths: [join(data, 'preference.jsonl')], format: 0, evalPaths: [], evalFraction: 0, maxSamples: 0 },
+      seed: 3,
+      maxSteps: 2,
+      maxEpochs: 0,
+      batchSize: 4,
+      gradAccumulationSteps: 0,
+      optimizer: { learningRate: 0.001, schedule: 0, warmupSteps: 0, minLearningRate: 0, weightDecay: 0, maxGradNorm: 1 },
+      checkpointEverySteps: 0,
+      keepCheckpoints: 0,
+      resume: false,
+      evalEverySteps: 0,
+      logEverySteps: 1,
+      stage: { $case: 'dpo', value: { beta: 0.1, lossType: 0, labelSmoothing: 0, maxLength: 128, maxPromptLength: 0, reference: { $case: 'referenceAddress', value: referenceAddress } } },
+    } as RunSpec;
+    await trainer.unary('startRun', { spec });
+    const events: RunEvent[] = [];
+    for await (const e of trainer.serverStream('watchRun', { runId, afterSequence: 0, historyOnly: false })) events.push(e);
+    trainer.close();
+    const finished = events.at(-1)!.event as { $case: string; value: { state: RunState; errorMessage: string } };
+    assert.equal(finished.$case, 'finished');
+    const first = events.find((e) => e.event?.$case === 'metrics')!.event as { value: { step: number; values: Record<string, number> } };
+    assert.equal(first.value.step, 1);
+    return { state: finished.value.state, error: finished.value.errorMessage, step1: first.value.values };
+  }
+
+  test('with the same weights as the policy, the implicit rewards start at 0', async () => {
+    const r = await dpoRun('dpo-ref', addr('reference'));
+    assert.equal(r.state, RunState.SUCCEEDED, r.error);
+    // log pi - log pi_ref = 0 up to float32 noise across processes (tolerance 1e-4).
+    assert.ok(Math.abs(r.step1['rewards/chosen']) < 1e-4, JSON.stringify(r.step1));
+    assert.ok(Math.abs(r.step1['rewards/rejected']) < 1e-4, JSON.stringify(r.step1));
+  });
+
+  test('the reference really comes from the service: another model there gives non-zero rewards at step 1', async () => {
+    const r = await dpoRun('dpo-other', addr('reference-other'));
+    assert.equal(r.state, RunState.SUCCEEDED, r.error);
+    assert.ok(Math.abs(r.step1['rewards/chosen']) > 1e-3, JSON.stringify(r.step1));
+  });
+});
