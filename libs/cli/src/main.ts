@@ -8,10 +8,15 @@ import { trainStageCommand } from './commands/train-stage';
 import { sampleCommand } from './commands/sample';
 import { rlStageCommand } from './commands/rl-stage';
 import { RUNS_COMMANDS } from './commands/runs';
+import { demoCommand } from './commands/demo';
+import { experimentCommand } from './commands/experiment';
+import { evalCommand } from './commands/eval';
 import { scoreCommand } from './commands/score';
 
 /** Every subcommand, in the order --help lists them. */
 export const COMMANDS: readonly Command[] = [
+  demoCommand,
+  experimentCommand,
   upCommand,
   trainStageCommand('lm'),
   trainStageCommand('sft'),
@@ -19,6 +24,7 @@ export const COMMANDS: readonly Command[] = [
   trainStageCommand('dpo'),
   rlStageCommand('ppo'),
   rlStageCommand('grpo'),
+  evalCommand,
   ...RUNS_COMMANDS,
   sampleCommand,
   scoreCommand,
