@@ -13,7 +13,7 @@ import type { DataConfig, DataPosition, PreferenceBatch, RecordSource, Tokenizer
 import { createPreferenceLoader } from '@posttrain/data';
 import type { LlamaModel } from '@posttrain/model';
 import { tokenLogProbs } from '@posttrain/model';
-import { stackPreferenceRows } from './create-reward-task';
+import { preferenceBatchTokens, stackPreferenceRows } from './create-reward-task';
 import type { MicroBatchLoss, StageTask } from './stage-task';
 import { MetricMeans, tidyLossOutput } from './stage-task';
 
@@ -106,10 +106,7 @@ export function dpoBatchLoss(model: LlamaModel, batch: PreferenceBatch, cache: R
       labelSmoothing: o.labelSmoothing,
     });
   });
-  let tokens = 0;
-  for (const m of batch.chosenAttentionMask) tokens += m;
-  for (const m of batch.rejectedAttentionMask) tokens += m;
-  return { loss: out.loss, metrics: { ...out.metrics }, tokens };
+  return { loss: out.loss, metrics: { ...out.metrics }, tokens: preferenceBatchTokens(batch) };
 }
 
 export interface DpoTaskOptions extends DpoLossOptions {

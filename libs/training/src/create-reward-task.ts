@@ -41,10 +41,15 @@ export function rewardBatchLoss(model: LlamaModel, batch: PreferenceBatch, o: Re
       centeringCoefficient: o.centerRewardsCoefficient ?? 0,
     });
   });
+  return { loss: out.loss, metrics: { ...out.metrics }, tokens: preferenceBatchTokens(batch) };
+}
+
+/** Real (unpadded) tokens of both sides of a preference batch, for throughput. */
+export function preferenceBatchTokens(batch: PreferenceBatch): number {
   let tokens = 0;
   for (const m of batch.chosenAttentionMask) tokens += m;
   for (const m of batch.rejectedAttentionMask) tokens += m;
-  return { loss: out.loss, metrics: { ...out.metrics }, tokens };
+  return tokens;
 }
 
 export interface RewardTaskOptions extends RewardLossOptions {
