@@ -134,6 +134,18 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
     grpo.dataset!.evalPaths = [];
     grpo.stage = { $case: 'grpo', value: { services: { samplerAddresses: ['127.0.0.1:1'], referenceAddress: '', rewardAddress: '' }, rewardComponents: [], promptsPerStep: 2, groupSize: 4, advantageEstimator: 0, lossAggregation: 0, clipLow: 0, clipHigh: 0, updatesPerBatch: 0, minibatchSize: 0, staleRollouts: 0, maxStaleness: 0 } } as RunSpec['stage'];
     await assert.rejects(client.unary('startRun', { spec: grpo }), invalid(/^spec\.grpo\.services\.reward_address: /));
+
+    // A spec naming no services takes the trainer's own (POSTTRAIN_*_ADDRESS): the run is accepted with them.
+    const registry = new RunRegistry(join(dir, 'runs-defaults'), log);
+    const handlers = createTrainerHandlers(registry, { samplerAddresses: ['127.0.0.1:9'], referenceAddress: '127.0.0.1:9', rewardAddress: '127.0.0.1:9' });
+    const bare = sftSpec('g2', 2);
+    bare.dataset!.paths = [join(data, 'prompts.jsonl')];
+    bare.dataset!.evalPaths = [];
+    bare.stage = { $case: 'grpo', value: { ...(grpo.stage!.value as object), services: undefined, updatesPerBatch: 1, minibatchSize: 8, rewardComponents: [{ name: 'fmt', weight: 1, rule: { $case: 'regex', value: { pattern: 'Answer', flags: '', fullMatch: false, negate: false } } }] } } as RunSpec['stage'];
+    const accepted = await handlers.startRun({ spec: bare }, undefined as never);
+    registry.cancel('g2', 'test');
+    assert.deepEqual((accepted.spec!.stage!.value as { services: { samplerAddresses: string[] } }).services.samplerAddresses, ['127.0.0.1:9']);
+    await registry.drain();
     await assert.rejects(client.unary('getRun', { runId: 'nope' }), (e: ServiceError) => e.code === status.NOT_FOUND);
     await assert.rejects(client.unary('listRuns', { pageSize: 1, pageToken: 'forged' }), invalid(/^page_token/));
   });

@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ListRunsResponse, RunState, type RunSpec, type TrainerService } from '@posttrain/proto';
+import { ListRunsResponse, RunState, type RolloutServices, type RunSpec, type TrainerService } from '@posttrain/proto';
 import { invalidArgument, notFound, RpcError, status, type ServiceHandlers } from '@posttrain/rpc';
 import { isFinished, type RunRegistry } from './run-registry';
 import { runSpecToConfig } from './run-spec-to-config';
@@ -47,7 +47,7 @@ function checkInputs(spec: RunSpec): void {
  * through libs/rl, driving the sampler, reference and reward services named
  * in the spec.
  */
-export function createTrainerHandlers(registry: RunRegistry): ServiceHandlers<typeof TrainerService> {
+export function createTrainerHandlers(registry: RunRegistry, defaultServices: RolloutServices = { samplerAddresses: [], referenceAddress: '', rewardAddress: '' }): ServiceHandlers<typeof TrainerService> {
   return {
     startRun: async (request) => {
       const spec = request.spec;
@@ -59,6 +59,10 @@ export function createTrainerHandlers(registry: RunRegistry): ServiceHandlers<ty
       checkInputs(spec);
       let executor: RunExecutor;
       if (stage === 'ppo' || stage === 'grpo') {
+        // A spec that names no services uses the trainer's own (POSTTRAIN_*_ADDRESS in Kubernetes).
+        const st = spec.stage!.value as { services?: RolloutServices };
+        const named = st.services && (st.services.samplerAddresses.length > 0 || st.services.referenceAddress || st.services.rewardAddress);
+        if (!named) st.services = { ...defaultServices, samplerAddresses: [...defaultServices.samplerAddresses] };
         let rl;
         try {
           rl = resolveRlRunConfig({ ...spec, runId: id, outputDir: spec.outputDir || registry.runsDir });
