@@ -81,11 +81,11 @@ export async function runPipelineCommand(name: 'demo' | 'experiment', argv: read
   return 0;
 }
 
-/** `posttrain demo`: the embedded default, base -> SFT -> reward model -> DPO on a tiny model, in a few minutes on a laptop CPU. */
+/** `posttrain demo`: the embedded default, base -> SFT -> reward model -> DPO and GRPO on a tiny model, in a few minutes on a laptop CPU. */
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'watch a tiny model go base -> SFT -> reward model -> DPO on the built-in task; table + report.html',
+  summary: 'watch a tiny model go base -> SFT -> reward model -> DPO / GRPO on the built-in task; table + report.html',
   help: () =>
-    `usage: posttrain demo [--out DIR] [--quick] [--seed N]\n\nGenerates the built-in arithmetic task, pretrains a tiny base model from scratch on its corpus,\nthen runs SFT, a reward model and DPO from SFT, evaluating each model (answer accuracy, format\nrate, preference ranking, output entropy). Ends with a results table, the seeds' claims with the\nmeasured numbers, and the path of one report.html with the curves of every stage. No GPU, no\nservices needed; about 5-10 minutes on 2 CPU cores (--quick: under a minute, toy sizes).\n\nOptions:\n${pipelineOptionsHelp()}\n`,
+    `usage: posttrain demo [--out DIR] [--quick] [--seed N]\n\nGenerates the built-in arithmetic task, pretrains a tiny base model from scratch on its corpus,\nthen runs SFT, a reward model, DPO from SFT, and GRPO from SFT and from the base model (samplers,\nreference and reward services started on loopback), evaluating each model (answer accuracy, format\nrate, preference ranking, output entropy). Ends with a results table, the seeds' claims with the\nmeasured numbers, and the path of one report.html with the curves of every stage. No GPU; about\n5-10 minutes on 2 CPU cores (--quick: under a minute, toy sizes).\n\nOptions:\n${pipelineOptionsHelp()}\n`,
   run: (argv, io) => runPipelineCommand('demo', argv, io),
 };
