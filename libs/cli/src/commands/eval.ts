@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { getBackendInfo, initBackend } from '@posttrain/backend';
 import type { AnswerEvaluation, CompleteFn, EvalData, PreferenceEvaluation } from '@posttrain/experiment';
@@ -7,6 +7,7 @@ import type { LlamaModel } from '@posttrain/model';
 import { loadModel } from '@posttrain/model';
 import { loadTokenizer } from '@posttrain/tokenizer';
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
+import { requireModelDir } from '../model-dir';
 import { UsageError, type Command } from '../command';
 import { readRulesFile } from './score';
 
@@ -102,8 +103,7 @@ export const evalCommand: Command = {
     const opts = parseConfig(options, { argv });
     if (!opts.model) throw new UsageError('missing --model DIR (a model directory with config.json)');
     if (!opts.data) throw new UsageError('missing --data F.jsonl (prompts with answers, or preference pairs)');
-    if (!existsSync(opts.model) || !statSync(opts.model).isDirectory()) throw new UsageError(`--model ${opts.model}: no such directory`);
-    if (!existsSync(join(opts.model, 'config.json'))) throw new UsageError(`--model ${opts.model}: not a model directory (no config.json)`);
+    requireModelDir(opts.model, '--model');
     if (!existsSync(join(opts.model, 'tokenizer.json'))) throw new UsageError(`--model ${opts.model}: no tokenizer.json; eval needs the model's tokenizer beside its weights`);
     let data: EvalData;
     try {

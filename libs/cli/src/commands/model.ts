@@ -7,11 +7,7 @@ import { createModelConfig, generate, initModelDir, loadModel, logProbsJsonlText
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
 import { buildBuiltinTokenizerFiles, createBuiltinTokenizer, loadTokenizer } from '@posttrain/tokenizer';
 import { UsageError, type Command } from '../command';
-
-function requireDir(dir: string, flag: string): void {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${flag}: "${dir}" is not a directory`);
-  if (!existsSync(join(dir, 'config.json'))) throw new UsageError(`${flag}: "${dir}" has no config.json (expected a model directory in the Hugging Face layout)`);
-}
+import { requireModelDir } from '../model-dir';
 
 function readStructured(path: string, flag: string): unknown {
   let text: string;
@@ -72,7 +68,7 @@ export const modelInfoCommand: Command = {
     const [dir, ...rest] = argv;
     if (!dir || dir.startsWith('--')) throw new UsageError('missing DIR: posttrain model info DIR');
     const o = parseConfig(infoOptions, { argv: rest });
-    requireDir(dir, 'DIR');
+    requireModelDir(dir, 'DIR');
     const info = await modelInfo(dir);
     if (o.json) io.stdout.write(JSON.stringify(info) + '\n');
     else {
@@ -97,7 +93,7 @@ export const modelLogprobsCommand: Command = {
   help: () => `usage: posttrain model logprobs --model DIR --input F.jsonl [options]\n\nOptions:\n${describeConfig(logprobsOptions)}\n`,
   run: async (argv, io) => {
     const o = parseConfig(logprobsOptions, { argv });
-    requireDir(o.model, '--model');
+    requireModelDir(o.model, '--model');
     if (!existsSync(o.input)) throw new UsageError(`--input: cannot read "${o.input}": no such file`);
     await initBackend();
     const model = await loadModel(o.model);
@@ -132,7 +128,7 @@ export const modelGenerateCommand: Command = {
   help: () => `usage: posttrain model generate --model DIR --prompt TEXT [options]\n\nOptions:\n${describeConfig(generateOptions)}\n`,
   run: async (argv, io) => {
     const o = parseConfig(generateOptions, { argv });
-    requireDir(o.model, '--model');
+    requireModelDir(o.model, '--model');
     if (!existsSync(join(o.model, 'tokenizer.json'))) throw new UsageError(`--model: "${o.model}" has no tokenizer.json, so a text prompt cannot be encoded`);
     await initBackend();
     const tok = await loadTokenizer(o.model);
