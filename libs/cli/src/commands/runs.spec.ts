@@ -19,13 +19,16 @@ describe('posttrain runs', () => {
     const a = join(dir, 'sft-done');
     mkdirSync(join(a, 'model'), { recursive: true });
     mkdirSync(join(a, 'checkpoints', 'step-4'), { recursive: true });
+    writeFileSync(join(a, 'checkpoints', 'step-4', 'trainer_state.json'), '{}');
     writeFileSync(join(a, 'config.json'), JSON.stringify({ stage: 'sft' }));
     writeFileSync(join(a, 'model', 'config.json'), '{}');
     writeFileSync(join(a, 'metrics.jsonl'), [{ step: 2, time: 1, 'train/loss': 2.5 }, { step: 4, time: 2, 'train/loss': 1.25 }].map((r) => JSON.stringify(r)).join('\n') + '\n');
     writeFileSync(join(a, 'report.html'), '<html></html>');
     const b = join(dir, 'grpo-stopped');
-    mkdirSync(join(b, 'checkpoints', 'step-10'), { recursive: true });
-    mkdirSync(join(b, 'checkpoints', 'step-5'), { recursive: true });
+    for (const step of [10, 5]) {
+      mkdirSync(join(b, 'checkpoints', `step-${step}`), { recursive: true });
+      writeFileSync(join(b, 'checkpoints', `step-${step}`, 'trainer_state.json'), '{}');
+    }
     writeFileSync(join(b, 'config.json'), JSON.stringify({ algorithm: 'grpo' }));
     writeFileSync(join(b, 'metrics.jsonl'), JSON.stringify({ step: 12, time: 3, 'objective/scores': 0.5 }) + '\n');
     mkdirSync(join(dir, 'not-a-run'));

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { Run, RunState, TrainerService } from '@posttrain/proto';
 import { createClient, defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
 import { readMetricsJsonl } from '@posttrain/telemetry';
+import { listCheckpoints } from '@posttrain/training';
 import { UsageError, type Command } from '../command';
 
 interface LocalRun {
@@ -17,7 +18,7 @@ interface LocalRun {
 }
 
 /** Reads runs/<id>/ as the stage runners leave it: config.json, metrics.jsonl, checkpoints/, run.json (trainer service). */
-function readLocalRun(dir: string): LocalRun | null {
+async function readLocalRun(dir: string): Promise<LocalRun | null> {
   if (!existsSync(join(dir, 'config.json'))) return null;
   let stage = '?';
   try {
@@ -28,13 +29,8 @@ function readLocalRun(dir: string): LocalRun | null {
   }
   const metrics = readMetricsJsonl(join(dir, 'metrics.jsonl'));
   const last = metrics.at(-1);
-  const cps = existsSync(join(dir, 'checkpoints'))
-    ? readdirSync(join(dir, 'checkpoints'))
-        .map((n) => /^step-(\d+)$/.exec(n))
-        .filter((m): m is RegExpExecArray => m !== null)
-        .map((m) => Number(m[1]))
-        .sort((a, b) => a - b)
-    : [];
+  // The checkpoints a resume can use, found the way the stage runners find them.
+  const cps = (await listCheckpoints(dir)).map((c) => c.step);
   let state = existsSync(join(dir, 'model', 'config.json')) ? 'completed' : cps.length ? 'stopped (resumable)' : 'incomplete';
   if (existsSync(join(dir, 'run.json'))) {
     try {
@@ -48,14 +44,12 @@ function readLocalRun(dir: string): LocalRun | null {
   return { id: dir.split('/').pop()!, dir, stage, state, step: last?.step ?? 0, checkpoints: cps, lastMetrics, modified: statSync(dir).mtime };
 }
 
-function listLocal(runsDir: string): LocalRun[] {
+async function listLocal(runsDir: string): Promise<LocalRun[]> {
   if (!existsSync(runsDir)) throw new UsageError(`--dir: "${runsDir}" does not exist`);
-  return readdirSync(runsDir)
+  const dirs = readdirSync(runsDir)
     .map((n) => join(runsDir, n))
-    .filter((p) => statSync(p).isDirectory())
-    .map(readLocalRun)
-    .filter((r): r is LocalRun => r !== null)
-    .sort((a, b) => b.modified.getTime() - a.modified.getTime());
+    .filter((p) => statSync(p).isDirectory());
+  return (await Promise.all(dirs.map(readLocalRun))).filter((r): r is LocalRun => r !== null).sort((a, b) => b.modified.getTime() - a.modified.getTime());
 }
 
 const fmtMetrics = (m: Record<string, number>, n = 6) =>
@@ -94,7 +88,7 @@ export const runsListCommand: Command = {
       }
       return 0;
     }
-    const runs = listLocal(resolve(o.dir));
+    const runs = await listLocal(resolve(o.dir));
     if (o.json) io.stdout.write(JSON.stringify(runs) + '\n');
     else if (runs.length === 0) io.stdout.write(`no runs in ${o.dir}\n`);
     else for (const r of runs) io.stdout.write(`${r.id.padEnd(24)} ${r.stage.padEnd(5)} ${r.state.padEnd(20)} step ${String(r.step).padEnd(6)} ${fmtMetrics(r.lastMetrics, 3)}\n`);
@@ -121,7 +115,7 @@ export const runsShowCommand: Command = {
       return 0;
     }
     const dir = join(resolve(o.dir), id);
-    const r = existsSync(dir) ? readLocalRun(dir) : null;
+    const r = existsSync(dir) ? await readLocalRun(dir) : null;
     if (!r) throw new UsageError(`run "${id}" not found in ${o.dir} (no ${join(o.dir, id, 'config.json')})`);
     if (o.json) io.stdout.write(JSON.stringify(r) + '\n');
     else
