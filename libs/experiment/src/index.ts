@@ -33,3 +33,5 @@ export { evaluateAnswers } from './evaluate-answers';
 export type { AnswerEvaluation, CompleteFn, EvaluateAnswersOptions } from './evaluate-answers';
 export { evaluatePreferences, measureConcentration, modelCompleteFn, pairLogProbs, softmaxEntropy, tokenizePairs } from './model-evaluation';
 export type { Concentration, ConcentrationSettings, GenerationSettings, PairLogProbs, PreferenceEvaluation } from './model-evaluation';
+export { baseModelCard, baseModelPlan, baseRunConfig, baseTaskOptions, buildBaseModel, measureCompetence, readCardRecord } from './base-model';
+export type { BaseModelCardRecord, BaseModelPlan, BaseModelResult, BuildBaseModelOptions, CompetenceResult } from './base-model';

@@ -9,7 +9,7 @@ import { generateTaskData, type PreferenceRecord, type SftRecord } from './gener
  * a short context and contain no unknown character.
  */
 describe('task data through the built-in tokenizer', () => {
-  test('every SFT and preference dialogue is at most 96 tokens with ChatML, with no <|unk|>', () => {
+  test('every SFT and preference dialogue is at most 112 tokens with ChatML, with no <|unk|>', () => {
     const tok = createBuiltinTokenizer();
     const unk = tok.encode('<|unk|>', { addSpecialTokens: false });
     assert.equal(unk.length, 1);
@@ -28,7 +28,7 @@ describe('task data through the built-in tokenizer', () => {
         }
       }
     }
-    assert.equal(dialogues, 1000 + 100 + 2 * (500 + 100));
-    assert.ok(longest <= 96, `longest dialogue is ${longest} tokens`);
+    assert.equal(dialogues, 1000 + 100 + 2 * 2 * (500 + 100)); // style and correctness pairs
+    assert.ok(longest <= 112, `longest dialogue is ${longest} tokens`);
   });
 });

@@ -25,14 +25,19 @@ describe('evaluateCompletions', () => {
     assert.ok(Math.abs(ev.meanReward - 0.66) < 1e-12, String(ev.meanReward));
   });
 
-  test('agrees with the generated data: chosen replies all right, rejected all wrong, all well-formed', async () => {
+  test('agrees with the generated data: correctness pairs chosen right and rejected wrong, style pairs both right, all well-formed', async () => {
     const data = generateTaskData({ seed: 1, sftSizes: [1], corpusSize: 1, preferenceSize: 1, promptsSize: 1, evalSize: 200 });
-    const pairs = data.files.find((f) => f.name === 'preference-eval.jsonl')!.records as PreferenceRecord[];
+    const stylePairs = data.files.find((f) => f.name === 'preference-eval.jsonl')!.records as PreferenceRecord[];
+    const pairs = data.files.find((f) => f.name === 'preference-correct-eval.jsonl')!.records as PreferenceRecord[];
     const answers = data.files.find((f) => f.name === 'prompts-eval.jsonl')!.records.map((r) => (r as { answer: string }).answer);
     const chosen = await evaluateCompletions(pairs.map((p) => p.chosen[0].content), answers);
     const rejected = await evaluateCompletions(pairs.map((p) => p.rejected[0].content), answers);
     assert.deepEqual([chosen.accuracy, chosen.formatRate], [1, 1]);
     assert.deepEqual([rejected.accuracy, rejected.formatRate], [0, 1]);
+    for (const side of ['chosen', 'rejected'] as const) {
+      const ev = await evaluateCompletions(stylePairs.map((p) => p[side][0].content), answers);
+      assert.deepEqual([ev.accuracy, ev.formatRate], [1, 1], side);
+    }
   });
 
   test('bad input names the field', async () => {

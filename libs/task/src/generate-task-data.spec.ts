@@ -1,8 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateTaskData, serializeRecords, type TaskData, type TaskFile, type TaskRecord } from './generate-task-data';
+import { generateTaskData, serializeRecords, type PreferenceRecord, type PromptRecord, type SftRecord, type TaskData, type TaskFile, type TaskRecord } from './generate-task-data';
 import { parseTaskOptions } from './task-options';
-import { expressionIn, keyOf, splitReply, valueOf } from './test-reference';
+import { expressionIn, keyOf, sentencesOf, splitReply, valueOf } from './test-reference';
 
 const SMALL = { seed: 3, sftSizes: [20, 50, 120], corpusSize: 400, preferenceSize: 100, promptsSize: 100, evalSize: 60 };
 
@@ -10,21 +10,23 @@ function bytesOf(data: TaskData): string[] {
   return data.files.map((f) => `${f.name}\n${serializeRecords(f.records)}`);
 }
 
-/** The user's message of a chat record (prompt or messages), or the text of a corpus record. */
+/** The user's message of a chat record (prompt or messages), a prose prompt, or the text of a corpus record. */
 function questionOf(r: TaskRecord): string {
   if ('text' in r) return r.text;
   if ('messages' in r) return r.messages[0].content;
-  return r.prompt[0].content;
+  return typeof r.prompt === 'string' ? r.prompt : r.prompt[0].content;
 }
 
+/** Every problem a record is about: one per question, one per sentence of a corpus document. */
 function keysOf(file: TaskFile): string[] {
-  return file.records.flatMap((r) => {
-    const text = questionOf(r);
-    if (text.startsWith('Facts:')) return []; // one-digit column facts, not problems
-    const e = expressionIn(text);
-    assert.ok(e, `${file.name}: no problem found in ${JSON.stringify(text)}`);
-    return [keyOf(e)];
-  });
+  return file.records.flatMap((r) =>
+    ('text' in r ? sentencesOf(r.text) : [questionOf(r)]).flatMap((text) => {
+      if (text.startsWith('Facts:')) return []; // one-digit column facts, not problems
+      const e = expressionIn(text);
+      assert.ok(e, `${file.name}: no problem found in ${JSON.stringify(text)}`);
+      return [keyOf(e)];
+    }),
+  );
 }
 
 const defaults = generateTaskData({ seed: 0 });
@@ -54,8 +56,11 @@ describe('generateTaskData', () => {
         ['sft-eval.jsonl', 'eval', 300],
         ['preference.jsonl', 'train', 2000],
         ['preference-eval.jsonl', 'eval', 300],
+        ['preference-correct.jsonl', 'train', 2000],
+        ['preference-correct-eval.jsonl', 'eval', 300],
         ['prompts.jsonl', 'train', 2000],
         ['prompts-eval.jsonl', 'eval', 300],
+        ['prose-eval.jsonl', 'eval', 300],
       ],
     );
     // Each SFT size is a prefix of the next: the sweep adds data and keeps what the smaller run saw.
@@ -66,7 +71,7 @@ describe('generateTaskData', () => {
   test('no held-out problem appears in any training file, and the SFT, preference and RL pools share none', () => {
     const evalKeys = new Set(keysOf(file(defaults, 'prompts-eval.jsonl')));
     assert.equal(evalKeys.size, 300);
-    for (const name of ['sft-eval.jsonl', 'preference-eval.jsonl', 'corpus-eval.jsonl']) {
+    for (const name of ['sft-eval.jsonl', 'preference-eval.jsonl', 'preference-correct-eval.jsonl', 'corpus-eval.jsonl', 'prose-eval.jsonl']) {
       for (const k of keysOf(file(defaults, name))) assert.ok(evalKeys.has(k), `${name} poses ${k}, which is not a held-out problem`);
     }
     const pools: Record<string, Set<string>> = {};
@@ -82,7 +87,7 @@ describe('generateTaskData', () => {
     }
   });
 
-  test('every answer is right (recomputed from the question), every rejected answer wrong', () => {
+  test('every answer is right (recomputed from the question); correctness pairs reject a wrong answer, style pairs a right one', () => {
     let checked = 0;
     for (const f of defaults.files) {
       for (const r of f.records) {
@@ -90,19 +95,39 @@ describe('generateTaskData', () => {
         if ('messages' in r) {
           assert.equal(splitReply(r.messages[1].content)?.answer, valueOf(e!), JSON.stringify(r));
         } else if ('chosen' in r) {
-          assert.equal(splitReply(r.chosen[0].content)?.answer, valueOf(e!), JSON.stringify(r));
+          const chosen = splitReply(r.chosen[0].content);
           const rejected = splitReply(r.rejected[0].content);
-          assert.ok(rejected && rejected.answer !== valueOf(e!), JSON.stringify(r));
+          assert.equal(chosen?.answer, valueOf(e!), JSON.stringify(r));
+          if ('preferredStyle' in r) {
+            // Both right, the same steps; only the lead-in differs, and the chosen one has it.
+            assert.equal(rejected?.answer, valueOf(e!), JSON.stringify(r));
+            assert.deepEqual(rejected?.steps, chosen?.steps, JSON.stringify(r));
+            assert.deepEqual([chosen?.explained, rejected?.explained], [true, false], JSON.stringify(r));
+          } else {
+            assert.ok(rejected && rejected.answer !== valueOf(e!), JSON.stringify(r));
+            assert.equal(rejected.explained, chosen?.explained, `one style within a correctness pair: ${JSON.stringify(r)}`);
+          }
         } else if ('answer' in r) {
           assert.equal(r.answer, String(valueOf(e!)), JSON.stringify(r));
-        } else if (!r.text.startsWith('Facts:')) {
-          // "..., so the sum is 632." / "... equals 632." / "... is 632."
-          assert.equal(Number(/(\d+)\.$/.exec(r.text)?.[1]), valueOf(e!), r.text);
+        } else {
+          for (const sentence of sentencesOf(r.text)) {
+            if (sentence.startsWith('Facts:')) continue;
+            // "..., so the sum is 632." / "... equals 632." / "... is 632."
+            assert.equal(Number(/(\d+)\.$/.exec(sentence)?.[1]), valueOf(expressionIn(sentence)!), r.text);
+          }
         }
         checked++;
       }
     }
-    assert.equal(checked, 20000 + 300 + 4400 + 300 + 2300 + 2300);
+    assert.equal(checked, 20000 + 300 + 4400 + 300 + 2 * 2300 + 2300 + 300);
+  });
+
+  test('SFT replies hold both styles in about equal measure; prose prompts start a worked sentence', () => {
+    const replies = file(defaults, 'sft-3000.jsonl').records.map((r) => splitReply((r as SftRecord).messages[1].content)!);
+    const explained = replies.filter((x) => x.explained).length;
+    // Even odds over 3000 replies: 1500 +- 27 (one standard deviation); 4 sigma either side.
+    assert.ok(Math.abs(explained - 1500) < 110, `${explained} of 3000 SFT replies explained`);
+    for (const r of file(defaults, 'prose-eval.jsonl').records) assert.match((r as { prompt: string }).prompt, /^To (add \d+ and \d+|take \d+ from \d+|multiply \d+ by \d+):$/);
   });
 
   test('short, in the built-in tokenizer alphabet, and the corpus is prose, not chat', () => {
@@ -110,14 +135,20 @@ describe('generateTaskData', () => {
     let longest = 0;
     for (const f of defaults.files) {
       for (const r of f.records) {
-        const texts = 'text' in r ? [r.text] : 'messages' in r ? r.messages.map((m) => m.content) : [...r.prompt, ...('chosen' in r ? [...r.chosen, ...r.rejected] : [])].map((m) => m.content);
+        if (typeof ('prompt' in r ? r.prompt : null) === 'string') continue; // prose prompts: checked below with the corpus
+        const texts = 'text' in r ? [r.text] : 'messages' in r ? r.messages.map((m) => m.content) : [...(r as PreferenceRecord | PromptRecord).prompt, ...('chosen' in r ? [...r.chosen, ...r.rejected] : [])].map((m) => m.content);
         for (const t of texts) assert.match(t, printable, `${f.name}: ${JSON.stringify(t)}`);
+        if ('text' in r) {
+          // One or two sentences: two 3-digit worked sentences are the longest documents.
+          assert.ok(r.text.length <= 160, `${f.name}: ${r.text.length} characters: ${r.text}`);
+          continue;
+        }
         longest = Math.max(longest, 'chosen' in r ? r.prompt[0].content.length + Math.max(r.chosen[0].content.length, r.rejected[0].content.length) : texts.join('').length);
       }
     }
     assert.ok(longest <= 96, `longest example has ${longest} characters, budget 96`);
-    for (const f of defaults.files.filter((x) => x.kind === 'corpus')) {
-      for (const r of f.records) assert.doesNotMatch((r as { text: string }).text, /Answer:|<\||What is|Compute|=\?/, `${f.name}`);
+    for (const f of defaults.files.filter((x) => x.kind === 'corpus' || x.kind === 'prose')) {
+      for (const r of f.records) assert.doesNotMatch('text' in r ? r.text : (r as { prompt: string }).prompt, /Answer:|<\||What is|Compute|=\?/, `${f.name}`);
     }
   });
 

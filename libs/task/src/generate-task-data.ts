@@ -2,9 +2,9 @@ import { Rng } from '@posttrain/random';
 import { problemAnswer, problemKey, type ArithmeticProblem } from './arithmetic-problem';
 import { makeWrongSolution, type ErrorKind } from './make-wrong-solution';
 import { sampleDistinctProblems, sampleProblem, type ProblemSpace } from './sample-problem';
-import { formatSolution, solveProblem } from './solve-problem';
+import { formatSolution, PREFERRED_STYLE, REPLY_STYLES, solveProblem, type ReplyStyle } from './solve-problem';
 import { parseTaskOptions, type TaskOptions } from './task-options';
-import { factSentence, factsLine, formatPrompt, PROMPT_TEMPLATES, workedSentence } from './task-text';
+import { factSentence, factsLine, formatPrompt, PROMPT_TEMPLATES, prosePrompt, workedSentence } from './task-text';
 
 export interface TaskMessage {
   readonly role: 'user' | 'assistant';
@@ -21,13 +21,15 @@ export interface SftRecord {
   readonly messages: readonly [TaskMessage, TaskMessage];
 }
 
-/** TRL preference with an explicit prompt, conversational; `error` says which mistake the rejected reply makes. */
-export interface PreferenceRecord {
-  readonly prompt: readonly [TaskMessage];
-  readonly chosen: readonly [TaskMessage];
-  readonly rejected: readonly [TaskMessage];
-  readonly error: ErrorKind;
-}
+/**
+ * TRL preference with an explicit prompt, conversational. Two sets:
+ * correctness pairs (`error` says which mistake the rejected reply makes;
+ * both replies in one style) and style pairs (`style` pairs: both replies
+ * right, the chosen one in {@link PREFERRED_STYLE}).
+ */
+export type PreferenceRecord =
+  | { readonly prompt: readonly [TaskMessage]; readonly chosen: readonly [TaskMessage]; readonly rejected: readonly [TaskMessage]; readonly error: ErrorKind }
+  | { readonly prompt: readonly [TaskMessage]; readonly chosen: readonly [TaskMessage]; readonly rejected: readonly [TaskMessage]; readonly preferredStyle: ReplyStyle };
 
 /** TRL prompt-only, conversational, with the verifiable answer. */
 export interface PromptRecord {
@@ -35,8 +37,14 @@ export interface PromptRecord {
   readonly answer: string;
 }
 
-export type TaskFileKind = 'corpus' | 'sft' | 'preference' | 'prompts';
-export type TaskRecord = CorpusRecord | SftRecord | PreferenceRecord | PromptRecord;
+/** TRL prompt-only, standard (plain text): a prose prompt for the base model and the verifiable answer. */
+export interface ProsePromptRecord {
+  readonly prompt: string;
+  readonly answer: string;
+}
+
+export type TaskFileKind = 'corpus' | 'sft' | 'preference' | 'prompts' | 'prose';
+export type TaskRecord = CorpusRecord | SftRecord | PreferenceRecord | PromptRecord | ProsePromptRecord;
 
 /** One file of the task: its name, what it is for, and its records in order. */
 export interface TaskFile {
@@ -65,13 +73,25 @@ function pose(problems: readonly ArithmeticProblem[], rng: Rng): Posed[] {
 const user = (content: string): TaskMessage => ({ role: 'user', content });
 const assistant = (content: string): TaskMessage => ({ role: 'assistant', content });
 
-function sftRecord(p: Posed): SftRecord {
-  return { messages: [user(p.prompt), assistant(formatSolution(solveProblem(p.problem)))] };
+const pickStyle = (rng: Rng): ReplyStyle => REPLY_STYLES[rng.nextInt(REPLY_STYLES.length)];
+
+/** An SFT dialogue; its reply in a style drawn with even odds, so SFT data holds both styles in equal measure. */
+function sftRecord(p: Posed, styleRng: Rng): SftRecord {
+  return { messages: [user(p.prompt), assistant(formatSolution(solveProblem(p.problem), undefined, pickStyle(styleRng)))] };
 }
 
-function preferenceRecord(p: Posed, rng: Rng): PreferenceRecord {
-  const wrong = makeWrongSolution(p.problem, rng);
-  return { prompt: [user(p.prompt)], chosen: [assistant(formatSolution(solveProblem(p.problem)))], rejected: [assistant(wrong.text)], error: wrong.kind };
+/** A correctness pair: a right reply and a plausible wrong one, both in one style drawn with even odds. */
+function correctnessRecord(p: Posed, rng: Rng): PreferenceRecord {
+  const style = pickStyle(rng);
+  const wrong = makeWrongSolution(p.problem, rng, undefined, style);
+  return { prompt: [user(p.prompt)], chosen: [assistant(formatSolution(solveProblem(p.problem), undefined, style))], rejected: [assistant(wrong.text)], error: wrong.kind };
+}
+
+/** A style pair: the same right reply in the preferred style (chosen) and in the other one (rejected). */
+function styleRecord(p: Posed): PreferenceRecord {
+  const solution = solveProblem(p.problem);
+  const other = REPLY_STYLES.find((s) => s !== PREFERRED_STYLE)!;
+  return { prompt: [user(p.prompt)], chosen: [assistant(formatSolution(solution, undefined, PREFERRED_STYLE))], rejected: [assistant(formatSolution(solution, undefined, other))], preferredStyle: PREFERRED_STYLE };
 }
 
 function promptRecord(p: Posed): PromptRecord {
@@ -79,15 +99,30 @@ function promptRecord(p: Posed): PromptRecord {
 }
 
 /**
- * A pretraining document: a worked computation (half), a fact sentence (3 in
- * 10) or a line of column facts (1 in 5). Held-out documents are about their
- * problem only (worked 5 : fact 3), so the held-out loss measures those problems.
+ * One pretraining sentence: a worked computation (6 in 10), a fact sentence
+ * (1 in 10) or a line of column facts (3 in 10). Held-out sentences are about
+ * their problem only (worked 6 : fact 1), so the held-out loss measures those
+ * problems. Worked sentences dominate because they are what the base model
+ * must be able to continue ("To add 45 and 13:" -> the steps and the sum):
+ * post-training elicits the arithmetic, it does not teach it.
  */
-function corpusRecord(problem: ArithmeticProblem, rng: Rng, space: ProblemSpace, heldOut = false): CorpusRecord {
-  const u = rng.nextInt(heldOut ? 8 : 10);
-  if (u < 5) return { text: workedSentence(problem) };
-  if (u < 8) return { text: factSentence(problem, rng) };
-  return { text: factsLine(rng, space) };
+function corpusSentence(problem: ArithmeticProblem, rng: Rng, space: ProblemSpace, heldOut: boolean): string {
+  const u = rng.nextInt(heldOut ? 7 : 10);
+  if (u < 6) return workedSentence(problem);
+  if (u < 7) return factSentence(problem, rng);
+  return factsLine(rng, space);
+}
+
+/**
+ * A pretraining document of one or two sentences (even odds). Two-sentence
+ * documents put worked steps at positions 60-120, where a chat reply sits
+ * after its prompt, so the base model has seen the arithmetic there too.
+ */
+function corpusRecord(draw: () => ArithmeticProblem, rng: Rng, space: ProblemSpace, heldOut = false): CorpusRecord {
+  const sentences = heldOut ? 1 : 1 + rng.nextInt(2);
+  const parts: string[] = [];
+  for (let i = 0; i < sentences; i++) parts.push(corpusSentence(draw(), rng, space, heldOut));
+  return { text: parts.join(' ') };
 }
 
 /**
@@ -123,25 +158,32 @@ export function generateTaskData(rawOptions?: unknown): TaskData {
 
   const corpusRng = root.fork('corpus');
   const corpus: CorpusRecord[] = [];
-  while (corpus.length < options.corpusSize) {
-    const problem = sampleProblem(corpusRng, space);
-    if (evalKeys.has(problemKey(problem))) continue;
-    corpus.push(corpusRecord(problem, corpusRng, space));
-  }
+  const trainingProblem = (): ArithmeticProblem => {
+    for (;;) {
+      const problem = sampleProblem(corpusRng, space);
+      if (!evalKeys.has(problemKey(problem))) return problem;
+    }
+  };
+  while (corpus.length < options.corpusSize) corpus.push(corpusRecord(trainingProblem, corpusRng, space));
   const corpusEvalRng = root.fork('corpus-eval');
-  const corpusEval = evalPosed.map((p) => corpusRecord(p.problem, corpusEvalRng, space, true));
+  const corpusEval = evalPosed.map((p) => corpusRecord(() => p.problem, corpusEvalRng, space, true));
 
-  const sftAll = sftPosed.map(sftRecord);
+  const styleRng = root.fork('styles');
+  const sftAll = sftPosed.map((p) => sftRecord(p, styleRng));
+  const sftEval = evalPosed.map((p) => sftRecord(p, styleRng));
   const prefEvalRng = root.fork('preference-eval');
   const files: TaskFile[] = [
     { name: 'corpus.jsonl', kind: 'corpus', split: 'train', records: corpus },
     { name: 'corpus-eval.jsonl', kind: 'corpus', split: 'eval', records: corpusEval },
     ...options.sftSizes.map((n): TaskFile => ({ name: `sft-${n}.jsonl`, kind: 'sft', split: 'train', records: sftAll.slice(0, n) })),
-    { name: 'sft-eval.jsonl', kind: 'sft', split: 'eval', records: evalPosed.map(sftRecord) },
-    { name: 'preference.jsonl', kind: 'preference', split: 'train', records: prefPosed.map((p) => preferenceRecord(p, prefRng)) },
-    { name: 'preference-eval.jsonl', kind: 'preference', split: 'eval', records: evalPosed.map((p) => preferenceRecord(p, prefEvalRng)) },
+    { name: 'sft-eval.jsonl', kind: 'sft', split: 'eval', records: sftEval },
+    { name: 'preference.jsonl', kind: 'preference', split: 'train', records: prefPosed.map(styleRecord) },
+    { name: 'preference-eval.jsonl', kind: 'preference', split: 'eval', records: evalPosed.map(styleRecord) },
+    { name: 'preference-correct.jsonl', kind: 'preference', split: 'train', records: prefPosed.map((p) => correctnessRecord(p, prefRng)) },
+    { name: 'preference-correct-eval.jsonl', kind: 'preference', split: 'eval', records: evalPosed.map((p) => correctnessRecord(p, prefEvalRng)) },
     { name: 'prompts.jsonl', kind: 'prompts', split: 'train', records: promptPosed.map(promptRecord) },
     { name: 'prompts-eval.jsonl', kind: 'prompts', split: 'eval', records: evalPosed.map(promptRecord) },
+    { name: 'prose-eval.jsonl', kind: 'prose', split: 'eval', records: evalPosed.map((p) => ({ prompt: prosePrompt(p.problem), answer: String(problemAnswer(p.problem)) })) },
   ];
   return { options, files };
 }

@@ -24,20 +24,20 @@
  */
 export { OPERATIONS, formatExpression, problemAnswer, problemKey, validateProblem } from './arithmetic-problem';
 export type { ArithmeticProblem, Operation } from './arithmetic-problem';
-export { ANSWER_MARKER, digitsOf, formatSolution, solveProblem } from './solve-problem';
-export type { ColumnFault, ColumnStep, WorkedSolution } from './solve-problem';
+export { ANSWER_MARKER, EXPLAINED_LEAD_IN, PREFERRED_STYLE, REPLY_STYLES, digitsOf, formatSolution, replyStyle, solveProblem } from './solve-problem';
+export type { ColumnFault, ColumnStep, ReplyStyle, WorkedSolution } from './solve-problem';
 export { ERROR_KINDS, applicableErrorKinds, makeWrongSolution } from './make-wrong-solution';
 export type { ErrorKind, WrongSolution } from './make-wrong-solution';
 export { problemSpaceSize, sampleDistinctProblems, sampleProblem } from './sample-problem';
 export type { ProblemSpace } from './sample-problem';
-export { PROMPT_TEMPLATES, columnFact, factSentence, factsLine, formatPrompt, workedSentence } from './task-text';
+export { PROMPT_TEMPLATES, columnFact, factSentence, factsLine, formatPrompt, prosePrompt, workedSentence } from './task-text';
 export { defaultTaskOptions, parseTaskOptions } from './task-options';
 export type { TaskOptions } from './task-options';
 export { generateTaskData, serializeRecords } from './generate-task-data';
-export type { CorpusRecord, PreferenceRecord, PromptRecord, SftRecord, TaskData, TaskFile, TaskFileKind, TaskMessage, TaskRecord } from './generate-task-data';
+export type { CorpusRecord, PreferenceRecord, PromptRecord, ProsePromptRecord, SftRecord, TaskData, TaskFile, TaskFileKind, TaskMessage, TaskRecord } from './generate-task-data';
 export { TASK_GENERATOR_VERSION, writeTaskFiles } from './write-task-files';
 export type { TaskManifest, TaskManifestFile } from './write-task-files';
-export { CORRECT_COMPONENT, FORMAT_COMPONENT, TASK_REWARD_SPEC, taskRewardComponents } from './task-reward';
+export { CORRECT_COMPONENT, FORMAT_COMPONENT, PROSE_ANSWER_PATTERN, PROSE_REWARD_SPEC, TASK_REWARD_SPEC, proseRewardComponents, taskRewardComponents } from './task-reward';
 export { evaluateCompletions } from './evaluate-completions';
 export type { TaskEvaluation } from './evaluate-completions';
 export { rankPreferences } from './rank-preferences';

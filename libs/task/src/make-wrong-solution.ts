@@ -1,6 +1,6 @@
 import type { Rng } from '@posttrain/random';
 import { problemAnswer, type ArithmeticProblem } from './arithmetic-problem';
-import { digitsOf, formatSolution, solveProblem, type ColumnFault } from './solve-problem';
+import { digitsOf, formatSolution, solveProblem, type ColumnFault, type ReplyStyle } from './solve-problem';
 
 /**
  * The plausible mistakes of a rejected answer:
@@ -69,7 +69,7 @@ export function applicableErrorKinds(problem: ArithmeticProblem): ErrorKind[] {
  * `kinds` that the problem admits, then one of its mistakes uniformly. Throws
  * when none of `kinds` applies.
  */
-export function makeWrongSolution(problem: ArithmeticProblem, rng: Rng, kinds: readonly ErrorKind[] = ERROR_KINDS): WrongSolution {
+export function makeWrongSolution(problem: ArithmeticProblem, rng: Rng, kinds: readonly ErrorKind[] = ERROR_KINDS, style: ReplyStyle = 'steps'): WrongSolution {
   const all = candidates(problem);
   const usable = kinds.filter((k) => all[k].length > 0);
   if (usable.length === 0) {
@@ -81,9 +81,9 @@ export function makeWrongSolution(problem: ArithmeticProblem, rng: Rng, kinds: r
   if (pick.kind === 'final') {
     const right = solveProblem(problem);
     const answer = right.answer + pick.delta * 10 ** pick.column;
-    return { kind, column: pick.column, answer, text: formatSolution(right, answer) };
+    return { kind, column: pick.column, answer, text: formatSolution(right, answer, style) };
   }
   const wrong = solveProblem(problem, pick);
   if (wrong.answer === problemAnswer(problem)) throw new Error(`internal: fault ${JSON.stringify(pick)} left ${problem.a},${problem.b} (${problem.op}) correct`);
-  return { kind, column: pick.column, answer: wrong.answer, text: formatSolution(wrong) };
+  return { kind, column: pick.column, answer: wrong.answer, text: formatSolution(wrong, wrong.answer, style) };
 }

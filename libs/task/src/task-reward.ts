@@ -28,3 +28,25 @@ export function taskRewardComponents(): RewardComponent[] {
   // A deep copy, so a caller mutating its components cannot change the spec.
   return parseRewardSpec(JSON.parse(JSON.stringify(TASK_REWARD_SPEC)), 'task reward');
 }
+
+/**
+ * The result of the first worked sentence of a plain-text continuation: the
+ * number after "so the sum/difference/product is", with no full stop before
+ * it (worked steps have none), so a second sentence the model rambles on
+ * into is never read.
+ */
+export const PROSE_ANSWER_PATTERN = '^[^.]*?so the (?:sum|difference|product) is (\\d+)';
+
+/**
+ * Plain-text competence of a base model, as a libs/rewards spec: `correct`
+ * (weight 1) when the first worked sentence of the continuation of a prose
+ * prompt ("To add 45 and 13:") ends in the right number.
+ */
+export const PROSE_REWARD_SPEC: readonly RewardSpecEntry[] = [
+  { name: CORRECT_COMPONENT, weight: 1, rule: 'numeric_match', params: { abs_tolerance: 0, extraction: { mode: 'regex', pattern: PROSE_ANSWER_PATTERN } } },
+];
+
+/** {@link PROSE_REWARD_SPEC} parsed into wire components. */
+export function proseRewardComponents(): RewardComponent[] {
+  return parseRewardSpec(JSON.parse(JSON.stringify(PROSE_REWARD_SPEC)), 'prose reward');
+}

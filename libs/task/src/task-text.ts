@@ -53,6 +53,21 @@ export function workedSentence(problem: ArithmeticProblem): string {
   return fill(WORKED[problem.op], problem, steps);
 }
 
+const PROSE_PROMPTS: Readonly<Record<ArithmeticProblem['op'], string>> = {
+  add: 'To add {a} and {b}:',
+  sub: 'To take {b} from {a}:',
+  mul: 'To multiply {a} by {b}:',
+};
+
+/**
+ * The start of a worked sentence, as a plain-text prompt for the base model:
+ * "To add 45 and 13:". A model that learned the arithmetic continues it with
+ * the steps and "so the sum is 58." (see {@link PROSE_ANSWER_PATTERN}).
+ */
+export function prosePrompt(problem: ArithmeticProblem): string {
+  return fill(PROSE_PROMPTS[problem.op], problem);
+}
+
 /** One column fact of the kind the worked steps are made of: `7+5=12`, `13-8-1=4`, `7*6+4=46`. */
 export function columnFact(rng: Rng, space: ProblemSpace): string {
   const op = space.operations[rng.nextInt(space.operations.length)];

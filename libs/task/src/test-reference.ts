@@ -36,10 +36,10 @@ export function evaluateStep(step: ParsedStep): number {
 }
 
 /** Splits a reply into its step texts and the number on its "Answer:" line; null if not in the reply format. */
-export function splitReply(reply: string): { steps: string[]; answer: number } | null {
-  const m = /^(.*)\nAnswer: (\d+)$/.exec(reply);
+export function splitReply(reply: string): { steps: string[]; answer: number; explained: boolean } | null {
+  const m = /^(Column by column: )?(.*)\nAnswer: (\d+)$/.exec(reply);
   if (!m) return null;
-  return { steps: m[1].split(', '), answer: Number(m[2]) };
+  return { steps: m[2].split(', '), answer: Number(m[3]), explained: m[1] !== undefined };
 }
 
 /** a op b out of any text that contains `a+b`, `a-b` or `a*b` as the first multi-digit expression, or the prose forms of the corpus. */
@@ -61,6 +61,11 @@ export function expressionIn(text: string): { op: '+' | '-' | '*'; a: number; b:
   }
   const m = /(\d+)([+*-])(\d+)/.exec(text);
   return m ? { op: m[2] as '+' | '-' | '*', a: Number(m[1]), b: Number(m[3]) } : null;
+}
+
+/** The sentences of a corpus document (one or two, each ending in a full stop). */
+export function sentencesOf(text: string): string[] {
+  return text.split(/(?<=\.) (?=[A-Z0-9])/);
 }
 
 /** Key that treats a+b and b+a as one problem (the same rule as the generator's, restated). */

@@ -15,6 +15,7 @@ const EXPECTED_SCHEMA = {
   sft: ['language-modeling', 'conversational'],
   preference: ['preference', 'conversational'],
   prompts: ['prompt-only', 'conversational'],
+  prose: ['prompt-only', 'standard'],
 } as const;
 
 describe('writeTaskFiles', () => {
@@ -29,7 +30,7 @@ describe('writeTaskFiles', () => {
     assert.equal(onDisk.reward[0].rule, 'numeric_match');
     assert.deepEqual(
       (await readdir(dir)).sort(),
-      ['corpus-eval.jsonl', 'corpus.jsonl', 'manifest.json', 'preference-eval.jsonl', 'preference.jsonl', 'prompts-eval.jsonl', 'prompts.jsonl', 'sft-30.jsonl', 'sft-80.jsonl', 'sft-eval.jsonl'],
+      ['corpus-eval.jsonl', 'corpus.jsonl', 'manifest.json', 'preference-correct-eval.jsonl', 'preference-correct.jsonl', 'preference-eval.jsonl', 'preference.jsonl', 'prompts-eval.jsonl', 'prompts.jsonl', 'prose-eval.jsonl', 'sft-30.jsonl', 'sft-80.jsonl', 'sft-eval.jsonl'],
     );
     for (const f of manifest.files) {
       const path = join(dir, f.name);
@@ -41,7 +42,7 @@ describe('writeTaskFiles', () => {
       assert.deepEqual([report.valid, report.invalid, report.blank, report.lines], [f.records, 0, 0, f.records], f.name);
       assert.deepEqual([report.schema?.format, report.schema?.style], EXPECTED_SCHEMA[f.kind], f.name);
     }
-    const expectedRecords: Record<string, number> = { 'corpus.jsonl': 300, 'corpus-eval.jsonl': 40, 'sft-30.jsonl': 30, 'sft-80.jsonl': 80, 'sft-eval.jsonl': 40, 'preference.jsonl': 60, 'preference-eval.jsonl': 40, 'prompts.jsonl': 60, 'prompts-eval.jsonl': 40 };
+    const expectedRecords: Record<string, number> = { 'corpus.jsonl': 300, 'corpus-eval.jsonl': 40, 'sft-30.jsonl': 30, 'sft-80.jsonl': 80, 'sft-eval.jsonl': 40, 'preference.jsonl': 60, 'preference-eval.jsonl': 40, 'preference-correct.jsonl': 60, 'preference-correct-eval.jsonl': 40, 'prompts.jsonl': 60, 'prompts-eval.jsonl': 40, 'prose-eval.jsonl': 40 };
     assert.deepEqual(Object.fromEntries(manifest.files.map((f) => [f.name, f.records])), expectedRecords);
   });
 

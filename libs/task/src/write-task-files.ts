@@ -7,7 +7,7 @@ import type { TaskOptions } from './task-options';
 import { TASK_REWARD_SPEC } from './task-reward';
 
 /** Bumped whenever a format or a generation rule changes, so old files are recognised as stale. */
-export const TASK_GENERATOR_VERSION = 1;
+export const TASK_GENERATOR_VERSION = 2;
 
 export interface TaskManifestFile {
   readonly name: string;
