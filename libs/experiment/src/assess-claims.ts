@@ -1,101 +1,292 @@
-import type { PipelineResult } from './run-pipeline';
+/**
+ * The seeds' claims, judged from measured numbers and their uncertainty.
+ *
+ * Every check compares an estimate with a threshold named in its rule. A
+ * difference counts only when it exceeds twice its standard error: the
+ * standard error over evaluation items in one run, and over seeds as well
+ * when several runs are pooled (`poolClaimInputs`). So a check is
+ *
+ * - `held` when the estimate clears the threshold by more than 2 SE,
+ * - `did not hold` when it misses it by more than 2 SE,
+ * - `not shown` in between (the run cannot tell), and
+ * - `not measured` when the stage behind it did not run.
+ *
+ * A claim holds when all its checks hold; it did not hold when one did not;
+ * otherwise it is not shown (or not measured).
+ */
+import type { Estimate, PipelineResult } from './run-pipeline';
+import { meanAndStderr } from './model-evaluation';
 
-/** One of the seeds' claims, with what was measured and whether it held (null: not measured in this run). */
-export interface Claim {
-  id: 1 | 2 | 3;
-  statement: string;
+export type Verdict = 'held' | 'did not hold' | 'not shown' | 'not measured';
+
+export interface Check {
+  /** What is compared, e.g. "SFT answer accuracy". */
+  what: string;
+  /** The estimate with its uncertainty, as text: "72.0% ± 3.2%". */
   measured: string;
-  held: boolean | null;
+  /** The threshold and the noise rule. */
+  rule: string;
+  verdict: Verdict;
 }
 
-const CLAIM2 = 'RL (GRPO/PPO) from the SFT checkpoint reaches a given accuracy with fewer samples, and at lower KL, than RL from the base model.';
+export interface Claim {
+  id: 1 | 2 | 3 | 4;
+  statement: string;
+  checks: Check[];
+  verdict: Verdict;
+  /** One line: every check's measurement and verdict. */
+  measured: string;
+}
+
+/** The numbers the claims are judged on; one run's, or several seeds' pooled. */
+export interface ClaimInputs {
+  /** Runs pooled (1 for a single run). */
+  seeds: number;
+  base: { format: Estimate; competence: Estimate };
+  sft: { examples: number; accuracy: Estimate; format: Estimate; styleRanking: Estimate; styleEntropy: Estimate };
+  /** SFT accuracy at each sweep size, ascending (one point without a sweep). */
+  sweep: { examples: number; accuracy: Estimate }[];
+  rewardModel: Estimate;
+  ppo: { styleRate: Estimate; accuracyDrop: Estimate; kl: Estimate } | null;
+  dpo: { styleRanking: Estimate; styleEntropy: Estimate; accuracyDrop: Estimate };
+  grpo: {
+    /** Held-out accuracy of GRPO from SFT minus SFT's, paired over prompts. */
+    gain: Estimate;
+    /** What the gain must reach: +10 points, or half of SFT's error rate if that is less. */
+    required: number;
+    /** Training accuracy to reach (the SFT start's first-step accuracy + 5 points), and completions needed from each start (Infinity: never). */
+    target: number;
+    samplesFromSft: number;
+    samplesFromBase: number;
+    /** KL to the start model, mean over steps. */
+    klFromSft: Estimate;
+    klFromBase: Estimate;
+  } | null;
+}
+
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
-const nats = (x: number | null): string => (x === null ? 'n/a' : x.toFixed(3));
+const pp = (x: number): string => `${(100 * x).toFixed(1)} pts`;
+const nats = (x: number): string => `${x.toFixed(3)} nats`;
+const pm = (e: Estimate, f: (x: number) => string): string => `${f(e.value)} ± ${f(e.stderr)}`;
+
+/** estimate >= threshold, beyond 2 SE. */
+export function atLeast(what: string, e: Estimate, threshold: number, f: (x: number) => string = pct): Check {
+  const rule = `at least ${f(threshold)}; held when the estimate - 2 SE clears it, did not hold when the estimate + 2 SE misses it`;
+  const verdict: Verdict = !Number.isFinite(e.value) ? 'not measured' : e.value - 2 * e.stderr >= threshold ? 'held' : e.value + 2 * e.stderr < threshold ? 'did not hold' : 'not shown';
+  return { what, measured: pm(e, f), rule, verdict };
+}
+
+/** estimate <= threshold, beyond 2 SE. */
+export function atMost(what: string, e: Estimate, threshold: number, f: (x: number) => string = pct): Check {
+  const rule = `at most ${f(threshold)}; held when the estimate + 2 SE stays under it, did not hold when the estimate - 2 SE exceeds it`;
+  const verdict: Verdict = !Number.isFinite(e.value) ? 'not measured' : e.value + 2 * e.stderr <= threshold ? 'held' : e.value - 2 * e.stderr > threshold ? 'did not hold' : 'not shown';
+  return { what, measured: pm(e, f), rule, verdict };
+}
+
+/** estimate > 0 beyond 2 SE (a difference that must be shown). */
+function positive(what: string, e: Estimate, f: (x: number) => string): Check {
+  const c = atLeast(what, e, 0, f);
+  return { ...c, rule: 'above 0; held when the estimate - 2 SE is above 0, did not hold when the estimate + 2 SE is below 0', verdict: c.verdict === 'held' && e.value - 2 * e.stderr === 0 ? 'not shown' : c.verdict };
+}
+
+const diff = (a: Estimate, b: Estimate): Estimate => ({ value: a.value - b.value, stderr: Math.hypot(a.stderr, b.stderr) });
+
+function claimVerdict(checks: readonly Check[]): Verdict {
+  if (checks.some((c) => c.verdict === 'not measured')) return 'not measured';
+  if (checks.some((c) => c.verdict === 'did not hold')) return 'did not hold';
+  if (checks.some((c) => c.verdict === 'not shown')) return 'not shown';
+  return 'held';
+}
+
+function claim(id: Claim['id'], statement: string, checks: Check[]): Claim {
+  return { id, statement, checks, verdict: claimVerdict(checks), measured: checks.map((c) => `${c.what}: ${c.measured} (${c.verdict})`).join('; ') };
+}
+
+function unmeasured(id: Claim['id'], statement: string, why: string): Claim {
+  return { id, statement, checks: [{ what: statement, measured: why, rule: 'needs the RL stages', verdict: 'not measured' }], verdict: 'not measured', measured: why };
+}
 
 /**
  * Marginal accuracy gain per added SFT example between consecutive sweep
- * sizes: g_i = (acc_i - acc_{i-1}) / (n_i - n_{i-1}). Returns are
- * diminishing when the last gain is below the first.
+ * sizes: g_i = (acc_i - acc_{i-1}) / (n_i - n_{i-1}), with its standard
+ * error from the two accuracies' (independent runs).
  */
-export function marginalGains(points: readonly { sftExamples: number; accuracy: number }[]): number[] {
-  const gains: number[] = [];
+export function marginalGains(points: readonly { examples: number; accuracy: Estimate }[]): Estimate[] {
+  const gains: Estimate[] = [];
   for (let i = 1; i < points.length; i++) {
-    const dn = points[i].sftExamples - points[i - 1].sftExamples;
-    if (dn <= 0) throw new Error(`sweep: sizes must ascend, got ${points[i - 1].sftExamples} then ${points[i].sftExamples}`);
-    gains.push((points[i].accuracy - points[i - 1].accuracy) / dn);
+    const dn = points[i].examples - points[i - 1].examples;
+    if (dn <= 0) throw new Error(`sweep: sizes must ascend, got ${points[i - 1].examples} then ${points[i].examples}`);
+    const d = diff(points[i].accuracy, points[i - 1].accuracy);
+    gains.push({ value: d.value / dn, stderr: d.stderr / dn });
   }
   return gains;
 }
 
-/**
- * States the three claims of DESIGN.md ("Experiments") with the numbers of
- * this run and a verdict by an explicit rule (written in each `measured`), so
- * a reader can disagree with the rule but not with the numbers.
- */
-export function assessClaims(r: Omit<PipelineResult, 'claims'>): Claim[] {
-  const base = r.models.find((m) => m.model === 'base');
-  const sfts = r.models.filter((m) => m.model.startsWith('sft-')).sort((a, b) => a.sftExamples - b.sftExamples);
-  const dpo = r.models.find((m) => m.model === 'dpo');
-  if (!base || sfts.length === 0 || !dpo) throw new Error('assessClaims: the result lacks the base, SFT or DPO evaluation');
-  const first = sfts[0];
-  const main = sfts[sfts.length - 1];
+export const CLAIMS = {
+  1: 'The base model does the arithmetic in plain text but not in the chat format; a small amount of SFT aligns the format and the answers follow, with diminishing returns as SFT data grows.',
+  2: 'RL (GRPO, verifiable reward) from the SFT checkpoint improves accuracy, reaching a given accuracy with fewer samples and at lower KL than RL from the base model.',
+  3: 'SFT cannot rank two plausible responses (it imitates both styles); DPO ranks the preferred one higher and concentrates the output distribution on it without losing accuracy.',
+  4: 'RLHF: a reward model learns the preference, and PPO with a KL penalty to SFT moves the policy to the preferred style without losing accuracy.',
+} as const;
 
-  // Claim 1
-  const formatHeld = base.formatRate < 0.5 && first.formatRate > base.formatRate && first.accuracy >= base.accuracy;
-  let sweepText = 'diminishing returns not measured (one SFT size; `posttrain experiment` runs the sweep)';
-  let sweepHeld: boolean | null = null;
-  if (sfts.length >= 3) {
-    const gains = marginalGains(sfts);
-    sweepHeld = gains[gains.length - 1] < gains[0];
-    sweepText = `sweep ${sfts.map((m) => `${m.sftExamples}: ${pct(m.accuracy)}`).join(', ')}; accuracy gain per added example ${gains.map((g) => (100 * g).toFixed(3) + ' pp').join(' -> ')} (diminishing when the last is below the first: ${sweepHeld ? 'yes' : 'no'})`;
+/** Judges the four claims from their inputs (one run or pooled seeds). */
+export function judgeClaims(x: ClaimInputs): Claim[] {
+  const sweepChecks: Check[] = [];
+  if (x.sweep.length >= 3) {
+    const gains = marginalGains(x.sweep);
+    const shrink = diff(gains[0], gains[gains.length - 1]);
+    sweepChecks.push(
+      positive(
+        `gain per SFT example, first interval (${x.sweep[0].examples}->${x.sweep[1].examples}) minus last (${x.sweep[x.sweep.length - 2].examples}->${x.sweep[x.sweep.length - 1].examples})`,
+        shrink,
+        (v) => `${(100 * v).toFixed(3)} pts/example`,
+      ),
+    );
   }
-  const claim1: Claim = {
-    id: 1,
-    statement: 'The base model is bad in the chat format; a small amount of SFT aligns the format and brings accuracy up, with diminishing returns as SFT data grows.',
-    measured: `base: accuracy ${pct(base.accuracy)}, format ${pct(base.formatRate)}; SFT on ${first.sftExamples}: accuracy ${pct(first.accuracy)}, format ${pct(first.formatRate)} (holds when base format < 50% and SFT raises format without lowering accuracy: ${formatHeld ? 'yes' : 'no'}); ${sweepText}`,
-    held: sweepHeld === null ? formatHeld : formatHeld && sweepHeld,
-  };
+  const claim1 = claim(1, CLAIMS[1], [
+    atMost('base format rate in the chat format', x.base.format, 0.1),
+    atLeast('base plain-text competence (prose prompts)', x.base.competence, 0.8),
+    atLeast(`SFT (${x.sft.examples} examples) format rate`, x.sft.format, 0.95),
+    atLeast(`SFT (${x.sft.examples} examples) answer accuracy`, x.sft.accuracy, 0.5),
+    ...sweepChecks,
+  ]);
 
-  // Claim 2
-  let claim2: Claim;
-  if (r.rl === null) {
-    claim2 = { id: 2, statement: CLAIM2, measured: r.rlNote, held: null };
-  } else {
-    const rl = r.rl;
-    const fewer = rl.samplesFromSft < rl.samplesFromBase;
-    const lowerKl = rl.meanKlFromSft <= rl.meanKlFromBase;
-    const reach = (n: number): string => (Number.isFinite(n) ? `${n} samples` : 'never');
-    const curve = (ps: readonly { score: number }[]): string => ps.map((p) => p.score.toFixed(2)).join(' ');
-    const fromSft = r.models.find((m) => m.model === 'grpo-from-sft');
-    const fromBase = r.models.find((m) => m.model === 'grpo-from-base');
-    claim2 = {
-      id: 2,
-      statement: CLAIM2,
-      measured:
-        `GRPO step rewards from SFT: ${curve(rl.fromSft)}; from base: ${curve(rl.fromBase)}; ` +
-        `mean reward ${Number.isFinite(rl.threshold) ? rl.threshold.toFixed(3) : '(none > 0)'} (half the best step) reached after ${reach(rl.samplesFromSft)} from SFT vs ${reach(rl.samplesFromBase)} from base; ` +
-        `mean KL to the start model ${rl.meanKlFromSft.toFixed(4)} from SFT vs ${rl.meanKlFromBase.toFixed(4)} from base; ` +
-        `held-out accuracy after GRPO ${fromSft ? pct(fromSft.accuracy) : 'n/a'} from SFT vs ${fromBase ? pct(fromBase.accuracy) : 'n/a'} from base ` +
-        (Number.isFinite(rl.threshold)
-          ? `(holds when SFT reaches the reward with fewer samples and at no higher KL: samples ${fewer ? 'yes' : 'no'}, KL ${lowerKl ? 'yes' : 'no'})`
-          : '(neither run earned any reward: inconclusive)'),
-      // Neither run earned any reward: no "given accuracy" to compare at, so no verdict.
-      held: Number.isFinite(rl.threshold) ? fewer && lowerKl : null,
+  const claim2 = x.grpo
+    ? claim(2, CLAIMS[2], [
+        atLeast(`GRPO from SFT accuracy gain over SFT (+10 pts, or half of SFT's error rate if less)`, x.grpo.gain, x.grpo.required, pp),
+        {
+          what: `completions until the step accuracy reaches ${pct(x.grpo.target)} (SFT start + 5 pts)`,
+          measured: `${Number.isFinite(x.grpo.samplesFromSft) ? x.grpo.samplesFromSft : 'never'} from SFT vs ${Number.isFinite(x.grpo.samplesFromBase) ? x.grpo.samplesFromBase : 'never'} from base`,
+          rule: 'fewer from SFT; not shown when neither start reaches it',
+          verdict: !Number.isFinite(x.grpo.samplesFromSft) ? (Number.isFinite(x.grpo.samplesFromBase) ? 'did not hold' : 'not shown') : x.grpo.samplesFromSft < x.grpo.samplesFromBase ? 'held' : 'did not hold',
+        },
+        positive('mean KL to the start model, from base minus from SFT', diff(x.grpo.klFromBase, x.grpo.klFromSft), nats),
+      ])
+    : unmeasured(2, CLAIMS[2], 'GRPO did not run');
+
+  const claim3 = claim(3, CLAIMS[3], [
+    atMost('SFT: held-out style pairs ranked right', x.sft.styleRanking, 0.65),
+    atLeast('DPO: held-out style pairs ranked right', x.dpo.styleRanking, 0.9),
+    positive('style entropy: half of SFT\'s minus DPO\'s', { value: x.sft.styleEntropy.value / 2 - x.dpo.styleEntropy.value, stderr: Math.hypot(x.sft.styleEntropy.stderr / 2, x.dpo.styleEntropy.stderr) }, nats),
+    atMost('DPO: answer accuracy drop from SFT', x.dpo.accuracyDrop, 0.05, pp),
+  ]);
+
+  const claim4 = x.ppo
+    ? claim(4, CLAIMS[4], [
+        atLeast('reward model: held-out style pairs ranked right', x.rewardModel, 0.9),
+        atLeast('PPO: preferred-style rate', x.ppo.styleRate, 0.9),
+        atMost('PPO: answer accuracy drop from SFT', x.ppo.accuracyDrop, 0.05, pp),
+        { what: 'PPO: KL to SFT at the last step', measured: pm(x.ppo.kl, nats), rule: 'reported (the penalty keeps it small)', verdict: Number.isFinite(x.ppo.kl.value) ? 'held' : 'not measured' },
+      ])
+    : unmeasured(4, CLAIMS[4], 'PPO did not run');
+  return [claim1, claim2, claim3, claim4];
+}
+
+/** Paired difference a - b over the same prompts (1 = right): mean and standard error of the per-prompt differences. */
+export function pairedDifference(a: readonly boolean[], b: readonly boolean[]): Estimate {
+  if (a.length !== b.length) throw new Error(`paired difference: ${a.length} vs ${b.length} prompts`);
+  const m = meanAndStderr(a.map((x, i) => (x ? 1 : 0) - (b[i] ? 1 : 0)));
+  return { value: m.mean, stderr: m.stderr };
+}
+
+/** A run's mean of a curve's values with the standard error over its steps. */
+function curveMean(values: readonly number[]): Estimate {
+  const m = meanAndStderr(values);
+  return { value: m.mean, stderr: m.stderr };
+}
+
+/** The claims' inputs from one pipeline run. */
+export function claimInputs(r: Omit<PipelineResult, 'claims'>): ClaimInputs {
+  const find = (name: string): PipelineResult['models'][number] | undefined => r.models.find((m) => m.model === name);
+  const base = find('base');
+  const sfts = r.models.filter((m) => m.model.startsWith('sft-')).sort((a, b) => a.sftExamples - b.sftExamples);
+  const dpo = find('dpo');
+  if (!base || sfts.length === 0 || !dpo) throw new Error('claimInputs: the result lacks the base, SFT or DPO evaluation');
+  const sft = sfts[sfts.length - 1];
+  const ppo = find('ppo');
+  const ppoCurve = r.rl.find((c) => c.stage === 'ppo');
+  const fromSft = find('grpo-from-sft');
+  const grpoSft = r.rl.find((c) => c.stage === 'grpo-sft');
+  const grpoBase = r.rl.find((c) => c.stage === 'grpo-base');
+  let grpo: ClaimInputs['grpo'] = null;
+  if (fromSft && grpoSft && grpoBase && grpoSft.points.length > 0) {
+    const target = (grpoSft.points[0].accuracy ?? 0) + 0.05;
+    const reach = (points: typeof grpoSft.points): number => {
+      for (const p of points) if (p.accuracy !== null && p.accuracy >= target) return p.samples;
+      return Number.POSITIVE_INFINITY;
+    };
+    grpo = {
+      gain: pairedDifference(fromSft.correct, sft.correct),
+      required: Math.min(0.1, 0.5 * (1 - sft.accuracy.value)),
+      target,
+      samplesFromSft: reach(grpoSft.points),
+      samplesFromBase: reach(grpoBase.points),
+      klFromSft: curveMean(grpoSft.points.map((p) => p.kl)),
+      klFromBase: curveMean(grpoBase.points.map((p) => p.kl)),
     };
   }
-
-  // Claim 3
-  const rankUp = dpo.preferenceAccuracyPerToken > main.preferenceAccuracyPerToken;
-  const concentrated = dpo.answerEntropy !== null && main.answerEntropy !== null && dpo.tokenEntropy !== null && main.tokenEntropy !== null && (dpo.answerEntropy < main.answerEntropy || dpo.tokenEntropy < main.tokenEntropy);
-  const claim3: Claim = {
-    id: 3,
-    statement: 'SFT alone does not rank two plausible answers; after DPO (or with the reward model) the preferred one is ranked higher, and the output distribution is more concentrated (lower entropy).',
-    measured:
-      `held-out pairs ranked right per token: SFT ${pct(main.preferenceAccuracyPerToken)} -> DPO ${pct(dpo.preferenceAccuracyPerToken)} (summed: ${pct(main.preferenceAccuracy)} -> ${pct(dpo.preferenceAccuracy)}); ` +
-      `DPO implicit reward ${pct(r.dpoImplicitRewardAccuracy)}; reward model ${pct(r.rewardModelAccuracy)}; ` +
-      `answer entropy ${nats(main.answerEntropy)} -> ${nats(dpo.answerEntropy)} nats, token entropy ${nats(main.tokenEntropy)} -> ${nats(dpo.tokenEntropy)} nats/token ` +
-      `(holds when DPO ranks more pairs right per token than SFT and either entropy falls: ranking ${rankUp ? 'yes' : 'no'}, entropy ${concentrated ? 'yes' : 'no'})`,
-    held: rankUp && concentrated,
+  return {
+    seeds: 1,
+    base: { format: base.formatRate, competence: base.competence ?? r.baseModel.competence },
+    sft: { examples: sft.sftExamples, accuracy: sft.accuracy, format: sft.formatRate, styleRanking: sft.styleRanking, styleEntropy: sft.styleEntropy },
+    sweep: sfts.map((m) => ({ examples: m.sftExamples, accuracy: m.accuracy })),
+    rewardModel: r.rewardModelAccuracy,
+    ppo: ppo && ppoCurve ? { styleRate: ppo.styleRate, accuracyDrop: pairedDifference(sft.correct, ppo.correct), kl: { value: ppoCurve.points[ppoCurve.points.length - 1].kl, stderr: 0 } } : null,
+    dpo: { styleRanking: dpo.styleRanking, styleEntropy: dpo.styleEntropy, accuracyDrop: pairedDifference(sft.correct, dpo.correct) },
+    grpo,
   };
-  return [claim1, claim2, claim3];
+}
+
+/** The claims of one pipeline run. */
+export function assessClaims(r: Omit<PipelineResult, 'claims'>): Claim[] {
+  return judgeClaims(claimInputs(r));
+}
+
+/**
+ * Pools several seeds' estimates: the mean over seeds, with a standard error
+ * that counts both the items' noise and the spread across seeds,
+ * SE^2 = mean(SE_i^2) / k + s^2 / k (s: the seeds' sample standard deviation).
+ */
+export function poolEstimates(es: readonly Estimate[]): Estimate & { spread: number } {
+  const k = es.length;
+  if (k === 0) throw new Error('poolEstimates: no estimates');
+  const m = meanAndStderr(es.map((e) => e.value));
+  const itemVar = es.reduce((a, e) => a + e.stderr ** 2, 0) / k;
+  const spread = m.stderr * Math.sqrt(k); // the seeds' sample standard deviation
+  return { value: m.mean, stderr: Math.sqrt(itemVar / k + m.stderr ** 2), spread };
+}
+
+/** The claims' inputs of several seeds pooled (see poolEstimates); samples-to-reach take the seeds' median. */
+export function poolClaimInputs(runs: readonly ClaimInputs[]): ClaimInputs {
+  if (runs.length === 0) throw new Error('poolClaimInputs: no runs');
+  const pool = (f: (x: ClaimInputs) => Estimate): Estimate => {
+    const p = poolEstimates(runs.map(f));
+    return { value: p.value, stderr: p.stderr };
+  };
+  const median = (xs: number[]): number => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  };
+  const first = runs[0];
+  const all = <T>(f: (x: ClaimInputs) => T | null): boolean => runs.every((x) => f(x) !== null);
+  return {
+    seeds: runs.length,
+    base: { format: pool((x) => x.base.format), competence: pool((x) => x.base.competence) },
+    sft: { examples: first.sft.examples, accuracy: pool((x) => x.sft.accuracy), format: pool((x) => x.sft.format), styleRanking: pool((x) => x.sft.styleRanking), styleEntropy: pool((x) => x.sft.styleEntropy) },
+    sweep: first.sweep.map((p, i) => ({ examples: p.examples, accuracy: pool((x) => x.sweep[i].accuracy) })),
+    rewardModel: pool((x) => x.rewardModel),
+    ppo: all((x) => x.ppo) ? { styleRate: pool((x) => x.ppo!.styleRate), accuracyDrop: pool((x) => x.ppo!.accuracyDrop), kl: pool((x) => x.ppo!.kl) } : null,
+    dpo: { styleRanking: pool((x) => x.dpo.styleRanking), styleEntropy: pool((x) => x.dpo.styleEntropy), accuracyDrop: pool((x) => x.dpo.accuracyDrop) },
+    grpo: all((x) => x.grpo)
+      ? {
+          gain: pool((x) => x.grpo!.gain),
+          required: Math.min(0.1, 0.5 * (1 - pool((x) => x.sft.accuracy).value)),
+          target: runs.reduce((a, x) => a + x.grpo!.target, 0) / runs.length,
+          samplesFromSft: median(runs.map((x) => x.grpo!.samplesFromSft)),
+          samplesFromBase: median(runs.map((x) => x.grpo!.samplesFromBase)),
+          klFromSft: pool((x) => x.grpo!.klFromSft),
+          klFromBase: pool((x) => x.grpo!.klFromBase),
+        }
+      : null,
+  };
 }

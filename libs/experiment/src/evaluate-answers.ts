@@ -18,7 +18,7 @@ export interface AnswerEvaluation {
   /** Mean of each component's value, by component name. */
   components: Record<string, number>;
   /** Every reply with its answer and reward, in input order. */
-  samples: { line: number; prompt: string; completion: string; answer: string; reward: number }[];
+  samples: { line: number; prompt: string; completion: string; answer: string; reward: number; components: Record<string, number> }[];
 }
 
 export interface EvaluateAnswersOptions {
@@ -75,6 +75,13 @@ export async function evaluateAnswers(items: readonly AnswerItem[], complete: Co
     formatRate: FORMAT_COMPONENT in means ? means[FORMAT_COMPONENT] : null,
     meanReward,
     components: means,
-    samples: items.map((it, i) => ({ line: it.line, completion: completions[i], answer: it.answer, reward: scores[i].reward, prompt: promptText(it.prompt) })),
+    samples: items.map((it, i) => ({
+      line: it.line,
+      completion: completions[i],
+      answer: it.answer,
+      reward: scores[i].reward,
+      components: Object.fromEntries(components.map((c, j) => [c.name, scores[i].components[j].value])),
+      prompt: promptText(it.prompt),
+    })),
   };
 }

@@ -159,3 +159,53 @@ export function measureConcentration(model: LlamaModel, tokenizer: Tokenizer, pr
   const samples: string[][] = prompts.map((_, i) => completions.slice(i * k, (i + 1) * k).map((c) => tokenizer.decode(c.tokens, { skipSpecialTokens: true })));
   return { answer: summarizeAnswerEntropy(samples), token: summarizeTokenEntropy(entropies), samples };
 }
+
+/** How a policy splits between the two reply styles, per prompt (exact, from the model's probabilities, no sampling). */
+export interface StyleMeasure {
+  /** P(the reply starts with the preferred style's lead-in | prompt), per prompt. */
+  preferred: number[];
+  /** Mean of `preferred`: the expected preferred-style rate of replies sampled at temperature 1. */
+  rate: number;
+  /** Standard error of `rate` over the prompts. */
+  rateStderr: number;
+  /** Mean over prompts of the binary entropy H(p) = -p ln p - (1-p) ln(1-p) of the style choice (nats; ln 2 = 0.693 when both are equally likely). */
+  entropy: number;
+  entropyStderr: number;
+}
+
+const binaryEntropy = (p: number): number => (p <= 0 || p >= 1 ? 0 : -p * Math.log(p) - (1 - p) * Math.log(1 - p));
+
+/** Mean and standard error of the mean. */
+export function meanAndStderr(xs: readonly number[]): { mean: number; stderr: number } {
+  const n = xs.length;
+  if (n === 0) return { mean: Number.NaN, stderr: Number.NaN };
+  const mean = xs.reduce((a, b) => a + b, 0) / n;
+  if (n === 1) return { mean, stderr: 0 };
+  const variance = xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (n - 1);
+  return { mean, stderr: Math.sqrt(variance / n) };
+}
+
+/**
+ * The probability, per prompt, that the policy's reply starts with `leadIn`
+ * (the preferred style's opening words): the product of the model's
+ * next-token probabilities of the lead-in's tokens after the chat prompt,
+ * i.e. exactly the fraction of temperature-1 samples that would open that
+ * way. The style entropy is the binary entropy of that probability.
+ */
+export function measureStyle(model: LlamaModel, tokenizer: Tokenizer, prompts: readonly (string | ChatMessage[])[], leadIn: string, batchSize = 32): StyleMeasure {
+  if (prompts.length === 0) throw new Error('prompts: got an empty list, expected at least one prompt');
+  const lead = tokenizer.encode(leadIn, { addSpecialTokens: false });
+  if (lead.length === 0) throw new Error(`leadIn: ${JSON.stringify(leadIn)} encodes to no tokens`);
+  const sequences: number[][] = [];
+  const promptLengths: number[] = [];
+  prompts.forEach((p, i) => {
+    const ids = promptIds(tokenizer, p, i);
+    sequences.push([...ids, ...lead]);
+    promptLengths.push(ids.length);
+  });
+  const lps = sequenceLogProbs(model, sequences, { promptLengths, batchSize });
+  const preferred = lps.map((row) => Math.exp(row.reduce((a, b) => a + b, 0)));
+  const rate = meanAndStderr(preferred);
+  const entropy = meanAndStderr(preferred.map(binaryEntropy));
+  return { preferred, rate: rate.mean, rateStderr: rate.stderr, entropy: entropy.mean, entropyStderr: entropy.stderr };
+}

@@ -1,12 +1,21 @@
-import { renameSync, writeFileSync } from 'node:fs';
+/**
+ * report.html of a demo or experiment: it reads like a result. One section
+ * per claim comes first, each with its verdict, its checks (estimate ± SE,
+ * rule) and its plot; the model table and the stage details follow, then
+ * libs/telemetry's curves of every training stage. With several seeds
+ * (`posttrain experiment`), the claims are the pooled ones and each plot
+ * draws every seed.
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MetricsRecord } from '@posttrain/telemetry';
 import { readMetricsJsonl, renderRunReport } from '@posttrain/telemetry';
-import type { PipelineResult } from './run-pipeline';
+import type { Claim } from './assess-claims';
+import type { ModelEvaluation, PipelineResult } from './run-pipeline';
 import { modelTable, stageTable } from './results-table';
 
 /** Curves worth a chart in the whole-pipeline report (the per-run reports keep all of them). */
-const CURVES = ['train/loss', 'eval/loss', 'eval/mean_token_accuracy', 'rewards/accuracies', 'rewards/margins', 'eval/rewards/accuracies', 'eval/rewards/margins', 'objective/scores', 'objective/kl'];
+const CURVES = ['train/loss', 'eval/loss', 'eval/mean_token_accuracy', 'rewards/accuracies', 'rewards/margins', 'eval/rewards/accuracies', 'eval/rewards/margins', 'objective/scores', 'objective/kl', 'rewards/correct'];
 
 function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -16,11 +25,99 @@ function htmlTable(t: { header: string[]; rows: string[][] }, id: string): strin
   return `<table id="${id}">\n<tr>${t.header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr>\n${t.rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('\n')}\n</table>`;
 }
 
+/** JSON that is safe inside a <script> element. */
+function scriptJson(value: unknown): string {
+  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+}
+
+/** One plot: series over a shared x axis (null where a series has no point). */
+export interface ClaimChart {
+  claim: number;
+  title: string;
+  xLabel: string;
+  x: number[];
+  series: { label: string; values: (number | null)[] }[];
+}
+
+/** Merges (x, y) series with different x values onto one sorted x axis. */
+function mergeSeries(claim: number, title: string, xLabel: string, parts: { label: string; points: [number, number][] }[]): ClaimChart {
+  const xs = [...new Set(parts.flatMap((p) => p.points.map(([x]) => x)))].sort((a, b) => a - b);
+  return {
+    claim,
+    title,
+    xLabel,
+    x: xs,
+    series: parts.map((p) => {
+      const at = new Map(p.points);
+      return { label: p.label, values: xs.map((x) => at.get(x) ?? null) };
+    }),
+  };
+}
+
+const seedLabel = (runs: readonly PipelineResult[], r: PipelineResult, what: string): string => (runs.length > 1 ? `${what}, seed ${r.plan.seed}` : what);
+
+/** The plots of the claims, from every seed's run. */
+export function claimCharts(runs: readonly PipelineResult[]): ClaimChart[] {
+  const charts: ClaimChart[] = [];
+  const model = (r: PipelineResult, name: string): ModelEvaluation | undefined => r.models.find((m) => m.model === name);
+  // Claim 1: accuracy and format against SFT examples (0: the base model).
+  charts.push(
+    mergeSeries(
+      1,
+      'answer accuracy and format rate against SFT examples (0 = base)',
+      'SFT examples',
+      runs.flatMap((r) => {
+        const points = r.models.filter((m) => m.model === 'base' || m.model.startsWith('sft-'));
+        return [
+          { label: seedLabel(runs, r, 'accuracy'), points: points.map((m): [number, number] => [m.sftExamples, m.accuracy.value]) },
+          { label: seedLabel(runs, r, 'format'), points: points.map((m): [number, number] => [m.sftExamples, m.formatRate.value]) },
+        ];
+      }),
+    ),
+  );
+  // Claim 2: GRPO's step accuracy and KL against completions seen, from SFT and from base.
+  const rlParts = (stage: string, what: string, pick: (p: { accuracy: number | null; kl: number }) => number | null) =>
+    runs.flatMap((r) => {
+      const c = r.rl.find((x) => x.stage === stage);
+      return c ? [{ label: seedLabel(runs, r, what), points: c.points.flatMap((p): [number, number][] => (pick(p) === null ? [] : [[p.samples, pick(p)!]])) }] : [];
+    });
+  if (runs.some((r) => r.rl.some((c) => c.stage.startsWith('grpo')))) {
+    charts.push(mergeSeries(2, 'GRPO: accuracy of the step rollouts against completions seen', 'completions', [...rlParts('grpo-sft', 'from SFT', (p) => p.accuracy), ...rlParts('grpo-base', 'from base', (p) => p.accuracy)]));
+    charts.push(mergeSeries(2, 'GRPO: KL to the start model (nats) against completions seen', 'completions', [...rlParts('grpo-sft', 'from SFT', (p) => p.kl), ...rlParts('grpo-base', 'from base', (p) => p.kl)]));
+  }
+  // Claims 3 and 4: before (SFT, x = 0) and after (x = 1) preference tuning.
+  const beforeAfter = (claim: number, after: string, title: string): ClaimChart =>
+    mergeSeries(
+      claim,
+      title,
+      `0 = SFT, 1 = ${after.toUpperCase()}`,
+      runs.flatMap((r) => {
+        const sft = r.models.filter((m) => m.model.startsWith('sft-')).sort((a, b) => b.sftExamples - a.sftExamples)[0];
+        const tuned = model(r, after);
+        if (!sft || !tuned) return [];
+        const pair = (f: (m: ModelEvaluation) => number): [number, number][] => [
+          [0, f(sft)],
+          [1, f(tuned)],
+        ];
+        return [
+          { label: seedLabel(runs, r, 'style pairs ranked right'), points: pair((m) => m.styleRanking.value) },
+          { label: seedLabel(runs, r, 'preferred-style rate'), points: pair((m) => m.styleRate.value) },
+          { label: seedLabel(runs, r, 'style entropy (nats)'), points: pair((m) => m.styleEntropy.value) },
+          { label: seedLabel(runs, r, 'answer accuracy'), points: pair((m) => m.accuracy.value) },
+        ];
+      }),
+    );
+  charts.push(beforeAfter(3, 'dpo', 'DPO: ranking, style and accuracy before and after'));
+  if (runs.some((r) => model(r, 'ppo'))) {
+    charts.push(mergeSeries(4, 'PPO: reward-model score and KL to SFT (nats) against completions seen', 'completions', [...rlParts('ppo', 'reward-model score', (p) => (p as { score?: number }).score ?? null), ...rlParts('ppo', 'KL to SFT', (p) => p.kl)]));
+    charts.push(beforeAfter(4, 'ppo', 'PPO: ranking, style and accuracy before and after'));
+  }
+  return charts;
+}
+
 /**
- * The metric records of the report: each training stage's curves renamed
- * `<stage>/<metric>` (so one page holds every stage), and the SFT sweep as
- * `sft-sweep/accuracy` and `sft-sweep/format_rate` with the number of SFT
- * examples on the x axis.
+ * The metric records of the stage-details part: each training stage's curves
+ * renamed `<stage>/<metric>` (so one page holds every stage) of one run.
  */
 export function pipelineRecords(r: PipelineResult): MetricsRecord[] {
   const out: MetricsRecord[] = [];
@@ -32,52 +129,110 @@ export function pipelineRecords(r: PipelineResult): MetricsRecord[] {
       if (Object.keys(renamed).length > 2) out.push(renamed);
     }
   }
-  const sweep = r.models.filter((m) => m.sftExamples > 0 && m.model.startsWith('sft-'));
-  if (sweep.length > 1) for (const m of sweep) out.push({ step: m.sftExamples, time: 0, 'sft-sweep/accuracy': m.accuracy, 'sft-sweep/format_rate': m.formatRate });
   return out;
 }
 
+const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+
+function claimSection(c: Claim, charts: readonly ClaimChart[], startIndex: number): string {
+  const rows = c.checks.map((k) => `<tr data-verdict="${escapeHtml(k.verdict)}"><td>${escapeHtml(k.what)}</td><td>${escapeHtml(k.measured)}</td><td><b>${escapeHtml(k.verdict)}</b></td><td><small>${escapeHtml(k.rule)}</small></td></tr>`).join('\n');
+  const plots = charts.map((_, i) => `<div class="claim-chart" id="claim-chart-${startIndex + i}"></div>`).join('');
+  return `<section class="claim" id="claim-${c.id}" data-verdict="${escapeHtml(c.verdict)}">
+<h2>Claim ${c.id}: ${escapeHtml(c.verdict)}</h2>
+<p>${escapeHtml(c.statement)}</p>
+<table><tr><th>check</th><th>measured (± SE)</th><th>verdict</th><th>rule</th></tr>
+${rows}
+</table>
+<div class="claim-charts">${plots}</div>
+</section>`;
+}
+
 /**
- * report.html of a whole pipeline run: libs/telemetry's run report (curves of
- * every stage, uPlot inlined, offline) with the model table, the stage table
- * and the claims put in after the title.
+ * report.html of a pipeline run (or of several seeds' runs with pooled
+ * claims): the claims with their plots first, then the models, the stages
+ * and every stage's curves (of the first run).
  */
-export function renderPipelineReport(r: PipelineResult): string {
-  const title = `posttrain ${r.plan.name}${r.plan.quick ? ' (quick)' : ''}`;
+export function renderPipelineReport(runs: readonly PipelineResult[], claims: readonly Claim[] = runs[0].claims): string {
+  if (runs.length === 0) throw new Error('renderPipelineReport: no runs');
+  const first = runs[0];
+  const title = `posttrain ${first.plan.name}${first.plan.quick ? ' (quick)' : ''}${runs.length > 1 ? ` (${runs.length} seeds)` : ''}`;
   const html = renderRunReport({
     title,
-    records: pipelineRecords(r),
-    summary: { seed: r.plan.seed, backend: r.backend, 'total seconds': Number(r.totalSeconds.toFixed(1)), 'stages run': r.stages.map((s) => s.stage).join(', '), 'RL stages': r.rlStages.length ? r.rlStages.join(', ') : r.rlNote },
-    config: r.plan,
+    records: pipelineRecords(first),
+    summary: {
+      seeds: runs.map((r) => r.plan.seed).join(', '),
+      backend: first.backend,
+      'base model': `${first.baseModel.dir}${first.baseModel.fromScratch ? ' (rebuilt from scratch)' : ''}`,
+      'total seconds': runs.map((r) => r.totalSeconds.toFixed(0)).join(', '),
+      'stages run': first.stages.map((s) => s.stage).join(', '),
+      RL: first.rlNote,
+    },
+    config: first.plan,
   });
-  const verdict = (h: boolean | null): string => (h === null ? 'not measured' : h ? 'held' : 'did not hold');
-  const sections = [
+  const charts = claimCharts(runs);
+  let index = 0;
+  const sections = claims.map((c) => {
+    const mine = charts.filter((ch) => ch.claim === c.id);
+    const s = claimSection(c, mine, index);
+    index += mine.length;
+    return s;
+  });
+  const orderedCharts = claims.flatMap((c) => charts.filter((ch) => ch.claim === c.id));
+  const script = `<script>
+(function () {
+  var charts = ${scriptJson(orderedCharts)};
+  var colours = ${scriptJson(COLOURS)};
+  charts.forEach(function (c, i) {
+    var el = document.getElementById('claim-chart-' + i);
+    if (!el) return;
+    el.setAttribute('data-points', String(c.x.length));
+    new uPlot({
+      title: c.title,
+      width: 520,
+      height: 280,
+      scales: { x: { time: false } },
+      series: [{ label: c.xLabel }].concat(c.series.map(function (s, j) { return { label: s.label, stroke: colours[j % colours.length], width: 2, spanGaps: true, points: { show: true } }; })),
+      axes: [{ label: c.xLabel }, {}]
+    }, [c.x].concat(c.series.map(function (s) { return s.values; })), el);
+  });
+  document.body.setAttribute('data-claim-charts', String(charts.length));
+})();
+</script>`;
+  const parts = [
+    ...sections,
     '<h2>Models</h2>',
-    htmlTable(modelTable(r), 'models'),
-    `<p>Reward model: held-out pairwise accuracy ${(100 * r.rewardModelAccuracy).toFixed(1)}%. DPO implicit reward: held-out accuracy ${(100 * r.dpoImplicitRewardAccuracy).toFixed(1)}%.</p>`,
-    '<h2>Claims</h2>',
-    `<ol id="claims">${r.claims.map((c) => `<li data-held="${String(c.held)}"><b>${verdict(c.held)}</b>: ${escapeHtml(c.statement)}<br><small>${escapeHtml(c.measured)}</small></li>`).join('\n')}</ol>`,
+    ...runs.map((r) => `${runs.length > 1 ? `<h3>seed ${r.plan.seed}</h3>` : ''}${htmlTable(modelTable(r), `models-${r.plan.seed}`)}`),
+    `<p>Reward model: held-out style pairs ranked right ${runs.map((r) => `${(100 * r.rewardModelAccuracy.value).toFixed(1)}%`).join(', ')}. DPO implicit reward: ${runs.map((r) => `${(100 * r.dpoImplicitRewardAccuracy).toFixed(1)}%`).join(', ')}.</p>`,
     '<h2>Stages</h2>',
-    htmlTable(stageTable(r), 'stages'),
+    ...runs.map((r) => `${runs.length > 1 ? `<h3>seed ${r.plan.seed}</h3>` : ''}${htmlTable(stageTable(r), `stages-${r.plan.seed}`)}`),
   ].join('\n');
   const marker = `<h1>${escapeHtml(title)}</h1>`;
   const at = html.indexOf(marker);
   if (at < 0) throw new Error('renderPipelineReport: the run report has no title heading to insert after');
-  return html.slice(0, at + marker.length) + '\n' + sections + html.slice(at + marker.length);
+  // The claims' script needs uPlot, which the run report inlines at its end: put it after the last </script>.
+  const body = html.slice(0, at + marker.length) + '\n' + parts + html.slice(at + marker.length);
+  const end = body.lastIndexOf('</body>');
+  return body.slice(0, end) + script + '\n' + body.slice(end);
 }
 
-/** Writes report.html, results.json and results.md into the run's output directory (each atomically); returns their paths. */
-export function writePipelineArtifacts(r: PipelineResult, markdown: string): { report: string; json: string; markdown: string } {
-  const write = (name: string, text: string): string => {
-    const path = join(r.outDir, name);
-    const tmp = `${path}.tmp-${process.pid}`;
-    writeFileSync(tmp, text);
-    renameSync(tmp, path);
-    return path;
-  };
+/** Writes `text` to `path` through a temporary file and a rename. */
+function writeAtomic(path: string, text: string): string {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+  return path;
+}
+
+/** Writes report.html, results.json and results.md into `outDir` (each atomically); returns their paths. */
+export function writePipelineArtifacts(outDir: string, runs: readonly PipelineResult[], claims: readonly Claim[], markdown: string, extra: Record<string, unknown> = {}): { report: string; json: string; markdown: string } {
   return {
-    report: write('report.html', renderPipelineReport(r)),
-    json: write('results.json', JSON.stringify(r, null, 2) + '\n'),
-    markdown: write('results.md', markdown),
+    report: writeAtomic(join(outDir, 'report.html'), renderPipelineReport(runs, claims)),
+    json: writeAtomic(join(outDir, 'results.json'), JSON.stringify(runs.length === 1 ? { ...runs[0], claims } : { claims, ...extra, runs }, null, 2) + '\n'),
+    markdown: writeAtomic(join(outDir, 'results.md'), markdown),
   };
+}
+
+/** Reads a results.json back (for the README and tests). */
+export function readResultsJson(path: string): unknown {
+  return JSON.parse(readFileSync(path, 'utf8'));
 }

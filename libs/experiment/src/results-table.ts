@@ -1,7 +1,9 @@
-import type { PipelineResult } from './run-pipeline';
+import type { Claim } from './assess-claims';
+import type { Estimate, PipelineResult } from './run-pipeline';
 
 const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : 'n/a');
-const num = (x: number | null): string => (x === null || !Number.isFinite(x) ? 'n/a' : x.toFixed(3));
+const pctPm = (e: Estimate | null): string => (e === null || !Number.isFinite(e.value) ? 'n/a' : `${(100 * e.value).toFixed(1)}% ± ${(100 * e.stderr).toFixed(1)}`);
+const nats = (e: Estimate): string => (Number.isFinite(e.value) ? e.value.toFixed(3) : 'n/a');
 
 function markdownTable(header: string[], rows: string[][]): string {
   const esc = (c: string): string => c.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -10,7 +12,7 @@ function markdownTable(header: string[], rows: string[][]): string {
 
 /** Key numbers of a stage, for the stage table (eval loss, accuracies). */
 function stageSummary(metrics: Record<string, number>): string {
-  const keys = ['eval/loss', 'eval/mean_token_accuracy', 'eval/rewards/accuracies', 'eval/rewards/margins', 'accuracy', 'format_rate', 'preference_accuracy_per_token', 'implicit_reward_accuracy', 'answer_entropy', 'token_entropy', 'steps'];
+  const keys = ['eval/loss', 'eval/mean_token_accuracy', 'competence', 'eval/rewards/accuracies', 'eval/rewards/margins', 'objective/scores', 'objective/kl', 'rewards/correct', 'accuracy', 'format_rate', 'style_rate', 'style_ranking', 'implicit_reward_accuracy', 'accuracy_from_sft', 'accuracy_from_base', 'steps'];
   return keys.filter((k) => k in metrics).map((k) => `${k} ${Number.isInteger(metrics[k]) ? metrics[k] : metrics[k].toFixed(3)}`).join(', ');
 }
 
@@ -19,37 +21,39 @@ export function stageTable(r: PipelineResult): { header: string[]; rows: string[
   return { header: ['stage', 'what', 'seconds', 'key metrics'], rows: r.stages.map((s) => [s.stage, s.title, s.seconds.toFixed(1), stageSummary(s.metrics)]) };
 }
 
-/** The model table: one row per evaluated model. */
+/** The model table: one row per evaluated model (± one standard error over the held-out items). */
 export function modelTable(r: PipelineResult): { header: string[]; rows: string[][] } {
   return {
-    header: ['model', 'SFT examples', 'accuracy', 'format', 'mean reward', 'pref. acc (sum)', 'pref. acc (per token)', 'answer entropy', 'token entropy'],
-    rows: r.models.map((m) => [m.model, String(m.sftExamples), pct(m.accuracy), pct(m.formatRate), num(m.meanReward), pct(m.preferenceAccuracy), pct(m.preferenceAccuracyPerToken), num(m.answerEntropy), num(m.tokenEntropy)]),
+    header: ['model', 'SFT examples', 'accuracy', 'format', 'preferred style', 'style entropy', 'style pairs ranked', 'correctness pairs ranked', 'plain-text competence'],
+    rows: r.models.map((m) => [m.model, String(m.sftExamples), pctPm(m.accuracy), pctPm(m.formatRate), pctPm(m.styleRate), nats(m.styleEntropy), pctPm(m.styleRanking), pctPm(m.correctnessRanking), pctPm(m.competence)]),
   };
 }
 
-/** results.md: the stage table, the model table and the claims, as Markdown. */
-export function formatResultsMarkdown(r: PipelineResult): string {
-  const st = stageTable(r);
-  const mt = modelTable(r);
-  const verdict = (h: boolean | null): string => (h === null ? 'not measured' : h ? 'held' : 'did not hold');
+/** The claims as Markdown: verdict, statement, and each check with its estimate and rule. */
+export function claimsMarkdown(claims: readonly Claim[]): string[] {
+  return claims.flatMap((c) => [`### Claim ${c.id}: ${c.verdict}`, '', c.statement, '', markdownTable(['check', 'measured (± SE)', 'verdict', 'rule'], c.checks.map((k) => [k.what, k.measured, k.verdict, k.rule])), '']);
+}
+
+/** results.md: the claims first, then the model table(s) and the stage table(s). */
+export function formatResultsMarkdown(runs: readonly PipelineResult[], claims: readonly Claim[] = runs[0].claims): string {
+  const first = runs[0];
+  const many = runs.length > 1;
   return [
-    `# posttrain ${r.plan.name}${r.plan.quick ? ' (quick)' : ''}: results`,
+    `# posttrain ${first.plan.name}${first.plan.quick ? ' (quick)' : ''}: results`,
     '',
-    `seed ${r.plan.seed}, backend ${r.backend}, total ${r.totalSeconds.toFixed(0)} s; stages run: ${r.stages.map((s) => s.stage).join(', ')}${r.rlStages.length ? '' : `. ${r.rlNote}.`}`,
+    `seed${many ? 's' : ''} ${runs.map((r) => r.plan.seed).join(', ')}, backend ${first.backend}, total ${runs.map((r) => r.totalSeconds.toFixed(0)).join(' + ')} s; base model ${first.baseModel.dir}${first.baseModel.fromScratch ? ' (rebuilt from scratch)' : ''}. ${first.rlNote}.`,
     '',
+    `## Claims${many ? ` (${runs.length} seeds pooled: mean, SE from items and seeds)` : ''}`,
+    '',
+    ...claimsMarkdown(claims),
     '## Models',
     '',
-    markdownTable(mt.header, mt.rows),
-    '',
-    `Reward model: held-out pairwise accuracy ${pct(r.rewardModelAccuracy)}. DPO implicit reward: held-out accuracy ${pct(r.dpoImplicitRewardAccuracy)}.`,
+    ...runs.flatMap((r) => [...(many ? [`### seed ${r.plan.seed}`, ''] : []), markdownTable(modelTable(r).header, modelTable(r).rows), '']),
+    `Reward model: held-out style pairs ranked right ${runs.map((r) => pct(r.rewardModelAccuracy.value)).join(', ')}. DPO implicit reward: ${runs.map((r) => pct(r.dpoImplicitRewardAccuracy)).join(', ')}.`,
     '',
     '## Stages',
     '',
-    markdownTable(st.header, st.rows),
-    '',
-    '## Claims',
-    '',
-    ...r.claims.flatMap((c) => [`${c.id}. **${verdict(c.held)}**: ${c.statement}`, `   Measured: ${c.measured}`, '']),
+    ...runs.flatMap((r) => [...(many ? [`### seed ${r.plan.seed}`, ''] : []), markdownTable(stageTable(r).header, stageTable(r).rows), '']),
   ].join('\n');
 }
 

@@ -1,39 +1,41 @@
 /**
  * The demo / experiment pipeline as plain functions over directories:
  *
- *   task data -> random tiny base -> pretraining (lm) -> eval base
- *   -> SFT (each sweep size) -> eval -> reward model -> DPO from SFT -> eval
+ *   task data -> base model (shipped, or rebuilt with --from-scratch) -> eval base
+ *   -> SFT (each sweep size) -> eval
+ *   -> reward model (style pairs) -> PPO with the reward model and a KL penalty to SFT -> eval
+ *   -> DPO from SFT (style pairs) -> eval
+ *   -> GRPO from SFT and from base (verifiable reward) -> eval both
  *
- * Every training stage is a libs/training `runStage` run under
- * <out>/runs/<stage>/ (config.json, metrics.jsonl, TensorBoard events,
- * checkpoints, report.html); every evaluation loads the stage's model and
- * measures answer accuracy and format rate on held-out prompts, preference
- * ranking on held-out pairs, and (SFT, DPO) the output distribution's
- * entropy. RL (GRPO / PPO) is not part of this pipeline yet: its result says
- * so, and the claim that needs it is reported as not measured.
+ * Offline stages are libs/training `runStage` runs, RL stages libs/rl runs
+ * over the serving tier (services started by an injected launcher), all under
+ * <out>/runs/<stage>/. Every model is evaluated on held-out problems: answer
+ * accuracy and format rate (greedy), the preferred-style rate and the style
+ * entropy (exact, from the model's probabilities), and how it ranks the
+ * held-out style pairs and correctness pairs. The claims are judged from these
+ * numbers and their standard errors (assess-claims.ts).
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { getBackendInfo, initBackend } from '@posttrain/backend';
-import { initModelDir, loadModel } from '@posttrain/model';
-import type { LlamaModel } from '@posttrain/model';
-import { writeTaskFiles } from '@posttrain/task';
-import { buildBuiltinTokenizerFiles, createBuiltinTokenizer, loadTokenizer } from '@posttrain/tokenizer';
-import type { Tokenizer } from '@posttrain/tokenizer';
+import { loadModel } from '@posttrain/model';
+import { CORRECT_COMPONENT, EXPLAINED_LEAD_IN, FORMAT_COMPONENT, writeTaskFiles } from '@posttrain/task';
+import { loadTokenizer } from '@posttrain/tokenizer';
 import { parseRunConfig, runStage } from '@posttrain/training';
 import type { RunResult } from '@posttrain/training';
 import type { Logger } from '@posttrain/telemetry';
 import { createLogger } from '@posttrain/telemetry';
 import { assessClaims } from './assess-claims';
 import type { Claim } from './assess-claims';
+import type { CompetenceResult } from './base-model';
+import { baseTaskOptions, buildBaseModel, measureCompetence } from './base-model';
 import { evaluateAnswers } from './evaluate-answers';
-import type { PairLogProbs } from './model-evaluation';
-import { evaluatePreferences, measureConcentration, modelCompleteFn, pairLogProbs, tokenizePairs } from './model-evaluation';
+import { evaluatePreferences, meanAndStderr, measureStyle, modelCompleteFn, pairLogProbs, tokenizePairs } from './model-evaluation';
 import type { PipelinePlan, TrainSettings } from './pipeline-plan';
 import { readEvalData } from './read-eval-data';
-import type { RlPoint, ServiceLauncher } from './run-grpo';
-import { runGrpo, samplesToReach } from './run-grpo';
+import type { RlPoint, ServiceLauncher } from './run-rl-stage';
+import { runRlStage } from './run-rl-stage';
 
 export type PipelineEvent =
   | { type: 'stage-start'; stage: string; title: string; index: number; total: number }
@@ -45,57 +47,59 @@ export interface StageOutcome {
   title: string;
   kind: 'data' | 'train' | 'eval';
   seconds: number;
-  /** The libs/training run directory of a training stage. */
+  /** The run directory of a training stage. */
   runDir: string | null;
   metrics: Record<string, number>;
+}
+
+/** A measured fraction or mean with its standard error over the evaluation items. */
+export interface Estimate {
+  value: number;
+  stderr: number;
 }
 
 /** One model's row of the results table. */
 export interface ModelEvaluation {
   model: string;
-  /** SFT examples behind the model (0 for the base model). */
+  /** SFT examples behind the model (0 for the base model and GRPO from base). */
   sftExamples: number;
-  accuracy: number;
-  formatRate: number;
-  meanReward: number;
-  /** Preference-eval pairs ranked right by summed / per-token log-prob. */
-  preferenceAccuracy: number;
-  preferenceAccuracyPerToken: number;
-  /** Mean per-token log-prob margin chosen - rejected (nats). */
-  preferenceMarginPerToken: number;
-  /** Entropy of final answers across samples (nats) and next-token entropy along them; null where not measured. */
-  answerEntropy: number | null;
-  tokenEntropy: number | null;
+  /** Held-out chat prompts answered right (greedy), and in the answer format. */
+  accuracy: Estimate;
+  formatRate: Estimate;
+  /** Per prompt, whether the greedy answer was right (paired comparisons between models). */
+  correct: boolean[];
+  /** Expected fraction of temperature-1 replies in the preferred style, and the style entropy (nats). */
+  styleRate: Estimate;
+  styleEntropy: Estimate;
+  /** Held-out style pairs / correctness pairs ranked right by summed log-prob. */
+  styleRanking: Estimate;
+  correctnessRanking: Estimate;
+  /** Plain-text competence on prose prompts (base model only). */
+  competence: Estimate | null;
   /** One greedy reply to the first eval prompt, to see the format. */
   example: { prompt: string; reply: string; answer: string };
 }
 
-export interface RlComparison {
-  fromSft: RlPoint[];
-  fromBase: RlPoint[];
-  /** Half the best step reward of either run: the "given accuracy" both are measured against (Infinity, null in results.json, when neither earned any). */
-  threshold: number;
-  samplesFromSft: number;
-  samplesFromBase: number;
-  meanKlFromSft: number;
-  meanKlFromBase: number;
+export interface RlCurve {
+  stage: string;
+  points: RlPoint[];
 }
 
 export interface PipelineResult {
   plan: PipelinePlan;
   outDir: string;
   backend: string;
+  /** Where the base model came from: the shipped directory, or the --from-scratch build. */
+  baseModel: { dir: string; fromScratch: boolean; competence: Estimate };
   stages: StageOutcome[];
   models: ModelEvaluation[];
-  /** Held-out pairwise accuracy of the reward model. */
-  rewardModelAccuracy: number;
-  /** DPO's held-out implicit-reward accuracy (log pi - log pi_sft of chosen above rejected). */
+  /** Held-out style-pair accuracy of the reward model. */
+  rewardModelAccuracy: Estimate;
+  /** DPO's held-out implicit-reward accuracy (log pi - log pi_sft of chosen above rejected), style pairs. */
   dpoImplicitRewardAccuracy: number;
-  /** Which RL stages ran (see `rlNote` when none). */
-  rlStages: string[];
+  /** RL curves by stage (ppo, grpo-sft, grpo-base), for the stages that ran. */
+  rl: RlCurve[];
   rlNote: string;
-  /** GRPO from SFT vs from base (claim 2), when it ran. */
-  rl: RlComparison | null;
   claims: Claim[];
   totalSeconds: number;
 }
@@ -103,10 +107,14 @@ export interface PipelineResult {
 export interface RunPipelineOptions {
   signal?: AbortSignal;
   onEvent?: (e: PipelineEvent) => void;
-  /** Starts the serving tier for the GRPO stages; without it they are skipped (and the result says so). */
+  /** Starts the serving tier for PPO and GRPO; without it they are skipped (and the result says so). */
   launchServices?: ServiceLauncher;
   /** The trainer's structured log; default: warnings and errors only, as JSON lines on stderr (progress comes through onEvent). */
   logger?: Logger;
+  /** The pretrained base model to start from (the shipped models/tiny-arith-base); ignored with fromScratch. */
+  baseModelDir?: string;
+  /** Rebuild the base model from `plan.base` first (an hour of CPU at full size). */
+  fromScratch?: boolean;
 }
 
 /** Thrown when the run was cancelled through the signal (between stages or at a step boundary). */
@@ -116,8 +124,6 @@ export class PipelineCancelledError extends Error {
     this.name = 'PipelineCancelledError';
   }
 }
-
-const mean = (xs: readonly number[]): number => (xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
 
 function trainConfig(plan: PipelinePlan, t: TrainSettings): Record<string, unknown> {
   return {
@@ -131,15 +137,53 @@ function trainConfig(plan: PipelinePlan, t: TrainSettings): Record<string, unkno
   };
 }
 
+const fraction = (xs: readonly boolean[]): Estimate => {
+  const m = meanAndStderr(xs.map((x) => (x ? 1 : 0)));
+  return { value: m.mean, stderr: m.stderr };
+};
+
+/** The stage list of a plan, in order, with titles (for progress "stage i of n"). */
+export function pipelineStages(plan: PipelinePlan, options: { fromScratch: boolean; rl: boolean }): [string, string][] {
+  const sweepSizes = plan.sweep ? plan.task.sftSizes : [plan.task.sftSizes[plan.task.sftSizes.length - 1]];
+  return [
+    ['task', 'generate the arithmetic task'],
+    ...(options.fromScratch ? ([['pretrain', 'pretrain the tiny base model on the corpus']] as [string, string][]) : []),
+    ['eval-base', 'evaluate the base model (chat format, and plain text)'],
+    ...sweepSizes.flatMap((n): [string, string][] => [
+      [`sft-${n}`, `SFT on ${n} examples`],
+      [`eval-sft-${n}`, `evaluate SFT (${n} examples)`],
+    ]),
+    ['rm', 'train the reward model on the style pairs'],
+    ...(options.rl && plan.ppo
+      ? ([
+          ['ppo', 'PPO from SFT with the reward model and a KL penalty to SFT (services on loopback)'],
+          ['eval-ppo', 'evaluate the PPO model'],
+        ] as [string, string][])
+      : []),
+    ['dpo', 'DPO from the SFT model on the style pairs'],
+    ['eval-dpo', 'evaluate the DPO model'],
+    ...(options.rl && plan.grpo
+      ? ([
+          ['grpo-sft', 'GRPO from the SFT model (services on loopback)'],
+          ['grpo-base', 'GRPO from the base model (services on loopback)'],
+          ['eval-grpo', 'evaluate both GRPO models'],
+        ] as [string, string][])
+      : []),
+  ];
+}
+
 /**
  * Runs the plan into `outDir` (created; it must not already hold a pipeline
  * run) and returns every stage's timing and metrics, the per-model
- * evaluations and the claims. Cancelling through `signal` stops at the next
- * step boundary with a PipelineCancelledError.
+ * evaluations, the RL curves and the claims. Cancelling through `signal`
+ * stops at the next step boundary with a PipelineCancelledError.
  */
 export async function runPipeline(plan: PipelinePlan, outDir: string, options: RunPipelineOptions = {}): Promise<PipelineResult> {
   const out = resolve(outDir);
   if (existsSync(out) && readdirSync(out).length > 0) throw new Error(`out: ${out} already exists and is not empty; choose another directory or remove it`);
+  const fromScratch = options.fromScratch ?? false;
+  if (!fromScratch && !options.baseModelDir) throw new Error('baseModelDir: no base model given; pass the shipped models/tiny-arith-base or rebuild it with fromScratch');
+  if (!fromScratch && !existsSync(join(options.baseModelDir!, 'config.json'))) throw new Error(`baseModelDir: ${options.baseModelDir} holds no config.json; expected a model directory such as models/tiny-arith-base`);
   await mkdir(out, { recursive: true });
   const t0 = Date.now();
   const emit = options.onEvent ?? (() => undefined);
@@ -149,25 +193,11 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
 
   const sweepSizes = plan.sweep ? plan.task.sftSizes : [plan.task.sftSizes[plan.task.sftSizes.length - 1]];
   const mainSize = sweepSizes[sweepSizes.length - 1];
-  const titles: [string, string][] = [
-    ['task', 'generate the arithmetic task'],
-    ['pretrain', 'pretrain the tiny base model on the corpus'],
-    ['eval-base', 'evaluate the base model in the chat format'],
-    ...sweepSizes.flatMap((n): [string, string][] => [
-      [`sft-${n}`, `SFT on ${n} examples`],
-      [`eval-sft-${n}`, `evaluate SFT (${n} examples)`],
-    ]),
-    ['rm', 'train the reward model on preference pairs'],
-    ['dpo', 'DPO from the SFT model'],
-    ['eval-dpo', 'evaluate the DPO model'],
-  ];
-  const rlPlan = options.launchServices ? plan.rl : null;
-  if (rlPlan) titles.push(['grpo-sft', 'GRPO from the SFT model (services on loopback)'], ['grpo-base', 'GRPO from the base model (services on loopback)'], ['eval-grpo', 'evaluate both GRPO models']);
-  const rlNote = rlPlan
-    ? 'GRPO ran from SFT and from base; PPO is not part of the pipeline'
-    : plan.rl === null
-      ? 'GRPO / PPO did not run: the plan has no RL stage, so claim 2 is not measured'
-      : 'GRPO / PPO did not run: no service launcher was given (the serving tier is needed), so claim 2 is not measured';
+  const launch = options.launchServices ?? null;
+  const titles = pipelineStages(plan, { fromScratch, rl: launch !== null });
+  const rlNote = launch
+    ? `PPO${plan.ppo ? '' : ' (not in the plan)'} and GRPO${plan.grpo ? '' : ' (not in the plan)'} ran over the serving tier on loopback`
+    : 'PPO / GRPO did not run: no service launcher was given (the serving tier is needed), so claims 2 and 4 are not measured';
   const stages: StageOutcome[] = [];
   let current = '';
   let currentStart = 0;
@@ -196,84 +226,72 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
     return result;
   };
 
-  // --- task data ---
+  // --- task data: the base model's slice and held-out problems, post-training sizes from the plan ---
   begin('task');
   const taskDir = join(out, 'task');
-  const manifest = await writeTaskFiles(taskDir, { seed: plan.seed, ...plan.task });
+  const manifest = await writeTaskFiles(taskDir, { ...baseTaskOptions(plan.base), ...plan.task });
   end('data', Object.fromEntries(manifest.files.map((f) => [`records/${f.name}`, f.records])));
   const taskFile = (name: string): string => join(taskDir, name);
   const prompts = await readEvalData(taskFile('prompts-eval.jsonl'));
-  const pairsData = await readEvalData(taskFile('preference-eval.jsonl'));
-  if (prompts.kind !== 'answers' || pairsData.kind !== 'preferences') throw new Error(`task files in ${taskDir} are not in the expected formats`);
+  const stylePairs = await readEvalData(taskFile('preference-eval.jsonl'));
+  const correctnessPairs = await readEvalData(taskFile('preference-correct-eval.jsonl'));
+  if (prompts.kind !== 'answers' || stylePairs.kind !== 'preferences' || correctnessPairs.kind !== 'preferences') throw new Error(`task files in ${taskDir} are not in the expected formats`);
   const evalItems = prompts.items.slice(0, plan.eval.prompts);
-  const pairLines = pairsData.lines.slice(0, plan.eval.pairs);
 
   // --- base model ---
-  begin('pretrain');
-  const tok = createBuiltinTokenizer();
-  const files = buildBuiltinTokenizerFiles();
-  const initDir = join(out, 'models', 'init');
-  await initModelDir(
-    initDir,
-    {
-      vocabSize: tok.vocabSize,
-      hiddenSize: plan.model.hiddenSize,
-      intermediateSize: plan.model.intermediateSize,
-      numLayers: plan.model.numLayers,
-      numHeads: plan.model.numHeads,
-      numKvHeads: plan.model.numHeads,
-      maxPositionEmbeddings: 256,
-      tieWordEmbeddings: true,
-      eosTokenId: tok.eosTokenId,
-      padTokenId: tok.padTokenId,
-    },
-    {
-      seed: plan.seed,
-      assets: {
-        'tokenizer.json': JSON.stringify(files.tokenizerJson),
-        'tokenizer_config.json': JSON.stringify(files.tokenizerConfig),
-        'special_tokens_map.json': JSON.stringify(files.specialTokensMap),
-      },
-    },
-  );
-  const base = await train('pretrain', {
-    stage: 'lm',
-    model: initDir,
-    dataset: { train: taskFile('corpus.jsonl'), eval: taskFile('corpus-eval.jsonl') },
-    train: trainConfig(plan, plan.pretrain),
-    lm: { max_length: plan.model.maxLength, packing: true },
-  });
-  end('train', { ...(base.lastEval ?? {}), steps: base.step }, base.runDir);
+  let baseDir: string;
+  let competence: CompetenceResult | null = null;
+  if (fromScratch) {
+    begin('pretrain');
+    const built = await buildBaseModel(plan.base, join(out, 'base'), {
+      signal: options.signal,
+      logger,
+      command: `posttrain ${plan.name} --from-scratch${plan.quick ? ' --quick' : ''}`,
+      onStep: (step, totalSteps, metrics) => emit({ type: 'step', stage: 'pretrain', step, totalSteps, metrics }),
+    });
+    baseDir = built.modelDir;
+    competence = built.competence;
+    end('train', { ...built.corpusEval, steps: built.steps, competence: built.competence.accuracy }, built.runDir);
+  } else {
+    baseDir = resolve(options.baseModelDir!);
+  }
 
   const models: ModelEvaluation[] = [];
-  const pairCache = new Map<string, PairLogProbs>();
-  const evaluateModel = async (name: string, dir: string, sftExamples: number, concentration: boolean): Promise<ModelEvaluation> => {
-    const model: LlamaModel = await loadModel(dir);
-    const tokenizer: Tokenizer = await loadTokenizer(dir);
+  const pairCache = new Map<string, ReturnType<typeof pairLogProbs>>();
+  const evaluateModel = async (name: string, dir: string, sftExamples: number, withCompetence = false): Promise<ModelEvaluation> => {
+    const model = await loadModel(dir);
+    const tokenizer = await loadTokenizer(dir);
     try {
       const answers = await evaluateAnswers(evalItems, modelCompleteFn(model, tokenizer, { maxNewTokens: plan.eval.maxNewTokens, temperature: 0 }));
-      const lps = pairLogProbs(model, tokenizePairs(pairLines, tokenizer, pairsData.file));
-      pairCache.set(name, lps);
-      const pref = evaluatePreferences(lps);
-      const conc = concentration
-        ? measureConcentration(model, tokenizer, evalItems.slice(0, plan.eval.concentrationPrompts).map((it) => it.prompt), {
-            samplesPerPrompt: plan.eval.samplesPerPrompt,
-            temperature: plan.eval.temperature,
-            maxNewTokens: plan.eval.maxNewTokens,
-            seed: plan.seed,
-          })
-        : null;
+      const correct = answers.samples.map((s) => (s.components[CORRECT_COMPONENT] ?? 0) > 0);
+      const formatted = answers.samples.map((s) => (s.components[FORMAT_COMPONENT] ?? 0) > 0);
+      const styleLps = pairLogProbs(model, tokenizePairs(stylePairs.lines.slice(0, plan.eval.pairs), tokenizer, stylePairs.file));
+      pairCache.set(name, styleLps);
+      const correctnessLps = pairLogProbs(model, tokenizePairs(correctnessPairs.lines.slice(0, plan.eval.pairs), tokenizer, correctnessPairs.file));
+      const rankedRight = (lps: ReturnType<typeof pairLogProbs>): boolean[] => lps.chosenLogProbs.map((c, i) => c > lps.rejectedLogProbs[i]);
+      const style = measureStyle(
+        model,
+        tokenizer,
+        evalItems.map((it) => it.prompt),
+        EXPLAINED_LEAD_IN,
+      );
+      let comp: Estimate | null = null;
+      if (withCompetence) {
+        const c = competence ?? (await measureCompetence(dir, taskFile('prose-eval.jsonl'), { prompts: plan.eval.prosePrompts, maxNewTokens: plan.base.competence.maxNewTokens }));
+        competence = c;
+        comp = { value: c.accuracy, stderr: c.stderr };
+      }
       const row: ModelEvaluation = {
         model: name,
         sftExamples,
-        accuracy: answers.accuracy ?? 0,
-        formatRate: answers.formatRate ?? 0,
-        meanReward: answers.meanReward,
-        preferenceAccuracy: pref.summed.accuracy,
-        preferenceAccuracyPerToken: pref.perToken.accuracy,
-        preferenceMarginPerToken: pref.perToken.meanMargin,
-        answerEntropy: conc ? conc.answer.meanEntropy : null,
-        tokenEntropy: conc ? conc.token.meanPerToken : null,
+        accuracy: fraction(correct),
+        formatRate: fraction(formatted),
+        correct,
+        styleRate: { value: style.rate, stderr: style.rateStderr },
+        styleEntropy: { value: style.entropy, stderr: style.entropyStderr },
+        styleRanking: fraction(rankedRight(styleLps)),
+        correctnessRanking: fraction(rankedRight(correctnessLps)),
+        competence: comp,
         example: { prompt: answers.samples[0].prompt, reply: answers.samples[0].completion, answer: answers.samples[0].answer },
       };
       models.push(row);
@@ -282,15 +300,19 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
       model.dispose();
     }
   };
-  const evalMetrics = (m: ModelEvaluation): Record<string, number> => {
-    const r: Record<string, number> = { accuracy: m.accuracy, format_rate: m.formatRate, preference_accuracy: m.preferenceAccuracy, preference_accuracy_per_token: m.preferenceAccuracyPerToken };
-    if (m.answerEntropy !== null) r.answer_entropy = m.answerEntropy;
-    if (m.tokenEntropy !== null) r.token_entropy = m.tokenEntropy;
-    return r;
-  };
+  const evalMetrics = (m: ModelEvaluation): Record<string, number> => ({
+    accuracy: m.accuracy.value,
+    format_rate: m.formatRate.value,
+    style_rate: m.styleRate.value,
+    style_entropy: m.styleEntropy.value,
+    style_ranking: m.styleRanking.value,
+    correctness_ranking: m.correctnessRanking.value,
+    ...(m.competence ? { competence: m.competence.value } : {}),
+  });
 
   begin('eval-base');
-  end('eval', evalMetrics(await evaluateModel('base', base.modelDir!, 0, false)));
+  const baseRow = await evaluateModel('base', baseDir, 0, true);
+  end('eval', evalMetrics(baseRow));
 
   // --- SFT (and the sweep) ---
   let sftDir = '';
@@ -298,100 +320,93 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
     begin(`sft-${n}`);
     const sft = await train(`sft-${n}`, {
       stage: 'sft',
-      model: base.modelDir!,
+      model: baseDir,
       dataset: { train: taskFile(`sft-${n}.jsonl`), eval: taskFile('sft-eval.jsonl') },
       train: trainConfig(plan, plan.sft),
-      sft: { max_length: plan.model.maxLength },
+      sft: { max_length: plan.base.pretrain.maxLength },
     });
     end('train', { ...(sft.lastEval ?? {}), steps: sft.step }, sft.runDir);
     begin(`eval-sft-${n}`);
-    end('eval', evalMetrics(await evaluateModel(`sft-${n}`, sft.modelDir!, n, n === mainSize)));
+    end('eval', evalMetrics(await evaluateModel(`sft-${n}`, sft.modelDir!, n)));
     if (n === mainSize) sftDir = sft.modelDir!;
   }
 
-  // --- reward model ---
+  // --- reward model on the style pairs ---
   begin('rm');
   const rm = await train('rm', {
     stage: 'rm',
     model: sftDir,
     dataset: { train: taskFile('preference.jsonl'), eval: taskFile('preference-eval.jsonl') },
     train: trainConfig(plan, plan.rm),
-    rm: { max_length: plan.model.maxLength },
+    rm: { max_length: plan.base.pretrain.maxLength },
   });
-  const rewardModelAccuracy = rm.lastEval?.['eval/rewards/accuracies'] ?? Number.NaN;
+  const rmAccuracy = rm.lastEval?.['eval/rewards/accuracies'] ?? Number.NaN;
+  const rmPairs = stylePairs.lines.length;
+  const rewardModelAccuracy: Estimate = { value: rmAccuracy, stderr: Math.sqrt((rmAccuracy * (1 - rmAccuracy)) / rmPairs) };
   end('train', { ...(rm.lastEval ?? {}), steps: rm.step }, rm.runDir);
 
-  // --- DPO ---
+  const rl: RlCurve[] = [];
+  const rlStage = async (stage: string, run: (onStep: (p: RlPoint, total: number, m: Record<string, number>) => void) => ReturnType<typeof runRlStage>): Promise<string> => {
+    begin(stage);
+    const result = await run((p, totalSteps, metrics) => emit({ type: 'step', stage, step: p.step, totalSteps, metrics: { 'train/loss': metrics['loss/policy'] ?? Number.NaN, ...metrics } }));
+    rl.push({ stage, points: result.points });
+    const last = result.points[result.points.length - 1];
+    end('train', { steps: last.step, samples: last.samples, 'objective/scores': last.score, 'objective/kl': last.kl, ...(last.accuracy !== null ? { 'rewards/correct': last.accuracy } : {}) }, result.runDir);
+    return result.modelDir;
+  };
+  const rlCommon = { outputDir: join(out, 'runs'), promptsFile: taskFile('prompts.jsonl'), seed: plan.seed, logger, signal: options.signal };
+
+  // --- PPO with the reward model, KL to SFT (classic RLHF) ---
+  if (launch && plan.ppo) {
+    const ppo = plan.ppo;
+    const ppoDir = await rlStage('ppo', (onStep) => runRlStage({ ...rlCommon, runId: 'ppo', modelDir: sftDir, launch, algorithm: 'ppo', settings: ppo, rewardModelDir: rm.modelDir!, onStep }));
+    begin('eval-ppo');
+    end('eval', evalMetrics(await evaluateModel('ppo', ppoDir, mainSize)));
+  }
+
+  // --- DPO on the style pairs ---
   begin('dpo');
   const dpo = await train('dpo', {
     stage: 'dpo',
     model: sftDir,
     dataset: { train: taskFile('preference.jsonl'), eval: taskFile('preference-eval.jsonl') },
     train: trainConfig(plan, plan.dpo),
-    dpo: { max_length: plan.model.maxLength, beta: plan.dpo.beta },
+    dpo: { max_length: plan.base.pretrain.maxLength, beta: plan.dpo.beta },
   });
-  const dpoImplicitRewardAccuracy = dpo.lastEval?.['eval/rewards/accuracies'] ?? Number.NaN;
   end('train', { ...(dpo.lastEval ?? {}), steps: dpo.step }, dpo.runDir);
   begin('eval-dpo');
-  const dpoRow = await evaluateModel('dpo', dpo.modelDir!, mainSize, true);
+  const dpoRow = await evaluateModel('dpo', dpo.modelDir!, mainSize);
   const implicit = evaluatePreferences(pairCache.get('dpo')!, pairCache.get(`sft-${mainSize}`)!).implicitReward!;
   end('eval', { ...evalMetrics(dpoRow), implicit_reward_accuracy: implicit.accuracy });
 
   // --- GRPO from SFT vs from base (claim 2) ---
-  let rl: RlComparison | null = null;
-  const rlStages: string[] = [];
-  if (rlPlan && options.launchServices) {
-    const curves: Record<string, RlPoint[]> = {};
+  if (launch && plan.grpo) {
+    const grpo = plan.grpo;
     const finals: Record<string, string> = {};
-    for (const [stage, start] of [['grpo-sft', sftDir], ['grpo-base', base.modelDir!]] as const) {
-      begin(stage);
-      const run = await runGrpo({
-        runId: stage,
-        outputDir: join(out, 'runs'),
-        modelDir: start,
-        promptsFile: taskFile('prompts.jsonl'),
-        seed: plan.seed,
-        settings: rlPlan,
-        launch: options.launchServices,
-        logger,
-        signal: options.signal,
-        // 'loss/policy' is the clipped surrogate (algorithms' PPO/GRPO loss), shown as the stage's loss.
-        onStep: (p, totalSteps, metrics) => emit({ type: 'step', stage, step: p.step, totalSteps, metrics: { 'train/loss': metrics['loss/policy'] ?? Number.NaN, ...metrics } }),
-      });
-      curves[stage] = run.points;
-      finals[stage] = run.modelDir;
-      rlStages.push(stage);
-      const last = run.points[run.points.length - 1];
-      end('train', { steps: last.step, samples: last.samples, 'objective/scores': last.score, 'objective/kl': last.kl }, run.runDir);
+    for (const [stage, start] of [
+      ['grpo-sft', sftDir],
+      ['grpo-base', baseDir],
+    ] as const) {
+      finals[stage] = await rlStage(stage, (onStep) => runRlStage({ ...rlCommon, runId: stage, modelDir: start, launch, algorithm: 'grpo', settings: grpo, onStep }));
     }
     begin('eval-grpo');
-    const fromSft = await evaluateModel('grpo-from-sft', finals['grpo-sft'], mainSize, false);
-    const fromBase = await evaluateModel('grpo-from-base', finals['grpo-base'], 0, false);
-    end('eval', { accuracy_from_sft: fromSft.accuracy, accuracy_from_base: fromBase.accuracy, format_rate_from_sft: fromSft.formatRate, format_rate_from_base: fromBase.formatRate });
-    const best = Math.max(...curves['grpo-sft'].map((p) => p.score), ...curves['grpo-base'].map((p) => p.score));
-    const threshold = best > 0 ? best / 2 : Number.POSITIVE_INFINITY;
-    rl = {
-      fromSft: curves['grpo-sft'],
-      fromBase: curves['grpo-base'],
-      threshold,
-      samplesFromSft: samplesToReach(curves['grpo-sft'], threshold),
-      samplesFromBase: samplesToReach(curves['grpo-base'], threshold),
-      meanKlFromSft: mean(curves['grpo-sft'].map((p) => p.kl)),
-      meanKlFromBase: mean(curves['grpo-base'].map((p) => p.kl)),
-    };
+    const fromSft = await evaluateModel('grpo-from-sft', finals['grpo-sft'], mainSize);
+    const fromBase = await evaluateModel('grpo-from-base', finals['grpo-base'], 0);
+    end('eval', { accuracy_from_sft: fromSft.accuracy.value, accuracy_from_base: fromBase.accuracy.value, format_rate_from_sft: fromSft.formatRate.value, format_rate_from_base: fromBase.formatRate.value });
   }
 
+  const comp = baseRow.competence!;
   const result: Omit<PipelineResult, 'claims'> = {
     plan,
     outDir: out,
     backend: `${backend.name} (tfjs ${backend.version}, ${backend.threads} thread${backend.threads === 1 ? '' : 's'})`,
+    baseModel: { dir: baseDir, fromScratch, competence: comp },
     stages,
     models,
     rewardModelAccuracy,
-    dpoImplicitRewardAccuracy,
-    rlStages,
-    rlNote,
+    dpoImplicitRewardAccuracy: implicit.accuracy,
     rl,
+    rlNote,
     totalSeconds: (Date.now() - t0) / 1000,
   };
   return { ...result, claims: assessClaims(result) };

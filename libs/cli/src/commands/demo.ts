@@ -1,18 +1,29 @@
-import { formatResultsMarkdown, formatTextTable, modelTable, PipelineCancelledError, pipelinePlan, pipelineProgress, runPipeline, writePipelineArtifacts } from '@posttrain/experiment';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { claimInputs, formatResultsMarkdown, formatTextTable, judgeClaims, modelTable, PipelineCancelledError, pipelinePlan, pipelineProgress, poolClaimInputs, runPipeline, writePipelineArtifacts } from '@posttrain/experiment';
 import type { PipelineResult, ServiceLauncher } from '@posttrain/experiment';
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
-import { type Command, type CommandIO } from '../command';
+import { type Command, type CommandIO, UsageError } from '../command';
+import { repoRoot } from '../repo-paths';
 import { startLocalServices } from '../local-services';
 
 const pipelineOptions = defineConfig({
   out: { kind: 'string', flag: 'out', description: 'output directory (must be new or empty); default runs/<name>-<UTC time>' },
-  quick: { kind: 'bool', flag: 'quick', description: 'toy sizes: every stage still runs, in well under a minute (for a first look and tests)', default: false },
-  seed: { kind: 'int', flag: 'seed', description: 'seed of the task data, the model init and every run', default: 0, min: 0, max: 0xffffffff },
+  quick: { kind: 'bool', flag: 'quick', description: 'toy sizes: every stage still runs, in about a minute (for a first look and tests)', default: false },
+  seed: { kind: 'int', flag: 'seed', description: 'seed of every post-training run (demo; the experiment runs --seeds)', default: 0, min: 0, max: 0xffffffff },
+  seeds: { kind: 'list', flag: 'seeds', description: 'experiment: seeds to run and pool, comma-separated', default: ['0', '1', '2'] },
+  fromScratch: { kind: 'bool', flag: 'from-scratch', description: 'rebuild the base model from its recipe first (about an hour on 2 cores; --quick: a toy base in seconds) instead of starting from the shipped models/tiny-arith-base', default: false },
+  baseModel: { kind: 'string', flag: 'base-model', description: 'start from this base model directory instead of the shipped models/tiny-arith-base' },
 });
 
 /** The options block of `demo` and `experiment` help. */
 export function pipelineOptionsHelp(): string {
   return describeConfig(pipelineOptions);
+}
+
+/** The shipped base model (models/tiny-arith-base in the repository). */
+export function shippedBaseModelDir(): string {
+  return join(repoRoot(), 'models', 'tiny-arith-base');
 }
 
 function stamp(): string {
@@ -36,24 +47,51 @@ function localLauncher(io: CommandIO): ServiceLauncher {
   };
 }
 
-function verdict(h: boolean | null): string {
-  return h === null ? 'not measured' : h ? 'held' : 'did not hold';
+/** Parses --seeds: integers in [0, 2^32), each once. */
+function parseSeeds(raw: readonly string[]): number[] {
+  if (raw.length === 0) throw new UsageError('--seeds: got an empty list, expected seeds such as 0,1,2');
+  return raw.map((x, i) => {
+    const n = Number(x);
+    if (!/^\d+$/.test(x.trim()) || !Number.isSafeInteger(n) || n > 0xffffffff) throw new UsageError(`--seeds[${i}]: got ${JSON.stringify(x)}, expected an integer in [0, 4294967295]`);
+    if (raw.indexOf(x) !== i) throw new UsageError(`--seeds[${i}]: got ${x} again, expected each seed once`);
+    return n;
+  });
 }
 
-/** Runs the demo or experiment pipeline with progress on stderr, then prints the table, the claims and the report's path. */
+/** Runs the demo (one seed) or the experiment (every seed, claims pooled) with progress on stderr, then prints the table, the claims and the report's path. */
 export async function runPipelineCommand(name: 'demo' | 'experiment', argv: readonly string[], io: CommandIO): Promise<number> {
   const opts = parseConfig(pipelineOptions, { argv });
-  const plan = pipelinePlan(name, { quick: opts.quick, seed: opts.seed });
+  const seeds = name === 'experiment' ? parseSeeds(opts.seeds) : [opts.seed];
   const out = opts.out ?? `runs/${name}-${stamp()}`;
+  if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out: ${out} already exists and is not empty; choose another directory or remove it`);
+  const baseModelDir = opts.baseModel ?? shippedBaseModelDir();
+  if (!opts.fromScratch && !existsSync(join(baseModelDir, 'config.json'))) {
+    throw new UsageError(`${opts.baseModel ? '--base-model' : 'the shipped base model'}: ${baseModelDir} holds no config.json; pass --base-model DIR or rebuild it with --from-scratch`);
+  }
   const ac = new AbortController();
   void io.interrupted.then((sig) => {
     io.stderr.write(`\n${sig}: stopping at the next step boundary\n`);
     ac.abort();
   });
-  io.stderr.write(`posttrain ${name}${opts.quick ? ' --quick' : ''}: writing to ${out}\n`);
-  let result: PipelineResult;
+  io.stderr.write(`posttrain ${name}${opts.quick ? ' --quick' : ''}: writing to ${out}; base model: ${opts.fromScratch ? 'rebuilt from scratch' : baseModelDir}\n`);
+  const runs: PipelineResult[] = [];
   try {
-    result = await runPipeline(plan, out, { signal: ac.signal, launchServices: localLauncher(io), onEvent: pipelineProgress(io.stderr as NodeJS.WritableStream & { isTTY?: boolean }) });
+    for (const seed of seeds) {
+      const plan = pipelinePlan(name, { quick: opts.quick, seed });
+      const dir = seeds.length > 1 ? join(out, `seed-${seed}`) : out;
+      if (seeds.length > 1) io.stderr.write(`--- seed ${seed} (${runs.length + 1} of ${seeds.length}) ---\n`);
+      const result = await runPipeline(plan, dir, {
+        signal: ac.signal,
+        launchServices: localLauncher(io),
+        onEvent: pipelineProgress(io.stderr as NodeJS.WritableStream & { isTTY?: boolean }),
+        baseModelDir,
+        // With several seeds, the base model is rebuilt once (first seed) and shared.
+        fromScratch: opts.fromScratch && runs.length === 0,
+        ...(opts.fromScratch && runs.length > 0 ? { baseModelDir: runs[0].baseModel.dir } : {}),
+      });
+      runs.push(result);
+      if (seeds.length > 1) writePipelineArtifacts(dir, [result], result.claims, formatResultsMarkdown([result]));
+    }
   } catch (e) {
     if (e instanceof PipelineCancelledError) {
       io.stderr.write(`posttrain ${name}: ${e.message}; finished stages are kept in ${out}\n`);
@@ -61,17 +99,20 @@ export async function runPipelineCommand(name: 'demo' | 'experiment', argv: read
     }
     throw e;
   }
-  const paths = writePipelineArtifacts(result, formatResultsMarkdown(result));
+  const pooled = runs.length > 1 ? poolClaimInputs(runs.map((r) => claimInputs(r))) : null;
+  const claims = pooled ? judgeClaims(pooled) : runs[0].claims;
+  const paths = writePipelineArtifacts(out, runs, claims, formatResultsMarkdown(runs, claims), pooled ? { pooled } : {});
+  const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
   io.stdout.write(
     [
       '',
-      formatTextTable(modelTable(result)),
+      ...runs.flatMap((r) => [...(runs.length > 1 ? [`seed ${r.plan.seed}:`] : []), formatTextTable(modelTable(r)), '']),
+      `base model plain-text competence: ${runs.map((r) => `${pct(r.baseModel.competence.value)} ± ${pct(r.baseModel.competence.stderr)}`).join(', ')} of held-out prose prompts`,
+      `reward model: held-out style pairs ranked right ${runs.map((r) => pct(r.rewardModelAccuracy.value)).join(', ')}`,
+      ...runs.map((r) => `stages${runs.length > 1 ? ` (seed ${r.plan.seed})` : ''}: ${r.stages.map((s) => `${s.stage} ${s.seconds.toFixed(0)} s`).join(', ')}; total ${r.totalSeconds.toFixed(0)} s`),
       '',
-      `reward model: held-out pairwise accuracy ${(100 * result.rewardModelAccuracy).toFixed(1)}%`,
-      `stages run: ${result.stages.map((s) => `${s.stage} (${s.seconds.toFixed(0)} s)`).join(', ')}; total ${result.totalSeconds.toFixed(0)} s`,
-      result.rlStages.length ? `RL stages: ${result.rlStages.join(', ')}` : result.rlNote,
-      '',
-      ...result.claims.map((c) => `claim ${c.id}: ${verdict(c.held)}. ${c.measured}`),
+      ...(runs.length > 1 ? [`claims, ${runs.length} seeds pooled (mean; SE from items and seeds):`] : []),
+      ...claims.flatMap((c) => [`claim ${c.id}: ${c.verdict}. ${c.statement}`, ...c.checks.map((k) => `  - ${k.what}: ${k.measured} -> ${k.verdict}`)]),
       '',
       `results: ${paths.markdown} (and ${paths.json})`,
       `report:  ${paths.report}`,
@@ -81,11 +122,11 @@ export async function runPipelineCommand(name: 'demo' | 'experiment', argv: read
   return 0;
 }
 
-/** `posttrain demo`: the embedded default, base -> SFT -> reward model -> DPO and GRPO on a tiny model, in a few minutes on a laptop CPU. */
+/** `posttrain demo`: the embedded default, from the shipped base: SFT -> reward model -> PPO, DPO and GRPO on a tiny model, in a few minutes on a laptop CPU. */
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'watch a tiny model go base -> SFT -> reward model -> DPO / GRPO on the built-in task; table + report.html',
+  summary: 'watch a tiny pretrained model go base -> SFT -> reward model + PPO, DPO, GRPO on the built-in task; claims + report.html',
   help: () =>
-    `usage: posttrain demo [--out DIR] [--quick] [--seed N]\n\nGenerates the built-in arithmetic task, pretrains a tiny base model from scratch on its corpus,\nthen runs SFT, a reward model, DPO from SFT, and GRPO from SFT and from the base model (samplers,\nreference and reward services started on loopback), evaluating each model (answer accuracy, format\nrate, preference ranking, output entropy). Ends with a results table, the seeds' claims with the\nmeasured numbers, and the path of one report.html with the curves of every stage. No GPU; about\n5-10 minutes on 2 CPU cores (--quick: under a minute, toy sizes).\n\nOptions:\n${pipelineOptionsHelp()}\n`,
+    `usage: posttrain demo [--out DIR] [--quick] [--seed N] [--from-scratch] [--base-model DIR]\n\nStarts from the shipped base model (models/tiny-arith-base: pretrained on the built-in arithmetic\ntask's prose corpus; it does the sums in plain text but has never seen a chat turn), then runs SFT,\na reward model on style preferences, PPO with that reward model and a KL penalty to SFT, DPO from\nSFT, and GRPO with the verifiable reward from SFT and from base (samplers, reference and reward\nservices started on loopback), evaluating each model: answer accuracy, format rate, preferred-style\nrate and style entropy, preference ranking. Ends with a results table, the claims of the seed\ndocuments judged with their standard errors, and one report.html. No GPU; under 5 minutes on 2 CPU\ncores (--quick: toy sizes, about a minute). --from-scratch first rebuilds the base model from its\nrecipe (about an hour on 2 cores).\n\nOptions:\n${pipelineOptionsHelp()}\n`,
   run: (argv, io) => runPipelineCommand('demo', argv, io),
 };

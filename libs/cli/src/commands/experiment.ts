@@ -4,8 +4,8 @@ import { pipelineOptionsHelp, runPipelineCommand } from './demo';
 /** `posttrain experiment`: the demo's pipeline at larger sizes, with the SFT data-size sweep behind claim 1. */
 export const experimentCommand: Command = {
   name: 'experiment',
-  summary: "the seeds' claims on the built-in task: SFT data-size sweep, reward model, DPO, GRPO from SFT vs base; table + plots",
+  summary: "the seeds' claims over 3 seeds: SFT data-size sweep, RL from SFT vs base, reward model + PPO, DPO; mean ± spread, plots",
   help: () =>
-    `usage: posttrain experiment [--out DIR] [--seed N] [--quick]\n\nThe demo's pipeline with SFT on every size of the sweep (30, 100, 300, 1000 examples, nested),\nlonger pretraining and more evaluation prompts; reports each claim with its numbers and whether\nit held, a results table and report.html (the sweep plotted as accuracy against SFT examples).\nRL from SFT vs from base (claim 2) is reported as not measured until the RL stages are wired in.\n\nOptions:\n${pipelineOptionsHelp()}\n`,
+    `usage: posttrain experiment [--out DIR] [--seeds 0,1,2] [--quick] [--from-scratch] [--base-model DIR]\n\nThe demo's pipeline once per seed (default 0, 1, 2), from the shipped base model, with SFT on every\nsize of the sweep (10, 30, 100, 300, 1000 examples, nested), longer RL and more evaluation prompts.\nThe claims are judged on the seeds pooled: the mean, with a standard error from the evaluation\nitems and the spread across seeds; a difference inside 2 SE is "not shown". Writes results.md,\nresults.json and one report.html (a section per claim with its plot, every seed drawn), and each\nseed's own run under seed-N/. About 30 minutes on 2 CPU cores (--quick: toy sizes).\n\nOptions:\n${pipelineOptionsHelp()}\n`,
   run: (argv, io) => runPipelineCommand('experiment', argv, io),
 };

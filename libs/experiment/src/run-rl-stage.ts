@@ -1,0 +1,186 @@
+/**
+ * Online RL from a given start model over the real serving tier: a policy
+ * sampler and a reference model serving the start model, a reward service,
+ * and libs/rl's runRl driving them over gRPC. Two algorithms:
+ *
+ * - GRPO with the task's verifiable reward (numeric match after "Answer:" +
+ *   format), from SFT or from base (claim 2);
+ * - PPO with a learned reward model and a KL penalty to the start (SFT)
+ *   model in the reward, the critic initialised from the reward model: the
+ *   classic RLHF pipeline (claim 3's reward-model half).
+ *
+ * The services are started by an injected launcher (the CLI's local
+ * services; this library cannot import the CLI) and stopped when the run ends.
+ */
+import type { RewardComponent } from '@posttrain/proto';
+import { AdvantageEstimator, KlEstimator, KlPlacement, RunSpec } from '@posttrain/proto';
+import { resolveRlRunConfig, runRl } from '@posttrain/rl';
+import type { Logger } from '@posttrain/telemetry';
+import { CORRECT_COMPONENT, taskRewardComponents } from '@posttrain/task';
+
+/** Starts services (each given its own args) and returns their addresses in order, with a stop function. */
+export type ServiceLauncher = (specs: { name: 'policy-sampler' | 'reference' | 'reward'; args: string[] }[]) => Promise<{ addresses: string[]; stop: () => Promise<void> }>;
+
+export interface GrpoSettings {
+  steps: number;
+  promptsPerStep: number;
+  groupSize: number;
+  learningRate: number;
+  /** k3 KL in the loss against the start model (the reference). */
+  klCoefficient: number;
+  temperature: number;
+  maxNewTokens: number;
+}
+
+export interface PpoSettings {
+  steps: number;
+  /** Prompts per rollout batch (one completion each). */
+  rolloutBatchSize: number;
+  ppoEpochs: number;
+  minibatchSize: number;
+  learningRate: number;
+  /** k1 KL to the start model, subtracted from the reward per token (fixed coefficient). */
+  klCoefficient: number;
+  temperature: number;
+  maxNewTokens: number;
+}
+
+/** One point of an RL learning curve, after `samples` completions. */
+export interface RlPoint {
+  step: number;
+  samples: number;
+  /** Mean reward of the step's rollouts (GRPO: correct + 0.1 format; PPO: the reward model's score). */
+  score: number;
+  /** Fraction of the step's rollouts with the right answer (GRPO's `correct` component; null for PPO, whose reward has none). */
+  accuracy: number | null;
+  /** Mean KL(policy || start model) per sequence. */
+  kl: number;
+}
+
+export interface RlStageRun {
+  runDir: string;
+  modelDir: string;
+  points: RlPoint[];
+}
+
+/** The reward model's score as the whole reward (it is the only component). */
+function rewardModelComponents(): RewardComponent[] {
+  return [{ name: 'preference', weight: 1, rule: { $case: 'rewardModel', value: { expectedModelId: '', shift: 0, scale: 0 } } }];
+}
+
+export interface RlStageOptions {
+  runId: string;
+  outputDir: string;
+  modelDir: string;
+  promptsFile: string;
+  seed: number;
+  launch: ServiceLauncher;
+  logger?: Logger;
+  signal?: AbortSignal;
+  onStep?: (p: RlPoint, totalSteps: number, metrics: Record<string, number>) => void;
+}
+
+/** Runs GRPO (task reward) or PPO (reward model in `rewardModelDir`) from `modelDir` on `promptsFile` into <outputDir>/<runId>. */
+export async function runRlStage(o: RlStageOptions & ({ algorithm: 'grpo'; settings: GrpoSettings } | { algorithm: 'ppo'; settings: PpoSettings; rewardModelDir: string })): Promise<RlStageRun> {
+  const s = o.settings;
+  const services = await o.launch([
+    { name: 'policy-sampler', args: ['--model', o.modelDir, '--max-new-tokens', String(s.maxNewTokens)] },
+    { name: 'reference', args: ['--model', o.modelDir] },
+    { name: 'reward', args: o.algorithm === 'ppo' ? ['--reward-model', o.rewardModelDir] : [] },
+  ]);
+  try {
+    const [sampler, reference, reward] = services.addresses;
+    const servicesSpec = { samplerAddresses: [sampler], referenceAddress: reference, rewardAddress: reward };
+    const sampling = { temperature: s.temperature, maxNewTokens: s.maxNewTokens, topK: 0, stop: [], stopTokenIds: [], logprobs: true };
+    let perStep: number;
+    let stage: NonNullable<Parameters<typeof RunSpec.fromPartial>[0]>['stage'];
+    if (o.algorithm === 'grpo') {
+      const g = o.settings;
+      perStep = g.promptsPerStep * g.groupSize;
+      stage = {
+        $case: 'grpo',
+        value: {
+          services: servicesSpec,
+          rewardComponents: taskRewardComponents(),
+          promptsPerStep: g.promptsPerStep,
+          groupSize: g.groupSize,
+          advantageEstimator: AdvantageEstimator.GRPO,
+          updatesPerBatch: 1,
+          minibatchSize: perStep,
+          kl: { coefficient: g.klCoefficient, adaptiveHorizon: 0, estimator: 0, placement: 0 },
+          sampling,
+        },
+      };
+    } else {
+      const p = o.settings;
+      perStep = p.rolloutBatchSize;
+      stage = {
+        $case: 'ppo',
+        value: {
+          services: servicesSpec,
+          rewardComponents: rewardModelComponents(),
+          rolloutBatchSize: p.rolloutBatchSize,
+          samplesPerPrompt: 1,
+          ppoEpochs: p.ppoEpochs,
+          minibatchSize: p.minibatchSize,
+          clipLow: 0.2,
+          clipHigh: 0.2,
+          valueClip: 0.2,
+          gamma: 1,
+          gaeLambda: 0.95,
+          whitenAdvantages: true,
+          valueLossCoefficient: 0.5,
+          kl: { coefficient: p.klCoefficient, adaptiveHorizon: 0, estimator: KlEstimator.K1, placement: KlPlacement.REWARD },
+          valueModelDir: o.rewardModelDir,
+          sampling,
+        },
+      };
+    }
+    const spec = RunSpec.fromPartial({
+      runId: o.runId,
+      outputDir: o.outputDir,
+      baseModelDir: o.modelDir,
+      dataset: { paths: [o.promptsFile] },
+      seed: o.seed,
+      maxSteps: s.steps,
+      optimizer: { learningRate: s.learningRate, maxGradNorm: 1 },
+      stage,
+    });
+    const points: RlPoint[] = [];
+    const correctKey = `rewards/${CORRECT_COMPONENT}`;
+    const result = await runRl(resolveRlRunConfig(spec), {
+      signal: o.signal,
+      logger: o.logger,
+      callbacks: {
+        onStep: (e) => {
+          const p: RlPoint = {
+            step: e.step,
+            samples: e.step * perStep,
+            score: e.metrics['objective/scores'],
+            accuracy: o.algorithm === 'grpo' && typeof e.metrics[correctKey] === 'number' ? e.metrics[correctKey] : null,
+            kl: e.metrics['objective/kl'],
+          };
+          points.push(p);
+          o.onStep?.(p, e.totalSteps, e.metrics);
+        },
+      },
+    });
+    if (result.status !== 'completed' || result.modelDir === null) throw new Error(`${o.algorithm.toUpperCase()} run ${o.runId} was cancelled at step ${result.step}`);
+    return { runDir: result.runDir, modelDir: result.modelDir, points };
+  } finally {
+    await services.stop();
+  }
+}
+
+/**
+ * Completions needed until the curve's value first reaches `threshold`
+ * (Infinity when never reached): claim 2's "samples to a given accuracy".
+ * `value` picks what is compared (default the step's training accuracy).
+ */
+export function samplesToReach(points: readonly RlPoint[], threshold: number, value: (p: RlPoint) => number | null = (p) => p.accuracy): number {
+  for (const p of points) {
+    const v = value(p);
+    if (v !== null && v >= threshold) return p.samples;
+  }
+  return Number.POSITIVE_INFINITY;
+}
