@@ -1,21 +1,63 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { assessClaims, marginalGains } from './assess-claims';
-import type { ModelEvaluation, PipelineResult } from './run-pipeline';
-import { softmaxEntropy } from './model-evaluation';
+import { assessClaims, atLeast, atMost, judgeClaims, marginalGains, pairedDifference, poolClaimInputs, poolEstimates } from './assess-claims';
+import type { ClaimInputs } from './assess-claims';
+import type { Estimate, ModelEvaluation, PipelineResult } from './run-pipeline';
+import { meanAndStderr, softmaxEntropy } from './model-evaluation';
+
+const e = (value: number, stderr = 0): Estimate => ({ value, stderr });
 
 describe('marginalGains', () => {
-  test('accuracy gain per added example between consecutive sizes', () => {
-    // (0.4 - 0.1) / (100 - 30) = 0.3 / 70; (0.5 - 0.4) / (300 - 100) = 0.1 / 200
+  test('accuracy gain per added example between consecutive sizes, with the SE of the difference', () => {
+    // (0.4 - 0.1) / (100 - 30) = 0.3 / 70, SE sqrt(0.03^2 + 0.04^2) / 70 = 0.05 / 70; (0.5 - 0.4) / (300 - 100) = 0.1 / 200
     const g = marginalGains([
-      { sftExamples: 30, accuracy: 0.1 },
-      { sftExamples: 100, accuracy: 0.4 },
-      { sftExamples: 300, accuracy: 0.5 },
+      { examples: 30, accuracy: e(0.1, 0.03) },
+      { examples: 100, accuracy: e(0.4, 0.04) },
+      { examples: 300, accuracy: e(0.5) },
     ]);
     assert.equal(g.length, 2);
-    assert.ok(Math.abs(g[0] - 0.3 / 70) < 1e-15);
-    assert.ok(Math.abs(g[1] - 0.1 / 200) < 1e-15);
-    assert.throws(() => marginalGains([{ sftExamples: 30, accuracy: 0 }, { sftExamples: 30, accuracy: 1 }]), /sizes must ascend/);
+    assert.ok(Math.abs(g[0].value - 0.3 / 70) < 1e-15);
+    assert.ok(Math.abs(g[0].stderr - 0.05 / 70) < 1e-15);
+    assert.ok(Math.abs(g[1].value - 0.1 / 200) < 1e-15);
+    assert.ok(Math.abs(g[1].stderr - 0.04 / 200) < 1e-15);
+    assert.throws(() => marginalGains([{ examples: 30, accuracy: e(0) }, { examples: 30, accuracy: e(1) }]), /sizes must ascend/);
+  });
+});
+
+describe('the 2-SE rules', () => {
+  test('atLeast: held beyond 2 SE above, did not hold beyond 2 SE below, not shown in between', () => {
+    assert.equal(atLeast('x', e(0.95, 0.02), 0.9).verdict, 'held'); // 0.95 - 0.04 = 0.91 >= 0.9
+    assert.equal(atLeast('x', e(0.93, 0.02), 0.9).verdict, 'not shown'); // 0.89 < 0.9 <= 0.97
+    assert.equal(atLeast('x', e(0.85, 0.02), 0.9).verdict, 'did not hold'); // 0.89 < 0.9
+    assert.equal(atLeast('x', e(0.9, 0), 0.9).verdict, 'held'); // exactly at the threshold with no noise
+    assert.equal(atLeast('x', e(Number.NaN), 0.9).verdict, 'not measured');
+    assert.match(atLeast('x', e(0.95, 0.02), 0.9).measured, /^95\.0% ± 2\.0%$/);
+    assert.match(atLeast('x', e(0.95, 0.02), 0.9).rule, /at least 90\.0%/);
+  });
+
+  test('atMost mirrors it', () => {
+    assert.equal(atMost('x', e(0.02, 0.01), 0.05).verdict, 'held'); // 0.04 <= 0.05
+    assert.equal(atMost('x', e(0.04, 0.01), 0.05).verdict, 'not shown');
+    assert.equal(atMost('x', e(0.08, 0.01), 0.05).verdict, 'did not hold'); // 0.06 > 0.05
+  });
+
+  test('pairedDifference is the mean and SE of per-prompt differences', () => {
+    // differences: 1 - 0, 1 - 1, 0 - 0, 1 - 0 -> [1, 0, 0, 1]: mean 0.5, sd sqrt(1/3), SE sqrt(1/3) / 2
+    const d = pairedDifference([true, true, false, true], [false, true, false, false]);
+    assert.equal(d.value, 0.5);
+    assert.ok(Math.abs(d.stderr - Math.sqrt(1 / 3) / 2) < 1e-15);
+    assert.throws(() => pairedDifference([true], []), /1 vs 0 prompts/);
+  });
+
+  test('poolEstimates: mean over seeds, SE^2 = mean(SE_i^2) / k + s^2 / k', () => {
+    // values 0.6, 0.7, 0.8: mean 0.7, s = 0.1; item SEs 0.03, 0.04, 0.05: mean square 0.0050/3
+    const p = poolEstimates([e(0.6, 0.03), e(0.7, 0.04), e(0.8, 0.05)]);
+    assert.ok(Math.abs(p.value - 0.7) < 1e-15);
+    assert.ok(Math.abs(p.spread - 0.1) < 1e-12);
+    const expected = Math.sqrt((0.0009 + 0.0016 + 0.0025) / 3 / 3 + 0.01 / 3);
+    assert.ok(Math.abs(p.stderr - expected) < 1e-12, `${p.stderr} vs ${expected}`);
+    const m = meanAndStderr([1, 2, 3, 4]); // mean 2.5, sd sqrt(5/3), SE sqrt(5/3) / 2
+    assert.ok(Math.abs(m.stderr - Math.sqrt(5 / 3) / 2) < 1e-15);
   });
 });
 
@@ -43,49 +85,116 @@ describe('softmaxEntropy', () => {
   });
 });
 
+/** Claim inputs where every check clears its threshold by far. */
+function strong(): ClaimInputs {
+  return {
+    seeds: 1,
+    base: { format: e(0), competence: e(0.9, 0.02) },
+    sft: { examples: 300, accuracy: e(0.7, 0.03), format: e(1), styleRanking: e(0.5, 0.035), styleEntropy: e(0.69, 0.001) },
+    sweep: [
+      { examples: 10, accuracy: e(0.1, 0.02) },
+      { examples: 100, accuracy: e(0.6, 0.03) },
+      { examples: 1000, accuracy: e(0.7, 0.03) },
+    ],
+    rewardModel: e(0.99, 0.005),
+    ppo: { styleRate: e(0.97, 0.005), accuracyDrop: e(0, 0.01), kl: e(0.3) },
+    dpo: { styleRanking: e(0.98, 0.01), styleEntropy: e(0.1, 0.01), accuracyDrop: e(0.01, 0.01) },
+    grpo: { gain: e(0.2, 0.03), required: 0.1, target: 0.6, samplesFromSft: 64, samplesFromBase: Infinity, klFromSft: e(0.1, 0.01), klFromBase: e(0.5, 0.05) },
+  };
+}
+
+describe('judgeClaims', () => {
+  test('all four hold on strong numbers, with every check named', () => {
+    const claims = judgeClaims(strong());
+    assert.deepEqual(claims.map((c) => [c.id, c.verdict]), [[1, 'held'], [2, 'held'], [3, 'held'], [4, 'held']]);
+    assert.equal(claims[0].checks.length, 5); // base format, competence, SFT format, SFT accuracy, sweep gains
+    assert.match(claims[0].checks[4].what, /first interval \(10->100\) minus last \(100->1000\)/);
+  });
+
+  test('a difference inside 2 SE is not shown, never held', () => {
+    const x = strong();
+    x.grpo = { ...x.grpo!, gain: e(0.12, 0.03) }; // 0.06 < 0.1 <= 0.18
+    const c2 = judgeClaims(x)[1];
+    assert.equal(c2.verdict, 'not shown');
+    assert.equal(c2.checks[0].verdict, 'not shown');
+  });
+
+  test('a missed threshold makes the claim fail; a missing RL stage leaves it not measured', () => {
+    const x = strong();
+    x.dpo = { ...x.dpo, styleRanking: e(0.7, 0.02) };
+    x.ppo = null;
+    x.grpo = null;
+    const claims = judgeClaims(x);
+    assert.equal(claims[2].verdict, 'did not hold');
+    assert.equal(claims[1].verdict, 'not measured');
+    assert.equal(claims[3].verdict, 'not measured');
+  });
+
+  test('claim 2 samples: never reached from SFT fails when base reaches it; neither reaching is not shown', () => {
+    const x = strong();
+    x.grpo = { ...x.grpo!, samplesFromSft: Infinity, samplesFromBase: 128 };
+    assert.equal(judgeClaims(x)[1].checks[1].verdict, 'did not hold');
+    x.grpo = { ...x.grpo!, samplesFromSft: Infinity, samplesFromBase: Infinity };
+    assert.equal(judgeClaims(x)[1].checks[1].verdict, 'not shown');
+  });
+
+  test('sweep gains that grow are not diminishing returns', () => {
+    const x = strong();
+    x.sweep = [
+      { examples: 10, accuracy: e(0.1, 0.01) },
+      { examples: 20, accuracy: e(0.11, 0.01) },
+      { examples: 30, accuracy: e(0.5, 0.01) },
+    ];
+    assert.equal(judgeClaims(x)[0].checks[4].verdict, 'did not hold');
+  });
+
+  test('pooled seeds: the spread across seeds widens the SE and can turn held into not shown', () => {
+    const a = strong();
+    const b = strong();
+    const c = strong();
+    a.grpo = { ...a.grpo!, gain: e(0.3, 0.01) };
+    b.grpo = { ...b.grpo!, gain: e(0.02, 0.01) };
+    c.grpo = { ...c.grpo!, gain: e(0.16, 0.01) };
+    const pooled = poolClaimInputs([a, b, c]);
+    assert.equal(pooled.seeds, 3);
+    assert.ok(Math.abs(pooled.grpo!.gain.value - 0.16) < 1e-12);
+    assert.equal(judgeClaims(pooled)[1].checks[0].verdict, 'not shown'); // 0.16 +- ~0.08
+  });
+});
+
 function row(model: string, sftExamples: number, o: Partial<ModelEvaluation>): ModelEvaluation {
   return {
-    model, sftExamples, accuracy: 0, formatRate: 0, meanReward: 0, preferenceAccuracy: 0.5, preferenceAccuracyPerToken: 0.5, preferenceMarginPerToken: 0,
-    answerEntropy: null, tokenEntropy: null, example: { prompt: '', reply: '', answer: '' }, ...o,
+    model, sftExamples, accuracy: e(0.5), formatRate: e(1), correct: [true, false, true, false], styleRate: e(0.5), styleEntropy: e(0.69), styleRanking: e(0.5), correctnessRanking: e(0.9), competence: null,
+    example: { prompt: '', reply: '', answer: '' }, ...o,
   };
 }
 
-function result(models: ModelEvaluation[], rl: PipelineResult['rl'] = null): Omit<PipelineResult, 'claims'> {
-  return {
-    plan: {} as PipelineResult['plan'], outDir: '/x', backend: 'cpu', stages: [], models, rewardModelAccuracy: 0.8, dpoImplicitRewardAccuracy: 0.9,
-    rlStages: rl ? ['grpo-sft', 'grpo-base'] : [], rlNote: 'no RL', rl, totalSeconds: 1,
-  };
-}
-
-describe('assessClaims', () => {
-  const base = row('base', 0, { accuracy: 0, formatRate: 0 });
-  const dpo = row('dpo', 300, { preferenceAccuracyPerToken: 0.8, answerEntropy: 0.2, tokenEntropy: 0.5 });
-
-  test('claim 1 with a sweep: held when format rises and the gain per example shrinks; not with accelerating gains', () => {
-    const sweep = [row('sft-30', 30, { accuracy: 0.1, formatRate: 0.9 }), row('sft-100', 100, { accuracy: 0.3, formatRate: 1 }), row('sft-300', 300, { accuracy: 0.35, formatRate: 1, preferenceAccuracyPerToken: 0.6, answerEntropy: 0.9, tokenEntropy: 1 })];
-    const c = assessClaims(result([base, ...sweep, dpo]));
-    assert.equal(c[0].held, true); // gains 0.2/70 then 0.05/200
-    const accelerating = [sweep[0], row('sft-100', 100, { accuracy: 0.11, formatRate: 1 }), row('sft-300', 300, { accuracy: 0.9, formatRate: 1, preferenceAccuracyPerToken: 0.6, answerEntropy: 0.9, tokenEntropy: 1 })];
-    assert.equal(assessClaims(result([base, ...accelerating, dpo]))[0].held, false); // 0.01/70 then 0.79/200
-    assert.equal(assessClaims(result([row('base', 0, { formatRate: 0.7 }), ...sweep, dpo]))[0].held, false, 'a base already in format fails the claim');
-  });
-
-  test('claim 2 unmeasured without RL; with RL held iff fewer samples and no higher KL', () => {
-    const sft = row('sft-300', 300, { formatRate: 1, preferenceAccuracyPerToken: 0.6, answerEntropy: 0.9, tokenEntropy: 1 });
-    assert.equal(assessClaims(result([base, sft, dpo]))[1].held, null);
-    const pts = (scores: number[], kl: number) => scores.map((score, i) => ({ step: i + 1, samples: 32 * (i + 1), score, kl }));
-    const rl = (sftKl: number): PipelineResult['rl'] => ({ fromSft: pts([0.1, 0.4], sftKl), fromBase: pts([0, 0.1], 0.05), threshold: 0.2, samplesFromSft: 64, samplesFromBase: Infinity, meanKlFromSft: sftKl, meanKlFromBase: 0.05 });
-    assert.equal(assessClaims(result([base, sft, dpo], rl(0.01)))[1].held, true);
-    assert.equal(assessClaims(result([base, sft, dpo], rl(0.2)))[1].held, false);
-    assert.match(assessClaims(result([base, sft, dpo], rl(0.01)))[1].measured, /after 64 samples from SFT vs never from base/);
-    const none: PipelineResult['rl'] = { fromSft: pts([0, 0], 0), fromBase: pts([0, 0], 0), threshold: Infinity, samplesFromSft: Infinity, samplesFromBase: Infinity, meanKlFromSft: 0, meanKlFromBase: 0 };
-    assert.equal(assessClaims(result([base, sft, dpo], none))[1].held, null, 'no reward in either run: no verdict');
-  });
-
-  test('claim 3: held iff DPO ranks more pairs right per token and an entropy falls', () => {
-    const sft = row('sft-300', 300, { formatRate: 1, preferenceAccuracyPerToken: 0.6, answerEntropy: 0.9, tokenEntropy: 1 });
-    assert.equal(assessClaims(result([base, sft, dpo]))[2].held, true);
-    assert.equal(assessClaims(result([base, sft, { ...dpo, preferenceAccuracyPerToken: 0.6 }]))[2].held, false, 'a tie in ranking is not an improvement');
-    assert.equal(assessClaims(result([base, sft, { ...dpo, answerEntropy: 1, tokenEntropy: 1.2 }]))[2].held, false);
+describe('assessClaims on a pipeline result', () => {
+  test('reads paired accuracy drops and the GRPO curves off the result', () => {
+    const models = [
+      row('base', 0, { formatRate: e(0), competence: e(0.9, 0.01), correct: [false, false, false, false] }),
+      row('sft-300', 300, {}),
+      row('dpo', 300, { correct: [true, false, false, false], styleRanking: e(1), styleEntropy: e(0.05) }),
+      row('grpo-from-sft', 300, { correct: [true, true, true, false] }),
+      row('grpo-from-base', 0, {}),
+    ];
+    const r: Omit<PipelineResult, 'claims'> = {
+      plan: {} as PipelineResult['plan'], outDir: '/x', backend: 'cpu', baseModel: { dir: '/b', fromScratch: false, competence: e(0.9, 0.01) }, stages: [], models,
+      rewardModelAccuracy: e(0.99), dpoImplicitRewardAccuracy: 0.9, rlNote: '', totalSeconds: 1,
+      rl: [
+        { stage: 'grpo-sft', points: [{ step: 1, samples: 32, score: 0.5, accuracy: 0.5, kl: 0 }, { step: 2, samples: 64, score: 0.6, accuracy: 0.56, kl: 0.2 }] },
+        { stage: 'grpo-base', points: [{ step: 1, samples: 32, score: 0, accuracy: 0, kl: 0.4 }, { step: 2, samples: 64, score: 0, accuracy: 0, kl: 0.6 }] },
+      ],
+    };
+    const claims = assessClaims(r);
+    // DPO drop: SFT [1,0,1,0] - DPO [1,0,0,0] = [0,0,1,0]: 0.25 +- 0.25
+    assert.equal(claims[2].checks[3].measured, '25.0 pts ± 25.0 pts');
+    // GRPO gain: [1,1,1,0] - [1,0,1,0] = [0,1,0,0]: 0.25; target 0.5 + 0.05 reached at step 2 (64) from SFT, never from base
+    assert.equal(claims[1].checks[0].measured, '25.0 pts ± 25.0 pts');
+    assert.equal(claims[1].checks[1].measured, '64 from SFT vs never from base');
+    assert.equal(claims[1].checks[1].verdict, 'held');
+    // KL: base mean 0.5 +- 0.1, SFT mean 0.1 +- 0.1 -> 0.4 +- 0.141
+    assert.match(claims[1].checks[2].measured, /^0\.400 nats ± 0\.141 nats$/);
+    assert.equal(claims[3].verdict, 'not measured');
   });
 });

@@ -101,6 +101,7 @@ export async function measureCompetence(modelDir: string, proseFile: string, set
   const data = await readEvalData(proseFile);
   if (data.kind !== 'answers') throw new Error(`${proseFile}: expected prose prompts with answers`);
   const items = data.items.slice(0, settings.prompts);
+  if (getBackendInfo() === null) await initBackend({ logger: { info: () => undefined } });
   const model = await loadModel(modelDir);
   const tokenizer = await loadTokenizer(modelDir);
   try {

@@ -1,6 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseTaskOptions } from '@posttrain/task';
+import { baseModelPlan, baseTaskOptions } from './base-model';
 import { pipelinePlan } from './pipeline-plan';
 
 describe('pipelinePlan', () => {
@@ -14,12 +15,14 @@ describe('pipelinePlan', () => {
       assert.ok(exp.task.sftSizes.length >= 2);
       for (const p of [demo, exp]) {
         // libs/task validates the options the pipeline passes (ascending sizes, digit range, operations).
-        assert.doesNotThrow(() => parseTaskOptions({ seed: p.seed, ...p.task }));
-        assert.ok(p.eval.prompts <= p.task.evalSize && p.eval.pairs <= p.task.evalSize, 'eval sizes fit the held-out split');
-        assert.ok(p.rl !== null && p.rl.groupSize >= 2);
+        assert.doesNotThrow(() => parseTaskOptions({ ...baseTaskOptions(p.base), ...p.task }));
+        assert.ok(p.eval.prompts <= p.base.task.evalSize && p.eval.pairs <= p.base.task.evalSize && p.eval.prosePrompts <= p.base.task.evalSize, 'eval sizes fit the held-out split');
+        assert.ok(p.grpo !== null && p.grpo.groupSize >= 2 && p.ppo !== null);
       }
     }
-    assert.deepEqual(pipelinePlan('experiment').task.sftSizes, [30, 100, 300, 1000]);
+    assert.deepEqual(pipelinePlan('experiment').task.sftSizes, [10, 30, 100, 300, 1000]);
+    // Post-training starts from the shipped base: its recipe and held-out split are the plan's.
+    assert.deepEqual(pipelinePlan('demo').base, baseModelPlan());
   });
 
   test('a bad seed is refused with the value and the range', () => {

@@ -9,7 +9,7 @@ import { captureIO } from '../test-io';
 import { demoCommand } from './demo';
 
 const CHROMIUM = '/usr/bin/chromium';
-const STAGES = ['task', 'pretrain', 'eval-base', 'sft-48', 'eval-sft-48', 'rm', 'dpo', 'eval-dpo', 'grpo-sft', 'grpo-base', 'eval-grpo'];
+const STAGES = ['task', 'eval-base', 'sft-48', 'eval-sft-48', 'rm', 'ppo', 'eval-ppo', 'dpo', 'eval-dpo', 'grpo-sft', 'grpo-base', 'eval-grpo'];
 
 describe('posttrain demo --quick', () => {
   const out = join(mkdtempSync(join(tmpdir(), 'demo-')), 'run');
@@ -19,30 +19,43 @@ describe('posttrain demo --quick', () => {
     const io = captureIO();
     const code = await demoCommand.run(['--quick', '--out', out, '--seed', '3'], io);
     assert.equal(code, 0, io.err());
-    for (const f of ['results.json', 'results.md', 'report.html', 'task/manifest.json', 'runs/pretrain/model/config.json', 'runs/sft-48/model/model.safetensors', 'runs/rm/model/config.json', 'runs/dpo/report.html']) {
+    for (const f of ['results.json', 'results.md', 'report.html', 'task/manifest.json', 'task/preference-correct-eval.jsonl', 'runs/sft-48/model/model.safetensors', 'runs/rm/model/config.json', 'runs/ppo/report.html', 'runs/dpo/report.html']) {
       assert.ok(existsSync(join(out, f)), `${f} exists`);
     }
+    // No pretraining: the run starts from the shipped base model.
+    assert.ok(!existsSync(join(out, 'base')), 'no base model rebuilt');
     result = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as PipelineResult;
+    assert.equal(result.baseModel.fromScratch, false);
+    assert.match(result.baseModel.dir, /models\/tiny-arith-base$/);
     assert.deepEqual(result.stages.map((s) => s.stage), STAGES);
-    assert.deepEqual(result.models.map((m) => m.model), ['base', 'sft-48', 'dpo', 'grpo-from-sft', 'grpo-from-base']);
-    for (const m of result.models) for (const v of [m.accuracy, m.formatRate, m.preferenceAccuracy, m.preferenceAccuracyPerToken]) assert.ok(v >= 0 && v <= 1, `${m.model}: ${v}`);
-    // 16 eval pairs: every accuracy is a multiple of 1/16.
-    for (const m of result.models) assert.equal((m.preferenceAccuracy * 16) % 1, 0);
+    assert.deepEqual(result.models.map((m) => m.model), ['base', 'sft-48', 'ppo', 'dpo', 'grpo-from-sft', 'grpo-from-base']);
+    for (const m of result.models) {
+      for (const v of [m.accuracy, m.formatRate, m.styleRate, m.styleRanking, m.correctnessRanking]) assert.ok(v.value >= 0 && v.value <= 1 && v.stderr >= 0, `${m.model}: ${JSON.stringify(v)}`);
+      assert.ok(m.styleEntropy.value >= 0 && m.styleEntropy.value <= Math.log(2) + 1e-9, `${m.model}: style entropy ${m.styleEntropy.value}`);
+      // 16 eval pairs: every ranking is a multiple of 1/16; 8 eval prompts: accuracy a multiple of 1/8.
+      assert.equal((m.styleRanking.value * 16) % 1, 0);
+      assert.equal((m.accuracy.value * 8) % 1, 0);
+      assert.equal(m.correct.length, 8);
+    }
+    // The base model's plain-text competence is measured on the held-out prose prompts (8 at --quick).
+    assert.ok(result.models[0].competence !== null && (result.models[0].competence.value * 8) % 1 === 0);
     assert.equal(result.plan.seed, 3);
-    assert.deepEqual(result.claims.map((c) => c.id), [1, 2, 3]);
-    // GRPO ran over real services: 2 steps of 2 prompts x 2 samples each, so 4 and 8 samples.
-    assert.deepEqual(result.rlStages, ['grpo-sft', 'grpo-base']);
-    assert.deepEqual(result.rl!.fromSft.map((p) => p.samples), [4, 8]);
-    assert.deepEqual(result.rl!.fromBase.map((p) => p.samples), [4, 8]);
-    for (const p of [...result.rl!.fromSft, ...result.rl!.fromBase]) assert.ok(Number.isFinite(p.score) && Number.isFinite(p.kl), JSON.stringify(p));
-    assert.match(result.claims[1].measured, /^GRPO step rewards from SFT: \S+ \S+; from base: \S+ \S+;/, 'claim 2 reports both GRPO curves');
+    assert.deepEqual(result.claims.map((c) => c.id), [1, 2, 3, 4]);
+    for (const c of result.claims) assert.ok(['held', 'did not hold', 'not shown'].includes(c.verdict), `claim ${c.id}: ${c.verdict}`);
+    // PPO and GRPO ran over real services: PPO 2 steps of 4 prompts, GRPO 2 steps of 2 prompts x 2 samples.
+    assert.deepEqual(result.rl.map((c) => [c.stage, c.points.map((p) => p.samples)]), [['ppo', [4, 8]], ['grpo-sft', [4, 8]], ['grpo-base', [4, 8]]]);
+    for (const c of result.rl) for (const p of c.points) assert.ok(Number.isFinite(p.score) && Number.isFinite(p.kl), JSON.stringify(p));
+    for (const c of result.rl.filter((x) => x.stage.startsWith('grpo'))) for (const p of c.points) assert.ok(p.accuracy !== null && p.accuracy >= 0 && p.accuracy <= 1);
     const md = readFileSync(join(out, 'results.md'), 'utf8');
     for (const s of STAGES) assert.match(md, new RegExp(`\\| ${s} \\|`), `results.md has stage ${s}`);
+    // The claims come first in results.md, each with its checks.
+    assert.ok(md.indexOf('### Claim 1') < md.indexOf('## Models'));
     // The terminal output ends with the table, the claims and the report's path; progress went to stderr.
     assert.match(io.out(), /model\s+SFT examples\s+accuracy/);
-    assert.match(io.out(), /claim 2: (held|did not hold|not measured)\. GRPO step rewards from SFT/);
+    assert.match(io.out(), /claim 4: (held|did not hold|not shown)\. RLHF/);
+    assert.match(io.out(), /base model plain-text competence: /);
     assert.ok(io.out().includes(`report:  ${join(out, 'report.html')}`));
-    assert.match(io.err(), /\[11\/11\] eval-grpo/);
+    assert.match(io.err(), /\[12\/12\] eval-grpo/);
   });
 
   test('refuses an output directory that already holds a run', async () => {
@@ -55,28 +68,33 @@ describe('posttrain demo --quick', () => {
     const html = readFileSync(path, 'utf8');
     assert.doesNotMatch(html, /<script[^>]+src=/);
     const profile = mkdtempSync(join(tmpdir(), 'chromium-profile-'));
-    const browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    const browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
     try {
       const page = await browser.newPage();
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.message));
       await page.goto(`file://${path}`);
-      await page.waitForSelector('body[data-charts]');
+      await page.waitForSelector('body[data-claim-charts]');
       const got = (await page.evaluate(`(() => ({
         metrics: [...document.querySelectorAll('.chart')].map((e) => e.getAttribute('data-metric')),
         canvases: document.querySelectorAll('.chart canvas').length,
-        models: document.querySelectorAll('#models tr').length,
-        stages: [...document.querySelectorAll('#stages tr td:first-child')].map((e) => e.textContent),
-        claims: document.querySelectorAll('#claims li').length,
-      }))()`)) as { metrics: string[]; canvases: number; models: number; stages: string[]; claims: number };
+        claimSections: [...document.querySelectorAll('section.claim')].map((e) => e.id),
+        claimCanvases: [...document.querySelectorAll('section.claim')].map((e) => e.querySelectorAll('canvas').length),
+        firstClaimBeforeModels: document.querySelector('section.claim').compareDocumentPosition(document.querySelector('#models-3')) === 4,
+        models: document.querySelectorAll('#models-3 tr').length,
+        stages: [...document.querySelectorAll('#stages-3 tr td:first-child')].map((e) => e.textContent),
+      }))()`)) as { metrics: string[]; canvases: number; claimSections: string[]; claimCanvases: number[]; firstClaimBeforeModels: boolean; models: number; stages: string[] };
       assert.deepEqual(errors, []);
-      for (const s of ['grpo-sft', 'grpo-base']) assert.ok(got.metrics.includes(`${s}/objective/scores`), `a ${s}/objective/scores chart`);
-      for (const s of ['pretrain', 'sft-48', 'rm', 'dpo']) assert.ok(got.metrics.includes(`${s}/train/loss`), `a ${s}/train/loss chart in ${got.metrics.join(', ')}`);
+      // One section per claim, first on the page, each with at least one drawn plot.
+      assert.deepEqual(got.claimSections, ['claim-1', 'claim-2', 'claim-3', 'claim-4']);
+      for (const [i, n] of got.claimCanvases.entries()) assert.ok(n >= 1, `claim ${i + 1} has ${n} plots`);
+      assert.ok(got.firstClaimBeforeModels, 'the claims come before the model table');
+      for (const s of ['ppo', 'grpo-sft', 'grpo-base']) assert.ok(got.metrics.includes(`${s}/objective/scores`), `a ${s}/objective/scores chart`);
+      for (const s of ['sft-48', 'rm', 'dpo']) assert.ok(got.metrics.includes(`${s}/train/loss`), `a ${s}/train/loss chart in ${got.metrics.join(', ')}`);
       assert.ok(got.metrics.includes('dpo/rewards/accuracies'));
       assert.equal(got.canvases, got.metrics.length);
-      assert.equal(got.models, 6, 'header + base, sft-48, dpo, grpo-from-sft, grpo-from-base');
+      assert.equal(got.models, 7, 'header + base, sft-48, ppo, dpo, grpo-from-sft, grpo-from-base');
       assert.deepEqual(got.stages, STAGES);
-      assert.equal(got.claims, 3);
     } finally {
       await browser.close();
     }

@@ -4,20 +4,33 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PipelineResult } from '@posttrain/experiment';
+import { pipelinePlan, readCardRecord } from '@posttrain/experiment';
 import { captureIO } from '../test-io';
 import { experimentCommand } from './experiment';
 
 describe('posttrain experiment --quick', () => {
-  test('runs the SFT sweep (every size fine-tuned and evaluated) and plots accuracy against SFT examples', async () => {
+  test('--from-scratch rebuilds a toy base, then every seed runs the SFT sweep; claims are pooled over the seeds', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'experiment-')), 'run');
     const io = captureIO();
-    assert.equal(await experimentCommand.run(['--quick', '--out', out], io), 0, io.err());
-    const r = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as PipelineResult;
-    assert.equal(r.plan.name, 'experiment');
-    assert.deepEqual(r.stages.map((s) => s.stage), ['task', 'pretrain', 'eval-base', 'sft-16', 'eval-sft-16', 'sft-48', 'eval-sft-48', 'rm', 'dpo', 'eval-dpo', 'grpo-sft', 'grpo-base', 'eval-grpo']);
-    assert.deepEqual(r.models.filter((m) => m.model.startsWith('sft-')).map((m) => m.sftExamples), [16, 48]);
+    assert.equal(await experimentCommand.run(['--quick', '--out', out, '--seeds', '0,1', '--from-scratch'], io), 0, io.err());
+    const seed0 = JSON.parse(readFileSync(join(out, 'seed-0', 'results.json'), 'utf8')) as PipelineResult;
+    const seed1 = JSON.parse(readFileSync(join(out, 'seed-1', 'results.json'), 'utf8')) as PipelineResult;
+    assert.equal(seed0.plan.name, 'experiment');
+    // The base is rebuilt once, by the first seed, with its model card; the second seed starts from it.
+    assert.deepEqual(seed0.stages.map((s) => s.stage).slice(0, 5), ['task', 'pretrain', 'eval-base', 'sft-16', 'eval-sft-16']);
+    assert.deepEqual(seed1.stages.map((s) => s.stage).slice(0, 4), ['task', 'eval-base', 'sft-16', 'eval-sft-16']);
+    assert.equal(seed1.baseModel.dir, seed0.baseModel.dir);
+    const card = readCardRecord(readFileSync(join(seed0.baseModel.dir, 'README.md'), 'utf8'));
+    assert.deepEqual(card.plan, pipelinePlan('experiment', { quick: true }).base);
+    assert.equal(card.command, 'posttrain experiment --from-scratch --quick');
+    assert.deepEqual(seed0.models.filter((m) => m.model.startsWith('sft-')).map((m) => m.sftExamples), [16, 48]);
+    const pooled = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { claims: { id: number; verdict: string }[]; pooled: { seeds: number }; runs: PipelineResult[] };
+    assert.equal(pooled.pooled.seeds, 2);
+    assert.deepEqual(pooled.runs.map((r) => r.plan.seed), [0, 1]);
+    assert.deepEqual(pooled.claims.map((c) => c.id), [1, 2, 3, 4]);
     const html = readFileSync(join(out, 'report.html'), 'utf8');
-    assert.match(html, /"sft-sweep\/accuracy"/);
-    assert.match(io.out(), /claim 1: /);
+    assert.match(html, /\(2 seeds\)/);
+    assert.match(html, /accuracy, seed 1/);
+    assert.match(io.out(), /claims, 2 seeds pooled/);
   });
 });
