@@ -99,7 +99,7 @@ function strong(): ClaimInputs {
     rewardModel: e(0.99, 0.005),
     ppo: { styleRate: e(0.97, 0.005), accuracyDrop: e(0, 0.01), kl: e(0.3) },
     dpo: { styleRanking: e(0.98, 0.01), styleEntropy: e(0.1, 0.01), accuracyDrop: e(0.01, 0.01) },
-    grpo: { gain: e(0.2, 0.03), required: 0.1, target: 0.6, samplesFromSft: 64, samplesFromBase: Infinity, klFromSft: e(0.1, 0.01), klFromBase: e(0.5, 0.05) },
+    grpo: { gain: e(0.2, 0.03), required: 0.1, target: 0.6, samplesFromSft: 64, samplesFromBase: Infinity, klAtTargetFromSft: 0.05, klAtTargetFromBase: null, klEndFromSft: 0.1, klEndFromBase: 0.01 },
   };
 }
 
@@ -136,6 +136,16 @@ describe('judgeClaims', () => {
     assert.equal(judgeClaims(x)[1].checks[1].verdict, 'did not hold');
     x.grpo = { ...x.grpo!, samplesFromSft: Infinity, samplesFromBase: Infinity };
     assert.equal(judgeClaims(x)[1].checks[1].verdict, 'not shown');
+  });
+
+  test('claim 2 KL at the target: lower from SFT holds, higher fails, neither reaching is not shown', () => {
+    const x = strong();
+    x.grpo = { ...x.grpo!, klAtTargetFromSft: 0.3, klAtTargetFromBase: 0.2, samplesFromBase: 256 };
+    assert.equal(judgeClaims(x)[1].checks[2].verdict, 'did not hold');
+    x.grpo = { ...x.grpo!, klAtTargetFromSft: 0.1, klAtTargetFromBase: 0.2 };
+    assert.equal(judgeClaims(x)[1].checks[2].verdict, 'held');
+    x.grpo = { ...x.grpo!, klAtTargetFromSft: null, klAtTargetFromBase: null };
+    assert.equal(judgeClaims(x)[1].checks[2].verdict, 'not shown');
   });
 
   test('sweep gains that grow are not diminishing returns', () => {
@@ -193,8 +203,9 @@ describe('assessClaims on a pipeline result', () => {
     assert.equal(claims[1].checks[0].measured, '25.0 pts ± 25.0 pts');
     assert.equal(claims[1].checks[1].measured, '64 from SFT vs never from base');
     assert.equal(claims[1].checks[1].verdict, 'held');
-    // KL: base mean 0.5 +- 0.1, SFT mean 0.1 +- 0.1 -> 0.4 +- 0.141
-    assert.match(claims[1].checks[2].measured, /^0\.400 nats ± 0\.141 nats$/);
+    // KL at the target: SFT reached it at step 2 (KL 0.2); base never did (its end: 0.6).
+    assert.equal(claims[1].checks[2].measured, 'from SFT 0.200 nats; from base never reached (KL 0.600 nats at its end)');
+    assert.equal(claims[1].checks[2].verdict, 'held');
     assert.equal(claims[3].verdict, 'not measured');
   });
 });

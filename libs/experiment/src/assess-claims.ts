@@ -58,9 +58,11 @@ export interface ClaimInputs {
     target: number;
     samplesFromSft: number;
     samplesFromBase: number;
-    /** KL to the start model, mean over steps. */
-    klFromSft: Estimate;
-    klFromBase: Estimate;
+    /** KL to the start model at the step each run first reached the target (null: never), and at each run's end. */
+    klAtTargetFromSft: number | null;
+    klAtTargetFromBase: number | null;
+    klEndFromSft: number;
+    klEndFromBase: number;
   } | null;
 }
 
@@ -90,6 +92,20 @@ function positive(what: string, e: Estimate, f: (x: number) => string): Check {
 }
 
 const diff = (a: Estimate, b: Estimate): Estimate => ({ value: a.value - b.value, stderr: Math.hypot(a.stderr, b.stderr) });
+
+/**
+ * Claim 2's KL: the KL to its start model at which each run first reached
+ * the target accuracy. Lower from SFT holds; a base run that never reached
+ * the target got there at no KL at all, so SFT reaching it is the lower KL
+ * (said so in the measurement); neither reaching it is not shown.
+ */
+function klAtTarget(g: NonNullable<ClaimInputs['grpo']>): Check {
+  const at = (kl: number | null, end: number): string => (kl === null ? `never reached (KL ${nats(end)} at its end)` : nats(kl));
+  const measured = `from SFT ${at(g.klAtTargetFromSft, g.klEndFromSft)}; from base ${at(g.klAtTargetFromBase, g.klEndFromBase)}`;
+  const verdict: Verdict =
+    g.klAtTargetFromSft === null ? (g.klAtTargetFromBase === null ? 'not shown' : 'did not hold') : g.klAtTargetFromBase === null || g.klAtTargetFromSft < g.klAtTargetFromBase ? 'held' : 'did not hold';
+  return { what: 'KL to the start model when the step accuracy first reaches the target', measured, rule: 'lower from SFT; a start that never reaches the target cannot reach it at a lower KL', verdict };
+}
 
 function claimVerdict(checks: readonly Check[]): Verdict {
   if (checks.some((c) => c.verdict === 'not measured')) return 'not measured';
@@ -160,7 +176,7 @@ export function judgeClaims(x: ClaimInputs): Claim[] {
           rule: 'fewer from SFT; not shown when neither start reaches it',
           verdict: !Number.isFinite(x.grpo.samplesFromSft) ? (Number.isFinite(x.grpo.samplesFromBase) ? 'did not hold' : 'not shown') : x.grpo.samplesFromSft < x.grpo.samplesFromBase ? 'held' : 'did not hold',
         },
-        positive('mean KL to the start model, from base minus from SFT', diff(x.grpo.klFromBase, x.grpo.klFromSft), nats),
+        klAtTarget(x.grpo),
       ])
     : unmeasured(2, CLAIMS[2], 'GRPO did not run');
 
@@ -189,12 +205,6 @@ export function pairedDifference(a: readonly boolean[], b: readonly boolean[]): 
   return { value: m.mean, stderr: m.stderr };
 }
 
-/** A run's mean of a curve's values with the standard error over its steps. */
-function curveMean(values: readonly number[]): Estimate {
-  const m = meanAndStderr(values);
-  return { value: m.mean, stderr: m.stderr };
-}
-
 /** The claims' inputs from one pipeline run. */
 export function claimInputs(r: Omit<PipelineResult, 'claims'>): ClaimInputs {
   const find = (name: string): PipelineResult['models'][number] | undefined => r.models.find((m) => m.model === name);
@@ -209,20 +219,21 @@ export function claimInputs(r: Omit<PipelineResult, 'claims'>): ClaimInputs {
   const grpoSft = r.rl.find((c) => c.stage === 'grpo-sft');
   const grpoBase = r.rl.find((c) => c.stage === 'grpo-base');
   let grpo: ClaimInputs['grpo'] = null;
-  if (fromSft && grpoSft && grpoBase && grpoSft.points.length > 0) {
+  if (fromSft && grpoSft && grpoBase && grpoSft.points.length > 0 && grpoBase.points.length > 0) {
     const target = (grpoSft.points[0].accuracy ?? 0) + 0.05;
-    const reach = (points: typeof grpoSft.points): number => {
-      for (const p of points) if (p.accuracy !== null && p.accuracy >= target) return p.samples;
-      return Number.POSITIVE_INFINITY;
-    };
+    const reach = (points: typeof grpoSft.points): (typeof points)[number] | null => points.find((p) => p.accuracy !== null && p.accuracy >= target) ?? null;
+    const fromSftReach = reach(grpoSft.points);
+    const fromBaseReach = reach(grpoBase.points);
     grpo = {
       gain: pairedDifference(fromSft.correct, sft.correct),
       required: Math.min(0.1, 0.5 * (1 - sft.accuracy.value)),
       target,
-      samplesFromSft: reach(grpoSft.points),
-      samplesFromBase: reach(grpoBase.points),
-      klFromSft: curveMean(grpoSft.points.map((p) => p.kl)),
-      klFromBase: curveMean(grpoBase.points.map((p) => p.kl)),
+      samplesFromSft: fromSftReach?.samples ?? Number.POSITIVE_INFINITY,
+      samplesFromBase: fromBaseReach?.samples ?? Number.POSITIVE_INFINITY,
+      klAtTargetFromSft: fromSftReach?.kl ?? null,
+      klAtTargetFromBase: fromBaseReach?.kl ?? null,
+      klEndFromSft: grpoSft.points[grpoSft.points.length - 1].kl,
+      klEndFromBase: grpoBase.points[grpoBase.points.length - 1].kl,
     };
   }
   return {
@@ -267,6 +278,10 @@ export function poolClaimInputs(runs: readonly ClaimInputs[]): ClaimInputs {
     const s = [...xs].sort((a, b) => a - b);
     return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
   };
+  const medianReached = (xs: (number | null)[]): number | null => {
+    const reached = xs.filter((v): v is number => v !== null);
+    return reached.length * 2 >= xs.length ? median(reached) : null;
+  };
   const first = runs[0];
   const all = <T>(f: (x: ClaimInputs) => T | null): boolean => runs.every((x) => f(x) !== null);
   return {
@@ -284,8 +299,11 @@ export function poolClaimInputs(runs: readonly ClaimInputs[]): ClaimInputs {
           target: runs.reduce((a, x) => a + x.grpo!.target, 0) / runs.length,
           samplesFromSft: median(runs.map((x) => x.grpo!.samplesFromSft)),
           samplesFromBase: median(runs.map((x) => x.grpo!.samplesFromBase)),
-          klFromSft: pool((x) => x.grpo!.klFromSft),
-          klFromBase: pool((x) => x.grpo!.klFromBase),
+          // The seeds' median KL at the target, when at least half the seeds reached it.
+          klAtTargetFromSft: medianReached(runs.map((x) => x.grpo!.klAtTargetFromSft)),
+          klAtTargetFromBase: medianReached(runs.map((x) => x.grpo!.klAtTargetFromBase)),
+          klEndFromSft: median(runs.map((x) => x.grpo!.klEndFromSft)),
+          klEndFromBase: median(runs.map((x) => x.grpo!.klEndFromBase)),
         }
       : null,
   };
