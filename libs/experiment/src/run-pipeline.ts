@@ -20,7 +20,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { getBackendInfo, initBackend } from '@posttrain/backend';
 import { loadModel } from '@posttrain/model';
-import { CORRECT_COMPONENT, EXPLAINED_LEAD_IN, FORMAT_COMPONENT, writeTaskFiles } from '@posttrain/task';
+import { CORRECT_COMPONENT, FRIENDLY_LEAD_IN, FORMAT_COMPONENT, writeTaskFiles } from '@posttrain/task';
 import { loadTokenizer } from '@posttrain/tokenizer';
 import { parseRunConfig, runStage } from '@posttrain/training';
 import type { RunResult } from '@posttrain/training';
@@ -273,7 +273,7 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
         model,
         tokenizer,
         evalItems.map((it) => it.prompt),
-        EXPLAINED_LEAD_IN,
+        FRIENDLY_LEAD_IN,
       );
       let comp: Estimate | null = null;
       if (withCompetence) {

@@ -102,10 +102,10 @@ describe('generateTaskData', () => {
             // Both right, the same steps; only the lead-in differs, and the chosen one has it.
             assert.equal(rejected?.answer, valueOf(e!), JSON.stringify(r));
             assert.deepEqual(rejected?.steps, chosen?.steps, JSON.stringify(r));
-            assert.deepEqual([chosen?.explained, rejected?.explained], [true, false], JSON.stringify(r));
+            assert.deepEqual([chosen?.friendly, rejected?.friendly], [true, false], JSON.stringify(r));
           } else {
             assert.ok(rejected && rejected.answer !== valueOf(e!), JSON.stringify(r));
-            assert.equal(rejected.explained, chosen?.explained, `one style within a correctness pair: ${JSON.stringify(r)}`);
+            assert.equal(rejected.friendly, chosen?.friendly, `one style within a correctness pair: ${JSON.stringify(r)}`);
           }
         } else if ('answer' in r) {
           assert.equal(r.answer, String(valueOf(e!)), JSON.stringify(r));
@@ -124,9 +124,9 @@ describe('generateTaskData', () => {
 
   test('SFT replies hold both styles in about equal measure; prose prompts start a worked sentence', () => {
     const replies = file(defaults, 'sft-3000.jsonl').records.map((r) => splitReply((r as SftRecord).messages[1].content)!);
-    const explained = replies.filter((x) => x.explained).length;
+    const friendly = replies.filter((x) => x.friendly).length;
     // Even odds over 3000 replies: 1500 +- 27 (one standard deviation); 4 sigma either side.
-    assert.ok(Math.abs(explained - 1500) < 110, `${explained} of 3000 SFT replies explained`);
+    assert.ok(Math.abs(friendly - 1500) < 110, `${friendly} of 3000 SFT replies friendly`);
     for (const r of file(defaults, 'prose-eval.jsonl').records) assert.match((r as { prompt: string }).prompt, /^To (add \d+ and \d+|take \d+ from \d+|multiply \d+ by \d+):$/);
   });
 
@@ -146,7 +146,7 @@ describe('generateTaskData', () => {
         longest = Math.max(longest, 'chosen' in r ? r.prompt[0].content.length + Math.max(r.chosen[0].content.length, r.rejected[0].content.length) : texts.join('').length);
       }
     }
-    assert.ok(longest <= 96, `longest example has ${longest} characters, budget 96`);
+    assert.ok(longest <= 128, `longest example has ${longest} characters, budget 128`);
     for (const f of defaults.files.filter((x) => x.kind === 'corpus' || x.kind === 'prose')) {
       for (const r of f.records) assert.doesNotMatch('text' in r ? r.text : (r as { prompt: string }).prompt, /Answer:|<\||What is|Compute|=\?/, `${f.name}`);
     }

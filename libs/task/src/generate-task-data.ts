@@ -2,9 +2,9 @@ import { Rng } from '@posttrain/random';
 import { problemAnswer, problemKey, type ArithmeticProblem } from './arithmetic-problem';
 import { makeWrongSolution, type ErrorKind } from './make-wrong-solution';
 import { sampleDistinctProblems, sampleProblem, type ProblemSpace } from './sample-problem';
-import { formatSolution, PREFERRED_STYLE, REPLY_STYLES, solveProblem, type ReplyStyle } from './solve-problem';
+import { solveProblem } from './solve-problem';
 import { parseTaskOptions, type TaskOptions } from './task-options';
-import { factSentence, factsLine, formatPrompt, PROMPT_TEMPLATES, prosePrompt, workedSentence } from './task-text';
+import { factSentence, factsLine, formatPrompt, formatSolution, PREFERRED_STYLE, PROMPT_TEMPLATES, prosePrompt, REPLY_STYLES, workedSentence, type ReplyStyle } from './task-text';
 
 export interface TaskMessage {
   readonly role: 'user' | 'assistant';
@@ -77,21 +77,21 @@ const pickStyle = (rng: Rng): ReplyStyle => REPLY_STYLES[rng.nextInt(REPLY_STYLE
 
 /** An SFT dialogue; its reply in a style drawn with even odds, so SFT data holds both styles in equal measure. */
 function sftRecord(p: Posed, styleRng: Rng): SftRecord {
-  return { messages: [user(p.prompt), assistant(formatSolution(solveProblem(p.problem), undefined, pickStyle(styleRng)))] };
+  return { messages: [user(p.prompt), assistant(formatSolution(p.problem, solveProblem(p.problem), undefined, pickStyle(styleRng)))] };
 }
 
 /** A correctness pair: a right reply and a plausible wrong one, both in one style drawn with even odds. */
 function correctnessRecord(p: Posed, rng: Rng): PreferenceRecord {
   const style = pickStyle(rng);
   const wrong = makeWrongSolution(p.problem, rng, undefined, style);
-  return { prompt: [user(p.prompt)], chosen: [assistant(formatSolution(solveProblem(p.problem), undefined, style))], rejected: [assistant(wrong.text)], error: wrong.kind };
+  return { prompt: [user(p.prompt)], chosen: [assistant(formatSolution(p.problem, solveProblem(p.problem), undefined, style))], rejected: [assistant(wrong.text)], error: wrong.kind };
 }
 
 /** A style pair: the same right reply in the preferred style (chosen) and in the other one (rejected). */
 function styleRecord(p: Posed): PreferenceRecord {
   const solution = solveProblem(p.problem);
   const other = REPLY_STYLES.find((s) => s !== PREFERRED_STYLE)!;
-  return { prompt: [user(p.prompt)], chosen: [assistant(formatSolution(solution, undefined, PREFERRED_STYLE))], rejected: [assistant(formatSolution(solution, undefined, other))], preferredStyle: PREFERRED_STYLE };
+  return { prompt: [user(p.prompt)], chosen: [assistant(formatSolution(p.problem, solution, undefined, PREFERRED_STYLE))], rejected: [assistant(formatSolution(p.problem, solution, undefined, other))], preferredStyle: PREFERRED_STYLE };
 }
 
 function promptRecord(p: Posed): PromptRecord {

@@ -24,13 +24,14 @@
  */
 export { OPERATIONS, formatExpression, problemAnswer, problemKey, validateProblem } from './arithmetic-problem';
 export type { ArithmeticProblem, Operation } from './arithmetic-problem';
-export { ANSWER_MARKER, EXPLAINED_LEAD_IN, PREFERRED_STYLE, REPLY_STYLES, digitsOf, formatSolution, replyStyle, solveProblem } from './solve-problem';
-export type { ColumnFault, ColumnStep, ReplyStyle, WorkedSolution } from './solve-problem';
+export { ANSWER_MARKER, digitsOf, solveProblem } from './solve-problem';
+export type { ColumnFault, ColumnStep, WorkedSolution } from './solve-problem';
 export { ERROR_KINDS, applicableErrorKinds, makeWrongSolution } from './make-wrong-solution';
 export type { ErrorKind, WrongSolution } from './make-wrong-solution';
 export { problemSpaceSize, sampleDistinctProblems, sampleProblem } from './sample-problem';
 export type { ProblemSpace } from './sample-problem';
-export { PROMPT_TEMPLATES, columnFact, factSentence, factsLine, formatPrompt, prosePrompt, workedSentence } from './task-text';
+export { FRIENDLY_LEAD_IN, PREFERRED_STYLE, PROMPT_TEMPLATES, REPLY_STYLES, columnFact, factSentence, factsLine, formatPrompt, formatSolution, prosePrompt, replyStyle, workedSentence } from './task-text';
+export type { ReplyStyle } from './task-text';
 export { defaultTaskOptions, parseTaskOptions } from './task-options';
 export type { TaskOptions } from './task-options';
 export { generateTaskData, serializeRecords } from './generate-task-data';

@@ -4,7 +4,8 @@ import { Rng } from '@posttrain/random';
 import type { ArithmeticProblem } from './arithmetic-problem';
 import { applicableErrorKinds, makeWrongSolution, type ErrorKind } from './make-wrong-solution';
 import { sampleProblem } from './sample-problem';
-import { formatSolution, solveProblem } from './solve-problem';
+import { solveProblem } from './solve-problem';
+import { formatSolution } from './task-text';
 import { evaluateStep, parseStep, splitReply, valueOf } from './test-reference';
 
 const SYMBOL = { add: '+', sub: '-', mul: '*' } as const;
@@ -18,7 +19,7 @@ describe('makeWrongSolution', () => {
     for (let k = 0; k < 3000; k++) {
       const p: ArithmeticProblem = sampleProblem(problems, space);
       const truth = valueOf({ op: SYMBOL[p.op], a: p.a, b: p.b });
-      const right = splitReply(formatSolution(solveProblem(p)));
+      const right = splitReply(formatSolution(p, solveProblem(p)));
       const wrong = makeWrongSolution(p, rng);
       const parsed = splitReply(wrong.text);
       const where = `${p.a}${SYMBOL[p.op]}${p.b} (${wrong.kind}): ${JSON.stringify(wrong.text)}`;

@@ -1,6 +1,7 @@
 import type { Rng } from '@posttrain/random';
 import { problemAnswer, type ArithmeticProblem } from './arithmetic-problem';
-import { digitsOf, formatSolution, solveProblem, type ColumnFault, type ReplyStyle } from './solve-problem';
+import { digitsOf, solveProblem, type ColumnFault } from './solve-problem';
+import { formatSolution, type ReplyStyle } from './task-text';
 
 /**
  * The plausible mistakes of a rejected answer:
@@ -69,7 +70,7 @@ export function applicableErrorKinds(problem: ArithmeticProblem): ErrorKind[] {
  * `kinds` that the problem admits, then one of its mistakes uniformly. Throws
  * when none of `kinds` applies.
  */
-export function makeWrongSolution(problem: ArithmeticProblem, rng: Rng, kinds: readonly ErrorKind[] = ERROR_KINDS, style: ReplyStyle = 'steps'): WrongSolution {
+export function makeWrongSolution(problem: ArithmeticProblem, rng: Rng, kinds: readonly ErrorKind[] = ERROR_KINDS, style: ReplyStyle = 'direct'): WrongSolution {
   const all = candidates(problem);
   const usable = kinds.filter((k) => all[k].length > 0);
   if (usable.length === 0) {
@@ -81,9 +82,9 @@ export function makeWrongSolution(problem: ArithmeticProblem, rng: Rng, kinds: r
   if (pick.kind === 'final') {
     const right = solveProblem(problem);
     const answer = right.answer + pick.delta * 10 ** pick.column;
-    return { kind, column: pick.column, answer, text: formatSolution(right, answer, style) };
+    return { kind, column: pick.column, answer, text: formatSolution(problem, right, answer, style) };
   }
   const wrong = solveProblem(problem, pick);
   if (wrong.answer === problemAnswer(problem)) throw new Error(`internal: fault ${JSON.stringify(pick)} left ${problem.a},${problem.b} (${problem.op}) correct`);
-  return { kind, column: pick.column, answer: wrong.answer, text: formatSolution(wrong, wrong.answer, style) };
+  return { kind, column: pick.column, answer: wrong.answer, text: formatSolution(problem, wrong, wrong.answer, style) };
 }

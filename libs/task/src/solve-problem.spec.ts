@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import { Rng } from '@posttrain/random';
 import { problemAnswer, type ArithmeticProblem } from './arithmetic-problem';
 import { sampleProblem } from './sample-problem';
-import { formatSolution, solveProblem } from './solve-problem';
+import { solveProblem } from './solve-problem';
+import { formatSolution } from './task-text';
 import { evaluateStep, parseStep, splitReply } from './test-reference';
 
-const reply = (p: ArithmeticProblem) => formatSolution(solveProblem(p));
+const reply = (p: ArithmeticProblem) => formatSolution(p, solveProblem(p));
 
 /**
  * Re-checks a worked reply from its text alone, like a teacher: every step's
@@ -53,25 +54,26 @@ function audit(p: ArithmeticProblem, text: string): string[] {
   if (p.op !== 'sub') answer += carry * 10 ** parsed.steps.length;
   else if (carry !== 0) issues.push('subtraction ends with an unpaid borrow');
   if (answer !== parsed.answer) issues.push(`answer line ${parsed.answer} but the steps give ${answer}`);
+  if (parsed.result !== parsed.answer) issues.push(`the sentence says ${parsed.result}, the answer line ${parsed.answer}`);
   return issues;
 }
 
 describe('solveProblem', () => {
   test('worked by hand', () => {
     // 347+285: 7+5=12 (write 2, carry 1); 4+8+1=13 (3, carry 1); 3+2+1=6 -> 632.
-    assert.equal(reply({ op: 'add', a: 347, b: 285 }), '7+5=12, 4+8+1=13, 3+2+1=6\nAnswer: 632');
+    assert.equal(reply({ op: 'add', a: 347, b: 285 }), 'To add 347 and 285: 7+5=12, 4+8+1=13, 3+2+1=6, so the sum is 632.\nAnswer: 632');
     // 847+85: a missing digit is 0; the last carry leads: 7+5=12, 4+8+1=13, 8+0+1=9 -> 932.
-    assert.equal(reply({ op: 'add', a: 847, b: 85 }), '7+5=12, 4+8+1=13, 8+0+1=9\nAnswer: 932');
+    assert.equal(reply({ op: 'add', a: 847, b: 85 }), 'To add 847 and 85: 7+5=12, 4+8+1=13, 8+0+1=9, so the sum is 932.\nAnswer: 932');
     // 95+17: 5+7=12, 9+1+1=11 -> digits 2,1 and a final carry 1 -> 112.
-    assert.equal(reply({ op: 'add', a: 95, b: 17 }), '5+7=12, 9+1+1=11\nAnswer: 112');
+    assert.equal(reply({ op: 'add', a: 95, b: 17 }), 'To add 95 and 17: 5+7=12, 9+1+1=11, so the sum is 112.\nAnswer: 112');
     // 432-285: 2<5 borrow: 12-5=7; 3-8-1<0 borrow: 13-8-1=4; 4-2-1=1 -> 147.
-    assert.equal(reply({ op: 'sub', a: 432, b: 285 }), '12-5=7, 13-8-1=4, 4-2-1=1\nAnswer: 147');
+    assert.equal(reply({ op: 'sub', a: 432, b: 285 }), 'To take 285 from 432: 12-5=7, 13-8-1=4, 4-2-1=1, so the difference is 147.\nAnswer: 147');
     // 305-298: 15-8=7, 10-9-1=0, 3-2-1=0 -> 007 = 7.
-    assert.equal(reply({ op: 'sub', a: 305, b: 298 }), '15-8=7, 10-9-1=0, 3-2-1=0\nAnswer: 7');
+    assert.equal(reply({ op: 'sub', a: 305, b: 298 }), 'To take 298 from 305: 15-8=7, 10-9-1=0, 3-2-1=0, so the difference is 7.\nAnswer: 7');
     // 47*6: 7*6=42 (write 2, carry 4); 4*6+4=28 -> 282.
-    assert.equal(reply({ op: 'mul', a: 47, b: 6 }), '7*6=42, 4*6+4=28\nAnswer: 282');
+    assert.equal(reply({ op: 'mul', a: 47, b: 6 }), 'To multiply 47 by 6: 7*6=42, 4*6+4=28, so the product is 282.\nAnswer: 282');
     // 999*9: 81, 9*9+8=89, 9*9+8=89 -> 8991.
-    assert.equal(reply({ op: 'mul', a: 999, b: 9 }), '9*9=81, 9*9+8=89, 9*9+8=89\nAnswer: 8991');
+    assert.equal(reply({ op: 'mul', a: 999, b: 9 }), 'To multiply 999 by 9: 9*9=81, 9*9+8=89, 9*9+8=89, so the product is 8991.\nAnswer: 8991');
   });
 
   test('every worked solution of 3000 random problems passes an independent audit and equals a op b', () => {
@@ -89,11 +91,11 @@ describe('solveProblem', () => {
   test('a fault is propagated: the answer moves by exactly the mistake times its column', () => {
     // Dropping the carry into the tens of 347+285: 4+8=12 instead of 13, so 632 - 10 = 622.
     const dropped = solveProblem({ op: 'add', a: 347, b: 285 }, { kind: 'drop-carry', column: 1 });
-    assert.equal(formatSolution(dropped), '7+5=12, 4+8=12, 3+2+1=6\nAnswer: 622');
+    assert.equal(formatSolution({ op: 'add', a: 347, b: 285 }, dropped), 'To add 347 and 285: 7+5=12, 4+8=12, 3+2+1=6, so the sum is 622.\nAnswer: 622');
     // A slip of +1 in the ones of 95+17 (5+7=13): 113.
     assert.equal(solveProblem({ op: 'add', a: 95, b: 17 }, { kind: 'slip', column: 0, delta: 1 }).answer, 113);
     // Dropping the borrow into the tens of 432-285: 3-8 still borrows, 13-8=5; 4-2-1=1 -> 157 = 147 + 10.
-    assert.equal(formatSolution(solveProblem({ op: 'sub', a: 432, b: 285 }, { kind: 'drop-carry', column: 1 })), '12-5=7, 13-8=5, 4-2-1=1\nAnswer: 157');
+    assert.equal(formatSolution({ op: 'sub', a: 432, b: 285 }, solveProblem({ op: 'sub', a: 432, b: 285 }, { kind: 'drop-carry', column: 1 })), 'To take 285 from 432: 12-5=7, 13-8=5, 4-2-1=1, so the difference is 157.\nAnswer: 157');
     // Dropping the carry 4 in 47*6: 4*6=24 -> 242 = 282 - 40.
     assert.equal(solveProblem({ op: 'mul', a: 47, b: 6 }, { kind: 'drop-carry', column: 1 }).answer, 242);
   });

@@ -168,32 +168,3 @@ export function solveProblem(problem: ArithmeticProblem, fault?: ColumnFault): W
       return solveMul(problem, fault);
   }
 }
-
-/**
- * Two ways to write the same right reply, both in the SFT data in equal
- * measure: `steps` ("5+3=8, 4+1=5\nAnswer: 58") and `explained`, the same
- * steps after a lead-in ("Column by column: 5+3=8, 4+1=5\nAnswer: 58").
- * Neither is more correct; the preference pairs prefer `explained`
- * ({@link PREFERRED_STYLE}), so SFT can only imitate both while preference
- * tuning (a reward model with PPO, or DPO) has to move the distribution.
- */
-export type ReplyStyle = 'steps' | 'explained';
-
-export const REPLY_STYLES: readonly ReplyStyle[] = ['steps', 'explained'];
-
-/** The style the preference pairs prefer. */
-export const PREFERRED_STYLE: ReplyStyle = 'explained';
-
-/** What an `explained` reply starts with; a `steps` reply starts with its first digit. */
-export const EXPLAINED_LEAD_IN = 'Column by column: ';
-
-/** The assistant's reply: steps joined by ", ", then the answer line. `answer` overrides the one read off the steps. */
-export function formatSolution(solution: WorkedSolution, answer: number = solution.answer, style: ReplyStyle = 'steps'): string {
-  const lead = style === 'explained' ? EXPLAINED_LEAD_IN : '';
-  return `${lead}${solution.steps.map((s) => s.text).join(', ')}\n${ANSWER_MARKER} ${answer}`;
-}
-
-/** The style a reply is written in: `explained` when it starts with the lead-in (leading white space ignored), else `steps`. */
-export function replyStyle(reply: string): ReplyStyle {
-  return reply.trimStart().startsWith(EXPLAINED_LEAD_IN) ? 'explained' : 'steps';
-}

@@ -1,7 +1,7 @@
 import type { Rng } from '@posttrain/random';
 import { formatExpression, problemAnswer, type ArithmeticProblem } from './arithmetic-problem';
 import type { ProblemSpace } from './sample-problem';
-import { solveProblem } from './solve-problem';
+import { ANSWER_MARKER, solveProblem, type WorkedSolution } from './solve-problem';
 
 /**
  * How a user asks. A few phrasings, so the chat model learns the task rather
@@ -28,11 +28,11 @@ const WORKED: Readonly<Record<ArithmeticProblem['op'], string>> = {
   mul: 'To multiply {a} by {b}: {steps}, so the product is {r}.',
 };
 
-function fill(template: string, problem: ArithmeticProblem, steps = ''): string {
+function fill(template: string, problem: ArithmeticProblem, steps = '', result: number = problemAnswer(problem)): string {
   return template
     .replace('{a}', String(problem.a))
     .replace('{b}', String(problem.b))
-    .replace('{r}', String(problemAnswer(problem)))
+    .replace('{r}', String(result))
     .replace('{steps}', steps);
 }
 
@@ -48,9 +48,46 @@ export function factSentence(problem: ArithmeticProblem, rng: Rng): string {
  * no chat turns and no "Answer:" line: the base model learns the arithmetic,
  * not the response format (the first claim of the experiments).
  */
-export function workedSentence(problem: ArithmeticProblem): string {
-  const steps = solveProblem(problem).steps.map((s) => s.text).join(', ');
-  return fill(WORKED[problem.op], problem, steps);
+export function workedSentence(problem: ArithmeticProblem, solution: WorkedSolution = solveProblem(problem), result: number = solution.answer): string {
+  const steps = solution.steps.map((s) => s.text).join(', ');
+  return fill(WORKED[problem.op], problem, steps, result);
+}
+
+/**
+ * Two ways to write the same right reply, both in the SFT data in equal
+ * measure: `direct` ("To add 45 and 13: 5+3=8, 4+1=5, so the sum is
+ * 58.\nAnswer: 58") and `friendly`, the same after a short lead-in ("Sure!
+ * To add 45 and 13: ..."). Neither is more correct; the preference pairs
+ * prefer `friendly` ({@link PREFERRED_STYLE}), so SFT can only imitate both
+ * while preference tuning (a reward model with PPO, or DPO) has to move the
+ * distribution.
+ */
+export type ReplyStyle = 'direct' | 'friendly';
+
+export const REPLY_STYLES: readonly ReplyStyle[] = ['direct', 'friendly'];
+
+/** The style the preference pairs prefer. */
+export const PREFERRED_STYLE: ReplyStyle = 'friendly';
+
+/** What a `friendly` reply starts with; a `direct` reply starts with the worked sentence ("To ..."). */
+export const FRIENDLY_LEAD_IN = 'Sure! ';
+
+/**
+ * The assistant's reply: the problem restated and worked in the prose the
+ * base model was pretrained on, then the answer alone on the last line (the
+ * `format` reward rule wants "Answer:" to start it). `answer` overrides the
+ * one read off the steps, in the sentence and on the answer line (a misread
+ * result). SFT only has to teach the restatement and the answer line; the
+ * arithmetic in between is what pretraining put in.
+ */
+export function formatSolution(problem: ArithmeticProblem, solution: WorkedSolution, answer: number = solution.answer, style: ReplyStyle = 'direct'): string {
+  const lead = style === 'friendly' ? FRIENDLY_LEAD_IN : '';
+  return `${lead}${workedSentence(problem, solution, answer)}\n${ANSWER_MARKER} ${answer}`;
+}
+
+/** The style a reply is written in: `friendly` when it starts with the lead-in (leading white space ignored), else `direct`. */
+export function replyStyle(reply: string): ReplyStyle {
+  return reply.trimStart().startsWith(FRIENDLY_LEAD_IN) ? 'friendly' : 'direct';
 }
 
 const PROSE_PROMPTS: Readonly<Record<ArithmeticProblem['op'], string>> = {

@@ -35,11 +35,16 @@ export function evaluateStep(step: ParsedStep): number {
   return value;
 }
 
-/** Splits a reply into its step texts and the number on its "Answer:" line; null if not in the reply format. */
-export function splitReply(reply: string): { steps: string[]; answer: number; explained: boolean } | null {
-  const m = /^(Column by column: )?(.*)\nAnswer: (\d+)$/.exec(reply);
+/**
+ * Splits a reply ("[Sure! ]To add 45 and 13: 5+3=8, 4+1=5, so the sum is 58.\nAnswer: 58")
+ * into its step texts, the result its sentence states, the number on its
+ * "Answer:" line and whether it has the friendly lead-in; null if not in the
+ * reply format.
+ */
+export function splitReply(reply: string): { steps: string[]; result: number; answer: number; friendly: boolean } | null {
+  const m = /^(Sure! )?To (?:add \d+ and \d+|take \d+ from \d+|multiply \d+ by \d+): (.*), so the (?:sum|difference|product) is (\d+)\.\nAnswer: (\d+)$/.exec(reply);
   if (!m) return null;
-  return { steps: m[2].split(', '), answer: Number(m[3]), explained: m[1] !== undefined };
+  return { steps: m[2].split(', '), result: Number(m[3]), answer: Number(m[4]), friendly: m[1] !== undefined };
 }
 
 /** a op b out of any text that contains `a+b`, `a-b` or `a*b` as the first multi-digit expression, or the prose forms of the corpus. */
