@@ -51,7 +51,7 @@ export function baseModelPlan(): BaseModelPlan {
     task: { operations: ['add', 'sub'], minDigits: 2, maxDigits: 2, corpusSize: 50000, evalSize: 300 },
     model: { hiddenSize: 128, intermediateSize: 352, numLayers: 4, numHeads: 4, maxPositionEmbeddings: 256 },
     pretrain: { steps: 3000, batchSize: 16, learningRate: 3e-3, warmupRatio: 0.03, weightDecay: 0.01, maxLength: 128, evalSteps: 250, saveSteps: 500 },
-    competence: { prompts: 300, maxNewTokens: 40 },
+    competence: { prompts: 300, maxNewTokens: 48 },
   };
 }
 

@@ -99,16 +99,20 @@ function promptRecord(p: Posed): PromptRecord {
 }
 
 /**
- * One pretraining sentence: a worked computation (6 in 10), a fact sentence
- * (1 in 10) or a line of column facts (3 in 10). Held-out sentences are about
- * their problem only (worked 6 : fact 1), so the held-out loss measures those
- * problems. Worked sentences dominate because they are what the base model
- * must be able to continue ("To add 45 and 13:" -> the steps and the sum):
- * post-training elicits the arithmetic, it does not teach it.
+ * One pretraining sentence: a worked computation (3 in 10), the same after
+ * the question as a user would ask it ("What is 45+13? To add 45 and 13:
+ * ...", 3 in 10), a fact sentence (1 in 10) or a line of column facts (3 in
+ * 10). Held-out sentences are about their problem only (worked 3 : asked and
+ * worked 3 : fact 1), so the held-out loss measures those problems. Worked
+ * sentences dominate because they are what the base model must be able to
+ * continue ("To add 45 and 13:" -> the steps and the sum); the asked ones put
+ * the question's wording before them, so the base can read a question and
+ * restate it. Post-training elicits this; it does not teach the arithmetic.
  */
 function corpusSentence(problem: ArithmeticProblem, rng: Rng, space: ProblemSpace, heldOut: boolean): string {
   const u = rng.nextInt(heldOut ? 7 : 10);
-  if (u < 6) return workedSentence(problem);
+  if (u < 3) return workedSentence(problem);
+  if (u < 6) return `${formatPrompt(problem, rng.nextInt(PROMPT_TEMPLATES.length))} ${workedSentence(problem)}`;
   if (u < 7) return factSentence(problem, rng);
   return factsLine(rng, space);
 }
