@@ -50,6 +50,17 @@ function target(address: string): string {
  * const sampler = createClient(PolicySamplerService, ['127.0.0.1:50051', '127.0.0.1:50061']);
  * const info = await sampler.unary('getInfo', {});
  */
+/**
+ * Cancels a call when `signal` aborts; returns the function that removes the
+ * listener again, called when the call settles, so a long-lived signal (a
+ * whole run's) does not collect one listener per call.
+ */
+function onAbort(signal: AbortSignal | undefined, cancel: () => void): () => void {
+  if (!signal) return () => undefined;
+  signal.addEventListener('abort', cancel, { once: true });
+  return () => signal.removeEventListener('abort', cancel);
+}
+
 export class RpcClient<D extends AnyServiceDefinition> {
   private readonly clients: Client[];
   private next = 0;
@@ -133,8 +144,13 @@ export class RpcClient<D extends AnyServiceDefinition> {
     const m = this.method(name);
     return this.withRetries(m.path, per, (client, callOpts, md) =>
       new Promise((resolve, reject) => {
-        const call = client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, request, md, callOpts, (err, res) => (err ? reject(err) : resolve(res as ResponseOf<D[K]>)));
-        per.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+        let detach = (): void => undefined;
+        const call = client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, request, md, callOpts, (err, res) => {
+          detach();
+          if (err) reject(err);
+          else resolve(res as ResponseOf<D[K]>);
+        });
+        detach = onAbort(per.signal, () => call.cancel());
       }),
     );
   }
@@ -150,8 +166,13 @@ export class RpcClient<D extends AnyServiceDefinition> {
       (client, callOpts, md) =>
         new Promise((resolve, reject) => {
           started = true;
-          const call = client.makeClientStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, md, callOpts, (err, res) => (err ? reject(err) : resolve(res as ResponseOf<D[K]>)));
-          per.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+          let detach = (): void => undefined;
+          const call = client.makeClientStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, md, callOpts, (err, res) => {
+            detach();
+            if (err) reject(err);
+            else resolve(res as ResponseOf<D[K]>);
+          });
+          detach = onAbort(per.signal, () => call.cancel());
           (async () => {
             for await (const r of requests as AsyncIterable<RequestOf<D[K]>>) {
               if (!call.write(r)) await new Promise((res) => call.once('drain', res));
@@ -174,12 +195,14 @@ export class RpcClient<D extends AnyServiceDefinition> {
     const m = this.method(name);
     let received = false;
     let stream!: ClientReadableStream<ResponseOf<D[K]>>;
+    let detach = (): void => undefined;
     const iterator = await this.withRetries(
       m.path,
       per,
       async (client, callOpts, md) => {
         stream = client.makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, request, md, callOpts);
-        per.signal?.addEventListener('abort', () => stream.cancel(), { once: true });
+        detach();
+        detach = onAbort(per.signal, () => stream.cancel());
         const it = (stream as AsyncIterable<ResponseOf<D[K]>>)[Symbol.asyncIterator]();
         const first = await it.next();
         received = !first.done;
@@ -196,6 +219,7 @@ export class RpcClient<D extends AnyServiceDefinition> {
         yield r.value;
       }
     } finally {
+      detach();
       stream.cancel();
     }
   }

@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { createLogger, startTracing } from '@posttrain/telemetry';
@@ -84,6 +85,18 @@ describe('PosttrainServer and RpcClient', () => {
     for await (const r of client.serverStream('repeat', { text: 'x' })) streamed.push(r.text);
     assert.deepEqual(streamed, ['x0', 'x1', 'x2']);
     assert.equal((await client.clientStream('join', [{ text: 'a' }, { text: 'b' }])).text, 'a+b');
+    client.close();
+  });
+
+  test('a run-long abort signal keeps no listener per finished call, and still cancels a call in flight', async () => {
+    const client = createClient(EchoService, [addrA], { deadlineMs: 5_000 });
+    const ac = new AbortController();
+    for (let i = 0; i < 20; i++) await client.unary('echo', { text: String(i) }, { signal: ac.signal });
+    for await (const _ of client.serverStream('repeat', { text: 's' }, { signal: ac.signal })) void _;
+    assert.equal(EventEmitter.getEventListeners(ac.signal, 'abort').length, 0, 'listeners left behind by finished calls');
+    const slow = client.unary('echo', { text: 'slow', delayMs: 3_000 }, { signal: ac.signal });
+    setTimeout(() => ac.abort(), 50);
+    await assert.rejects(slow, (e: ServiceError) => e.code === status.CANCELLED);
     client.close();
   });
 
