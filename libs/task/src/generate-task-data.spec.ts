@@ -130,7 +130,7 @@ describe('generateTaskData', () => {
     for (const r of file(defaults, 'prose-eval.jsonl').records) assert.match((r as { prompt: string }).prompt, /^To (add \d+ and \d+|take \d+ from \d+|multiply \d+ by \d+):$/);
   });
 
-  test('short, in the built-in tokenizer alphabet, and the corpus is prose, not chat', () => {
+  test('short, in the built-in tokenizer alphabet, and the corpus is prose, not chat (questions may be asked, never answered in the chat format)', () => {
     const printable = /^[\x20-\x7e\n]*$/;
     let longest = 0;
     for (const f of defaults.files) {
@@ -139,8 +139,8 @@ describe('generateTaskData', () => {
         const texts = 'text' in r ? [r.text] : 'messages' in r ? r.messages.map((m) => m.content) : [...(r as PreferenceRecord | PromptRecord).prompt, ...('chosen' in r ? [...r.chosen, ...r.rejected] : [])].map((m) => m.content);
         for (const t of texts) assert.match(t, printable, `${f.name}: ${JSON.stringify(t)}`);
         if ('text' in r) {
-          // One or two sentences: two 3-digit worked sentences are the longest documents.
-          assert.ok(r.text.length <= 160, `${f.name}: ${r.text.length} characters: ${r.text}`);
+          // One or two sentences: two asked 3-digit worked sentences are the longest documents.
+          assert.ok(r.text.length <= 200, `${f.name}: ${r.text.length} characters: ${r.text}`);
           continue;
         }
         longest = Math.max(longest, 'chosen' in r ? r.prompt[0].content.length + Math.max(r.chosen[0].content.length, r.rejected[0].content.length) : texts.join('').length);
@@ -148,7 +148,7 @@ describe('generateTaskData', () => {
     }
     assert.ok(longest <= 128, `longest example has ${longest} characters, budget 128`);
     for (const f of defaults.files.filter((x) => x.kind === 'corpus' || x.kind === 'prose')) {
-      for (const r of f.records) assert.doesNotMatch('text' in r ? r.text : (r as { prompt: string }).prompt, /Answer:|<\||What is|Compute|=\?/, `${f.name}`);
+      for (const r of f.records) assert.doesNotMatch('text' in r ? r.text : (r as { prompt: string }).prompt, /Answer:|<\||\n/, `${f.name}`);
     }
   });
 

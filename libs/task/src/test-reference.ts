@@ -68,9 +68,19 @@ export function expressionIn(text: string): { op: '+' | '-' | '*'; a: number; b:
   return m ? { op: m[2] as '+' | '-' | '*', a: Number(m[1]), b: Number(m[3]) } : null;
 }
 
-/** The sentences of a corpus document (one or two, each ending in a full stop). */
+/**
+ * The sentences of a corpus document (one or two, each ending in a full
+ * stop), a question kept with the worked sentence it asks for ("Compute
+ * 45+13. To add 45 and 13: ...").
+ */
 export function sentencesOf(text: string): string[] {
-  return text.split(/(?<=\.) (?=[A-Z0-9])/);
+  const parts = text.split(/(?<=\.) (?=[A-Z0-9])/);
+  const out: string[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    if (/^Compute \d+[+*-]\d+\.$/.test(parts[i]) && i + 1 < parts.length) out.push(`${parts[i]} ${parts[++i]}`);
+    else out.push(parts[i]);
+  }
+  return out;
 }
 
 /** Key that treats a+b and b+a as one problem (the same rule as the generator's, restated). */

@@ -34,7 +34,7 @@ describe('posttrain task generate', () => {
     const manifest = JSON.parse(await readFile(join(dir, 'a', 'manifest.json'), 'utf8'));
     assert.equal(manifest.seed, 5);
     assert.deepEqual(manifest.options.sftSizes, [10, 40]);
-    assert.equal(manifest.files.length, 9); // corpus, sft-10, sft-40, preference, prompts and the four eval files
+    assert.equal(manifest.files.length, 12); // corpus, sft-10, sft-40, style and correctness pairs, prompts, their five eval files, prose-eval
     const second = await run(taskGenerateCommand, ['--out', join(dir, 'b'), '--seed', '5', ...SMALL, '--json']);
     assert.equal(second.code, 0, second.err);
     assert.deepEqual(JSON.parse(second.out), manifest);
