@@ -23,7 +23,7 @@ export { runRlStage, samplesToReach } from './run-rl-stage';
 export type { GrpoSettings, PpoSettings, RlPoint, RlStageOptions, RlStageRun, ServiceLauncher } from './run-rl-stage';
 export { assessClaims, atLeast, atMost, CLAIMS, claimInputs, judgeClaims, marginalGains, pairedDifference, poolClaimInputs, poolEstimates } from './assess-claims';
 export type { Check, Claim, ClaimInputs, Verdict } from './assess-claims';
-export { claimsMarkdown, formatResultsMarkdown, formatTextTable, modelTable, stageTable } from './results-table';
+export { claimsMarkdown, formatResultsMarkdown, formatTextTable, modelTable, seedSummaryTable, stageTable } from './results-table';
 export { claimCharts, pipelineRecords, readResultsJson, renderPipelineReport, writePipelineArtifacts } from './pipeline-report';
 export type { ClaimChart } from './pipeline-report';
 export { pipelineProgress } from './pipeline-progress';

@@ -12,7 +12,7 @@ import type { MetricsRecord } from '@posttrain/telemetry';
 import { readMetricsJsonl, renderRunReport } from '@posttrain/telemetry';
 import type { Claim } from './assess-claims';
 import type { ModelEvaluation, PipelineResult } from './run-pipeline';
-import { modelTable, stageTable } from './results-table';
+import { modelTable, seedSummaryTable, stageTable } from './results-table';
 
 /** Curves worth a chart in the whole-pipeline report (the per-run reports keep all of them). */
 const CURVES = ['train/loss', 'eval/loss', 'eval/mean_token_accuracy', 'rewards/accuracies', 'rewards/margins', 'eval/rewards/accuracies', 'eval/rewards/margins', 'objective/scores', 'objective/kl', 'rewards/correct'];
@@ -200,6 +200,7 @@ export function renderPipelineReport(runs: readonly PipelineResult[], claims: re
 </script>`;
   const parts = [
     ...sections,
+    ...(runs.length > 1 ? ['<h2>Models over the seeds</h2>', htmlTable(seedSummaryTable(runs), 'models-seeds')] : []),
     '<h2>Models</h2>',
     ...runs.map((r) => `${runs.length > 1 ? `<h3>seed ${r.plan.seed}</h3>` : ''}${htmlTable(modelTable(r), `models-${r.plan.seed}`)}`),
     `<p>Reward model: held-out style pairs ranked right ${runs.map((r) => `${(100 * r.rewardModelAccuracy.value).toFixed(1)}%`).join(', ')}. DPO implicit reward: ${runs.map((r) => `${(100 * r.dpoImplicitRewardAccuracy).toFixed(1)}%`).join(', ')}.</p>`,

@@ -29,6 +29,34 @@ export function modelTable(r: PipelineResult): { header: string[]; rows: string[
   };
 }
 
+/**
+ * Several seeds' model tables in one: each cell the mean over the seeds ±
+ * their sample standard deviation (the spread), for the models every seed
+ * evaluated.
+ */
+export function seedSummaryTable(runs: readonly PipelineResult[]): { header: string[]; rows: string[][] } {
+  const names = runs[0].models.map((m) => m.model).filter((n) => runs.every((r) => r.models.some((m) => m.model === n)));
+  const cell = (values: number[], f: (x: number) => string): string => {
+    const mean = values.reduce((a, b) => a + b, 0) / values.length;
+    const sd = values.length > 1 ? Math.sqrt(values.reduce((a, x) => a + (x - mean) ** 2, 0) / (values.length - 1)) : 0;
+    return `${f(mean)} ± ${f(sd)}`;
+  };
+  const p = (x: number): string => `${(100 * x).toFixed(1)}%`;
+  const n = (x: number): string => x.toFixed(3);
+  const metrics: [string, (m: PipelineResult['models'][number]) => number, (x: number) => string][] = [
+    ['accuracy', (m) => m.accuracy.value, p],
+    ['format', (m) => m.formatRate.value, p],
+    ['preferred style', (m) => m.styleRate.value, p],
+    ['style entropy', (m) => m.styleEntropy.value, n],
+    ['style pairs ranked', (m) => m.styleRanking.value, p],
+    ['correctness pairs ranked', (m) => m.correctnessRanking.value, p],
+  ];
+  return {
+    header: ['model', ...metrics.map(([h]) => `${h} (mean ± sd over ${runs.length} seeds)`)],
+    rows: names.map((name) => [name, ...metrics.map(([, get, f]) => cell(runs.map((r) => get(r.models.find((m) => m.model === name)!)), f))]),
+  };
+}
+
 /** The claims as Markdown: verdict, statement, and each check with its estimate and rule. */
 export function claimsMarkdown(claims: readonly Claim[]): string[] {
   return claims.flatMap((c) => [`### Claim ${c.id}: ${c.verdict}`, '', c.statement, '', markdownTable(['check', 'measured (± SE)', 'verdict', 'rule'], c.checks.map((k) => [k.what, k.measured, k.verdict, k.rule])), '']);
@@ -46,6 +74,7 @@ export function formatResultsMarkdown(runs: readonly PipelineResult[], claims: r
     `## Claims${many ? ` (${runs.length} seeds pooled: mean, SE from items and seeds)` : ''}`,
     '',
     ...claimsMarkdown(claims),
+    ...(many ? ['## Models over the seeds', '', markdownTable(seedSummaryTable(runs).header, seedSummaryTable(runs).rows), ''] : []),
     '## Models',
     '',
     ...runs.flatMap((r) => [...(many ? [`### seed ${r.plan.seed}`, ''] : []), markdownTable(modelTable(r).header, modelTable(r).rows), '']),

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { claimInputs, formatResultsMarkdown, formatTextTable, judgeClaims, modelTable, PipelineCancelledError, pipelinePlan, pipelineProgress, poolClaimInputs, runPipeline, writePipelineArtifacts } from '@posttrain/experiment';
+import { claimInputs, formatResultsMarkdown, formatTextTable, judgeClaims, modelTable, seedSummaryTable, PipelineCancelledError, pipelinePlan, pipelineProgress, poolClaimInputs, runPipeline, writePipelineArtifacts } from '@posttrain/experiment';
 import type { PipelineResult, ServiceLauncher } from '@posttrain/experiment';
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
 import { type Command, type CommandIO, UsageError } from '../command';
@@ -106,7 +106,7 @@ export async function runPipelineCommand(name: 'demo' | 'experiment', argv: read
   io.stdout.write(
     [
       '',
-      ...runs.flatMap((r) => [...(runs.length > 1 ? [`seed ${r.plan.seed}:`] : []), formatTextTable(modelTable(r)), '']),
+      ...(runs.length > 1 ? [`models over ${runs.length} seeds (mean ± sd):`, formatTextTable(seedSummaryTable(runs)), ''] : [formatTextTable(modelTable(runs[0])), '']),
       `base model plain-text competence: ${runs.map((r) => `${pct(r.baseModel.competence.value)} ± ${pct(r.baseModel.competence.stderr)}`).join(', ')} of held-out prose prompts`,
       `reward model: held-out style pairs ranked right ${runs.map((r) => pct(r.rewardModelAccuracy.value)).join(', ')}`,
       ...runs.map((r) => `stages${runs.length > 1 ? ` (seed ${r.plan.seed})` : ''}: ${r.stages.map((s) => `${s.stage} ${s.seconds.toFixed(0)} s`).join(', ')}; total ${r.totalSeconds.toFixed(0)} s`),
