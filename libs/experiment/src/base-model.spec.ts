@@ -14,7 +14,7 @@ describe('the shipped base model (models/tiny-arith-base)', () => {
     const record = readCardRecord(card, 'models/tiny-arith-base/README.md');
     assert.deepEqual(record.plan, baseModelPlan(), 'the card was made with another recipe: rebuild the model with `posttrain demo --from-scratch` and commit it');
     assert.equal(record.command, 'posttrain demo --from-scratch');
-    assert.equal(record.steps, baseModelPlan().pretrain.steps);
+    assert.equal(record.steps, baseModelPlan().pretrain.steps + (baseModelPlan().continuation?.steps ?? 0));
     assert.ok(record.seconds > 0);
     assert.ok(record.competence.n === baseModelPlan().competence.prompts && record.competence.accuracy >= 0 && record.competence.accuracy <= 1);
     // The card's prose states the same numbers as its record.
@@ -43,10 +43,12 @@ describe('buildBaseModel', () => {
     plan.model = { hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, maxPositionEmbeddings: 256 };
     plan.task = { ...plan.task, corpusSize: 64, evalSize: 20 };
     plan.pretrain = { ...plan.pretrain, steps: 2, batchSize: 4, evalSteps: 2, saveSteps: 2 };
+    plan.continuation = { steps: 1, learningRate: 1e-3 };
     plan.competence = { prompts: 6, maxNewTokens: 8 };
     const out = join(mkdtempSync(join(tmpdir(), 'base-model-')), 'base');
     const r = await buildBaseModel(plan, out, { command: 'posttrain demo --from-scratch --quick' });
-    assert.equal(r.steps, 2);
+    assert.equal(r.steps, 3); // 2 steps, then 1 of the continuation
+    assert.match(r.runDir, /pretrain-2$/);
     assert.equal(r.competence.n, 6);
     // Binomial standard error of the measured fraction over the 6 prompts.
     assert.ok(Math.abs(r.competence.stderr - Math.sqrt((r.competence.accuracy * (1 - r.competence.accuracy)) / 6)) < 1e-12);

@@ -36,6 +36,11 @@ export interface BaseModelPlan {
   model: { hiddenSize: number; intermediateSize: number; numLayers: number; numHeads: number; maxPositionEmbeddings: number };
   /** The lm stage: packed documents of `maxLength` tokens, AdamW, cosine schedule. */
   pretrain: { steps: number; batchSize: number; learningRate: number; warmupRatio: number; weightDecay: number; maxLength: number; evalSteps: number; saveSteps: number };
+  /**
+   * A second lm run from the first one's weights, on the same corpus with a
+   * fresh warm-up and cosine schedule (its own data order: seed + 1); null for none.
+   */
+  continuation: { steps: number; learningRate: number } | null;
   /** Plain-text competence: held-out prose prompts completed greedily. */
   competence: { prompts: number; maxNewTokens: number };
 }
@@ -51,6 +56,9 @@ export function baseModelPlan(): BaseModelPlan {
     task: { operations: ['add', 'sub'], minDigits: 2, maxDigits: 2, corpusSize: 50000, evalSize: 300 },
     model: { hiddenSize: 128, intermediateSize: 352, numLayers: 4, numHeads: 4, maxPositionEmbeddings: 256 },
     pretrain: { steps: 3000, batchSize: 16, learningRate: 3e-3, warmupRatio: 0.03, weightDecay: 0.01, maxLength: 128, evalSteps: 250, saveSteps: 500 },
+    // The first run ended mid-way through learning to copy the operands (held-out competence 35%
+    // at step 3000, rising); a second schedule finishes it.
+    continuation: { steps: 1500, learningRate: 2e-3 },
     competence: { prompts: 300, maxNewTokens: 48 },
   };
 }
@@ -85,6 +93,14 @@ export function baseRunConfig(plan: BaseModelPlan, root: string): Record<string,
     },
     lm: { max_length: p.maxLength, packing: true },
   };
+}
+
+/** The continuation's run config: from the first run's model, run id `pretrain-2`, seed + 1. */
+export function baseContinuationConfig(plan: BaseModelPlan, root: string, firstModelDir: string): Record<string, unknown> | null {
+  if (plan.continuation === null) return null;
+  const first = baseRunConfig(plan, root);
+  const train = first.train as Record<string, unknown>;
+  return { ...first, model: firstModelDir, run_id: 'pretrain-2', seed: plan.seed + 1, train: { ...train, max_steps: plan.continuation.steps, learning_rate: plan.continuation.learningRate } };
 }
 
 export interface CompetenceResult {
@@ -180,14 +196,21 @@ export async function buildBaseModel(plan: BaseModelPlan, outDir: string, option
       },
     },
   );
-  const config = parseRunConfig(baseRunConfig(plan, root), 'base model pretraining');
-  const run = await runStage(config, {
-    signal: options.signal,
-    logger,
-    progress: false,
-    callbacks: { onStep: (e) => options.onStep?.(e.step, e.totalSteps, e.metrics) },
-  });
-  if (run.status !== 'completed' || run.modelDir === null) throw new Error(`base model pretraining stopped at step ${run.step} of ${run.totalSteps}`);
+  const stage = async (raw: Record<string, unknown>, offset: number, total: number): Promise<Awaited<ReturnType<typeof runStage>>> => {
+    const run = await runStage(parseRunConfig(raw, 'base model pretraining'), {
+      signal: options.signal,
+      logger,
+      progress: false,
+      callbacks: { onStep: (e) => options.onStep?.(offset + e.step, total, e.metrics) },
+    });
+    if (run.status !== 'completed' || run.modelDir === null) throw new Error(`base model pretraining (${String(raw.run_id)}) stopped at step ${run.step} of ${run.totalSteps}`);
+    return run;
+  };
+  const total = plan.pretrain.steps + (plan.continuation?.steps ?? 0);
+  const first = await stage(baseRunConfig(plan, root), 0, total);
+  const second = baseContinuationConfig(plan, root, first.modelDir!);
+  const run = second ? await stage(second, plan.pretrain.steps, total) : first;
+  if (run.modelDir === null) throw new Error('base model pretraining produced no model');
   const competence = await measureCompetence(run.modelDir, join(root, 'task', 'prose-eval.jsonl'), plan.competence);
   const modelDir = join(root, 'model');
   await rm(modelDir, { recursive: true, force: true });
@@ -196,7 +219,7 @@ export async function buildBaseModel(plan: BaseModelPlan, outDir: string, option
     plan,
     modelDir,
     runDir: run.runDir,
-    steps: run.step,
+    steps: first.step + (second ? run.step : 0),
     seconds: (Date.now() - t0) / 1000,
     corpusEval: run.lastEval ?? {},
     competence,
@@ -258,7 +281,7 @@ export function baseModelCard(r: BaseModelResult, command: string): string {
     '## How it was made',
     '',
     `- Command: \`${command}\` (the base stage of the demo pipeline, libs/experiment \`buildBaseModel\`).`,
-    `- Seed ${r.plan.seed}; ${r.steps} optimizer steps of ${r.plan.pretrain.batchSize} packed rows x ${r.plan.pretrain.maxLength} tokens; AdamW, lr ${r.plan.pretrain.learningRate}, cosine.`,
+    `- Seed ${r.plan.seed}; ${r.steps} optimizer steps of ${r.plan.pretrain.batchSize} packed rows x ${r.plan.pretrain.maxLength} tokens; AdamW, lr ${r.plan.pretrain.learningRate}, cosine${r.plan.continuation ? ` for ${r.plan.pretrain.steps} steps, then ${r.plan.continuation.steps} more from those weights with a fresh schedule (lr ${r.plan.continuation.learningRate}, seed ${r.plan.seed + 1})` : ''}.`,
     `- Wall time ${Math.round(r.seconds)} s on ${r.backend}.`,
     '- The recorded recipe below is checked by a test against `baseModelPlan()` in the code.',
     '',

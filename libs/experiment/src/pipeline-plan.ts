@@ -70,6 +70,7 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
     base.model = { hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, maxPositionEmbeddings: 256 };
     base.task = { ...base.task, corpusSize: 400 };
     base.pretrain = { ...base.pretrain, steps: 6, evalSteps: 3, saveSteps: 3 };
+    base.continuation = { steps: 2, learningRate: 1e-3 };
     base.competence = { prompts: 8, maxNewTokens: 24 };
     return {
       name,
