@@ -174,7 +174,7 @@ describe('judgeClaims', () => {
 
 function row(model: string, sftExamples: number, o: Partial<ModelEvaluation>): ModelEvaluation {
   return {
-    model, sftExamples, accuracy: e(0.5), formatRate: e(1), correct: [true, false, true, false], styleRate: e(0.5), styleEntropy: e(0.69), styleRanking: e(0.5), correctnessRanking: e(0.9), competence: null,
+    model, sftExamples, accuracy: e(0.5), formatRate: e(1), correct: [true, false, true, false], styleRate: e(0.5), styleShare: e(0.5), styleEntropy: e(0.69), styleRanking: e(0.5), correctnessRanking: e(0.9), competence: null,
     example: { prompt: '', reply: '', answer: '' }, ...o,
   };
 }

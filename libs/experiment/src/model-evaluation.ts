@@ -162,13 +162,20 @@ export function measureConcentration(model: LlamaModel, tokenizer: Tokenizer, pr
 
 /** How a policy splits between the two reply styles, per prompt (exact, from the model's probabilities, no sampling). */
 export interface StyleMeasure {
-  /** P(the reply starts with the preferred style's lead-in | prompt), per prompt. */
+  /** P(the reply opens the preferred way | prompt), per prompt. */
   preferred: number[];
-  /** Mean of `preferred`: the expected preferred-style rate of replies sampled at temperature 1. */
+  /** P(the reply opens the other way | prompt), per prompt. */
+  other: number[];
+  /** Mean of `preferred`: the expected fraction of temperature-1 replies in the preferred style. */
   rate: number;
-  /** Standard error of `rate` over the prompts. */
   rateStderr: number;
-  /** Mean over prompts of the binary entropy H(p) = -p ln p - (1-p) ln(1-p) of the style choice (nats; ln 2 = 0.693 when both are equally likely). */
+  /** Mean over prompts of preferred / (preferred + other): the preferred style's share among replies in either style. */
+  share: number;
+  shareStderr: number;
+  /**
+   * Mean over prompts of the binary entropy of that share, H(q) = -q ln q - (1-q) ln(1-q):
+   * the entropy over the two styles (nats; ln 2 = 0.693 when both are equally likely).
+   */
   entropy: number;
   entropyStderr: number;
 }
@@ -186,26 +193,32 @@ export function meanAndStderr(xs: readonly number[]): { mean: number; stderr: nu
 }
 
 /**
- * The probability, per prompt, that the policy's reply starts with `leadIn`
- * (the preferred style's opening words): the product of the model's
- * next-token probabilities of the lead-in's tokens after the chat prompt,
- * i.e. exactly the fraction of temperature-1 samples that would open that
- * way. The style entropy is the binary entropy of that probability.
+ * The probability, per prompt, that the policy's reply opens the preferred
+ * way (`preferredOpening`, e.g. "Sure! To ") and the other way
+ * (`otherOpening`, "To "): the product of the model's next-token
+ * probabilities of the opening's tokens after the chat prompt, i.e. exactly
+ * the fraction of temperature-1 samples that would open that way. The style
+ * entropy is the binary entropy of the preferred share between the two.
  */
-export function measureStyle(model: LlamaModel, tokenizer: Tokenizer, prompts: readonly (string | ChatMessage[])[], leadIn: string, batchSize = 32): StyleMeasure {
+export function measureStyle(model: LlamaModel, tokenizer: Tokenizer, prompts: readonly (string | ChatMessage[])[], preferredOpening: string, otherOpening: string, batchSize = 32): StyleMeasure {
   if (prompts.length === 0) throw new Error('prompts: got an empty list, expected at least one prompt');
-  const lead = tokenizer.encode(leadIn, { addSpecialTokens: false });
-  if (lead.length === 0) throw new Error(`leadIn: ${JSON.stringify(leadIn)} encodes to no tokens`);
-  const sequences: number[][] = [];
-  const promptLengths: number[] = [];
-  prompts.forEach((p, i) => {
-    const ids = promptIds(tokenizer, p, i);
-    sequences.push([...ids, ...lead]);
-    promptLengths.push(ids.length);
-  });
-  const lps = sequenceLogProbs(model, sequences, { promptLengths, batchSize });
-  const preferred = lps.map((row) => Math.exp(row.reduce((a, b) => a + b, 0)));
+  const probabilities = (opening: string, what: string): number[] => {
+    const lead = tokenizer.encode(opening, { addSpecialTokens: false });
+    if (lead.length === 0) throw new Error(`${what}: ${JSON.stringify(opening)} encodes to no tokens`);
+    const sequences: number[][] = [];
+    const promptLengths: number[] = [];
+    prompts.forEach((p, i) => {
+      const ids = promptIds(tokenizer, p, i);
+      sequences.push([...ids, ...lead]);
+      promptLengths.push(ids.length);
+    });
+    return sequenceLogProbs(model, sequences, { promptLengths, batchSize }).map((row) => Math.exp(row.reduce((a, b) => a + b, 0)));
+  };
+  const preferred = probabilities(preferredOpening, 'preferredOpening');
+  const other = probabilities(otherOpening, 'otherOpening');
+  const shares = preferred.map((p, i) => (p + other[i] > 0 ? p / (p + other[i]) : 0.5));
   const rate = meanAndStderr(preferred);
-  const entropy = meanAndStderr(preferred.map(binaryEntropy));
-  return { preferred, rate: rate.mean, rateStderr: rate.stderr, entropy: entropy.mean, entropyStderr: entropy.stderr };
+  const share = meanAndStderr(shares);
+  const entropy = meanAndStderr(shares.map(binaryEntropy));
+  return { preferred, other, rate: rate.mean, rateStderr: rate.stderr, share: share.mean, shareStderr: share.stderr, entropy: entropy.mean, entropyStderr: entropy.stderr };
 }

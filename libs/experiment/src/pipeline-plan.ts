@@ -95,10 +95,10 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
     task: { sftSizes: experiment ? [10, 30, 100, 300, 1000] : [300], preferenceSize: 1000, promptsSize: 1000 },
     sft: { steps: null, epochs: experiment ? 3 : 5, batchSize: 16, learningRate: 1e-3 },
     sweep: experiment,
-    rm: { steps: 20, epochs: 1, batchSize: 16, learningRate: 1e-3 },
-    ppo: { steps: experiment ? 12 : 8, rolloutBatchSize: 16, ppoEpochs: 2, minibatchSize: 16, learningRate: 3e-4, klCoefficient: 0.05, temperature: 1, maxNewTokens: 80 },
-    dpo: { steps: 24, epochs: 1, batchSize: 16, learningRate: 2e-4, beta: 0.1 },
-    grpo: { steps: experiment ? 12 : 8, promptsPerStep: 4, groupSize: 8, learningRate: 2e-4, klCoefficient: 0.02, temperature: 1, maxNewTokens: 80 },
+    rm: { steps: 30, epochs: 1, batchSize: 16, learningRate: 1e-3 },
+    ppo: { steps: experiment ? 12 : 8, rolloutBatchSize: 16, ppoEpochs: 2, minibatchSize: 16, learningRate: 1e-4, klCoefficient: 0.1, temperature: 1, maxNewTokens: 80 },
+    dpo: { steps: 24, epochs: 1, batchSize: 16, learningRate: 1e-4, beta: 0.5 },
+    grpo: { steps: experiment ? 12 : 8, promptsPerStep: 4, groupSize: 8, learningRate: 5e-5, klCoefficient: 0.02, temperature: 1, maxNewTokens: 80 },
     eval: { prompts: experiment ? 200 : 128, maxNewTokens: 80, pairs: experiment ? 200 : 128, prosePrompts: experiment ? 200 : 128 },
   };
 }

@@ -24,8 +24,8 @@ export function stageTable(r: PipelineResult): { header: string[]; rows: string[
 /** The model table: one row per evaluated model (± one standard error over the held-out items). */
 export function modelTable(r: PipelineResult): { header: string[]; rows: string[][] } {
   return {
-    header: ['model', 'SFT examples', 'accuracy', 'format', 'preferred style', 'style entropy', 'style pairs ranked', 'correctness pairs ranked', 'plain-text competence'],
-    rows: r.models.map((m) => [m.model, String(m.sftExamples), pctPm(m.accuracy), pctPm(m.formatRate), pctPm(m.styleRate), nats(m.styleEntropy), pctPm(m.styleRanking), pctPm(m.correctnessRanking), pctPm(m.competence)]),
+    header: ['model', 'SFT examples', 'accuracy', 'format', 'preferred style', 'preferred share', 'style entropy', 'style pairs ranked', 'correctness pairs ranked', 'plain-text competence'],
+    rows: r.models.map((m) => [m.model, String(m.sftExamples), pctPm(m.accuracy), pctPm(m.formatRate), pctPm(m.styleRate), pctPm(m.styleShare), nats(m.styleEntropy), pctPm(m.styleRanking), pctPm(m.correctnessRanking), pctPm(m.competence)]),
   };
 }
 
@@ -47,6 +47,7 @@ export function seedSummaryTable(runs: readonly PipelineResult[]): { header: str
     ['accuracy', (m) => m.accuracy.value, p],
     ['format', (m) => m.formatRate.value, p],
     ['preferred style', (m) => m.styleRate.value, p],
+    ['preferred share', (m) => m.styleShare.value, p],
     ['style entropy', (m) => m.styleEntropy.value, n],
     ['style pairs ranked', (m) => m.styleRanking.value, p],
     ['correctness pairs ranked', (m) => m.correctnessRanking.value, p],

@@ -20,7 +20,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { getBackendInfo, initBackend } from '@posttrain/backend';
 import { loadModel } from '@posttrain/model';
-import { CORRECT_COMPONENT, FRIENDLY_LEAD_IN, FORMAT_COMPONENT, writeTaskFiles } from '@posttrain/task';
+import { CORRECT_COMPONENT, FORMAT_COMPONENT, PREFERRED_STYLE, REPLY_STYLES, STYLE_OPENINGS, writeTaskFiles } from '@posttrain/task';
 import { loadTokenizer } from '@posttrain/tokenizer';
 import { parseRunConfig, runStage } from '@posttrain/training';
 import type { RunResult } from '@posttrain/training';
@@ -68,8 +68,9 @@ export interface ModelEvaluation {
   formatRate: Estimate;
   /** Per prompt, whether the greedy answer was right (paired comparisons between models). */
   correct: boolean[];
-  /** Expected fraction of temperature-1 replies in the preferred style, and the style entropy (nats). */
+  /** Expected fraction of temperature-1 replies in the preferred style; the preferred share among replies in either style; the entropy over the two styles (nats). */
   styleRate: Estimate;
+  styleShare: Estimate;
   styleEntropy: Estimate;
   /** Held-out style pairs / correctness pairs ranked right by summed log-prob. */
   styleRanking: Estimate;
@@ -269,11 +270,13 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
       pairCache.set(name, styleLps);
       const correctnessLps = pairLogProbs(model, tokenizePairs(correctnessPairs.lines.slice(0, plan.eval.pairs), tokenizer, correctnessPairs.file));
       const rankedRight = (lps: ReturnType<typeof pairLogProbs>): boolean[] => lps.chosenLogProbs.map((c, i) => c > lps.rejectedLogProbs[i]);
+      const otherStyle = REPLY_STYLES.find((x) => x !== PREFERRED_STYLE)!;
       const style = measureStyle(
         model,
         tokenizer,
         evalItems.map((it) => it.prompt),
-        FRIENDLY_LEAD_IN,
+        STYLE_OPENINGS[PREFERRED_STYLE],
+        STYLE_OPENINGS[otherStyle],
       );
       let comp: Estimate | null = null;
       if (withCompetence) {
@@ -288,6 +291,7 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
         formatRate: fraction(formatted),
         correct,
         styleRate: { value: style.rate, stderr: style.rateStderr },
+        styleShare: { value: style.share, stderr: style.shareStderr },
         styleEntropy: { value: style.entropy, stderr: style.entropyStderr },
         styleRanking: fraction(rankedRight(styleLps)),
         correctnessRanking: fraction(rankedRight(correctnessLps)),
@@ -304,6 +308,7 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
     accuracy: m.accuracy.value,
     format_rate: m.formatRate.value,
     style_rate: m.styleRate.value,
+    style_share: m.styleShare.value,
     style_entropy: m.styleEntropy.value,
     style_ranking: m.styleRanking.value,
     correctness_ranking: m.correctnessRanking.value,

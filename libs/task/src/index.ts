@@ -30,7 +30,7 @@ export { ERROR_KINDS, applicableErrorKinds, makeWrongSolution } from './make-wro
 export type { ErrorKind, WrongSolution } from './make-wrong-solution';
 export { problemSpaceSize, sampleDistinctProblems, sampleProblem } from './sample-problem';
 export type { ProblemSpace } from './sample-problem';
-export { FRIENDLY_LEAD_IN, PREFERRED_STYLE, PROMPT_TEMPLATES, REPLY_STYLES, columnFact, factSentence, factsLine, formatPrompt, formatSolution, prosePrompt, replyStyle, workedSentence } from './task-text';
+export { FRIENDLY_LEAD_IN, PREFERRED_STYLE, PROMPT_TEMPLATES, REPLY_STYLES, STYLE_OPENINGS, columnFact, factSentence, factsLine, formatPrompt, formatSolution, prosePrompt, replyStyle, workedSentence } from './task-text';
 export type { ReplyStyle } from './task-text';
 export { defaultTaskOptions, parseTaskOptions } from './task-options';
 export type { TaskOptions } from './task-options';

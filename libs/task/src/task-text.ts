@@ -72,6 +72,9 @@ export const PREFERRED_STYLE: ReplyStyle = 'friendly';
 /** What a `friendly` reply starts with; a `direct` reply starts with the worked sentence ("To ..."). */
 export const FRIENDLY_LEAD_IN = 'Sure! ';
 
+/** How each style's reply opens, whatever the problem: "To " (direct), "Sure! To " (friendly). */
+export const STYLE_OPENINGS: Readonly<Record<ReplyStyle, string>> = { direct: 'To ', friendly: `${FRIENDLY_LEAD_IN}To ` };
+
 /**
  * The assistant's reply: the problem restated and worked in the prose the
  * base model was pretrained on, then the answer alone on the last line (the
