@@ -12,7 +12,7 @@
  * console.log(info.name, info.version, info.threads, info.simd, info.patches);
  * ```
  */
-export { initBackend, getBackendInfo, wasmBinaryDir } from './init-backend';
+export { describeBackend, initBackend, getBackendInfo, wasmBinaryDir } from './init-backend';
 export type { BackendInfo, BackendLogger, InitBackendOptions } from './init-backend';
 export { BACKEND_NAMES, BACKEND_CHOICES, parseBackendName } from './backend-name';
 export type { BackendName, BackendRequest } from './backend-name';

@@ -10,6 +10,11 @@ import { BACKEND_NAMES, parseBackendName, type BackendName, type BackendRequest 
 import { applyWasmPatches, type WasmPatch } from './wasm-patches';
 
 /** What runs, as returned by `initBackend` and written to the log. */
+/** One line naming the backend that runs: "wasm (tfjs 4.22.0, 1 thread)". */
+export function describeBackend(info: BackendInfo): string {
+  return `${info.name} (tfjs ${info.version}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`;
+}
+
 export interface BackendInfo {
   /** The posttrain backend that runs. */
   name: BackendName;

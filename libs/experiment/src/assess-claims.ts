@@ -16,6 +16,7 @@
  */
 import type { Estimate, PipelineResult } from './run-pipeline';
 import { meanAndStderr } from './model-evaluation';
+import { firstReaching } from './run-rl-stage';
 
 export type Verdict = 'held' | 'did not hold' | 'not shown' | 'not measured';
 
@@ -221,9 +222,8 @@ export function claimInputs(r: Omit<PipelineResult, 'claims'>): ClaimInputs {
   let grpo: ClaimInputs['grpo'] = null;
   if (fromSft && grpoSft && grpoBase && grpoSft.points.length > 0 && grpoBase.points.length > 0) {
     const target = (grpoSft.points[0].accuracy ?? 0) + 0.05;
-    const reach = (points: typeof grpoSft.points): (typeof points)[number] | null => points.find((p) => p.accuracy !== null && p.accuracy >= target) ?? null;
-    const fromSftReach = reach(grpoSft.points);
-    const fromBaseReach = reach(grpoBase.points);
+    const fromSftReach = firstReaching(grpoSft.points, target);
+    const fromBaseReach = firstReaching(grpoBase.points, target);
     grpo = {
       gain: pairedDifference(fromSft.correct, sft.correct),
       required: Math.min(0.1, 0.5 * (1 - sft.accuracy.value)),

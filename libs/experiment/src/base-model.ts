@@ -14,7 +14,7 @@
 import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
-import { getBackendInfo, initBackend } from '@posttrain/backend';
+import { describeBackend, getBackendInfo, initBackend } from '@posttrain/backend';
 import { initModelDir, loadModel } from '@posttrain/model';
 import type { Operation } from '@posttrain/task';
 import { proseRewardComponents, writeTaskFiles } from '@posttrain/task';
@@ -25,6 +25,9 @@ import { createLogger } from '@posttrain/telemetry';
 import { evaluateAnswers } from './evaluate-answers';
 import { modelCompleteFn } from './model-evaluation';
 import { readEvalData } from './read-eval-data';
+import type { AnswerItem } from './read-eval-data';
+import type { LlamaModel } from '@posttrain/model';
+import type { Tokenizer } from '@posttrain/tokenizer';
 
 /** Everything that decides the base model's bytes. */
 export interface BaseModelPlan {
@@ -112,23 +115,32 @@ export interface CompetenceResult {
   samples: { prompt: string; completion: string; answer: string; correct: boolean }[];
 }
 
-/** Plain-text competence of the model in `modelDir` on the held-out prose prompts of `proseFile` (the task's prose-eval.jsonl). */
-export async function measureCompetence(modelDir: string, proseFile: string, settings: { prompts: number; maxNewTokens: number }): Promise<CompetenceResult> {
+/** Plain-text competence of a loaded model on `items` (held-out prose prompts with answers). */
+export async function competenceOf(model: LlamaModel, tokenizer: Tokenizer, items: readonly AnswerItem[], maxNewTokens: number): Promise<CompetenceResult> {
+  const ev = await evaluateAnswers(items, modelCompleteFn(model, tokenizer, { maxNewTokens, temperature: 0 }), { components: proseRewardComponents() });
+  const accuracy = ev.accuracy ?? 0;
+  return {
+    accuracy,
+    n: ev.n,
+    stderr: Math.sqrt((accuracy * (1 - accuracy)) / ev.n),
+    samples: ev.samples.map((s) => ({ prompt: s.prompt, completion: s.completion, answer: s.answer, correct: s.reward > 0 })),
+  };
+}
+
+/** The held-out prose prompts of `proseFile` (the task's prose-eval.jsonl), the first `prompts` of them. */
+export async function readProsePrompts(proseFile: string, prompts: number): Promise<AnswerItem[]> {
   const data = await readEvalData(proseFile);
   if (data.kind !== 'answers') throw new Error(`${proseFile}: expected prose prompts with answers`);
-  const items = data.items.slice(0, settings.prompts);
+  return data.items.slice(0, prompts);
+}
+
+/** Plain-text competence of the model in `modelDir` on the held-out prose prompts of `proseFile`. */
+export async function measureCompetence(modelDir: string, proseFile: string, settings: { prompts: number; maxNewTokens: number }): Promise<CompetenceResult> {
+  const items = await readProsePrompts(proseFile, settings.prompts);
   if (getBackendInfo() === null) await initBackend({ logger: { info: () => undefined } });
   const model = await loadModel(modelDir);
-  const tokenizer = await loadTokenizer(modelDir);
   try {
-    const ev = await evaluateAnswers(items, modelCompleteFn(model, tokenizer, { maxNewTokens: settings.maxNewTokens, temperature: 0 }), { components: proseRewardComponents() });
-    const accuracy = ev.accuracy ?? 0;
-    return {
-      accuracy,
-      n: ev.n,
-      stderr: Math.sqrt((accuracy * (1 - accuracy)) / ev.n),
-      samples: ev.samples.map((s) => ({ prompt: s.prompt, completion: s.completion, answer: s.answer, correct: s.reward > 0 })),
-    };
+    return await competenceOf(model, await loadTokenizer(modelDir), items, settings.maxNewTokens);
   } finally {
     model.dispose();
   }
@@ -223,7 +235,7 @@ export async function buildBaseModel(plan: BaseModelPlan, outDir: string, option
     seconds: (Date.now() - t0) / 1000,
     corpusEval: run.lastEval ?? {},
     competence,
-    backend: `${info.name} (tfjs ${info.version}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`,
+    backend: describeBackend(info),
   };
   await writeFile(join(modelDir, 'README.md'), baseModelCard(result, options.command ?? 'posttrain demo --from-scratch'));
   return result;

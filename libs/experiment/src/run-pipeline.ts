@@ -18,7 +18,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { getBackendInfo, initBackend } from '@posttrain/backend';
+import { describeBackend, getBackendInfo, initBackend } from '@posttrain/backend';
 import { loadModel } from '@posttrain/model';
 import { CORRECT_COMPONENT, FORMAT_COMPONENT, PREFERRED_STYLE, REPLY_STYLES, STYLE_OPENINGS, writeTaskFiles } from '@posttrain/task';
 import { loadTokenizer } from '@posttrain/tokenizer';
@@ -29,7 +29,7 @@ import { createLogger } from '@posttrain/telemetry';
 import { assessClaims } from './assess-claims';
 import type { Claim } from './assess-claims';
 import type { CompetenceResult } from './base-model';
-import { baseTaskOptions, buildBaseModel, measureCompetence } from './base-model';
+import { baseTaskOptions, buildBaseModel, competenceOf, readProsePrompts } from './base-model';
 import { evaluateAnswers } from './evaluate-answers';
 import { evaluatePreferences, meanAndStderr, measureStyle, modelCompleteFn, pairLogProbs, tokenizePairs } from './model-evaluation';
 import type { PipelinePlan, TrainSettings } from './pipeline-plan';
@@ -280,7 +280,7 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
       );
       let comp: Estimate | null = null;
       if (withCompetence) {
-        const c = competence ?? (await measureCompetence(dir, taskFile('prose-eval.jsonl'), { prompts: plan.eval.prosePrompts, maxNewTokens: plan.base.competence.maxNewTokens }));
+        const c = competence ?? (await competenceOf(model, tokenizer, await readProsePrompts(taskFile('prose-eval.jsonl'), plan.eval.prosePrompts), plan.base.competence.maxNewTokens));
         competence = c;
         comp = { value: c.accuracy, stderr: c.stderr };
       }
@@ -404,7 +404,7 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
   const result: Omit<PipelineResult, 'claims'> = {
     plan,
     outDir: out,
-    backend: `${backend.name} (tfjs ${backend.version}, ${backend.threads} thread${backend.threads === 1 ? '' : 's'})`,
+    backend: describeBackend(backend),
     baseModel: { dir: baseDir, fromScratch, competence: comp },
     stages,
     models,

@@ -173,14 +173,10 @@ export async function runRlStage(o: RlStageOptions & ({ algorithm: 'grpo'; setti
 }
 
 /**
- * Completions needed until the curve's value first reaches `threshold`
- * (Infinity when never reached): claim 2's "samples to a given accuracy".
- * `value` picks what is compared (default the step's training accuracy).
+ * The first point of a curve whose rollout accuracy reaches `threshold`
+ * (null when none does): claim 2's "samples to a given accuracy", and the KL
+ * at which it was reached.
  */
-export function samplesToReach(points: readonly RlPoint[], threshold: number, value: (p: RlPoint) => number | null = (p) => p.accuracy): number {
-  for (const p of points) {
-    const v = value(p);
-    if (v !== null && v >= threshold) return p.samples;
-  }
-  return Number.POSITIVE_INFINITY;
+export function firstReaching(points: readonly RlPoint[], threshold: number): RlPoint | null {
+  return points.find((p) => p.accuracy !== null && p.accuracy >= threshold) ?? null;
 }

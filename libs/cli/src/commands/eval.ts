@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { getBackendInfo, initBackend } from '@posttrain/backend';
+import { describeBackend, getBackendInfo, initBackend } from '@posttrain/backend';
 import type { AnswerEvaluation, CompleteFn, EvalData, PreferenceEvaluation } from '@posttrain/experiment';
 import { EvalDataError, evaluateAnswers, evaluatePreferences, modelCompleteFn, pairLogProbs, readEvalData, tokenizePairs } from '@posttrain/experiment';
 import type { LlamaModel } from '@posttrain/model';
@@ -113,7 +113,7 @@ export const evalCommand: Command = {
       throw e;
     }
     const backend = getBackendInfo() ?? (await initBackend({ logger: { info: () => undefined } }));
-    io.stderr.write(`backend: ${backend.name} (tfjs ${backend.version}, ${backend.threads} thread${backend.threads === 1 ? '' : 's'})\n`);
+    io.stderr.write(`backend: ${describeBackend(backend)}\n`);
     const outcome = await runEvaluation(data, opts.model, { n: opts.n, maxNewTokens: opts.maxNewTokens, batchSize: opts.batchSize, rulesFile: opts.rules, perToken: opts.perToken });
     io.stdout.write(opts.json ? JSON.stringify(outcome) + '\n' : formatEvalOutcome(outcome));
     return 0;
