@@ -163,7 +163,12 @@ describe('graceful shutdown', () => {
     const client = createClient(EchoService, [address], { deadlineMs: 10_000, maxAttempts: 1 });
     const short = client.unary('echo', { text: 'short', delayMs: 100 });
     const long = client.unary('echo', { text: 'long', delayMs: 5_000 }).catch((e: ServiceError) => e);
-    await new Promise((r) => setTimeout(r, 30));
+    // Both calls must be in their handlers before the shutdown starts (a fixed wait raced the
+    // connection set-up on a loaded machine and the short call was refused).
+    for (const t0 = Date.now(); calls.length < 2; ) {
+      assert.ok(Date.now() - t0 < 5_000, `only ${calls.length} of 2 calls reached the server in 5 s`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
     const t0 = Date.now();
     const done = server.shutdown('test');
     assert.equal((await short).text, 'short');
