@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, existsSync, symlinkSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { initBackend } from '@posttrain/backend';
 import { initModelDir } from '@posttrain/model';
 import { RunState, TrainerService, type RunEvent, type RunSpec } from '@posttrain/proto';
@@ -159,6 +159,22 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
     await registry.drain();
     await assert.rejects(client.unary('getRun', { runId: 'nope' }), (e: ServiceError) => e.code === status.NOT_FOUND);
     await assert.rejects(client.unary('listRuns', { pageSize: 1, pageToken: 'forged' }), invalid(/^page_token/));
+    // after_sequence = 2^60 on the wire (field 2, varint): not representable as a JS number.
+    const varint = (v: bigint) => {
+      const out: number[] = [];
+      for (; v >= 0x80n; v >>= 7n) out.push(Number(v & 0x7fn) | 0x80);
+      return [...out, Number(v)];
+    };
+    const raw = new Client(address, credentials.createInsecure());
+    const huge = Buffer.from([0x0a, 5, ...Buffer.from('sft-a'), 0x10, ...varint(2n ** 60n)]);
+    const err = await new Promise<ServiceError>((resolve) => {
+      const call = raw.makeServerStreamRequest('/posttrain.v1.Trainer/WatchRun', (b: Buffer) => b, (b: Buffer) => b, huge, new Metadata(), {});
+      call.on('data', () => undefined);
+      call.on('error', (e) => resolve(e as ServiceError));
+    });
+    raw.close();
+    assert.equal(err.code, status.INVALID_ARGUMENT, err.details);
+    assert.match(err.details, /64-bit integer field is outside/);
   });
 
   test('every RunSpec path outside its root is INVALID_ARGUMENT naming the field, links included, and no file content is quoted', async () => {
