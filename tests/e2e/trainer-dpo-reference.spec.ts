@@ -37,7 +37,7 @@ describe('Trainer DPO run with the reference service', { timeout: 300_000 }, () 
       [
         { name: 'reference', label: 'reference', args: ['--model', model], env: { POSTTRAIN_BACKEND: 'cpu' } },
         { name: 'reference', label: 'reference-other', args: ['--model', other], env: { POSTTRAIN_BACKEND: 'cpu' } },
-        { name: 'trainer', label: 'trainer', args: ['--runs-dir', join(dir, 'runs')], env: { POSTTRAIN_BACKEND: 'cpu' } },
+        { name: 'trainer', label: 'trainer', args: ['--runs-dir', join(dir, 'runs'), '--models-root', dir, '--data-root', dir], env: { POSTTRAIN_BACKEND: 'cpu' } },
       ],
       { host: '127.0.0.1', startupTimeoutMs: 120_000 },
     );

@@ -38,10 +38,18 @@ export function unimplemented(method: string, why: string): RpcError {
   return new RpcError(status.UNIMPLEMENTED, `${method} is not implemented: ${why}`);
 }
 
-/** Converts any thrown value into a grpc-js ServiceError for the call's callback/stream. */
+/**
+ * Longest status message sent. It travels in the grpc-message trailer, and a
+ * message over the client's metadata limit (8 KiB by default) replaces the
+ * real status with a metadata error; a long one also tends to echo input.
+ */
+export const MAX_STATUS_MESSAGE_CHARS = 2000;
+
+/** Converts any thrown value into a grpc-js ServiceError for the call's callback/stream; the message is capped. */
 export function toServiceError(err: unknown): ServiceError {
   const code = err instanceof RpcError ? err.code : isServiceError(err) ? err.code : status.INTERNAL;
-  const message = err instanceof Error ? err.message : String(err);
+  const full = err instanceof Error ? err.message : String(err);
+  const message = full.length > MAX_STATUS_MESSAGE_CHARS ? `${full.slice(0, MAX_STATUS_MESSAGE_CHARS)}... (${full.length - MAX_STATUS_MESSAGE_CHARS} more characters)` : full;
   const out = new Error(message) as ServiceError;
   out.code = code;
   out.details = message;

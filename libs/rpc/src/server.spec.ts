@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { createLogger, startTracing } from '@posttrain/telemetry';
 import { PosttrainServer } from './server';
@@ -22,6 +22,7 @@ function echoServer(name: string, calls: string[], options: { graceMs?: number }
   server.add('test.Echo', EchoService, {
     echo: async (req: EchoRequest, ctx: CallContext): Promise<EchoResponse> => {
       calls.push(name);
+      if (req.text.startsWith('long:')) throw invalidArgument('text', `echoes ${'x'.repeat(50_000)}`);
       if (req.fail !== undefined) throw req.fail === status.INVALID_ARGUMENT ? invalidArgument('text', 'must not be "bad"') : new RpcError(req.fail, `failing with ${req.fail}`);
       if (req.delayMs) {
         await new Promise<void>((resolve) => {
@@ -71,6 +72,29 @@ describe('PosttrainServer and RpcClient', () => {
     b.server.setServing(true);
     assert.equal(await checkHealth(addrA), 'SERVING');
     assert.equal(await checkHealth(addrA, 'test.Echo'), 'SERVING');
+  });
+
+  test('an undecodable request is INVALID_ARGUMENT naming the method, not INTERNAL', async () => {
+    const raw = new Client(addrA, credentials.createInsecure());
+    const garbage = (b: Buffer) => b;
+    const unary = await new Promise<ServiceError>((resolve) => raw.makeUnaryRequest('/test.Echo/Echo', garbage, (b: Buffer) => b, Buffer.from('\x00not json'), new Metadata(), {}, (err) => resolve(err as ServiceError)));
+    assert.equal(unary.code, status.INVALID_ARGUMENT, unary.details);
+    assert.match(unary.details, /^request: cannot be decoded as the request of Echo: /);
+    const streamed = await new Promise<ServiceError>((resolve) => {
+      const call = raw.makeClientStreamRequest('/test.Echo/Join', garbage, (b: Buffer) => b, new Metadata(), {}, (err) => resolve(err as ServiceError));
+      call.write(Buffer.from('{"text":"ok"}'));
+      call.write(Buffer.from('{{'));
+      call.end();
+    });
+    assert.equal(streamed.code, status.INVALID_ARGUMENT, streamed.details);
+    assert.match(streamed.details, /^request: cannot be decoded as the request of Join/);
+    raw.close();
+  });
+
+  test('a long error message is capped, so the caller sees the real status, not a metadata-size error', async () => {
+    const client = createClient(EchoService, [addrA], { maxAttempts: 1 });
+    await assert.rejects(client.unary('echo', { text: 'long:' }), (e: ServiceError) => e.code === status.INVALID_ARGUMENT && e.details.length < 2100 && /more characters\)$/.test(e.details));
+    client.close();
   });
 
   test('reflection lists the health service and the posttrain services', async () => {

@@ -5,7 +5,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { createLogger, createMetricsRegistry, extractContext, SpanKind, startMetricsServer, withSpan, type Logger, type MetricsServer } from '@posttrain/telemetry';
 import { protoFiles, protosDir } from './protos';
-import { RpcError, statusName, toServiceError } from './errors';
+import { invalidArgument, RpcError, statusName, toServiceError } from './errors';
 import type { AnyServiceDefinition, CallContext, ServiceHandlers } from './handlers';
 
 export interface ServerOptions {
@@ -34,9 +34,37 @@ function metadataCarrier(md: Metadata): Record<string, string> {
   return out;
 }
 
-/** Async iterable over a client stream, ending on 'end' and throwing on 'error'. */
-async function* readStream<T>(stream: NodeJS.ReadableStream & { on(ev: string, fn: (...a: unknown[]) => void): unknown }): AsyncIterable<T> {
-  for await (const item of stream as AsyncIterable<T>) yield item;
+/**
+ * A request message that did not decode. grpc-js answers a throwing
+ * deserializer with INTERNAL "Error deserializing request"; the wrapped
+ * deserializer returns this instead, and the handler wrapper answers
+ * INVALID_ARGUMENT: the caller sent it, nothing broke here. The common case
+ * is a 64-bit integer >= 2^53, which JavaScript numbers cannot hold exactly.
+ */
+class UndecodableRequest {
+  constructor(readonly reason: string) {}
+  toError(method: string): RpcError {
+    const hint = /MAX_SAFE_INTEGER|MIN_SAFE_INTEGER/.test(this.reason) ? ': a 64-bit integer field is outside +-(2^53 - 1), the range this server accepts' : `: ${this.reason.slice(0, 200)}`;
+    return invalidArgument('request', `cannot be decoded as the request of ${method}${hint}`);
+  }
+}
+
+function decodeOrMark(deserialize: (buf: Buffer) => unknown): (buf: Buffer) => unknown {
+  return (buf) => {
+    try {
+      return deserialize(buf);
+    } catch (err) {
+      return new UndecodableRequest(err instanceof Error ? err.message : String(err));
+    }
+  };
+}
+
+/** Async iterable over a client stream, ending on 'end' and throwing on 'error' or an undecodable message. */
+async function* readStream<T>(stream: NodeJS.ReadableStream & { on(ev: string, fn: (...a: unknown[]) => void): unknown }, method: string): AsyncIterable<T> {
+  for await (const item of stream as AsyncIterable<T>) {
+    if (item instanceof UndecodableRequest) throw item.toError(method);
+    yield item;
+  }
 }
 
 /**
@@ -76,13 +104,15 @@ export class PosttrainServer {
   add<D extends AnyServiceDefinition>(serviceName: string, definition: D, handlers: ServiceHandlers<D>): this {
     if (this.started) throw new Error(`cannot add ${serviceName} after start()`);
     const impl: UntypedServiceImplementation = {};
+    const decoding: Record<string, MethodDefinition<unknown, unknown>> = {};
     for (const key of Object.keys(definition)) {
       const method = definition[key];
+      decoding[key] = { ...method, requestDeserialize: decodeOrMark(method.requestDeserialize) };
       const handler = (handlers as Record<string, unknown>)[key];
       if (typeof handler !== 'function') throw new Error(`${serviceName}: no handler for method ${key}`);
       impl[key] = this.wrap(method, handler as (...args: unknown[]) => unknown) as UntypedServiceImplementation[string];
     }
-    this.server.addService(definition, impl);
+    this.server.addService(decoding, impl);
     this.serviceNames.push(serviceName);
     this.health.setStatus(serviceName, 'NOT_SERVING');
     return this;
@@ -212,6 +242,7 @@ export class PosttrainServer {
       return (call: ServerUnaryCall<unknown, unknown>, callback: (err: unknown, res?: unknown) => void) => {
         let result: unknown;
         run(call as AnyCall, async (ctx) => {
+          if (call.request instanceof UndecodableRequest) throw call.request.toError(short);
           result = await handler(call.request, ctx);
         }).then(
           () => callback(null, result),
@@ -222,6 +253,7 @@ export class PosttrainServer {
     if (!method.requestStream && method.responseStream) {
       return (call: ServerWritableStream<unknown, unknown>) => {
         run(call as unknown as AnyCall, async (ctx) => {
+          if (call.request instanceof UndecodableRequest) throw call.request.toError(short);
           for await (const item of handler(call.request, ctx) as AsyncIterable<unknown>) {
             if (ctx.signal.aborted) throw ctx.signal.reason;
             if (!call.write(item)) await new Promise((resolve) => call.once('drain', resolve));
@@ -236,7 +268,7 @@ export class PosttrainServer {
       return (call: ServerReadableStream<unknown, unknown>, callback: (err: unknown, res?: unknown) => void) => {
         let result: unknown;
         run(call as unknown as AnyCall, async (ctx) => {
-          result = await handler(readStream(call), ctx);
+          result = await handler(readStream(call, short), ctx);
         }).then(
           () => callback(null, result),
           (err) => callback(err),
@@ -245,7 +277,7 @@ export class PosttrainServer {
     }
     return (call: ServerDuplexStream<unknown, unknown>) => {
       run(call as unknown as AnyCall, async (ctx) => {
-        for await (const item of handler(readStream(call), ctx) as AsyncIterable<unknown>) {
+        for await (const item of handler(readStream(call, short), ctx) as AsyncIterable<unknown>) {
           if (!call.write(item)) await new Promise((resolve) => call.once('drain', resolve));
         }
       }).then(

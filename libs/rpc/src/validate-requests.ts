@@ -16,9 +16,17 @@ export interface RequestLimits {
   maxSamplesPerPrompt?: number;
   maxNewTokens?: number;
   maxSequences?: number;
+  /** UTF-8 bytes of one prompt's text (or all its messages' contents), checked before any tokenizing. */
+  maxPromptBytes?: number;
 }
 
-const DEFAULT_LIMITS = { maxPrompts: 1024, maxSamplesPerPrompt: 256, maxNewTokens: 8192, maxSequences: 4096 };
+const DEFAULT_LIMITS = { maxPrompts: 1024, maxSamplesPerPrompt: 256, maxNewTokens: 8192, maxSequences: 4096, maxPromptBytes: 1 << 20, maxMessages: 1024 };
+/**
+ * The smallest positive temperature: logits / T must stay finite in
+ * float32 (|logit| of a few hundred / 1e-3 is far from 3.4e38); below it
+ * log-probs come out NaN. 0 (greedy sampling) stays allowed where it means that.
+ */
+export const MIN_TEMPERATURE = 1e-3;
 const ROLES = ['system', 'user', 'assistant', 'tool'];
 
 function checkTokenIds(ids: readonly number[], field: string, limits: RequestLimits): void {
@@ -35,6 +43,7 @@ function checkFinite(v: number, field: string): void {
 
 export function validatePrompt(prompt: Prompt, field: string, limits: RequestLimits = {}): void {
   const input = prompt.input;
+  const maxBytes = limits.maxPromptBytes ?? DEFAULT_LIMITS.maxPromptBytes;
   if (!input) throw invalidArgument(`${field}.input`, 'not set, expected one of token_ids, messages, text');
   switch (input.$case) {
     case 'tokenIds':
@@ -44,14 +53,21 @@ export function validatePrompt(prompt: Prompt, field: string, limits: RequestLim
     case 'messages': {
       const msgs = input.value.messages;
       if (msgs.length === 0) throw invalidArgument(`${field}.messages.messages`, 'empty, expected at least one chat message');
+      if (msgs.length > DEFAULT_LIMITS.maxMessages) throw invalidArgument(`${field}.messages.messages`, `${msgs.length} messages, expected at most ${DEFAULT_LIMITS.maxMessages}`);
+      let bytes = 0;
       msgs.forEach((m, i) => {
-        if (!ROLES.includes(m.role)) throw invalidArgument(`${field}.messages.messages[${i}].role`, `got "${m.role}", expected one of ${ROLES.join(', ')}`);
+        if (!ROLES.includes(m.role)) throw invalidArgument(`${field}.messages.messages[${i}].role`, `got "${m.role.slice(0, 40)}", expected one of ${ROLES.join(', ')}`);
+        bytes += Buffer.byteLength(m.content, 'utf8');
       });
+      if (bytes > maxBytes) throw invalidArgument(`${field}.messages.messages`, `${bytes} bytes of content, expected at most ${maxBytes}`);
       return;
     }
-    case 'text':
+    case 'text': {
       if (input.value.length === 0) throw invalidArgument(`${field}.text`, 'empty, expected a non-empty prompt');
+      const bytes = Buffer.byteLength(input.value, 'utf8');
+      if (bytes > maxBytes) throw invalidArgument(`${field}.text`, `${bytes} bytes, expected at most ${maxBytes}`);
       return;
+    }
   }
 }
 
@@ -60,7 +76,7 @@ export function validateSamplingParams(s: SamplingParams | undefined, field: str
   const maxNew = limits.maxNewTokens ?? DEFAULT_LIMITS.maxNewTokens;
   if (s.temperature !== undefined) {
     checkFinite(s.temperature, `${field}.temperature`);
-    if (s.temperature < 0) throw invalidArgument(`${field}.temperature`, `got ${s.temperature}, expected >= 0 (0 means greedy)`);
+    if (s.temperature < 0 || (s.temperature > 0 && s.temperature < MIN_TEMPERATURE)) throw invalidArgument(`${field}.temperature`, `got ${s.temperature}, expected 0 (greedy) or >= ${MIN_TEMPERATURE}`);
   }
   if (s.topP !== undefined) {
     checkFinite(s.topP, `${field}.top_p`);
@@ -98,7 +114,7 @@ export function validateLogProbsRequest(req: LogProbsRequest, limits: RequestLim
   });
   if (req.temperature !== undefined) {
     checkFinite(req.temperature, 'temperature');
-    if (req.temperature <= 0) throw invalidArgument('temperature', `got ${req.temperature}, expected > 0`);
+    if (req.temperature < MIN_TEMPERATURE) throw invalidArgument('temperature', `got ${req.temperature}, expected >= ${MIN_TEMPERATURE}`);
   }
   if (req.minWeightsVersion !== undefined && req.minWeightsVersion < 0) throw invalidArgument('min_weights_version', `got ${req.minWeightsVersion}, expected >= 0`);
 }

@@ -28,6 +28,20 @@ describe('metrics.jsonl', () => {
     }
   });
 
+  test('truncating for a resume drops a torn last line, and names the file and line of a bad one before it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'metrics-'));
+    try {
+      const path = join(dir, 'metrics.jsonl');
+      writeFileSync(path, '{"step":1,"time":0}\n{"step":2,"time":0}\n{"step":3,"ti');
+      assert.equal(truncateMetricsJsonl(path, 5), 2);
+      assert.equal(readFileSync(path, 'utf8'), '{"step":1,"time":0}\n{"step":2,"time":0}\n');
+      writeFileSync(path, '{"step":1,"time":0}\n{"step":2,"ti\n{"step":3,"time":0}\n');
+      assert.throws(() => truncateMetricsJsonl(path, 5), new RegExp(`${path.replace(/[.]/g, '\\.')}:2: not valid JSON`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('reading names the file and line of a bad record', () => {
     const dir = mkdtempSync(join(tmpdir(), 'metrics-'));
     try {

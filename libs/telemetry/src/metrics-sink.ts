@@ -90,14 +90,23 @@ export class JsonlMetricsSink implements MetricsSink {
  */
 export function truncateMetricsJsonl(path: string, step: number): number {
   if (!existsSync(path)) return 0;
-  const kept = readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .filter((l, i) => {
-      const s = (JSON.parse(l) as { step?: unknown }).step;
-      if (typeof s !== 'number') throw new Error(`${path}:${i + 1}: field "step" is ${JSON.stringify(s)}, expected an integer`);
-      return s <= step;
-    });
+  const lines = readFileSync(path, 'utf8').split('\n');
+  const last = lines.findLastIndex((l) => l.trim() !== '');
+  const kept: string[] = [];
+  for (let i = 0; i <= last; i++) {
+    const l = lines[i];
+    if (l.trim() === '') continue;
+    let s: unknown;
+    try {
+      s = (JSON.parse(l) as { step?: unknown }).step;
+    } catch (err) {
+      // A process killed mid-append leaves a torn last line: it belongs to no checkpoint, drop it.
+      if (i === last) break;
+      throw new Error(`${path}:${i + 1}: not valid JSON (${(err as Error).message}); only a torn last line is dropped on resume, so this file needs repair`);
+    }
+    if (typeof s !== 'number') throw new Error(`${path}:${i + 1}: field "step" is ${JSON.stringify(s)}, expected an integer`);
+    if (s <= step) kept.push(l);
+  }
   writeFileSync(path, kept.map((l) => l + '\n').join(''));
   return kept.length;
 }

@@ -1,18 +1,22 @@
 /**
  * posttrain trainer: runs SFT, reward-model, DPO, PPO and GRPO, and drives
  * the sampler pool, the reference and the reward service for the online stages.
+ * Each run trains in its own worker process, so the API and health stay live.
  *
  * Run: `node --import tsx services/trainer/src/main.ts --port 50054` (or `posttrain up`).
  */
+import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { initBackend } from '@posttrain/backend';
 import { TrainerService } from '@posttrain/proto';
 import { defineConfig, mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
 import { RunRegistry } from './run-registry';
 import { createTrainerHandlers } from './trainer-handlers';
 
 const config = defineConfig({
-  runsDir: { kind: 'string', flag: 'runs-dir', env: 'POSTTRAIN_RUNS_DIR', description: 'where runs/<id>/ directories are written', default: 'runs' },
+  runsDir: { kind: 'string', flag: 'runs-dir', env: 'POSTTRAIN_RUNS_DIR', description: 'where runs/<id>/ directories are written; the root every RunSpec output_dir must lie in', default: 'runs' },
+  modelsRoot: { kind: 'string', flag: 'models-root', env: 'POSTTRAIN_MODELS_ROOT', description: 'the root every RunSpec model directory must lie in (or in the runs directory)', default: 'models' },
+  dataRoot: { kind: 'string', flag: 'data-root', env: 'POSTTRAIN_DATA_ROOT', description: 'the root every RunSpec dataset file must lie in', default: 'data' },
+  resumeInterrupted: { kind: 'bool', flag: 'resume-interrupted', env: 'POSTTRAIN_RESUME_INTERRUPTED', description: 'at start, resume the runs that were active when the trainer last stopped', default: false },
   samplerAddresses: { kind: 'list', flag: 'sampler-addresses', env: 'POSTTRAIN_SAMPLER_ADDRESSES', description: 'policy samplers for PPO/GRPO runs whose spec names none (comma-separated)', default: [] as string[] },
   referenceAddress: { kind: 'string', flag: 'reference-address', env: 'POSTTRAIN_REFERENCE_ADDRESS', description: 'reference service for PPO/GRPO runs whose spec names none', default: '' },
   rewardAddress: { kind: 'string', flag: 'reward-address', env: 'POSTTRAIN_REWARD_ADDRESS', description: 'reward service for PPO/GRPO runs whose spec names none', default: '' },
@@ -24,9 +28,26 @@ export const trainerService: ServiceDefinitionOptions<typeof config> = {
   defaultPort: 50054,
   config,
   setup: async ({ server, config: c, log }) => {
-    const registry = new RunRegistry(resolve(c.runsDir), log);
-    server.add('posttrain.v1.Trainer', TrainerService, createTrainerHandlers(registry, { samplerAddresses: c.samplerAddresses, referenceAddress: c.referenceAddress, rewardAddress: c.rewardAddress }));
-    return { ready: initBackend({ logger: log }).then(() => undefined) };
+    const runsDir = resolve(c.runsDir);
+    mkdirSync(runsDir, { recursive: true });
+    const registry = new RunRegistry(runsDir, log);
+    const handlers = createTrainerHandlers(registry, {
+      defaultServices: { samplerAddresses: c.samplerAddresses, referenceAddress: c.referenceAddress, rewardAddress: c.rewardAddress },
+      roots: { models: c.modelsRoot, data: c.dataRoot, runs: runsDir },
+    });
+    server.add('posttrain.v1.Trainer', TrainerService, handlers);
+    if (c.resumeInterrupted) {
+      for (const run of registry.interrupted()) {
+        try {
+          await handlers.startRun({ spec: { ...run.spec!, runId: run.id, resume: run.lastCheckpoint !== undefined } }, undefined as never);
+          log.info('resuming an interrupted run', { run_id: run.id, checkpoint: run.lastCheckpoint?.path });
+        } catch (err) {
+          log.warn('cannot resume an interrupted run', { run_id: run.id, err: (err as Error).message });
+        }
+      }
+    }
+    // Training runs in worker processes (fork-run-worker.ts): this process loads no model and is ready at once.
+    return { ready: Promise.resolve() };
   },
 };
 

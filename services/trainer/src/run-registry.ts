@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { LogLevel, Run, RunEvent, RunState, type RunSpec, type Checkpoint } from '@posttrain/proto';
 import type { RunCallbacks } from '@posttrain/training';
@@ -17,16 +17,53 @@ interface RunRecord {
   events: RunEvent[];
   controller: AbortController;
   listeners: Set<() => void>;
+  /** When run.json was last written while steps were coming in. */
+  savedAt: number;
 }
 
-const FINISHED = new Set([RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED]);
+const FINISHED = new Set([RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED, RunState.INTERRUPTED]);
+/** No longer active: finished, or interrupted by a trainer restart (resumable). */
 export const isFinished = (s: RunState): boolean => FINISHED.has(s);
+
+/** Error messages stored and sent are capped: a run's failure must not carry megabytes (or a data file) to every ListRuns. */
+const MAX_ERROR_CHARS = 2000;
+const capMessage = (m: string): string => (m.length > MAX_ERROR_CHARS ? `${m.slice(0, MAX_ERROR_CHARS)}... (${m.length - MAX_ERROR_CHARS} more characters)` : m);
+const RECORD_EVERY_MS = 1000;
+
+const noExecutor = (outputDir: string): RunExecutor => ({ stage: 'loaded', outputDir, execute: () => Promise.reject(new Error('a run loaded from disk is resumed with StartRun(resume)')) });
+
+/**
+ * Reads an events.jsonl history. A torn last line (the trainer died while
+ * appending) is dropped with a warning; a bad line before the end stops
+ * the history there, naming the file and line.
+ */
+export function readEventHistory(file: string, log: Logger): RunEvent[] {
+  if (!existsSync(file)) return [];
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const events: RunEvent[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i].trim() === '') continue;
+    try {
+      const e = RunEvent.fromJSON(JSON.parse(lines[i]));
+      if (e.sequence !== events.length + 1) throw new Error(`sequence ${e.sequence}, expected ${events.length + 1}`);
+      events.push(e);
+    } catch (err) {
+      const last = lines.slice(i + 1).every((l) => l.trim() === '');
+      log.warn(last ? 'dropping a torn last line of a run history' : 'run history is damaged; keeping the events before this line', { file, line: i + 1, err: (err as Error).message });
+      break;
+    }
+  }
+  return events;
+}
 
 /**
  * The runs this trainer owns. Runs execute one at a time, in the order they
  * were started (training saturates the CPU); each keeps its event history for
- * WatchRun replay, and a finished run's record is written to
- * runs/<id>/run.json so a restarted trainer still lists it.
+ * WatchRun replay. Both are durable: runs/<id>/run.json (rewritten on every
+ * state change and checkpoint, and at most once a second between steps) and
+ * runs/<id>/events.jsonl (appended per event). A restarted trainer lists
+ * every run again; one that was active is marked INTERRUPTED, resumable with
+ * StartRun(resume), and its WatchRun history continues where it stopped.
  */
 export class RunRegistry {
   private readonly runs = new Map<string, RunRecord>();
@@ -36,21 +73,52 @@ export class RunRegistry {
     readonly runsDir: string,
     private readonly log: Logger,
   ) {
-    this.loadFinished();
+    this.loadRecords();
   }
 
-  private loadFinished(): void {
+  private recordDir(id: string): string {
+    return join(this.runsDir, id);
+  }
+
+  private loadRecords(): void {
     if (!existsSync(this.runsDir)) return;
     for (const id of readdirSync(this.runsDir)) {
       const file = join(this.runsDir, id, 'run.json');
       if (!existsSync(file)) continue;
+      let run: Run;
       try {
-        const run = Run.fromJSON(JSON.parse(readFileSync(file, 'utf8')));
-        this.runs.set(run.id, { run, executor: { stage: 'finished', outputDir: run.outputDir, execute: () => Promise.reject(new Error('finished run')) }, events: [], controller: new AbortController(), listeners: new Set() });
+        run = Run.fromJSON(JSON.parse(readFileSync(file, 'utf8')));
       } catch (err) {
         this.log.warn('skipping an unreadable run record', { file, err });
+        continue;
+      }
+      if (run.id !== id) {
+        this.log.warn('skipping a run record whose id is not its directory', { file, id: run.id });
+        continue;
+      }
+      const rec: RunRecord = { run, executor: noExecutor(run.outputDir), events: readEventHistory(join(this.runsDir, id, 'events.jsonl'), this.log), controller: new AbortController(), listeners: new Set(), savedAt: 0 };
+      this.runs.set(run.id, rec);
+      if (!isFinished(run.state)) {
+        this.log.warn('run was active when the trainer stopped; marked INTERRUPTED', { run_id: id, step: run.lastStep, checkpoint: run.lastCheckpoint?.path });
+        this.emit(rec, { event: { $case: 'log', value: { level: LogLevel.WARN, message: `the trainer stopped while this run was ${RunState[run.state].toLowerCase()}; StartRun with resume continues it from ${run.lastCheckpoint ? `the checkpoint of step ${run.lastCheckpoint.step}` : 'the start'}` } } });
+        this.setState(rec, RunState.INTERRUPTED);
+        this.save(rec);
       }
     }
+  }
+
+  /** Runs a restarted trainer found active (INTERRUPTED), oldest first. */
+  interrupted(): Run[] {
+    return this.list(RunState.INTERRUPTED).reverse();
+  }
+
+  private save(rec: RunRecord): void {
+    const dir = this.recordDir(rec.run.id);
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, 'run.json');
+    writeFileSync(`${file}.tmp`, JSON.stringify(Run.toJSON(rec.run), null, 2));
+    renameSync(`${file}.tmp`, file);
+    rec.savedAt = Date.now();
   }
 
   get(id: string): Run | undefined {
@@ -95,21 +163,36 @@ export class RunRegistry {
   }
 
   private emit(rec: RunRecord, event: Omit<RunEvent, 'sequence' | 'runId' | 'time'>): void {
-    rec.events.push(RunEvent.fromPartial({ ...event, sequence: rec.events.length + 1, runId: rec.run.id, time: new Date() }));
+    const e = RunEvent.fromPartial({ ...event, sequence: rec.events.length + 1, runId: rec.run.id, time: new Date() });
+    rec.events.push(e);
+    try {
+      const dir = this.recordDir(rec.run.id);
+      mkdirSync(dir, { recursive: true });
+      appendFileSync(join(dir, 'events.jsonl'), `${JSON.stringify(RunEvent.toJSON(e))}\n`);
+    } catch (err) {
+      this.log.warn('cannot append to a run history', { run_id: rec.run.id, err });
+    }
     for (const l of [...rec.listeners]) l();
   }
 
   private setState(rec: RunRecord, state: RunState): void {
     rec.run.state = state;
     this.emit(rec, { event: { $case: 'stateChanged', value: state } });
+    this.save(rec);
   }
 
-  /** Queues a validated run; it starts when the runs before it have finished. */
+  /**
+   * Queues a validated run; it starts when the runs before it have finished.
+   * A resumed run (same id, not active) keeps its record's history and
+   * creation time, and its events continue the sequence.
+   */
   start(id: string, spec: RunSpec, executor: RunExecutor): Run {
-    const run = Run.fromPartial({ id, name: spec.name || id, state: RunState.PENDING, spec, createTime: new Date(), outputDir: join(executor.outputDir, id) });
-    const rec: RunRecord = { run, executor, events: [], controller: new AbortController(), listeners: new Set() };
+    const previous = this.runs.get(id);
+    if (previous && !isFinished(previous.run.state)) throw new Error(`run ${id} is active`);
+    const run = Run.fromPartial({ id, name: spec.name || id, state: RunState.PENDING, spec, createTime: previous?.run.createTime ?? new Date(), outputDir: join(executor.outputDir, id), lastStep: previous?.run.lastStep ?? 0, lastCheckpoint: previous?.run.lastCheckpoint });
+    const rec: RunRecord = { run, executor, events: previous?.events ?? [], controller: new AbortController(), listeners: previous?.listeners ?? new Set(), savedAt: 0 };
     this.runs.set(id, rec);
-    this.emit(rec, { event: { $case: 'stateChanged', value: RunState.PENDING } });
+    this.setState(rec, RunState.PENDING);
     this.queue = this.queue.then(() => this.execute(rec));
     return run;
   }
@@ -128,13 +211,16 @@ export class RunRegistry {
           onStep: (e) => {
             run.lastStep = e.step;
             run.totalSteps = e.totalSteps;
+            run.metricsSummary = { ...run.metricsSummary, ...e.metrics };
             this.emit(rec, { event: { $case: 'metrics', value: { step: e.step, epoch: 0, samples: 0, tokens: 0, split: 'train', values: e.metrics } } });
+            if (Date.now() - rec.savedAt >= RECORD_EVERY_MS) this.save(rec);
           },
           onEval: (e) => this.emit(rec, { event: { $case: 'metrics', value: { step: e.step, epoch: 0, samples: 0, tokens: 0, split: 'eval', values: e.metrics } } }),
           onCheckpoint: (e) => {
             const cp: Checkpoint = { path: e.path, step: e.step, time: new Date() };
             run.lastCheckpoint = cp;
             this.emit(rec, { event: { $case: 'checkpoint', value: cp } });
+            this.save(rec);
           },
         },
       });
@@ -143,7 +229,7 @@ export class RunRegistry {
       this.finish(rec, result.status === 'completed' ? RunState.SUCCEEDED : RunState.CANCELLED, '');
     } catch (err) {
       this.log.error('run failed', { run_id: run.id, err });
-      this.finish(rec, RunState.FAILED, (err as Error).message);
+      this.finish(rec, RunState.FAILED, capMessage((err as Error).message));
     }
   }
 
@@ -153,11 +239,7 @@ export class RunRegistry {
     run.errorMessage = error;
     this.setState(rec, state);
     this.emit(rec, { event: { $case: 'finished', value: { state, errorMessage: error, finalStep: run.lastStep, metricsSummary: run.metricsSummary, finalCheckpoint: run.lastCheckpoint } } });
-    if (existsSync(run.outputDir)) {
-      const file = join(run.outputDir, 'run.json');
-      writeFileSync(`${file}.tmp`, JSON.stringify(Run.toJSON(run), null, 2));
-      renameSync(`${file}.tmp`, file);
-    }
+    this.save(rec);
     this.log.info('run finished', { run_id: run.id, state: RunState[state], step: run.lastStep, error: error || undefined });
   }
 
@@ -166,7 +248,7 @@ export class RunRegistry {
     const rec = this.runs.get(id);
     if (!rec) return undefined;
     if (!isFinished(rec.run.state)) {
-      this.emit(rec, { event: { $case: 'log', value: { level: LogLevel.WARN, message: `cancel requested${reason ? `: ${reason}` : ''}` } } });
+      this.emit(rec, { event: { $case: 'log', value: { level: LogLevel.WARN, message: capMessage(`cancel requested${reason ? `: ${reason}` : ''}`) } } });
       rec.controller.abort();
     }
     return rec.run;

@@ -26,6 +26,11 @@ const FIELD_OF_KEY: [RegExp, string][] = [
   [/^dpo\./, 'spec.dpo'],
 ];
 
+/** Proto3 keeps enum numbers it does not know; a value outside the .proto's list is refused, not read as the default. */
+function knownEnum(e: Record<number, string>, value: number, field: string): void {
+  if (typeof e[value] !== 'string' || value < 0) throw invalidArgument(field, `got ${value}, expected one of ${Object.keys(e).filter((k) => /^\d+$/.test(k) && Number(k) >= 0).join(', ')}`);
+}
+
 function positive(v: number): number | undefined {
   return v > 0 ? v : undefined;
 }
@@ -36,7 +41,7 @@ function positive(v: number): number | undefined {
  * checked once, by parseRunConfig, and its errors come back as
  * INVALID_ARGUMENT naming the RunSpec field.
  */
-export function runSpecToConfig(spec: RunSpec, runsDir: string, runId: string): RunConfig {
+export function runSpecToConfig(spec: RunSpec, outputDir: string, runId: string): RunConfig {
   const stage = spec.stage;
   if (!stage) throw invalidArgument('spec.stage', 'not set, expected one of sft, reward_model, dpo, ppo, grpo');
   const ds = spec.dataset;
@@ -46,13 +51,16 @@ export function runSpecToConfig(spec: RunSpec, runsDir: string, runId: string): 
   if (ds.maxSamples !== 0) throw invalidArgument('spec.dataset.max_samples', `got ${ds.maxSamples}; limiting the sample count is not supported yet, expected 0`);
   if (!Number.isInteger(spec.maxEpochs)) throw invalidArgument('spec.max_epochs', `got ${spec.maxEpochs}, expected a whole number of epochs`);
   const opt = spec.optimizer;
+  knownEnum(DatasetFormat, ds.format, 'spec.dataset.format');
+  if (opt) knownEnum(LrSchedule, opt.schedule, 'spec.optimizer.schedule');
+  if (stage.$case === 'dpo') knownEnum(DpoLossType, stage.value.lossType, 'spec.dpo.loss_type');
   if (opt && opt.minLearningRate !== 0) throw invalidArgument('spec.optimizer.min_learning_rate', `got ${opt.minLearningRate}; cosine decays to 0 here, expected 0`);
   const format = ds.format === DatasetFormat.PROMPT_COMPLETION ? 'prompt-completion' : ds.format === DatasetFormat.PREFERENCE ? 'preference' : ds.format === DatasetFormat.LANGUAGE_MODELING ? 'language-modeling' : ds.format === DatasetFormat.PROMPT_ONLY ? 'prompt-only' : null;
   const f = ds.fields;
   const raw: Record<string, unknown> = {
     stage: stage.$case === 'rewardModel' ? 'rm' : stage.$case,
     model: spec.baseModelDir,
-    output_dir: runsDir,
+    output_dir: outputDir,
     run_id: runId,
     seed: spec.seed,
     resume: spec.resume,

@@ -1,13 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, symlinkSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { initBackend } from '@posttrain/backend';
 import { initModelDir } from '@posttrain/model';
 import { RunState, TrainerService, type RunEvent, type RunSpec } from '@posttrain/proto';
-import { createClient, PosttrainServer, status } from '@posttrain/rpc';
+import { checkHealth, createClient, PosttrainServer, status } from '@posttrain/rpc';
 import { writeTaskFiles } from '@posttrain/task';
 import { createLogger } from '@posttrain/telemetry';
 import { buildBuiltinTokenizerFiles, createBuiltinTokenizer } from '@posttrain/tokenizer';
@@ -21,6 +21,7 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
   const log = createLogger({ service: 'trainer', level: 'silent' });
   const server = new PosttrainServer({ name: 'trainer', host: '127.0.0.1', port: 0, shutdownGraceMs: 1000, log });
   let client: ReturnType<typeof createClient<typeof TrainerService>>;
+  let address = '';
 
   before(async () => {
     await initBackend({ backend: 'cpu', logger: { info: () => undefined } });
@@ -31,8 +32,8 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
       assets: { 'tokenizer.json': JSON.stringify(files.tokenizerJson), 'tokenizer_config.json': JSON.stringify(files.tokenizerConfig), 'special_tokens_map.json': JSON.stringify(files.specialTokensMap) },
     });
     await writeTaskFiles(data, { seed: 1, sftSizes: [40], corpusSize: 20, preferenceSize: 20, promptsSize: 8, evalSize: 8 });
-    server.add('posttrain.v1.Trainer', TrainerService, createTrainerHandlers(new RunRegistry(join(dir, 'runs'), log)));
-    const { address } = await server.start();
+    server.add('posttrain.v1.Trainer', TrainerService, createTrainerHandlers(new RunRegistry(join(dir, 'runs'), log), { roots: { models: join(dir, 'model'), data } }));
+    ({ address } = await server.start());
     server.setServing(true);
     client = createClient(TrainerService, [address], { maxAttempts: 1, deadlineMs: 120_000 });
   });
@@ -116,14 +117,24 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
   test('bad specs are INVALID_ARGUMENT naming the field; a taken id is ALREADY_EXISTS; an unknown one NOT_FOUND', async () => {
     const invalid = (re: RegExp) => (e: ServiceError) => e.code === status.INVALID_ARGUMENT && re.test(e.details);
     const noFile = sftSpec('x1', 2);
-    noFile.dataset!.paths = [join(dir, 'absent.jsonl')];
+    noFile.dataset!.paths = [join(data, 'absent.jsonl')];
     await assert.rejects(client.unary('startRun', { spec: noFile }), invalid(/^spec\.dataset\.paths\[0\]: ".*absent\.jsonl": no such file/));
     const badLr = sftSpec('x2', 2);
     badLr.optimizer!.learningRate = -1;
     await assert.rejects(client.unary('startRun', { spec: badLr }), invalid(/^spec\.optimizer\.learning_rate: /));
     const noModel = sftSpec('x3', 2);
-    noModel.baseModelDir = dir;
+    mkdirSync(join(model, 'empty'), { recursive: true });
+    noModel.baseModelDir = join(model, 'empty');
     await assert.rejects(client.unary('startRun', { spec: noModel }), invalid(/^spec\.base_model_dir: .* has no config\.json/));
+    const unknownLr = sftSpec('x5', 2);
+    unknownLr.optimizer!.schedule = 999 as never;
+    await assert.rejects(client.unary('startRun', { spec: unknownLr }), invalid(/^spec\.optimizer\.schedule: got 999, expected one of 0, 1, 2, 3/));
+    const unknownFormat = sftSpec('x6', 2);
+    unknownFormat.dataset!.format = 999 as never;
+    await assert.rejects(client.unary('startRun', { spec: unknownFormat }), invalid(/^spec\.dataset\.format: got 999/));
+    const longName = sftSpec('x7', 2);
+    longName.name = 'n'.repeat(5_000);
+    await assert.rejects(client.unary('startRun', { spec: longName }), invalid(/^spec\.name: 5000 characters, expected at most 256/));
     const zeroBatch = sftSpec('x4', 2);
     zeroBatch.batchSize = 0;
     await assert.rejects(client.unary('startRun', { spec: zeroBatch }), invalid(/^spec\.batch_size: got 0/));
@@ -137,7 +148,7 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
 
     // A spec naming no services takes the trainer's own (POSTTRAIN_*_ADDRESS): the run is accepted with them.
     const registry = new RunRegistry(join(dir, 'runs-defaults'), log);
-    const handlers = createTrainerHandlers(registry, { samplerAddresses: ['127.0.0.1:9'], referenceAddress: '127.0.0.1:9', rewardAddress: '127.0.0.1:9' });
+    const handlers = createTrainerHandlers(registry, { defaultServices: { samplerAddresses: ['127.0.0.1:9'], referenceAddress: '127.0.0.1:9', rewardAddress: '127.0.0.1:9' }, roots: { models: model, data } });
     const bare = sftSpec('g2', 2);
     bare.dataset!.paths = [join(data, 'prompts.jsonl')];
     bare.dataset!.evalPaths = [];
@@ -148,5 +159,87 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
     await registry.drain();
     await assert.rejects(client.unary('getRun', { runId: 'nope' }), (e: ServiceError) => e.code === status.NOT_FOUND);
     await assert.rejects(client.unary('listRuns', { pageSize: 1, pageToken: 'forged' }), invalid(/^page_token/));
+    // after_sequence = 2^60 on the wire (field 2, varint): not representable as a JS number.
+    const varint = (v: bigint) => {
+      const out: number[] = [];
+      for (; v >= 0x80n; v >>= 7n) out.push(Number(v & 0x7fn) | 0x80);
+      return [...out, Number(v)];
+    };
+    const raw = new Client(address, credentials.createInsecure());
+    const huge = Buffer.from([0x0a, 5, ...Buffer.from('sft-a'), 0x10, ...varint(2n ** 60n)]);
+    const err = await new Promise<ServiceError>((resolve) => {
+      const call = raw.makeServerStreamRequest('/posttrain.v1.Trainer/WatchRun', (b: Buffer) => b, (b: Buffer) => b, huge, new Metadata(), {});
+      call.on('data', () => undefined);
+      call.on('error', (e) => resolve(e as ServiceError));
+    });
+    raw.close();
+    assert.equal(err.code, status.INVALID_ARGUMENT, err.details);
+    assert.match(err.details, /64-bit integer field is outside/);
+  });
+
+  test('every RunSpec path outside its root is INVALID_ARGUMENT naming the field, links included, and no file content is quoted', async () => {
+    const invalid = (re: RegExp) => (e: ServiceError) => e.code === status.INVALID_ARGUMENT && re.test(e.details) && !/root:x:0:0/.test(e.details);
+    symlinkSync('/etc/passwd', join(data, 'passwd-link.jsonl'));
+    symlinkSync('/etc', join(data, 'etc-link'));
+    const cases: [string, (s: RunSpec) => void, RegExp][] = [
+      ['absolute', (s) => (s.dataset!.paths = ['/etc/passwd']), /^spec\.dataset\.paths\[0\]: "\/etc\/passwd" resolves to "\/etc\/passwd", outside the data root/],
+      ['../', (s) => (s.dataset!.paths = [join(data, '..', '..', '..', '..', '..', '..', 'etc', 'passwd')]), /^spec\.dataset\.paths\[0\]: .* outside the data root/],
+      ['file link', (s) => (s.dataset!.paths = [join(data, 'passwd-link.jsonl')]), /^spec\.dataset\.paths\[0\]: .*passwd-link\.jsonl" resolves to "\/etc\/passwd", outside/],
+      ['directory link', (s) => (s.dataset!.evalPaths = [join(data, 'etc-link', 'passwd')]), /^spec\.dataset\.eval_paths\[0\]: .* resolves to "\/etc\/passwd"/],
+      ['/proc', (s) => (s.dataset!.evalPaths = ['/proc/self/environ']), /^spec\.dataset\.eval_paths\[0\]: .* outside the data root/],
+      ['model', (s) => (s.baseModelDir = '/etc'), /^spec\.base_model_dir: "\/etc" resolves to "\/etc", outside the models root .* or the runs root/],
+      ['output absolute', (s) => (s.outputDir = '/tmp/posttrain-escape'), /^spec\.output_dir: .* outside the runs root/],
+      ['output ../', (s) => (s.outputDir = join(dir, 'runs', '..', 'elsewhere')), /^spec\.output_dir: .* outside the runs root/],
+      ['output link', (s) => (s.outputDir = join(dir, 'runs', 'out-link', 'x')), /^spec\.output_dir: .* outside the runs root/],
+    ];
+    symlinkSync(tmpdir(), join(dir, 'runs', 'out-link'));
+    for (const [label, edit, re] of cases) {
+      const spec = sftSpec(`p-${label.replace(/[^a-z]/g, '')}`, 2);
+      edit(spec);
+      await assert.rejects(client.unary('startRun', { spec }), invalid(re), label);
+    }
+    assert.ok(!existsSync('/tmp/posttrain-escape'), 'nothing was written outside the runs root');
+  });
+
+  test('output_dir inside the runs root is honoured by an offline stage', async () => {
+    const spec = sftSpec('sft-out', 2);
+    spec.outputDir = join(dir, 'runs', 'team-a');
+    const run = await client.unary('startRun', { spec });
+    assert.equal(run.outputDir, join(dir, 'runs', 'team-a', 'sft-out'));
+    await watch('sft-out');
+    assert.equal((await client.unary('getRun', { runId: 'sft-out' })).state, RunState.SUCCEEDED);
+    assert.ok(existsSync(join(dir, 'runs', 'team-a', 'sft-out', 'metrics.jsonl')));
+    assert.ok(existsSync(join(dir, 'runs', 'sft-out', 'run.json')), 'the run record stays in the runs directory');
+  });
+
+  test('health and GetRun answer within 1 s while an SFT run trains in its worker', async (t) => {
+    const spec = sftSpec('sft-live', 80);
+    spec.checkpointEverySteps = 1000;
+    await client.unary('startRun', { spec });
+    const probeClient = createClient(TrainerService, [address], { maxAttempts: 1, deadlineMs: 5_000 });
+    const latencies: number[] = [];
+    const stepArrivals: number[] = [];
+    const watcher = (async () => {
+      for await (const e of client.serverStream('watchRun', { runId: 'sft-live', afterSequence: 0, historyOnly: false })) if (e.event?.$case === 'metrics' && e.event.value.split === 'train') stepArrivals.push(Date.now());
+    })();
+    let state = RunState.PENDING;
+    while (state === RunState.PENDING || state === RunState.RUNNING) {
+      const t0 = performance.now();
+      assert.equal(await checkHealth(address, '', 5_000), 'SERVING');
+      state = (await probeClient.unary('getRun', { runId: 'sft-live' })).state;
+      latencies.push(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await watcher;
+    probeClient.close();
+    assert.equal(state, RunState.SUCCEEDED);
+    latencies.sort((a, b) => a - b);
+    const p99 = latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))];
+    // Probes across the whole run (it trains for seconds); in-process training blocked them until it ended.
+    assert.ok(latencies.length >= 10, `only ${latencies.length} probes while the run trained`);
+    t.diagnostic(`health + GetRun over ${latencies.length} probes during ${((stepArrivals.at(-1)! - stepArrivals[0]) / 1000).toFixed(1)} s of training: p50 ${latencies[Math.floor(latencies.length / 2)].toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${latencies.at(-1)!.toFixed(1)} ms`);
+    assert.ok(p99 < 1000, `health + GetRun p99 ${p99.toFixed(0)} ms over ${latencies.length} probes, expected < 1000 ms`);
+    assert.equal(stepArrivals.length, 80);
+    assert.ok(stepArrivals.at(-1)! - stepArrivals[0] > 500, 'step metrics arrived spread over the run, not all at its end');
   });
 });

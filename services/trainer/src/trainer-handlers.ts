@@ -1,15 +1,18 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ListRunsResponse, RunState, type RolloutServices, type RunSpec, type TrainerService } from '@posttrain/proto';
+import { ListRunsResponse, RunSpec, RunState, type RolloutServices, type TrainerService } from '@posttrain/proto';
 import { invalidArgument, notFound, RpcError, status, type ServiceHandlers } from '@posttrain/rpc';
+import { resolveRlRunConfig, RlConfigError } from '@posttrain/rl';
+import { forkRunWorker } from './fork-run-worker';
+import { confinePath, resolvePathRoots, type PathRoots } from './path-roots';
 import { isFinished, type RunRegistry } from './run-registry';
-import { runSpecToConfig } from './run-spec-to-config';
-import { resolveRlRunConfig, RlConfigError, runRl } from '@posttrain/rl';
-import { runStage } from '@posttrain/training';
 import type { RunExecutor } from './run-registry';
-import { referenceServiceLogProbs } from './reference-client';
+import type { RunJob } from './run-job';
+import { runSpecToConfig } from './run-spec-to-config';
 
 const RUN_ID = /^[a-z0-9_-]{1,64}$/;
+const MAX_NAME_CHARS = 256;
+const MAX_PATHS = 64;
 
 function checkRunId(id: string, field = 'run_id'): void {
   if (!id) throw invalidArgument(field, 'empty, expected a run id');
@@ -20,6 +23,7 @@ function checkRunId(id: string, field = 'run_id'): void {
 export function validateRunSpecCommon(spec: RunSpec | undefined): asserts spec is RunSpec {
   if (!spec) throw invalidArgument('spec', 'not set, expected a RunSpec');
   if (spec.runId) checkRunId(spec.runId, 'spec.run_id');
+  if (spec.name.length > MAX_NAME_CHARS) throw invalidArgument('spec.name', `${spec.name.length} characters, expected at most ${MAX_NAME_CHARS}`);
   if (!spec.stage) throw invalidArgument('spec.stage', 'not set, expected one of sft, reward_model, dpo, ppo, grpo');
   if (!spec.baseModelDir) throw invalidArgument('spec.base_model_dir', 'empty, expected a model directory (Hugging Face layout)');
   if (!spec.dataset || spec.dataset.paths.length === 0) throw invalidArgument('spec.dataset.paths', 'empty, expected at least one JSONL file');
@@ -28,6 +32,27 @@ export function validateRunSpecCommon(spec: RunSpec | undefined): asserts spec i
   if (spec.gradAccumulationSteps < 0) throw invalidArgument('spec.grad_accumulation_steps', `got ${spec.gradAccumulationSteps}, expected >= 0 (0 means 1)`);
   if (spec.maxSteps < 0) throw invalidArgument('spec.max_steps', `got ${spec.maxSteps}, expected >= 0`);
   if (!(spec.maxEpochs >= 0)) throw invalidArgument('spec.max_epochs', `got ${spec.maxEpochs}, expected >= 0`);
+}
+
+/**
+ * A copy of `spec` whose every path is the real path inside its root
+ * (path-roots.ts): models from the models or runs root (an earlier run's
+ * output), data files from the data root, output_dir in the runs root
+ * (empty: the runs root itself). Nothing outside the roots is opened.
+ */
+export function confineSpecPaths(spec: RunSpec, roots: PathRoots): RunSpec {
+  const out = RunSpec.fromPartial(spec);
+  const ds = out.dataset!;
+  if (ds.paths.length > MAX_PATHS) throw invalidArgument('spec.dataset.paths', `${ds.paths.length} files, expected at most ${MAX_PATHS}`);
+  if (ds.evalPaths.length > MAX_PATHS) throw invalidArgument('spec.dataset.eval_paths', `${ds.evalPaths.length} files, expected at most ${MAX_PATHS}`);
+  out.baseModelDir = confinePath('spec.base_model_dir', out.baseModelDir, ['models', 'runs'], roots);
+  out.outputDir = out.outputDir ? confinePath('spec.output_dir', out.outputDir, ['runs'], roots) : roots.runs;
+  ds.paths = ds.paths.map((p, i) => confinePath(`spec.dataset.paths[${i}]`, p, ['data'], roots));
+  ds.evalPaths = ds.evalPaths.map((p, i) => confinePath(`spec.dataset.eval_paths[${i}]`, p, ['data'], roots));
+  const st = out.stage!;
+  if (st.$case === 'dpo' && st.value.reference?.$case === 'precomputedReferencePath') st.value.reference.value = confinePath('spec.dpo.precomputed_reference_path', st.value.reference.value, ['data', 'runs'], roots);
+  if (st.$case === 'ppo' && st.value.valueModelDir) st.value.valueModelDir = confinePath('spec.ppo.value_model_dir', st.value.valueModelDir, ['models', 'runs'], roots);
+  return out;
 }
 
 /** Files a run needs, checked before it is queued so the caller hears of a typo at once. */
@@ -41,21 +66,38 @@ function checkInputs(spec: RunSpec): void {
   });
 }
 
+export interface TrainerHandlerOptions {
+  /** Services for PPO/GRPO runs whose spec names none. */
+  defaultServices?: RolloutServices;
+  /** Where RunSpec paths may point; runs defaults to the registry's runs directory, models and data to ./models and ./data. */
+  roots?: Partial<PathRoots>;
+  /** After a cancel, how long a run worker may take to stop before it is killed. */
+  cancelGraceMs?: number;
+}
+
 /**
- * Trainer handlers: the run API over a RunRegistry. SFT, reward-model and
- * DPO runs execute in this process through libs/training; PPO and GRPO
- * through libs/rl, driving the sampler, reference and reward services named
- * in the spec.
+ * Trainer handlers: the run API over a RunRegistry. Each run executes in its
+ * own worker process (run-worker.ts): SFT, reward-model and DPO through
+ * libs/training, PPO and GRPO through libs/rl, driving the sampler,
+ * reference and reward services named in the spec. Every path of a spec is
+ * confined to the roots first.
  */
-export function createTrainerHandlers(registry: RunRegistry, defaultServices: RolloutServices = { samplerAddresses: [], referenceAddress: '', rewardAddress: '' }): ServiceHandlers<typeof TrainerService> {
+export function createTrainerHandlers(registry: RunRegistry, options: TrainerHandlerOptions = {}): ServiceHandlers<typeof TrainerService> {
+  const defaultServices = options.defaultServices ?? { samplerAddresses: [], referenceAddress: '', rewardAddress: '' };
+  const roots = resolvePathRoots({ models: options.roots?.models ?? 'models', data: options.roots?.data ?? 'data', runs: options.roots?.runs ?? registry.runsDir });
+  const workerExecutor = (id: string, stage: string, outputDir: string, job: RunJob): RunExecutor => ({
+    stage,
+    outputDir,
+    execute: (o) => forkRunWorker(id, job, { ...o, cancelGraceMs: options.cancelGraceMs }),
+  });
   return {
     startRun: async (request) => {
-      const spec = request.spec;
-      validateRunSpecCommon(spec);
+      validateRunSpecCommon(request.spec);
+      const spec = confineSpecPaths(request.spec, roots);
       const stage = spec.stage!.$case;
       const id = spec.runId || `${stage === 'rewardModel' ? 'rm' : stage}-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-').toLowerCase()}`;
       if (registry.isActive(id)) throw new RpcError(status.ALREADY_EXISTS, `run "${id}" is already ${RunState[registry.get(id)!.state].toLowerCase()}`);
-      if (!spec.resume && (registry.has(id) || existsSync(join(registry.runsDir, id)))) throw new RpcError(status.ALREADY_EXISTS, `run "${id}" exists; set resume to continue it from its last checkpoint, or pick another run_id`);
+      if (!spec.resume && (registry.has(id) || existsSync(join(registry.runsDir, id)) || existsSync(join(spec.outputDir, id)))) throw new RpcError(status.ALREADY_EXISTS, `run "${id}" exists; set resume to continue it from its last checkpoint, or pick another run_id`);
       checkInputs(spec);
       let executor: RunExecutor;
       if (stage === 'ppo' || stage === 'grpo') {
@@ -65,17 +107,16 @@ export function createTrainerHandlers(registry: RunRegistry, defaultServices: Ro
         if (!named) st.services = { ...defaultServices, samplerAddresses: [...defaultServices.samplerAddresses] };
         let rl;
         try {
-          rl = resolveRlRunConfig({ ...spec, runId: id, outputDir: spec.outputDir || registry.runsDir });
+          rl = resolveRlRunConfig({ ...spec, runId: id });
         } catch (err) {
           if (err instanceof RlConfigError) throw invalidArgument(`spec.${err.field}`, err.message.slice(err.field.length + 2));
           throw err;
         }
-        executor = { stage, outputDir: rl.outputDir, execute: (o) => runRl(rl, o) };
+        executor = workerExecutor(id, stage, rl.outputDir, { kind: 'rl', config: rl });
       } else {
-        const config = runSpecToConfig(spec, registry.runsDir, id);
-        const dpoRef = spec.stage?.$case === 'dpo' && spec.stage.value.reference?.$case === 'referenceAddress' ? spec.stage.value.reference.value : undefined;
-        const referenceLogProbs = dpoRef ? referenceServiceLogProbs(dpoRef) : undefined;
-        executor = { stage: config.stage, outputDir: config.output_dir, execute: (o) => runStage(config, { ...o, progress: false, referenceLogProbs }) };
+        const config = runSpecToConfig(spec, spec.outputDir, id);
+        const dpoRef = spec.stage?.$case === 'dpo' && spec.stage.value.reference?.$case === 'referenceAddress' ? spec.stage.value.reference.value : null;
+        executor = workerExecutor(id, config.stage, config.output_dir, { kind: 'offline', config, dpoReferenceAddress: dpoRef });
       }
       return registry.start(id, spec, executor);
     },

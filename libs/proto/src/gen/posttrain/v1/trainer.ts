@@ -38,6 +38,11 @@ export enum RunState {
   FAILED = 4,
   /** CANCELLED - Stopped by CancelRun. */
   CANCELLED = 5,
+  /**
+   * INTERRUPTED - Was active when its trainer stopped (a restart, a crash); StartRun with
+   * resume set continues it from its last checkpoint.
+   */
+  INTERRUPTED = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -61,6 +66,9 @@ export function runStateFromJSON(object: any): RunState {
     case 5:
     case "RUN_STATE_CANCELLED":
       return RunState.CANCELLED;
+    case 6:
+    case "RUN_STATE_INTERRUPTED":
+      return RunState.INTERRUPTED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -82,6 +90,8 @@ export function runStateToJSON(object: RunState): string {
       return "RUN_STATE_FAILED";
     case RunState.CANCELLED:
       return "RUN_STATE_CANCELLED";
+    case RunState.INTERRUPTED:
+      return "RUN_STATE_INTERRUPTED";
     case RunState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -771,7 +781,10 @@ export interface DatasetFields {
 
 /** Where the training data comes from and how it is split. */
 export interface DatasetSpec {
-  /** JSONL files, read in order; at least one. */
+  /**
+   * JSONL files, read in order; at least one. On the Trainer service every
+   * path (eval_paths too) must lie inside its data root after following links.
+   */
   paths: string[];
   /** Record layout. */
   format: DatasetFormat;
@@ -993,11 +1006,17 @@ export interface GrpoSpec {
 export interface RunSpec {
   /** Unique run id ([a-z0-9-_], <= 64 chars); empty means generated. */
   runId: string;
-  /** Human-readable name. */
+  /** Human-readable name (at most 256 characters). */
   name: string;
-  /** Model directory to start from (Hugging Face layout). */
+  /**
+   * Model directory to start from (Hugging Face layout), inside the trainer's
+   * models root or runs root after following links; INVALID_ARGUMENT otherwise.
+   */
   baseModelDir: string;
-  /** Directory for the run's outputs (runs/<id>/ when empty). */
+  /**
+   * Parent directory of the run's outputs (<output_dir>/<id>/), inside the
+   * trainer's runs root; empty means the runs root itself.
+   */
   outputDir: string;
   /** Training data (for PPO/GRPO: the prompts). */
   dataset?:

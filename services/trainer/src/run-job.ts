@@ -1,0 +1,27 @@
+import type { RlRunConfig } from '@posttrain/rl';
+import { runRl } from '@posttrain/rl';
+import type { RunCallbacks, RunConfig } from '@posttrain/training';
+import { runStage } from '@posttrain/training';
+import type { Logger } from '@posttrain/telemetry';
+import { referenceServiceLogProbs } from './reference-client';
+
+/**
+ * A validated run, as plain data that crosses the process boundary to the
+ * run worker (structured clone): an offline stage's RunConfig, or an online
+ * stage's RlRunConfig.
+ */
+export type RunJob = { kind: 'offline'; config: RunConfig; dpoReferenceAddress: string | null } | { kind: 'rl'; config: RlRunConfig };
+
+export interface RunJobResult {
+  status: 'completed' | 'cancelled';
+  runDir: string;
+  lastMetrics: Record<string, number>;
+  lastEval?: Record<string, number> | null;
+}
+
+/** Runs a job in this process (the run worker calls this). */
+export async function executeRunJob(job: RunJob, options: { signal: AbortSignal; callbacks: RunCallbacks; logger: Logger }): Promise<RunJobResult> {
+  if (job.kind === 'rl') return runRl(job.config, options);
+  const referenceLogProbs = job.dpoReferenceAddress ? referenceServiceLogProbs(job.dpoReferenceAddress) : undefined;
+  return runStage(job.config, { ...options, progress: false, referenceLogProbs });
+}
