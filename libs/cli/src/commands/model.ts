@@ -132,7 +132,7 @@ export const modelGenerateCommand: Command = {
     if (!existsSync(join(o.model, 'tokenizer.json'))) throw new UsageError(`--model: "${o.model}" has no tokenizer.json, so a text prompt cannot be encoded`);
     await initBackend();
     const tok = await loadTokenizer(o.model);
-    const ids = o.chat ? tok.encodeChat([{ role: 'user', content: o.prompt }], { addGenerationPrompt: true }).ids : tok.encode(o.prompt);
+    const ids = o.chat ? tok.encodeChatIds([{ role: 'user', content: o.prompt }], { addGenerationPrompt: true }) : tok.encode(o.prompt);
     const model = await loadModel(o.model);
     try {
       const out = generate(model, Array.from({ length: o.n }, () => ids), { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed });
