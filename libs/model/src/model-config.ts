@@ -166,9 +166,15 @@ export function parseModelConfig(raw: unknown, source = 'config.json'): ModelCon
   } else {
     eosTokenId = tokenId(r, 'eos_token_id', source);
   }
+  const vocabSize = positiveInt(r, 'vocab_size', source);
+  const bosTokenId = tokenId(r, 'bos_token_id', source);
+  const padTokenId = tokenId(r, 'pad_token_id', source);
+  for (const [key, ids] of [['bos_token_id', [bosTokenId]], ['eos_token_id', ([] as (number | null)[]).concat(eosTokenId)], ['pad_token_id', [padTokenId]]] as const) {
+    if (ids.some((id) => id !== null && id >= vocabSize)) fail(source, key, r[key], `token id(s) below "vocab_size" ${vocabSize} (the embedding has rows 0..${vocabSize - 1})`);
+  }
   return {
     modelType,
-    vocabSize: positiveInt(r, 'vocab_size', source),
+    vocabSize,
     hiddenSize,
     intermediateSize: positiveInt(r, 'intermediate_size', source),
     numLayers: positiveInt(r, 'num_hidden_layers', source),
@@ -183,9 +189,9 @@ export function parseModelConfig(raw: unknown, source = 'config.json'): ModelCon
     oBias: modelType === 'qwen2' ? false : attentionBias,
     slidingWindow,
     initializerRange: positiveNumber(r, 'initializer_range', source, 0.02),
-    bosTokenId: tokenId(r, 'bos_token_id', source),
+    bosTokenId,
     eosTokenId,
-    padTokenId: tokenId(r, 'pad_token_id', source),
+    padTokenId,
     architecture,
   };
 }
