@@ -20,7 +20,7 @@ async function cli(argv: string[]): Promise<{ code: number; out: string; err: st
 
 const FAMILIES = {
   // vocab_size as the real config.json files give it: Qwen3 and Gemma-3 pad the embedding beyond the tokenizer.
-  qwen3: { vocabSize: 151936, tokenizerSize: 151669, modelType: 'qwen2', architecture: 'Qwen2ForCausalLM' },
+  qwen3: { vocabSize: 151936, tokenizerSize: 151669, modelType: 'qwen3', architecture: 'Qwen3ForCausalLM' },
   llama3: { vocabSize: 128256, tokenizerSize: 128256, modelType: 'llama', architecture: 'LlamaForCausalLM' },
   gemma3: { vocabSize: 262208, tokenizerSize: 262145, modelType: 'llama', architecture: 'LlamaForCausalLM' },
 } as const;
@@ -145,4 +145,44 @@ describe('multi-turn SFT on the chat templates as shipped', { timeout: 600_000 }
       }
     });
   }
+});
+
+describe('a tiny random qwen3 model (q/k RMSNorm) through DPO and GRPO', { timeout: 400_000 }, () => {
+  const model = join(dir, 'qwen3-tiny');
+  const data = join(dir, 'qwen3-data');
+  const examples = join(__dirname, '..', '..', '..', '..', 'examples', 'configs');
+
+  test('dpo then grpo complete, and the saved models are still qwen3 with their q_norm/k_norm weights', async () => {
+    const config = join(dir, 'qwen3-tiny.json');
+    writeFileSync(config, JSON.stringify({ model_type: 'qwen3', architectures: ['Qwen3ForCausalLM'], vocab_size: 101, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, max_position_embeddings: 256, tie_word_embeddings: true, eos_token_id: 2, pad_token_id: 3 }));
+    const init = await cli(['model', 'init', '--out', model, '--config', config]);
+    assert.equal(init.code, 0, init.err);
+    assert.match(init.out, /qwen3/);
+    assert.equal((await cli(['task', 'generate', '--out', data, '--sizes', '20', '--corpus', '20', '--preference', '16', '--prompts', '8', '--eval', '8'])).code, 0);
+
+    const dpo = await cli([
+      'dpo', '--config', join(examples, 'dpo.yaml'), '--set', `model=${model}`, '--set', `output_dir=${join(dir, 'runs')}`, '--set', 'run_id=qwen3-dpo',
+      '--set', `dataset.train=${join(data, 'preference.jsonl')}`, '--set', 'dataset.eval=null', '--set', 'train.max_steps=2', '--set', 'train.batch_size=4', '--set', 'train.logging_steps=1', '--no-progress', '--json',
+    ]);
+    assert.equal(dpo.code, 0, dpo.err + dpo.out);
+    const dpoResult = JSON.parse(dpo.out.trim().split('\n').pop()!);
+    assert.equal(dpoResult.status, 'completed');
+    assert.ok(Number.isFinite(dpoResult.lastMetrics['rewards/margins']), JSON.stringify(dpoResult.lastMetrics));
+
+    const grpo = await cli([
+      'grpo', '--config', join(examples, 'grpo.yaml'), '--set', `base_model_dir=${join(dir, 'runs', 'qwen3-dpo', 'model')}`, '--set', `output_dir=${join(dir, 'runs')}`, '--set', 'run_id=qwen3-grpo',
+      '--set', 'max_steps=2', '--set', `dataset.paths=[${join(data, 'prompts.jsonl')}]`, '--set', 'grpo.prompts_per_step=2', '--set', 'grpo.group_size=4', '--set', 'grpo.minibatch_size=8', '--set', 'grpo.sampling.max_new_tokens=8', '--no-progress', '--json',
+    ]);
+    assert.equal(grpo.code, 0, grpo.err + grpo.out);
+    const grpoResult = JSON.parse(grpo.out.trim().split('\n').pop()!);
+    assert.equal(grpoResult.status, 'completed');
+    assert.equal(grpoResult.step, 2);
+    const info = await cli(['model', 'info', join(dir, 'runs', 'qwen3-grpo', 'model'), '--json']);
+    assert.equal(info.code, 0, info.err);
+    const saved = JSON.parse(info.out);
+    assert.equal(saved.config.modelType, 'qwen3');
+    assert.equal(saved.config.qkNorm, true);
+    // embed 101*32 (tied) + q 64*32 + k 32*32 + v 32*32 + o 32*64 + mlp 3*32*64 + norms 2*32 + q_norm/k_norm 2*16 + final norm 32
+    assert.equal(saved.parameterCount, 3232 + 2048 + 1024 + 1024 + 2048 + 6144 + 64 + 32 + 32);
+  });
 });
