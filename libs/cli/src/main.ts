@@ -2,6 +2,7 @@ import { ConfigError } from '@posttrain/rpc';
 import { UsageError, type Command, type CommandIO } from './command';
 import { upCommand } from './commands/up';
 import { dataCheckCommand } from './commands/data-check';
+import { dataPreviewCommand } from './commands/data-preview';
 import { taskGenerateCommand } from './commands/task-generate';
 import { MODEL_COMMANDS } from './commands/model';
 import { trainStageCommand } from './commands/train-stage';
@@ -30,6 +31,7 @@ export const COMMANDS: readonly Command[] = [
   scoreCommand,
   ...MODEL_COMMANDS,
   dataCheckCommand,
+  dataPreviewCommand,
   taskGenerateCommand,
 ];
 

@@ -37,6 +37,10 @@ export class FakeTokenizer implements TokenizerLike {
       .join('');
   }
 
+  encodeChatIds(messages: readonly ChatMessage[], options: { addGenerationPrompt?: boolean } = {}): number[] {
+    return this.encodeChat(messages, options).ids;
+  }
+
   encodeChat(messages: readonly ChatMessage[], options: { addGenerationPrompt?: boolean } = {}): { ids: number[]; assistantMask: number[] } {
     const ids: number[] = [];
     const assistantMask: number[] = [];

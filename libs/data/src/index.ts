@@ -44,6 +44,8 @@ export type { DataReadSummary, LineOutcome, LocatedDataLine } from './read-data-
 export { ArrayRecordSource, IndexedDataFile } from './indexed-data-file';
 export type { RecordSource } from './indexed-data-file';
 export { tokenizePreference, tokenizePrompt, tokenizeSft } from './tokenize-example';
+export { previewExample } from './preview-example';
+export type { PreviewSequence, RecordPreview, TokenRun } from './preview-example';
 export type { LengthOptions, PreferenceExample, PromptExample, SftExample, SftTokenizeOptions, TokenizeResult } from './tokenize-example';
 export { collatePreference, collatePrompts, collateSft, packSft, padSequences, shiftLabels } from './collate';
 export type { PaddingSide, PreferenceBatch, PromptBatch, SftBatch } from './collate';

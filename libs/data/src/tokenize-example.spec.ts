@@ -37,6 +37,45 @@ describe('tokenizeSft', () => {
     assert.deepEqual(all.example.lossMask, [0, ...ones(21)]);
   });
 
+  test('no assistant turn is located when nothing needs it: full-loss conversations, prompts, preference pairs', () => {
+    // A tokenizer whose templates cannot locate assistant turns still serves every path that does not mask by them.
+    class NoSpans extends FakeTokenizer {
+      override encodeChat(): never {
+        throw new Error('assistant spans were computed');
+      }
+      override encodeChatIds(messages: readonly ChatMessage[], options: { addGenerationPrompt?: boolean } = {}) {
+        return super.encodeChat(messages, options).ids;
+      }
+    }
+    const noSpans = new NoSpans();
+    const messages = [user('hi'), assistant('yo'), user('again')];
+    const all = tokenizeSft(at({ format: 'language-modeling', style: 'conversational', messages: messages.slice(0, 2) }), noSpans, { ...sft, assistantOnlyLoss: false });
+    assert.ok(all.ok);
+    assert.deepEqual(all.example.lossMask, [0, ...ones(21)]);
+    assert.throws(() => tokenizeSft(at({ format: 'language-modeling', style: 'conversational', messages: messages.slice(0, 2) }), noSpans, sft), /assistant spans were computed/);
+    const prompt = tokenizePrompt(at({ format: 'prompt-only', style: 'conversational', prompt: messages, groundTruth: null }), noSpans, { maxLength: null, truncation: 'truncate' });
+    assert.ok(prompt.ok);
+    assert.deepEqual(prompt.example.promptIds.slice(-10), chars('assistant:'));
+    const pair = tokenizePreference(at({ format: 'preference', style: 'conversational', prompt: messages, chosen: [assistant('a')], rejected: [assistant('b')] }), noSpans, { maxLength: null, truncation: 'truncate' });
+    assert.ok(pair.ok);
+    assert.deepEqual(pair.example.chosenIds, [...chars('a'), END]);
+  });
+
+  test('conversational completion: what the template appends after the last reply is not trained', () => {
+    // A template that, like Llama-3's base template, always appends the next assistant header.
+    class TrailingHeader extends FakeTokenizer {
+      override encodeChat(messages: readonly ChatMessage[], options: { addGenerationPrompt?: boolean } = {}) {
+        return super.encodeChat(messages, { ...options, addGenerationPrompt: true });
+      }
+    }
+    const record: DataRecord = { format: 'prompt-completion', style: 'conversational', prompt: [user('q')], completion: [assistant('ab')] };
+    const r = tokenizeSft(at(record), new TrailingHeader(), sft);
+    assert.ok(r.ok);
+    const prompt = [BOS, ...chars('user:'), ...chars('q'), END, ...chars('assistant:')];
+    assert.deepEqual(r.example.inputIds, [...prompt, ...chars('ab'), END, ...chars('assistant:')]);
+    assert.deepEqual(r.example.lossMask, [...zeros(prompt.length), 1, 1, 1, ...zeros(10)]);
+  });
+
   test('standard prompt-completion trains on the completion and EOS', () => {
     const record: DataRecord = { format: 'prompt-completion', style: 'standard', prompt: '1+1=', completion: '2' };
     const r = tokenizeSft(at(record), tok, sft);

@@ -60,11 +60,12 @@ function startsWith(ids: readonly number[], prefix: readonly number[]): boolean 
  * Tokens of prompt + response with the chat template, split where the prompt
  * (rendered with the generation prompt) ends. The template must render the
  * prompt the same alone and followed by the response, or the split would be
- * a guess: then null.
+ * a guess: then null. No assistant turns are located here, so earlier
+ * assistant turns in the prompt never stop a template from working.
  */
 function splitChat(tokenizer: TokenizerLike, prompt: readonly ChatMessage[], response: readonly ChatMessage[]): { promptIds: number[]; responseIds: number[] } | null {
-  const promptIds = tokenizer.encodeChat(prompt, { addGenerationPrompt: true }).ids;
-  const full = tokenizer.encodeChat([...prompt, ...response]).ids;
+  const promptIds = tokenizer.encodeChatIds(prompt, { addGenerationPrompt: true });
+  const full = tokenizer.encodeChatIds([...prompt, ...response]);
   if (!startsWith(full, promptIds)) return null;
   return { promptIds, responseIds: full.slice(promptIds.length) };
 }
@@ -87,12 +88,18 @@ export function tokenizeSft(data: DataLine, tokenizer: TokenizerLike, options: S
     inputIds = withEos(tokenizer.encode(record.text), tokenizer.eosTokenId);
     lossMask = inputIds.map(() => 1);
   } else if (record.format === 'language-modeling') {
-    const chat = tokenizer.encodeChat(record.messages);
-    if (chat.assistantMask.length !== chat.ids.length) {
-      throw new Error(`tokenizer.encodeChat returned ${chat.ids.length} ids but ${chat.assistantMask.length} mask entries (line ${data.line})`);
+    if (options.assistantOnlyLoss) {
+      const chat = tokenizer.encodeChat(record.messages);
+      if (chat.assistantMask.length !== chat.ids.length) {
+        throw new Error(`tokenizer.encodeChat returned ${chat.ids.length} ids but ${chat.assistantMask.length} mask entries (line ${data.line})`);
+      }
+      inputIds = chat.ids;
+      lossMask = chat.assistantMask.map((m) => (m ? 1 : 0));
+    } else {
+      // The loss covers every token, so no assistant turn needs locating.
+      inputIds = tokenizer.encodeChatIds(record.messages);
+      lossMask = inputIds.map(() => 1);
     }
-    inputIds = chat.ids;
-    lossMask = options.assistantOnlyLoss ? chat.assistantMask.map((m) => (m ? 1 : 0)) : inputIds.map(() => 1);
   } else if (record.format === 'prompt-completion' && record.style === 'standard') {
     const promptIds = tokenizer.encode(record.prompt);
     const completionIds = withEos(tokenizer.encode(record.completion, { addSpecialTokens: false }), tokenizer.eosTokenId);
@@ -102,7 +109,14 @@ export function tokenizeSft(data: DataLine, tokenizer: TokenizerLike, options: S
     const split = splitChat(tokenizer, record.prompt, record.completion);
     if (split === null) return { ok: false, reason: TEMPLATE_MISMATCH };
     inputIds = [...split.promptIds, ...split.responseIds];
-    lossMask = inputIds.map((_, i) => (!options.completionOnlyLoss || i >= split.promptIds.length ? 1 : 0));
+    // Completion tokens up to the last assistant turn's end-of-turn token: what a template appends after
+    // the last turn (a separator, or the assistant header Llama-3's base template always adds) is not learned.
+    let end = inputIds.length;
+    if (options.completionOnlyLoss && record.completion.some((m) => m.role === 'assistant')) {
+      const chat = tokenizer.encodeChat([...record.prompt, ...record.completion]);
+      if (chat.ids.length === inputIds.length && chat.ids.every((id, i) => id === inputIds[i])) end = chat.assistantMask.lastIndexOf(1) + 1;
+    }
+    lossMask = inputIds.map((_, i) => (!options.completionOnlyLoss || (i >= split.promptIds.length && i < end) ? 1 : 0));
   } else {
     throw new Error(`SFT needs language-modeling or prompt-completion data, got a ${record.format} record (line ${data.line})`);
   }
@@ -182,7 +196,7 @@ export function tokenizePrompt(data: DataLine, tokenizer: TokenizerLike, options
     throw new Error(`generation needs prompts, got a language-modeling record (line ${data.line})`);
   }
   const prompt = record.prompt;
-  let promptIds = typeof prompt === 'string' ? tokenizer.encode(prompt) : tokenizer.encodeChat(prompt, { addGenerationPrompt: true }).ids;
+  let promptIds = typeof prompt === 'string' ? tokenizer.encode(prompt) : tokenizer.encodeChatIds(prompt, { addGenerationPrompt: true });
   if (promptIds.length === 0) return { ok: false, reason: 'the prompt has no tokens' };
   const groundTruth = record.format === 'prompt-only' ? record.groundTruth : null;
   let truncated = false;

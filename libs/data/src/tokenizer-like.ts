@@ -17,6 +17,8 @@ export interface TokenizerLike {
     messages: readonly ChatMessage[],
     options?: { addGenerationPrompt?: boolean },
   ): { ids: number[]; assistantMask: number[] };
+  /** The rendered conversation's ids without locating assistant turns (prompts, full-sequence losses). */
+  encodeChatIds(messages: readonly ChatMessage[], options?: { addGenerationPrompt?: boolean }): number[];
   readonly eosTokenId: number;
   readonly padTokenId: number;
   readonly bosTokenId: number | null;

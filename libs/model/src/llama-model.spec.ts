@@ -26,8 +26,27 @@ describe('LlamaModel', () => {
     model.dispose();
   });
 
+  test('parameter count by hand (qwen3: q_norm and k_norm of head_dim per layer, no biases)', () => {
+    const qwen3 = createModelConfig({ modelType: 'qwen3', vocabSize: 32, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2 });
+    assert.equal(qwen3.architecture, 'Qwen3ForCausalLM');
+    // per layer q 16*16, k 8*16, v 8*16, o 16*16, mlp 3*16*24, norms 2*16, q_norm + k_norm 2*4 (head_dim 4)
+    const perLayer = 256 + 128 + 128 + 256 + 1152 + 32 + 8;
+    const model = initModel(qwen3, { seed: 1 });
+    assert.equal(model.parameterCount(), 512 + 2 * perLayer + 16 + 512);
+    assert.equal(model.parameterCount(), [...model.weights.values()].reduce((a, v) => a + v.size, 0));
+    assert.deepEqual(model.weight('model.layers.1.self_attn.k_norm.weight').shape, [4]);
+    assert.deepEqual([...model.weight('model.layers.0.self_attn.q_norm.weight').dataSync()], [1, 1, 1, 1]); // identity at init, as in transformers
+    model.dispose();
+  });
+
   test('config.json round-trips through modelConfigToJson / parseModelConfig', () => {
-    for (const c of [config, createModelConfig({ modelType: 'llama', attentionBias: true, tieWordEmbeddings: true }), createModelConfig({ modelType: 'mistral', task: 'sequence-classification' })]) {
+    for (const c of [
+      config,
+      createModelConfig({ modelType: 'llama', attentionBias: true, tieWordEmbeddings: true }),
+      createModelConfig({ modelType: 'mistral', task: 'sequence-classification' }),
+      createModelConfig({ modelType: 'qwen3', tieWordEmbeddings: true }),
+      createModelConfig({ modelType: 'qwen3', task: 'sequence-classification', attentionBias: true }),
+    ]) {
       assert.deepEqual(parseModelConfig(JSON.parse(JSON.stringify(modelConfigToJson(c)))), c);
     }
   });

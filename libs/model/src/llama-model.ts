@@ -67,6 +67,10 @@ export function expectedWeightShapes(c: ModelConfig, heads: ModelHeads): Map<str
       m.set(`${p}.self_attn.v_proj.bias`, [kv]);
     }
     if (c.oBias) m.set(`${p}.self_attn.o_proj.bias`, [d]);
+    if (c.qkNorm) {
+      m.set(`${p}.self_attn.q_norm.weight`, [c.headDim]);
+      m.set(`${p}.self_attn.k_norm.weight`, [c.headDim]);
+    }
     m.set(`${p}.mlp.gate_proj.weight`, [c.intermediateSize, d]);
     m.set(`${p}.mlp.up_proj.weight`, [c.intermediateSize, d]);
     m.set(`${p}.mlp.down_proj.weight`, [d, c.intermediateSize]);
@@ -179,7 +183,7 @@ export function initModel(config: ModelConfig, options: { seed: number | string;
   for (const [name, shape] of expectedWeightShapes(config, heads)) {
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
-    if (name.endsWith('layernorm.weight') || name === 'model.norm.weight') data.fill(1);
+    if (name.endsWith('norm.weight')) data.fill(1); // every RMSNorm (layer norms, the final norm, Qwen3's q_norm/k_norm) starts as the identity
     else if (!name.endsWith('.bias')) for (let i = 0; i < n; i++) data[i] = rng.normal(0, config.initializerRange);
     weights.set(name, variableFromHf(name, shape, data));
   }

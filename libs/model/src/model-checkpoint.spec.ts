@@ -76,6 +76,7 @@ async function writeTinyModel(dir: string, mutate?: (w: Map<string, { shape: num
 }
 
 const ids = [1, 7, 30, 4, 4, 19, 2];
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 describe('HF checkpoint directories', () => {
   test('a test-written tiny Llama loads and matches the reference within 1e-4', async () => {
@@ -155,6 +156,41 @@ describe('HF checkpoint directories', () => {
       await assert.rejects(loadModel(dir), re);
       await assert.rejects(loadModel(dir), new RegExp(join(dir, 'config.json').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')));
     }
+  });
+
+  test('token ids that do not fit the embedding are refused on load, naming both files and the numbers', async () => {
+    // The tokenizer has 32 tokens (t0..t31); an embedding of 30 rows cannot hold ids 30 and 31.
+    const small = join(root, 'vocab-small');
+    await writeTinyModel(small, (w) => {
+      for (const name of ['model.embed_tokens.weight', 'lm_head.weight']) w.set(name, { shape: [30, 16], data: w.get(name)!.data.slice(0, 30 * 16) });
+    }, { vocab_size: 30 });
+    const mismatch = new RegExp(`${esc(join(small, 'tokenizer.json'))} has 32 tokens \\(ids 0\\.\\.31\\) but ${esc(join(small, 'config.json'))} "vocab_size" is 30: .*expected "vocab_size" >= 32`);
+    await assert.rejects(loadModel(small), mismatch);
+    await assert.rejects(modelInfo(small), mismatch);
+    // A padded embedding (more rows than tokens) is fine, as Qwen and Gemma ship it.
+    const padded = join(root, 'vocab-padded');
+    await writeTinyModel(padded, (w) => {
+      for (const name of ['model.embed_tokens.weight', 'lm_head.weight']) {
+        const data = new Float32Array(40 * 16);
+        data.set(w.get(name)!.data);
+        w.set(name, { shape: [40, 16], data });
+      }
+    }, { vocab_size: 40 });
+    (await loadModel(padded)).dispose();
+    // generation_config.json's ids are checked against config.json's vocab_size.
+    const gen = join(root, 'gen-eos');
+    await writeTinyModel(gen);
+    await writeFile(join(gen, 'generation_config.json'), JSON.stringify({ eos_token_id: [2, 32] }));
+    await assert.rejects(loadModel(gen), new RegExp(`${esc(join(gen, 'generation_config.json'))} "eos_token_id" is \\[2,32\\] but ${esc(join(gen, 'config.json'))} "vocab_size" is 32: expected token id\\(s\\) in \\[0, 32\\)`));
+    // config.json's own special ids.
+    assert.throws(() => parseModelConfig({ ...rawConfig, eos_token_id: [2, 32] }, 'c.json'), /c\.json: "eos_token_id" is \[2,32\]; expected token id\(s\) below "vocab_size" 32/);
+    assert.throws(() => parseModelConfig({ ...rawConfig, pad_token_id: 40 }, 'c.json'), /"pad_token_id" is 40; expected token id\(s\) below "vocab_size" 32/);
+  });
+
+  test('initModelDir never writes a directory whose tokenizer does not fit', async () => {
+    const dir = join(root, 'init-small');
+    await assert.rejects(initModelDir(dir, { hiddenSize: 8, numLayers: 1, numHeads: 2, intermediateSize: 8, vocabSize: 31 }, { seed: 1, assets: { 'tokenizer.json': tokenizerJson } }), /has 32 tokens .* "vocab_size" is 31/);
+    await assert.rejects(readdir(dir), /ENOENT/);
   });
 
   test('initModelDir writes a loadable random model of the requested shape', async () => {

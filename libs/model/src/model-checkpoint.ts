@@ -14,6 +14,7 @@ import type { ModelConfig, ModelShape } from './model-config';
 import { countParameters, createModelConfig, modelConfigToJson, parseModelConfig } from './model-config';
 import type { GenerationDefaults, ModelHeads } from './llama-model';
 import { LlamaModel, initModel, modelFromHfTensors, modelToHfTensors } from './llama-model';
+import { checkModelFiles } from './check-model-files';
 
 /** Files besides the weights that belong to a model directory and are copied through on save. */
 export const ASSET_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json', 'chat_template.jinja'] as const;
@@ -93,6 +94,8 @@ export function parseGenerationConfig(raw: unknown, source: string, config: Mode
 export async function loadModel(dir: string): Promise<LlamaModel> {
   const config = await readModelConfig(dir);
   const heads = headsFor(config);
+  const assets = await readAssets(dir);
+  checkModelFiles(dir, config, assets);
   const { tensors } = await readSafetensorsCheckpoint(dir);
   if (tensors.has('score.weight')) heads.score = true;
   if (tensors.has('lm_head.weight') && !config.tieWordEmbeddings) heads.lm = true;
@@ -111,11 +114,6 @@ export async function loadModel(dir: string): Promise<LlamaModel> {
     if (/^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/.test(name)) continue;
     hf.set(name, { shape: t.shape, data: t.data });
   }
-  const assets = new Map<string, string>();
-  for (const f of ASSET_FILES) {
-    const p = join(dir, f);
-    if (await exists(p)) assets.set(f, await readFile(p, 'utf8'));
-  }
   const model = modelFromHfTensors(config, heads, hf, dir, assets);
   const gen = assets.get('generation_config.json');
   if (gen !== undefined) {
@@ -129,6 +127,16 @@ export async function loadModel(dir: string): Promise<LlamaModel> {
     model.generationDefaults = parseGenerationConfig(raw, join(dir, 'generation_config.json'), config);
   }
   return model;
+}
+
+/** The non-weight files of a model directory, by name. */
+async function readAssets(dir: string): Promise<Map<string, string>> {
+  const assets = new Map<string, string>();
+  for (const f of ASSET_FILES) {
+    const p = join(dir, f);
+    if (await exists(p)) assets.set(f, await readFile(p, 'utf8'));
+  }
+  return assets;
 }
 
 export interface SaveModelOptions {
@@ -183,12 +191,14 @@ export interface InitModelDirOptions {
 /** Writes a randomly initialised model of the given shape (or config) to `dir` in HF layout; returns its config. */
 export async function initModelDir(dir: string, shape: ModelShape | ModelConfig, options: InitModelDirOptions): Promise<ModelConfig> {
   const config = 'architecture' in shape ? (shape as ModelConfig) : createModelConfig(shape as ModelShape);
+  const assets = new Map(Object.entries(options.assets ?? {}));
+  for (const name of assets.keys()) {
+    if (!(ASSET_FILES as readonly string[]).includes(name)) throw new Error(`assets: "${name}" is not one of ${ASSET_FILES.join(', ')}`);
+  }
+  checkModelFiles(dir, config, assets); // never write a directory that loadModel would refuse
   const model = initModel(config, { seed: options.seed });
   try {
-    for (const [name, text] of Object.entries(options.assets ?? {})) {
-      if (!(ASSET_FILES as readonly string[]).includes(name)) throw new Error(`assets: "${name}" is not one of ${ASSET_FILES.join(', ')}`);
-      model.assets.set(name, text);
-    }
+    for (const [name, text] of assets) model.assets.set(name, text);
     await saveModel(model, dir);
   } finally {
     model.dispose();
@@ -246,7 +256,7 @@ export async function modelInfo(dir: string): Promise<ModelInfo> {
   } else {
     throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json`);
   }
-  const assets: string[] = [];
-  for (const f of ASSET_FILES) if (await exists(join(dir, f))) assets.push(f);
-  return { dir, config, heads, parameterCount: countParameters(config, heads), weightFiles, assets };
+  const assets = await readAssets(dir);
+  checkModelFiles(dir, config, assets);
+  return { dir, config, heads, parameterCount: countParameters(config, heads), weightFiles, assets: [...assets.keys()] };
 }

@@ -1,6 +1,6 @@
 /**
  * The model's configuration, parsed from (and written back to) a Hugging Face
- * `config.json` of the Llama family: `llama`, `qwen2` and `mistral`.
+ * `config.json` of the Llama family: `llama`, `qwen2`, `qwen3` and `mistral`.
  *
  * Unknown keys are rejected, as are known keys whose value selects something
  * this implementation does not compute (rope_scaling, another activation, mlp
@@ -8,7 +8,7 @@
  * checkpoint was trained as.
  */
 
-export type ModelType = 'llama' | 'qwen2' | 'mistral';
+export type ModelType = 'llama' | 'qwen2' | 'qwen3' | 'mistral';
 
 export interface ModelConfig {
   modelType: ModelType;
@@ -25,8 +25,10 @@ export interface ModelConfig {
   tieWordEmbeddings: boolean;
   /** q/k/v projections carry a bias (Qwen2 always; Llama with attention_bias). */
   qkvBias: boolean;
-  /** o_proj carries a bias (Llama attention_bias applies to o_proj too). */
+  /** o_proj carries a bias (Llama and Qwen3 attention_bias applies to o_proj too). */
   oBias: boolean;
+  /** Qwen3: q and k are RMS-normalised over the head dimension (q_norm, k_norm: [head_dim]) before RoPE. */
+  qkNorm: boolean;
   /** Mistral's sliding window (keys further back than this are masked); null = none. */
   slidingWindow: number | null;
   initializerRange: number;
@@ -55,6 +57,9 @@ const KNOWN_KEYS = new Set([
   'attention_bias', 'attention_dropout', 'mlp_bias', 'pretraining_tp', 'sliding_window', 'use_sliding_window',
   'initializer_range', 'bos_token_id', 'eos_token_id', 'pad_token_id', 'layer_types',
 ]);
+
+/** The transformers class-name prefix of each model type (LlamaForCausalLM, Qwen3ForSequenceClassification, ...). */
+const ARCHITECTURE_PREFIX: Record<ModelType, string> = { llama: 'Llama', qwen2: 'Qwen2', qwen3: 'Qwen3', mistral: 'Mistral' };
 
 export class ModelConfigError extends Error {
   override name = 'ModelConfigError';
@@ -99,8 +104,8 @@ export function parseModelConfig(raw: unknown, source = 'config.json'): ModelCon
     if (!KNOWN_KEYS.has(key)) fail(source, key, r[key], 'no such key (unknown config key for llama/qwen2/mistral)');
   }
   const modelType = r.model_type;
-  if (modelType !== 'llama' && modelType !== 'qwen2' && modelType !== 'mistral') {
-    fail(source, 'model_type', modelType, 'one of "llama", "qwen2", "mistral"');
+  if (modelType !== 'llama' && modelType !== 'qwen2' && modelType !== 'qwen3' && modelType !== 'mistral') {
+    fail(source, 'model_type', modelType, 'one of "llama", "qwen2", "qwen3", "mistral"');
   }
   const hiddenAct = r.hidden_act ?? 'silu';
   if (hiddenAct !== 'silu') fail(source, 'hidden_act', hiddenAct, '"silu" (only SwiGLU MLPs are supported)');
@@ -121,8 +126,8 @@ export function parseModelConfig(raw: unknown, source = 'config.json'): ModelCon
   if ((r.pretraining_tp ?? 1) !== 1) fail(source, 'pretraining_tp', r.pretraining_tp, '1');
   const attnDropout = r.attention_dropout ?? 0;
   if (attnDropout !== 0) fail(source, 'attention_dropout', attnDropout, '0 (attention dropout is not supported)');
-  if (modelType === 'qwen2' && (r.use_sliding_window ?? false) !== false) {
-    fail(source, 'use_sliding_window', r.use_sliding_window, 'false (Qwen2 sliding-window layers are not supported)');
+  if ((modelType === 'qwen2' || modelType === 'qwen3') && (r.use_sliding_window ?? false) !== false) {
+    fail(source, 'use_sliding_window', r.use_sliding_window, 'false (Qwen sliding-window layers are not supported)');
   }
   if (r.layer_types !== undefined && r.layer_types !== null) {
     if (!Array.isArray(r.layer_types) || r.layer_types.some((t) => t !== 'full_attention')) {
@@ -146,7 +151,7 @@ export function parseModelConfig(raw: unknown, source = 'config.json'): ModelCon
     fail(source, 'head_dim', headDim, `an even positive integer (hidden_size / num_attention_heads = ${defaultHeadDim} by default)`);
   }
   const attentionBias = bool(r, 'attention_bias', source, false);
-  const archs = r.architectures ?? [modelType === 'qwen2' ? 'Qwen2ForCausalLM' : modelType === 'mistral' ? 'MistralForCausalLM' : 'LlamaForCausalLM'];
+  const archs = r.architectures ?? [`${ARCHITECTURE_PREFIX[modelType]}ForCausalLM`];
   if (!Array.isArray(archs) || archs.length < 1 || typeof archs[0] !== 'string') {
     fail(source, 'architectures', archs, 'a non-empty list of class names');
   }
@@ -166,9 +171,15 @@ export function parseModelConfig(raw: unknown, source = 'config.json'): ModelCon
   } else {
     eosTokenId = tokenId(r, 'eos_token_id', source);
   }
+  const vocabSize = positiveInt(r, 'vocab_size', source);
+  const bosTokenId = tokenId(r, 'bos_token_id', source);
+  const padTokenId = tokenId(r, 'pad_token_id', source);
+  for (const [key, ids] of [['bos_token_id', [bosTokenId]], ['eos_token_id', ([] as (number | null)[]).concat(eosTokenId)], ['pad_token_id', [padTokenId]]] as const) {
+    if (ids.some((id) => id !== null && id >= vocabSize)) fail(source, key, r[key], `token id(s) below "vocab_size" ${vocabSize} (the embedding has rows 0..${vocabSize - 1})`);
+  }
   return {
     modelType,
-    vocabSize: positiveInt(r, 'vocab_size', source),
+    vocabSize,
     hiddenSize,
     intermediateSize: positiveInt(r, 'intermediate_size', source),
     numLayers: positiveInt(r, 'num_hidden_layers', source),
@@ -181,11 +192,12 @@ export function parseModelConfig(raw: unknown, source = 'config.json'): ModelCon
     tieWordEmbeddings: bool(r, 'tie_word_embeddings', source, false),
     qkvBias: modelType === 'qwen2' ? true : attentionBias,
     oBias: modelType === 'qwen2' ? false : attentionBias,
+    qkNorm: modelType === 'qwen3',
     slidingWindow,
     initializerRange: positiveNumber(r, 'initializer_range', source, 0.02),
-    bosTokenId: tokenId(r, 'bos_token_id', source),
+    bosTokenId,
     eosTokenId,
-    padTokenId: tokenId(r, 'pad_token_id', source),
+    padTokenId,
     architecture,
   };
 }
@@ -214,9 +226,10 @@ export function modelConfigToJson(c: ModelConfig): Record<string, unknown> {
     pad_token_id: c.padTokenId,
     torch_dtype: 'float32',
   };
-  if (c.modelType === 'llama') {
-    if (c.qkvBias !== c.oBias) throw new ModelConfigError('llama: attention_bias applies to q/k/v and o together');
+  if (c.modelType === 'llama' || c.modelType === 'qwen3') {
+    if (c.qkvBias !== c.oBias) throw new ModelConfigError(`${c.modelType}: attention_bias applies to q/k/v and o together`);
     out.attention_bias = c.qkvBias;
+    if (c.modelType === 'qwen3') out.use_sliding_window = false;
     out.mlp_bias = false;
   } else if (c.modelType === 'mistral') {
     out.sliding_window = c.slidingWindow;
@@ -252,7 +265,7 @@ export interface ModelShape {
 /** Builds a validated config from a shape; goes through parseModelConfig so the same checks apply. */
 export function createModelConfig(shape: ModelShape = {}): ModelConfig {
   const modelType = shape.modelType ?? 'llama';
-  const prefix = modelType === 'qwen2' ? 'Qwen2' : modelType === 'mistral' ? 'Mistral' : 'Llama';
+  const prefix = ARCHITECTURE_PREFIX[modelType];
   const raw: Record<string, unknown> = {
     architectures: [`${prefix}${shape.task === 'sequence-classification' ? 'ForSequenceClassification' : 'ForCausalLM'}`],
     model_type: modelType,
@@ -270,7 +283,7 @@ export function createModelConfig(shape: ModelShape = {}): ModelConfig {
     eos_token_id: shape.eosTokenId ?? null,
     pad_token_id: shape.padTokenId ?? null,
   };
-  if (modelType === 'llama') raw.attention_bias = shape.attentionBias ?? false;
+  if (modelType === 'llama' || modelType === 'qwen3') raw.attention_bias = shape.attentionBias ?? false;
   else if (shape.attentionBias !== undefined && shape.attentionBias !== (modelType === 'qwen2')) {
     throw new ModelConfigError(`attentionBias=${shape.attentionBias} is fixed by model_type ${modelType}`);
   }
@@ -285,7 +298,7 @@ export function countParameters(c: ModelConfig, heads: { lm: boolean; score: boo
   const kv = c.numKvHeads * c.headDim;
   const attn = d * q + 2 * d * kv + q * d + (c.qkvBias ? q + 2 * kv : 0) + (c.oBias ? d : 0);
   const mlp = 3 * d * c.intermediateSize;
-  const perLayer = attn + mlp + 2 * d;
+  const perLayer = attn + mlp + 2 * d + (c.qkNorm ? 2 * c.headDim : 0);
   let total = c.vocabSize * d + c.numLayers * perLayer + d;
   if (heads.lm && !c.tieWordEmbeddings) total += c.vocabSize * d;
   if (heads.score) total += d;

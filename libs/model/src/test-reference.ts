@@ -81,8 +81,11 @@ export function referenceHidden(c: ModelConfig, w: HfWeights, ids: number[], seg
   for (let l = 0; l < c.numLayers; l++) {
     const p = `model.layers.${l}`;
     const xs = h.map((v) => rmsNorm(v, w.get(`${p}.input_layernorm.weight`)!.data, c.rmsNormEps));
-    const qs = xs.map((x) => linear(w, `${p}.self_attn.q_proj`, x, c.qkvBias));
-    const ks = xs.map((x) => linear(w, `${p}.self_attn.k_proj`, x, c.qkvBias));
+    // Qwen3Attention: q_norm / k_norm (RMSNorm over head_dim) on each head of q_proj / k_proj, before RoPE.
+    const perHead = (v: number[], heads: number, norm: string) =>
+      Array.from({ length: heads }, (_, h) => rmsNorm(v.slice(h * E, (h + 1) * E), w.get(`${p}.self_attn.${norm}.weight`)!.data, c.rmsNormEps)).flat();
+    const qs = xs.map((x) => linear(w, `${p}.self_attn.q_proj`, x, c.qkvBias)).map((q) => (c.qkNorm ? perHead(q, H, 'q_norm') : q));
+    const ks = xs.map((x) => linear(w, `${p}.self_attn.k_proj`, x, c.qkvBias)).map((k) => (c.qkNorm ? perHead(k, G, 'k_norm') : k));
     const vs = xs.map((x) => linear(w, `${p}.self_attn.v_proj`, x, c.qkvBias));
     const attnOut = ids.map(() => new Array<number>(H * E).fill(0));
     for (let head = 0; head < H; head++) {

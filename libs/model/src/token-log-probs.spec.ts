@@ -2,7 +2,7 @@ import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { createModelConfig } from './model-config';
+import { createModelConfig, parseModelConfig } from './model-config';
 import type { ModelConfig } from './model-config';
 import { modelFromHfTensors } from './llama-model';
 import type { ModelHeads } from './llama-model';
@@ -23,6 +23,11 @@ const variants: { name: string; config: ModelConfig }[] = [
   { name: 'qwen2 (q/k/v biases, GQA 4q/2kv, untied)', config: createModelConfig({ modelType: 'qwen2', vocabSize: 32, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2, ropeTheta: 10000 }) },
   { name: 'llama (tied, no bias, MHA)', config: createModelConfig({ modelType: 'llama', vocabSize: 32, hiddenSize: 16, intermediateSize: 20, numLayers: 2, numHeads: 2, numKvHeads: 2, tieWordEmbeddings: true, ropeTheta: 500 }) },
   { name: 'llama attention_bias (GQA 4q/1kv)', config: createModelConfig({ modelType: 'llama', vocabSize: 32, hiddenSize: 16, intermediateSize: 20, numLayers: 2, numHeads: 4, numKvHeads: 1, attentionBias: true }) },
+  {
+    // Qwen3 as shipped: explicit head_dim (here 4 heads x 8 = 32 != hidden 16), q/k RMSNorm over head_dim, no biases.
+    name: 'qwen3 (q/k RMSNorm over head_dim 8, 4q/2kv, head_dim * heads != hidden)',
+    config: parseModelConfig({ model_type: 'qwen3', architectures: ['Qwen3ForCausalLM'], vocab_size: 32, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8, rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: true, attention_bias: false, use_sliding_window: false, sliding_window: null, max_window_layers: 28 }),
+  },
   { name: 'mistral (sliding window 3 < sequence length 9)', config: { ...createModelConfig({ modelType: 'mistral', vocabSize: 32, hiddenSize: 16, intermediateSize: 20, numLayers: 2, numHeads: 4, numKvHeads: 2 }), slidingWindow: 3 } },
 ];
 const heads: ModelHeads = { lm: true, score: false };

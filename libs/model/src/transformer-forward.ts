@@ -2,7 +2,8 @@
  * The Llama-family decoder forward pass (pre-norm residual blocks):
  *
  *   h = embed(ids)
- *   for each layer:  h = h + attn(rmsnorm(h))        (RoPE on q/k, GQA, causal + padding (+ segment) mask)
+ *   for each layer:  h = h + attn(rmsnorm(h))        (RoPE on q/k, GQA, causal + padding (+ segment) mask;
+ *                                                     Qwen3 first RMS-normalises each q/k head over head_dim)
  *                    h = h + mlp(rmsnorm(h))         (down(silu(gate(x)) * up(x)))
  *   h = rmsnorm(h)
  *
@@ -261,8 +262,15 @@ export function forwardHidden(model: LlamaModel, tokens: ForwardTokens, options:
     const p = `model.layers.${l}`;
     // --- attention ---
     const x = rmsNorm(h, model.weight(`${p}.input_layernorm.weight`) as tf.Tensor1D, c.rmsNormEps);
-    const q = applyRope(tf.reshape(projection(model, `${p}.self_attn.q_proj`, x, seed), [N, H, E]), cos, sin); // (N, H, E)
-    const k = applyRope(tf.reshape(projection(model, `${p}.self_attn.k_proj`, x, seed), [N, G, E]), cos, sin); // (N, G, E)
+    let qHeads = projection(model, `${p}.self_attn.q_proj`, x, seed); // (N, H*E)
+    let kHeads = projection(model, `${p}.self_attn.k_proj`, x, seed); // (N, G*E)
+    if (c.qkNorm) {
+      // Qwen3: each head's q and k RMS-normalised over the head dimension, before RoPE.
+      qHeads = rmsNorm(tf.reshape(qHeads, [N * H, E]), model.weight(`${p}.self_attn.q_norm.weight`) as tf.Tensor1D, c.rmsNormEps); // (N*H, E)
+      kHeads = rmsNorm(tf.reshape(kHeads, [N * G, E]), model.weight(`${p}.self_attn.k_norm.weight`) as tf.Tensor1D, c.rmsNormEps); // (N*G, E)
+    }
+    const q = applyRope(tf.reshape(qHeads, [N, H, E]), cos, sin); // (N, H, E)
+    const k = applyRope(tf.reshape(kHeads, [N, G, E]), cos, sin); // (N, G, E)
     const v = projection(model, `${p}.self_attn.v_proj`, x, seed); // (N, G*E)
     let k4 = tf.transpose(tf.reshape(k, [B, T, G, E]), [0, 2, 1, 3]) as tf.Tensor4D; // (B, G, T, E)
     let v4 = tf.transpose(tf.reshape(v, [B, T, G, E]), [0, 2, 1, 3]) as tf.Tensor4D; // (B, G, T, E)

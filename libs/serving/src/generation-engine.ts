@@ -178,7 +178,7 @@ export class GenerationEngine {
     }
     if (!tok) throw invalidField(`${field}.${input.$case === 'text' ? 'text' : 'messages'}`, `this model (${this.served.dir}) has no tokenizer.json; send token_ids`);
     try {
-      ids = input.$case === 'text' ? tok.encode(input.value) : tok.encodeChat(input.value.messages, { addGenerationPrompt: true }).ids;
+      ids = input.$case === 'text' ? tok.encode(input.value) : tok.encodeChatIds(input.value.messages, { addGenerationPrompt: true });
     } catch (e) {
       throw invalidField(`${field}.${input.$case === 'text' ? 'text' : 'messages'}`, `cannot be tokenised: ${(e as Error).message}`);
     }

@@ -21,7 +21,7 @@ export function rewardModelInput(served: ServedModel, item: ScoreItem, field: st
   let ids: number[];
   try {
     ids = item.promptMessages.length > 0
-      ? tok.encodeChat([...item.promptMessages, { role: 'assistant', content: item.completion }], { addGenerationPrompt: false }).ids
+      ? tok.encodeChatIds([...item.promptMessages, { role: 'assistant', content: item.completion }], { addGenerationPrompt: false })
       : tok.encode(item.prompt + item.completion);
   } catch (e) {
     throw new RewardValidationError(item.promptMessages.length > 0 ? `${field}.prompt_messages` : `${field}.prompt`, `cannot be tokenised: ${(e as Error).message}`);

@@ -1,4 +1,5 @@
 import { Template } from '@huggingface/jinja';
+import { locateAssistantSpans } from './locate-assistant-spans';
 import type { ChatMessage } from './tokenizer';
 import { TokenizerError } from './tokenizer-error';
 
@@ -6,8 +7,8 @@ import { TokenizerError } from './tokenizer-error';
 export interface RenderedChat {
   text: string;
   assistantSpans: [number, number][];
-  /** How the spans were found: the template's `{% generation %}` markers, or incremental (prefix) rendering. */
-  method: 'generation-markers' | 'prefix-rendering';
+  /** How the spans were found: the template's `{% generation %}` markers, or each assistant message's content located in the text. */
+  method: 'generation-markers' | 'content-search';
 }
 
 /** Special-token strings handed to the template as globals, as transformers does. */
@@ -29,31 +30,29 @@ const GENERATION_TAG = /{%(-?)\s*(end)?generation\s*(-?)%}/g;
  * `bos_token` / `eos_token` / `pad_token` / `unk_token`, `raise_exception`,
  * `strftime_now`, and `tools` / `documents` as none.
  *
- * Assistant spans (for the SFT loss mask) are found in one of two ways:
+ * Assistant spans (for the SFT loss mask) come from one rendering of the whole
+ * conversation, in one of two ways:
  * - when the template has `{% generation %}...{% endgeneration %}` blocks
  *   (the transformers convention for `return_assistant_tokens_mask`), the span
  *   is exactly what the blocks render;
- * - otherwise by incremental rendering: for assistant message i, the
- *   conversation up to message i-1 rendered with the generation prompt is the
- *   prompt the model would see at inference, and the conversation up to
- *   message i rendered without it ends where that turn ends. The span runs from
- *   their common prefix to the end of the second, minus trailing whitespace
- *   (the template's separator between turns, e.g. the "\n" after ChatML's
- *   `<|im_end|>`), so it covers the content and the end-of-turn token but not
- *   the role header. This needs the template to be prefix-stable (rendering a
- *   longer conversation does not change the text of earlier turns); a template
- *   that is not gets an error suggesting generation markers.
+ * - otherwise each assistant message is located by position: its content and
+ *   the end-of-turn token after it (see locateAssistantSpans for the rule).
  */
 export class ChatTemplate {
   readonly source: string;
   private readonly template: Template;
   private readonly marked: Template | undefined;
   private readonly specialTokens: TemplateSpecialTokens;
+  private readonly endOfTurnTokens: readonly string[];
 
-  /** `source` names where the template came from (e.g. `dir/tokenizer_config.json "chat_template"`) for error messages. */
-  constructor(templateText: string, specialTokens: TemplateSpecialTokens, source: string) {
+  /**
+   * `source` names where the template came from (e.g. `dir/tokenizer_config.json "chat_template"`) for error messages.
+   * `endOfTurnTokens`: the strings that can end an assistant turn (the tokenizer's special tokens); default the EOS.
+   */
+  constructor(templateText: string, specialTokens: TemplateSpecialTokens, source: string, endOfTurnTokens?: readonly string[]) {
     this.source = source;
     this.specialTokens = specialTokens;
+    this.endOfTurnTokens = endOfTurnTokens ?? (specialTokens.eos_token === undefined ? [] : [specialTokens.eos_token]);
     this.template = compile(templateText, source);
     GENERATION_TAG.lastIndex = 0;
     if (GENERATION_TAG.test(templateText)) {
@@ -72,34 +71,12 @@ export class ChatTemplate {
     return this.run(this.template, messages, addGenerationPrompt);
   }
 
-  /** Renders the conversation and locates the assistant turns in the text (see the class comment). */
+  /** Renders the conversation once and locates the assistant turns in the text (see the class comment). */
   renderWithAssistantSpans(messages: readonly ChatMessage[], addGenerationPrompt = false): RenderedChat {
     validateMessages(messages);
     if (this.marked !== undefined) return this.renderMarked(messages, addGenerationPrompt);
     const text = this.render(messages, addGenerationPrompt);
-    const assistantSpans: [number, number][] = [];
-    for (let i = 0; i < messages.length; i++) {
-      if (messages[i].role !== 'assistant') continue;
-      const prompt = this.render(messages.slice(0, i), true);
-      const upToTurn = this.render(messages.slice(0, i + 1), false);
-      if (!text.startsWith(upToTurn)) {
-        throw new TokenizerError(
-          this.source,
-          `template is not prefix-stable: rendering messages[0..${i}] is not a prefix of rendering the whole conversation, so assistant tokens cannot be located; add {% generation %}...{% endgeneration %} around assistant content in the template`,
-        );
-      }
-      let start = 0;
-      const limit = Math.min(prompt.length, upToTurn.length);
-      while (start < limit && prompt[start] === upToTurn[start]) start++;
-      let end = upToTurn.length;
-      while (end > start && /\s/.test(upToTurn[end - 1])) end--;
-      const previousEnd = assistantSpans.length > 0 ? assistantSpans[assistantSpans.length - 1][1] : 0;
-      if (start < previousEnd) {
-        throw new TokenizerError(this.source, `the generation prompt before messages[${i}] does not match how the template renders that assistant turn; add {% generation %} markers to the template`);
-      }
-      if (end > start) assistantSpans.push([start, end]);
-    }
-    return { text, assistantSpans, method: 'prefix-rendering' };
+    return { text, assistantSpans: locateAssistantSpans(text, messages, this.endOfTurnTokens, this.source), method: 'content-search' };
   }
 
   private renderMarked(messages: readonly ChatMessage[], addGenerationPrompt: boolean): RenderedChat {

@@ -22,4 +22,5 @@ export type { RenderedChat, TemplateSpecialTokens } from './chat-template';
 export { createTokenizer, loadTokenizer } from './load-tokenizer';
 export type { TokenizerFiles } from './load-tokenizer';
 export type { ChatMessage, EncodedChat, Tokenizer } from './tokenizer';
+export { tokenizerVocabSize } from './tokenizer-vocab-size';
 export { TokenizerError } from './tokenizer-error';

@@ -130,9 +130,9 @@ describe('chat template span detection', () => {
     { role: 'assistant', content: 'a2 ' },
   ];
 
-  test('prefix rendering on ChatML finds content + <|im_end|> for every assistant turn', () => {
+  test('content search on ChatML finds content + <|im_end|> for every assistant turn', () => {
     const rendered = new ChatTemplate(CHATML_TEMPLATE, special, 'chatml').renderWithAssistantSpans(conversation);
-    assert.equal(rendered.method, 'prefix-rendering');
+    assert.equal(rendered.method, 'content-search');
     assert.deepEqual(
       rendered.assistantSpans.map(([s, e]) => rendered.text.slice(s, e)),
       ['a1<|im_end|>', 'a2 <|im_end|>'],
@@ -153,9 +153,37 @@ describe('chat template span detection', () => {
     );
   });
 
-  test('a template that is not prefix-stable is refused with advice', () => {
-    const counting = "{{ messages | length }}{% for m in messages %}{{ m['content'] }}{% endfor %}";
-    assert.throws(() => new ChatTemplate(counting, special, 'cfg "chat_template"').renderWithAssistantSpans(conversation), /cfg "chat_template": template is not prefix-stable.*generation/);
+  test('a template that renders earlier turns differently as the conversation grows still works', () => {
+    // Renders the message count first and marks only the last assistant turn: no rendering of a shorter
+    // conversation is a prefix of the whole one, so only locating by position can work here.
+    const growing =
+      "{{ messages | length }}{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' }}{% if loop.last %}{{ '[last]' }}{% endif %}{{ m['content'] + '<|im_end|>\\n' }}{% endfor %}";
+    const rendered = new ChatTemplate(growing, special, 'growing').renderWithAssistantSpans(conversation);
+    assert.deepEqual(rendered.assistantSpans.map(([s, e]) => rendered.text.slice(s, e)), ['a1<|im_end|>', 'a2 <|im_end|>']);
+  });
+
+  test('a content that occurs earlier (in a user turn, in a header) is found where its turn is', () => {
+    const tricky = [
+      { role: 'user', content: 'say ant' },
+      { role: 'assistant', content: 'ant' }, // also inside "say ant" and inside the "assistant" header
+      { role: 'user', content: 'again' },
+      { role: 'assistant', content: 'ant' },
+    ];
+    const rendered = new ChatTemplate(CHATML_TEMPLATE, special, 'chatml').renderWithAssistantSpans(tricky);
+    const text = rendered.text;
+    const first = text.indexOf('assistant\nant') + 'assistant\n'.length;
+    const second = text.lastIndexOf('assistant\nant') + 'assistant\n'.length;
+    assert.deepEqual(rendered.assistantSpans, [
+      [first, first + 'ant<|im_end|>'.length],
+      [second, second + 'ant<|im_end|>'.length],
+    ]);
+  });
+
+  test('an assistant turn that cannot be located is refused with advice', () => {
+    const dropping = "{% for m in messages %}{% if m['role'] == 'user' %}{{ m['content'] + '<|im_end|>' }}{% endif %}{% endfor %}";
+    assert.throws(() => new ChatTemplate(dropping, special, 'cfg "chat_template"').renderWithAssistantSpans(conversation), /cfg "chat_template": messages\[2\] \(assistant\): its content does not appear.*generation/);
+    const noEnd = "{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}";
+    assert.throws(() => new ChatTemplate(noEnd, special, 'T').renderWithAssistantSpans(conversation), /T: messages\[2\] \(assistant\): no end-of-turn special token \("<\|im_end\|>"\) directly follows/);
   });
 
   test('raise_exception, invalid syntax and bad messages give named errors', () => {

@@ -88,12 +88,14 @@ export function createTokenizer(files: TokenizerFiles, dir = '<memory>'): Tokeni
   }
   if (ids.eos_token === undefined) throw new TokenizerError(configName, `missing (and not in ${mapName}): the tokenizer needs an end-of-sequence token`, 'eos_token');
 
+  // Any special added token can end a turn (<|im_end|>, <|eot_id|>, <end_of_turn>, ...), and so can the EOS.
+  const endOfTurnTokens = [...specialAddedTokens(json), ...(special.eos_token === undefined ? [] : [special.eos_token])];
   let chatTemplate: ChatTemplate | undefined;
   const rawTemplate = config.chat_template;
   if (rawTemplate !== undefined && rawTemplate !== null) {
-    chatTemplate = new ChatTemplate(selectTemplate(rawTemplate, configName), special, `${configName} "chat_template"`);
+    chatTemplate = new ChatTemplate(selectTemplate(rawTemplate, configName), special, `${configName} "chat_template"`, endOfTurnTokens);
   } else if (files.chatTemplateJinja !== undefined) {
-    chatTemplate = new ChatTemplate(files.chatTemplateJinja, special, join(dir, 'chat_template.jinja'));
+    chatTemplate = new ChatTemplate(files.chatTemplateJinja, special, join(dir, 'chat_template.jinja'), endOfTurnTokens);
   }
 
   let maxId = -1;
@@ -174,6 +176,10 @@ class LoadedTokenizer implements Tokenizer {
     return { ids, assistantMask };
   }
 
+  encodeChatIds(messages: readonly ChatMessage[], options: { addGenerationPrompt?: boolean } = {}): number[] {
+    return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
+  }
+
   tokenToId(token: string): number | undefined {
     return this.inner.token_to_id(token);
   }
@@ -188,6 +194,12 @@ class LoadedTokenizer implements Tokenizer {
     }
     return this.chatTemplate;
   }
+}
+
+/** The contents of tokenizer.json's added tokens marked `"special": true`. */
+function specialAddedTokens(json: Record<string, unknown>): string[] {
+  if (!Array.isArray(json.added_tokens)) return [];
+  return json.added_tokens.filter((t): t is { content: string } => isObject(t) && t.special === true && typeof t.content === 'string').map((t) => t.content);
 }
 
 /** `chat_template` is a string, or a list of {name, template} of which "default" is used. */

@@ -5,7 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import { initBackend } from '@posttrain/backend';
 import { createModelConfig, generate, initModelDir, loadModel, logProbsJsonlText, modelInfo, parseModelConfig, runModelBench, type ModelConfig } from '@posttrain/model';
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
-import { buildBuiltinTokenizerFiles, createBuiltinTokenizer, loadTokenizer } from '@posttrain/tokenizer';
+import { buildBuiltinTokenizerFiles, createBuiltinTokenizer, loadTokenizer, type Tokenizer } from '@posttrain/tokenizer';
 import { UsageError, type Command } from '../command';
 import { requireModelDir } from '../model-dir';
 
@@ -27,27 +27,50 @@ const initOptions = defineConfig({
   out: { kind: 'string', flag: 'out', description: 'directory to write (must not exist or be empty)', required: true },
   config: { kind: 'string', flag: 'config', description: 'a Hugging Face config.json (Llama, Qwen2 or Mistral keys); default: the tiny Llama (d_model 256, 4 layers, 4 heads, SwiGLU 688) sized to the tokenizer' },
   seed: { kind: 'int', flag: 'seed', description: 'initialisation seed', default: 0, min: 0 },
-  tokenizer: { kind: 'string', flag: 'tokenizer', description: 'builtin writes the built-in character tokenizer (ChatML template) beside the weights; none writes no tokenizer', default: 'builtin', choices: ['builtin', 'none'] },
+  tokenizer: {
+    kind: 'string',
+    flag: 'tokenizer',
+    description: "builtin writes the built-in character tokenizer (ChatML template) beside the weights; none writes no tokenizer; a directory (a Hub model's, with tokenizer.json and tokenizer_config.json) has its tokenizer files copied, and the vocabulary is sized to fit it",
+    default: 'builtin',
+  },
 });
+
+/** Tokenizer files copied by `--tokenizer DIR` (when present; the first two are required). */
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja'] as const;
 
 export const modelInitCommand: Command = {
   name: 'model init',
   summary: 'write a randomly initialised model in the Hugging Face layout',
-  help: () => `usage: posttrain model init --out DIR [--config config.json] [options]\n\nOptions:\n${describeConfig(initOptions)}\n`,
+  help: () => `usage: posttrain model init --out DIR [--config config.json] [--tokenizer builtin|none|DIR] [options]\n\nOptions:\n${describeConfig(initOptions)}\n`,
   run: async (argv, io) => {
     const o = parseConfig(initOptions, { argv });
     if (existsSync(o.out) && (!statSync(o.out).isDirectory() || readdirSync(o.out).length > 0)) throw new UsageError(`--out: "${o.out}" exists and is not an empty directory`);
     const assets: Record<string, string> = {};
+    let tok: Tokenizer | undefined;
+    let tokenizerName = '';
     if (o.tokenizer === 'builtin') {
       const files = buildBuiltinTokenizerFiles();
       assets['tokenizer.json'] = JSON.stringify(files.tokenizerJson);
       assets['tokenizer_config.json'] = JSON.stringify(files.tokenizerConfig, null, 2);
       assets['special_tokens_map.json'] = JSON.stringify(files.specialTokensMap, null, 2);
+      tok = createBuiltinTokenizer();
+      tokenizerName = 'the built-in tokenizer';
+    } else if (o.tokenizer !== 'none') {
+      if (!existsSync(o.tokenizer) || !statSync(o.tokenizer).isDirectory()) throw new UsageError(`--tokenizer: "${o.tokenizer}" is not builtin, none or a directory`);
+      for (const f of TOKENIZER_FILES.slice(0, 2)) {
+        if (!existsSync(join(o.tokenizer, f))) throw new UsageError(`--tokenizer: "${o.tokenizer}" has no ${f}; expected a tokenizer directory as the Hub ships it (tokenizer.json, tokenizer_config.json)`);
+      }
+      tok = await loadTokenizer(o.tokenizer); // validates the files (special tokens, chat template) before anything is written
+      for (const f of TOKENIZER_FILES) if (existsSync(join(o.tokenizer, f))) assets[f] = readFileSync(join(o.tokenizer, f), 'utf8');
+      tokenizerName = join(o.tokenizer, 'tokenizer.json');
     }
     let config: ModelConfig;
-    if (o.config) config = parseModelConfig(readStructured(o.config, '--config'), o.config);
-    else {
-      const tok = o.tokenizer === 'builtin' ? createBuiltinTokenizer() : undefined;
+    if (o.config) {
+      config = parseModelConfig(readStructured(o.config, '--config'), o.config);
+      if (tok && config.vocabSize < tok.vocabSize) {
+        throw new UsageError(`--config: ${o.config} "vocab_size" is ${config.vocabSize} but ${tokenizerName} has ${tok.vocabSize} tokens; expected "vocab_size" >= ${tok.vocabSize} (the embedding may be larger than the tokenizer, never smaller)`);
+      }
+    } else {
       config = createModelConfig(tok ? { vocabSize: tok.vocabSize, eosTokenId: tok.eosTokenId, padTokenId: tok.padTokenId, bosTokenId: tok.bosTokenId } : {});
     }
     await initBackend();
@@ -132,7 +155,7 @@ export const modelGenerateCommand: Command = {
     if (!existsSync(join(o.model, 'tokenizer.json'))) throw new UsageError(`--model: "${o.model}" has no tokenizer.json, so a text prompt cannot be encoded`);
     await initBackend();
     const tok = await loadTokenizer(o.model);
-    const ids = o.chat ? tok.encodeChat([{ role: 'user', content: o.prompt }], { addGenerationPrompt: true }).ids : tok.encode(o.prompt);
+    const ids = o.chat ? tok.encodeChatIds([{ role: 'user', content: o.prompt }], { addGenerationPrompt: true }) : tok.encode(o.prompt);
     const model = await loadModel(o.model);
     try {
       const out = generate(model, Array.from({ length: o.n }, () => ids), { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed });
