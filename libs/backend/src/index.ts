@@ -13,8 +13,8 @@
  * ```
  */
 export { describeBackend, initBackend, getBackendInfo, wasmBinaryDir } from './init-backend';
-export type { BackendInfo, BackendLogger, InitBackendOptions } from './init-backend';
+export type { BackendInfo, BackendLogger, InitBackendOptions, NativeKernelsInfo } from './init-backend';
 export { BACKEND_NAMES, BACKEND_CHOICES, parseBackendName } from './backend-name';
 export type { BackendName, BackendRequest } from './backend-name';
-export { applyWasmPatches, removeWasmPatches, wasmPatchesActive } from './wasm-patches';
+export { applyWasmPatches, removeWasmPatches, wasmPatchesActive, setNativeKernelsEnabled, nativeKernelsActive } from './wasm-patches';
 export type { WasmPatch } from './wasm-patches';

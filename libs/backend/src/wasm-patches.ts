@@ -1,19 +1,49 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { NativeAddon } from '@posttrain/native-kernels';
 import { makeFastBatchMatMul } from './fast-batch-mat-mul';
+import { makeNativeBatchMatMul } from './native-batch-mat-mul';
 import { makeMatMulGradConfig } from './mat-mul-gradient';
 import { unsortedSegmentSumWasm } from './unsorted-segment-sum-wasm';
 
 /** The changes `applyWasmPatches` makes, by name (reported in BackendInfo). */
-export type WasmPatch = 'batch-mat-mul-kernel' | 'batch-mat-mul-gradient' | 'unsorted-segment-sum-kernel';
+export type WasmPatch = 'batch-mat-mul-kernel' | 'batch-mat-mul-gradient' | 'unsorted-segment-sum-kernel' | 'native-batch-mat-mul';
 
 interface SavedState {
   kernel: tf.KernelConfig;
   gradient: tf.GradConfig | undefined;
+  native: boolean;
 }
 
 let saved: SavedState | null = null;
 /** Whether this module registered UnsortedSegmentSum (and so may remove it). */
 let addedSegmentSum = false;
+/** The native addon whose kernels applyWasmPatches registers, and whether they run (a switch for tests and the bench). */
+let native: NativeAddon | null = null;
+let nativeEnabled = true;
+
+/**
+ * Gives applyWasmPatches the native addon (or null for none). Takes effect at
+ * the next applyWasmPatches, so call it before (initBackend does).
+ */
+export function useNativeKernels(addon: NativeAddon | null): void {
+  native = addon;
+}
+
+/**
+ * Switches the registered native kernels off (each then runs the wasm kernel
+ * it wraps) or back on; returns the previous setting. For comparing the two
+ * paths in one process: tests and `posttrain model bench`.
+ */
+export function setNativeKernelsEnabled(on: boolean): boolean {
+  const previous = nativeEnabled;
+  nativeEnabled = on;
+  return previous;
+}
+
+/** Whether native kernels are registered on wasm and switched on. */
+export function nativeKernelsActive(): boolean {
+  return saved !== null && saved.native && nativeEnabled;
+}
 
 /**
  * Replaces the wasm `BatchMatMul` kernel with the XNNPACK-routing wrapper,
@@ -25,7 +55,7 @@ let addedSegmentSum = false;
  */
 export function applyWasmPatches(): WasmPatch[] {
   const patches: WasmPatch[] = ['batch-mat-mul-kernel', 'batch-mat-mul-gradient', 'unsorted-segment-sum-kernel'];
-  if (saved !== null) return patches;
+  if (saved !== null) return saved.native ? [...patches, 'native-batch-mat-mul'] : patches;
   const kernel = tf.getKernel(tf.BatchMatMul, 'wasm');
   const transpose = tf.getKernel(tf.Transpose, 'wasm');
   if (kernel === undefined || transpose === undefined) {
@@ -33,20 +63,22 @@ export function applyWasmPatches(): WasmPatch[] {
   }
   const gradient = tf.getGradient(tf.BatchMatMul);
   tf.unregisterKernel(tf.BatchMatMul, 'wasm');
+  const fast = makeFastBatchMatMul(kernel.kernelFunc, transpose.kernelFunc);
   tf.registerKernel({
     kernelName: tf.BatchMatMul,
     backendName: 'wasm',
     setupFunc: kernel.setupFunc,
     disposeFunc: kernel.disposeFunc,
-    kernelFunc: makeFastBatchMatMul(kernel.kernelFunc, transpose.kernelFunc),
+    kernelFunc: native === null ? fast : makeNativeBatchMatMul(native, fast, () => nativeEnabled),
   });
-  tf.registerGradient(makeMatMulGradConfig(() => tf.getBackend() === 'wasm'));
+  // The BLAS takes transposes as flags, so only plain wasm needs them spelled out.
+  tf.registerGradient(makeMatMulGradConfig(() => tf.getBackend() === 'wasm' && !nativeKernelsActive()));
   if (tf.getKernel(tf.UnsortedSegmentSum, 'wasm') === undefined) {
     tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: 'wasm', kernelFunc: unsortedSegmentSumWasm });
     addedSegmentSum = true;
   }
-  saved = { kernel, gradient };
-  return patches;
+  saved = { kernel, gradient, native: native !== null };
+  return native === null ? patches : [...patches, 'native-batch-mat-mul'];
 }
 
 /**

@@ -1,0 +1,163 @@
+// posttrain native kernels: float32 kernels that run on the memory of the
+// tfjs wasm backend (the wasm heap, an ArrayBuffer), so no tensor is copied in
+// or out. Every function takes the heap and element (float) offsets into it,
+// checks that each range lies inside the heap, and writes only its output
+// range. The BLAS is OpenBLAS on Linux and Accelerate on macOS.
+#include <napi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#ifdef POSTTRAIN_ACCELERATE
+#include <Accelerate/Accelerate.h>
+#else
+#include <cblas.h>
+extern "C" {
+// OpenBLAS extensions (declared in cblas-openblas.h, which not every
+// distribution's cblas.h includes).
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+char* openblas_get_config(void);
+}
+#endif
+
+namespace {
+
+struct Heap {
+  float* data = nullptr;
+  size_t floats = 0;
+};
+
+bool GetHeap(const Napi::Env& env, const Napi::Value& v, Heap* heap) {
+  if (!v.IsArrayBuffer()) {
+    Napi::TypeError::New(env, "posttrain native: argument 0 must be the wasm heap ArrayBuffer").ThrowAsJavaScriptException();
+    return false;
+  }
+  Napi::ArrayBuffer buf = v.As<Napi::ArrayBuffer>();
+  heap->data = static_cast<float*>(buf.Data());
+  heap->floats = buf.ByteLength() / sizeof(float);
+  return true;
+}
+
+bool GetInt(const Napi::Env& env, const Napi::CallbackInfo& info, size_t i, int64_t* out) {
+  if (!info[i].IsNumber()) {
+    Napi::TypeError::New(env, "posttrain native: argument " + std::to_string(i) + " must be a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = info[i].As<Napi::Number>().Int64Value();
+  return true;
+}
+
+bool InHeap(const Napi::Env& env, const Heap& heap, int64_t offset, int64_t size, const char* what) {
+  if (offset < 0 || size < 0 || static_cast<uint64_t>(offset) + static_cast<uint64_t>(size) > heap.floats) {
+    Napi::RangeError::New(env, std::string("posttrain native: ") + what + " range [" + std::to_string(offset) + ", +" +
+                                   std::to_string(size) + ") lies outside the wasm heap of " + std::to_string(heap.floats) + " floats")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+bool GetInt32Array(const Napi::Env& env, const Napi::Value& v, const char* what, Napi::Int32Array* out) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    Napi::TypeError::New(env, std::string("posttrain native: ") + what + " must be an Int32Array").ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = v.As<Napi::Int32Array>();
+  return true;
+}
+
+// sgemm(heap, m, n, k, transA, transB, aOffsets, bOffsets, cOffset)
+// For each batch entry i: C_i = op(A_i) @ op(B_i), with A_i at heap[aOffsets[i]]
+// ([m,k], or [k,m] when transA), B_i at heap[bOffsets[i]] ([k,n], or [n,k] when
+// transB), both row-major, and C_i = heap[cOffset + i*m*n] ([m,n]). Broadcast
+// batches simply repeat an offset.
+Napi::Value Sgemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 9) {
+    Napi::TypeError::New(env, "posttrain native sgemm: expected 9 arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Heap heap;
+  int64_t m, n, k, cOffset;
+  if (!GetHeap(env, info[0], &heap) || !GetInt(env, info, 1, &m) || !GetInt(env, info, 2, &n) || !GetInt(env, info, 3, &k)) {
+    return env.Undefined();
+  }
+  const bool transA = info[4].ToBoolean().Value();
+  const bool transB = info[5].ToBoolean().Value();
+  Napi::Int32Array aOffsets, bOffsets;
+  if (!GetInt32Array(env, info[6], "aOffsets", &aOffsets) || !GetInt32Array(env, info[7], "bOffsets", &bOffsets) ||
+      !GetInt(env, info, 8, &cOffset)) {
+    return env.Undefined();
+  }
+  const size_t batch = aOffsets.ElementLength();
+  if (bOffsets.ElementLength() != batch || m < 1 || n < 1 || k < 1) {
+    Napi::RangeError::New(env, "posttrain native sgemm: offsets differ in length or a dimension is < 1").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!InHeap(env, heap, cOffset, static_cast<int64_t>(batch) * m * n, "output")) return env.Undefined();
+  for (size_t i = 0; i < batch; i++) {
+    if (!InHeap(env, heap, aOffsets[i], m * k, "a") || !InHeap(env, heap, bOffsets[i], k * n, "b")) return env.Undefined();
+  }
+  const int M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
+  for (size_t i = 0; i < batch; i++) {
+    const float* a = heap.data + aOffsets[i];
+    const float* b = heap.data + bOffsets[i];
+    float* c = heap.data + cOffset + static_cast<int64_t>(i) * m * n;
+    if (M == 1) {
+      // One row (KV-cache decoding): a matrix-vector product. a is k
+      // contiguous floats whether or not it is transposed.
+      if (transB) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, b, K, a, 1, 0.0f, c, 1);  // [N,K] @ a
+      } else {
+        cblas_sgemv(CblasRowMajor, CblasTrans, K, N, 1.0f, b, N, a, 1, 0.0f, c, 1);  // [K,N]^T @ a
+      }
+      continue;
+    }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, a,
+                transA ? M : K, b, transB ? K : N, 0.0f, c, N);
+  }
+  return env.Undefined();
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t n;
+  if (!GetInt(env, info, 0, &n)) return env.Undefined();
+  if (n < 1 || n > 1024) {
+    Napi::RangeError::New(env, "posttrain native setThreads: expected 1..1024 threads, got " + std::to_string(n)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+#ifndef POSTTRAIN_ACCELERATE
+  openblas_set_num_threads(static_cast<int>(n));
+#endif
+  return env.Undefined();
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+#ifdef POSTTRAIN_ACCELERATE
+  out.Set("blas", "Accelerate");
+  out.Set("config", "Apple Accelerate (threads managed by the system)");
+  out.Set("threads", env.Null());
+#else
+  out.Set("blas", "OpenBLAS");
+  out.Set("config", std::string(openblas_get_config()));
+  out.Set("threads", openblas_get_num_threads());
+#endif
+  return out;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("sgemm", Napi::Function::New(env, Sgemm, "sgemm"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("info", Napi::Function::New(env, Info, "info"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(posttrain_native, Init)
