@@ -9,6 +9,7 @@
  * multiplies through these two functions.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { nativeKernelsActive } from '@posttrain/backend';
 
 type Grad2 = (a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   value: tf.Tensor;
@@ -20,10 +21,14 @@ function explicitGradProduct(perm: number[]): (a: tf.Tensor, b: tf.Tensor) => tf
     save([a, b]);
     return {
       value: tf.matMul(a, b),
-      gradFunc: (dy, [sa, sb]) => [
-        tf.matMul(dy, tf.transpose(sb, perm)), // dA = dY · Bᵀ
-        tf.matMul(tf.transpose(sa, perm), dy), // dB = Aᵀ · dY
-      ],
+      // The native BLAS kernel takes transposes as flags; plain wasm needs them spelled out.
+      gradFunc: (dy, [sa, sb]) =>
+        nativeKernelsActive()
+          ? [tf.matMul(dy, sb, false, true), tf.matMul(sa, dy, true, false)]
+          : [
+              tf.matMul(dy, tf.transpose(sb, perm)), // dA = dY · Bᵀ
+              tf.matMul(tf.transpose(sa, perm), dy), // dB = Aᵀ · dY
+            ],
     };
   };
   return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
