@@ -64,3 +64,16 @@ export function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   }
   return (stockGradients ? tf.matMul(a, b) : product3d(a, b)) as tf.Tensor3D;
 }
+
+/**
+ * a [B, M, K] · b [B, N, K]ᵀ -> [B, M, N] (attention scores q·kᵀ). With the native BLAS kernel the
+ * transpose is a flag, so decoding does not copy the whole key cache every step; on plain wasm it is
+ * spelled out (see above).
+ */
+export function batchMatMulTransposeB(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  if (a.rank !== 3 || b.rank !== 3 || a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[2]) {
+    throw new Error(`batchMatMulTransposeB: shapes [${a.shape}] and [${b.shape}]ᵀ do not chain`);
+  }
+  if (!stockGradients && nativeKernelsActive()) return tf.matMul(a, b, false, true) as tf.Tensor3D;
+  return batchMatMul(a, tf.transpose(b, [0, 2, 1]) as tf.Tensor3D);
+}
