@@ -16,5 +16,8 @@ export { describeBackend, initBackend, getBackendInfo, wasmBinaryDir } from './i
 export type { BackendInfo, BackendLogger, InitBackendOptions, NativeKernelsInfo } from './init-backend';
 export { BACKEND_NAMES, BACKEND_CHOICES, parseBackendName } from './backend-name';
 export type { BackendName, BackendRequest } from './backend-name';
-export { applyWasmPatches, removeWasmPatches, wasmPatchesActive, setNativeKernelsEnabled, nativeKernelsActive } from './wasm-patches';
+export { applyWasmPatches, removeWasmPatches, wasmPatchesActive } from './wasm-patches';
+export { setNativeKernelsEnabled, nativeKernelsActive } from './native-state';
 export type { WasmPatch } from './wasm-patches';
+export { adamWUpdate } from './adamw-update';
+export type { AdamWHyper } from './adamw-update';

@@ -8,7 +8,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tfWasm from '@tensorflow/tfjs-backend-wasm';
 import { BACKEND_NAMES, parseBackendName, type BackendName, type BackendRequest } from './backend-name';
 import { loadNativeKernels } from '@posttrain/native-kernels';
-import { applyWasmPatches, useNativeKernels, type WasmPatch } from './wasm-patches';
+import { applyWasmPatches, type WasmPatch } from './wasm-patches';
+import { useNativeKernels } from './native-state';
 
 /**
  * One line naming the backend that runs: "wasm (tfjs 4.22.0, 1 thread) + native OpenBLAS (1 thread)",

@@ -9,7 +9,7 @@
  * with tokens = B · T (Kaplan et al. 2020 / PaLM appendix B convention).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { applyWasmPatches, initBackend, nativeKernelsActive, removeWasmPatches, setNativeKernelsEnabled, wasmPatchesActive } from '@posttrain/backend';
+import { adamWUpdate, applyWasmPatches, initBackend, nativeKernelsActive, removeWasmPatches, setNativeKernelsEnabled, wasmPatchesActive } from '@posttrain/backend';
 import { setBlasThreads } from '@posttrain/native-kernels';
 import type { ModelShape } from './model-config';
 import { createModelConfig } from './model-config';
@@ -174,16 +174,27 @@ export async function runModelBench(options: BenchOptions = {}): Promise<BenchRe
     const inputIds = Array.from({ length: batchSize }, (_, b) => Array.from({ length: seqLen }, (_, t) => (b * 7 + t * 3 + ((t * t) % 5)) % V));
     const vars = model.trainableVariables();
     let lastLoss = NaN;
-    /** Sorted step times (seconds) of `n` Adam steps after `w` untimed ones. */
-    const timeTraining = (n: number, w: number): number[] => {
-      const optimizer: tf.Optimizer = tf.train.adam(options.learningRate ?? 1e-3);
-      const trainStep = () => {
+    /**
+     * Adam (torch's defaults: betas 0.9, 0.999, eps 1e-8; no weight decay) through the project's update,
+     * one fused kernel per parameter with the native kernels, tfjs ops otherwise.
+     */
+    const makeStep = () => {
+      const lr = options.learningRate ?? 1e-3;
+      const moments = vars.map((v) => ({ m: tf.variable(tf.zerosLike(v), false), v: tf.variable(tf.zerosLike(v), false) }));
+      let t = 0;
+      const step = () => {
         const { value, grads } = tf.variableGrads(() => tf.neg(tf.div(tf.sum(tokenLogProbs(model, { inputIds })), batchSize * (seqLen - 1))) as tf.Scalar, vars);
-        optimizer.applyGradients(grads);
+        t++;
+        vars.forEach((p, i) => adamWUpdate(p, moments[i].m, moments[i].v, grads[p.name], { lr, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0, step: t }));
         lastLoss = value.dataSync()[0];
         value.dispose();
         tf.dispose(grads);
       };
+      return { step, dispose: () => tf.dispose(moments.flatMap((x) => [x.m, x.v])) };
+    };
+    /** Sorted step times (seconds) of `n` Adam steps after `w` untimed ones. */
+    const timeTraining = (n: number, w: number): number[] => {
+      const { step: trainStep, dispose } = makeStep();
       for (let i = 0; i < w; i++) trainStep();
       const times: number[] = [];
       for (let i = 0; i < n; i++) {
@@ -191,26 +202,16 @@ export async function runModelBench(options: BenchOptions = {}): Promise<BenchRe
         trainStep();
         times.push((performance.now() - t0) / 1000);
       }
-      optimizer.dispose();
+      dispose();
       return times.sort((a, b) => a - b);
     };
     if (blasThreads.length > 0) setBlasThreads(blasThreads[0]);
     /** Kernel profile of one training step (after one warm-up step) and one batch-8 decode of 8 tokens. */
     const profileStep = async (): Promise<{ train: KernelShare[]; decode: KernelShare[] }> => {
-      let train: KernelShare[] = [];
-      await (async () => {
-        const optimizer: tf.Optimizer = tf.train.adam(options.learningRate ?? 1e-3);
-        const step = () => {
-          const { value, grads } = tf.variableGrads(() => tf.neg(tf.div(tf.sum(tokenLogProbs(model, { inputIds })), batchSize * (seqLen - 1))) as tf.Scalar, vars);
-          optimizer.applyGradients(grads);
-          value.dataSync();
-          value.dispose();
-          tf.dispose(grads);
-        };
-        step();
-        train = await profileKernels(step);
-        optimizer.dispose();
-      })();
+      const { step, dispose } = makeStep();
+      step();
+      const train = await profileKernels(step);
+      dispose();
       const rows = Array.from({ length: 8 }, (_, b) => Array.from({ length: decodePromptLen }, (_, t) => (b * 5 + t * 11 + 1) % V));
       const decodeRun = () => void generate(model, rows, { maxNewTokens: 8, temperature: 0, seed, useCache: true, stopTokens: [] });
       decodeRun();

@@ -122,6 +122,65 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+bool GetFloat(const Napi::Env& env, const Napi::CallbackInfo& info, size_t i, float* out) {
+  if (!info[i].IsNumber()) {
+    Napi::TypeError::New(env, "posttrain native: argument " + std::to_string(i) + " must be a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = static_cast<float>(info[i].As<Napi::Number>().DoubleValue());
+  return true;
+}
+
+// adamw(heap, p, m, v, g, pOut, mOut, vOut, n, lr, beta1, beta2, eps, decay, bc1, bc2)
+// One AdamW update of n floats, in float32 and in the order of the tfjs ops it
+// replaces (AdamW in @posttrain/training), so both paths agree to rounding:
+//   m' = b1 m + (1 - b1) g;  v' = b2 v + (1 - b2) g^2
+//   p' = p * decay - lr * ((m' / bc1) / (sqrt(v' / bc2) + eps))
+// with decay = 1 - lr * wd (1 for no decay), bc1 = 1 - b1^t, bc2 = 1 - b2^t.
+Napi::Value AdamW(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 16) {
+    Napi::TypeError::New(env, "posttrain native adamw: expected 16 arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Heap heap;
+  if (!GetHeap(env, info[0], &heap)) return env.Undefined();
+  int64_t off[7], n;
+  for (size_t i = 0; i < 7; i++) {
+    if (!GetInt(env, info, 1 + i, &off[i])) return env.Undefined();
+  }
+  if (!GetInt(env, info, 8, &n)) return env.Undefined();
+  float lr, b1, b2, eps, decay, bc1, bc2;
+  if (!GetFloat(env, info, 9, &lr) || !GetFloat(env, info, 10, &b1) || !GetFloat(env, info, 11, &b2) || !GetFloat(env, info, 12, &eps) ||
+      !GetFloat(env, info, 13, &decay) || !GetFloat(env, info, 14, &bc1) || !GetFloat(env, info, 15, &bc2)) {
+    return env.Undefined();
+  }
+  static const char* names[7] = {"param", "m", "v", "grad", "param out", "m out", "v out"};
+  for (size_t i = 0; i < 7; i++) {
+    if (!InHeap(env, heap, off[i], n, names[i])) return env.Undefined();
+  }
+  const float* p = heap.data + off[0];
+  const float* m = heap.data + off[1];
+  const float* v = heap.data + off[2];
+  const float* g = heap.data + off[3];
+  float* pOut = heap.data + off[4];
+  float* mOut = heap.data + off[5];
+  float* vOut = heap.data + off[6];
+  const float c1 = 1.0f - b1;  // tfjs multiplies by the float32 scalar (1 - b1)
+  const float c2 = 1.0f - b2;
+  for (int64_t i = 0; i < n; i++) {
+    const float gi = g[i];
+    const float mi = b1 * m[i] + c1 * gi;
+    const float vi = b2 * v[i] + c2 * (gi * gi);
+    const float update = (mi / bc1) / (std::sqrt(vi / bc2) + eps);
+    const float decayed = decay == 1.0f ? p[i] : p[i] * decay;
+    pOut[i] = decayed - update * lr;
+    mOut[i] = mi;
+    vOut[i] = vi;
+  }
+  return env.Undefined();
+}
+
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t n;
@@ -153,6 +212,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sgemm", Napi::Function::New(env, Sgemm, "sgemm"));
+  exports.Set("adamw", Napi::Function::New(env, AdamW, "adamw"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   return exports;

@@ -15,6 +15,12 @@ export interface NativeAddon {
    */
   sgemm(heap: ArrayBuffer, m: number, n: number, k: number, transA: boolean, transB: boolean,
     aOffsets: Int32Array, bOffsets: Int32Array, cOffset: number): void;
+  /**
+   * One AdamW update of n floats (param, m, v, grad -> their outputs; offsets in floats):
+   * m' = b1 m + (1-b1) g, v' = b2 v + (1-b2) g², p' = p·decay − lr·(m'/bc1)/(√(v'/bc2) + eps).
+   */
+  adamw(heap: ArrayBuffer, p: number, m: number, v: number, g: number, pOut: number, mOut: number, vOut: number, n: number,
+    lr: number, beta1: number, beta2: number, eps: number, decay: number, bc1: number, bc2: number): void;
   /** Sets the BLAS thread count (OpenBLAS; a no-op on Accelerate, which manages its own threads). */
   setThreads(n: number): void;
   info(): { blas: string; config: string; threads: number | null };
