@@ -20,4 +20,5 @@ export { applyWasmPatches, removeWasmPatches, wasmPatchesActive } from './wasm-p
 export { setNativeKernelsEnabled, nativeKernelsActive } from './native-state';
 export type { WasmPatch } from './wasm-patches';
 export { adamWUpdate } from './adamw-update';
+export { rmsNorm } from './rms-norm';
 export type { AdamWHyper } from './adamw-update';

@@ -3,12 +3,13 @@ import type { NativeAddon } from '@posttrain/native-kernels';
 import { makeFastBatchMatMul } from './fast-batch-mat-mul';
 import { makeNativeBatchMatMul } from './native-batch-mat-mul';
 import { FUSED_ADAMW, makeNativeAdamW } from './adamw-update';
+import { FUSED_RMS_NORM, FUSED_RMS_NORM_GRAD, makeNativeRmsNorm, makeNativeRmsNormGrad } from './rms-norm';
 import { nativeKernelsActive, nativeSwitch, registeredNative } from './native-state';
 import { makeMatMulGradConfig } from './mat-mul-gradient';
 import { unsortedSegmentSumWasm } from './unsorted-segment-sum-wasm';
 
 /** The changes `applyWasmPatches` makes, by name (reported in BackendInfo). */
-export type WasmPatch = 'batch-mat-mul-kernel' | 'batch-mat-mul-gradient' | 'unsorted-segment-sum-kernel' | 'native-batch-mat-mul' | 'native-adamw';
+export type WasmPatch = 'batch-mat-mul-kernel' | 'batch-mat-mul-gradient' | 'unsorted-segment-sum-kernel' | 'native-batch-mat-mul' | 'native-adamw' | 'native-rms-norm';
 
 interface SavedState {
   kernel: tf.KernelConfig;
@@ -29,7 +30,7 @@ let addedSegmentSum = false;
  */
 export function applyWasmPatches(): WasmPatch[] {
   const patches: WasmPatch[] = ['batch-mat-mul-kernel', 'batch-mat-mul-gradient', 'unsorted-segment-sum-kernel'];
-  const nativePatches: WasmPatch[] = ['native-batch-mat-mul', 'native-adamw'];
+  const nativePatches: WasmPatch[] = ['native-batch-mat-mul', 'native-adamw', 'native-rms-norm'];
   if (saved !== null) return saved.native ? [...patches, ...nativePatches] : patches;
   const kernel = tf.getKernel(tf.BatchMatMul, 'wasm');
   const transpose = tf.getKernel(tf.Transpose, 'wasm');
@@ -53,7 +54,11 @@ export function applyWasmPatches(): WasmPatch[] {
     tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: 'wasm', kernelFunc: unsortedSegmentSumWasm });
     addedSegmentSum = true;
   }
-  if (native !== null) tf.registerKernel({ kernelName: FUSED_ADAMW, backendName: 'wasm', kernelFunc: makeNativeAdamW(native) });
+  if (native !== null) {
+    tf.registerKernel({ kernelName: FUSED_ADAMW, backendName: 'wasm', kernelFunc: makeNativeAdamW(native) });
+    tf.registerKernel({ kernelName: FUSED_RMS_NORM, backendName: 'wasm', kernelFunc: makeNativeRmsNorm(native) });
+    tf.registerKernel({ kernelName: FUSED_RMS_NORM_GRAD, backendName: 'wasm', kernelFunc: makeNativeRmsNormGrad(native) });
+  }
   saved = { kernel, gradient, native: native !== null };
   registeredNative.active = native !== null;
   return native === null ? patches : [...patches, ...nativePatches];
@@ -68,7 +73,7 @@ export function removeWasmPatches(options: { all?: boolean } = {}): void {
   if (saved === null) return;
   tf.unregisterKernel(tf.BatchMatMul, 'wasm');
   tf.registerKernel(saved.kernel);
-  if (saved.native) tf.unregisterKernel(FUSED_ADAMW, 'wasm');
+  if (saved.native) for (const k of [FUSED_ADAMW, FUSED_RMS_NORM, FUSED_RMS_NORM_GRAD]) tf.unregisterKernel(k, 'wasm');
   registeredNative.active = false;
   if (saved.gradient !== undefined) tf.registerGradient(saved.gradient);
   if (options.all && addedSegmentSum) {

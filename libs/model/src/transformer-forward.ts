@@ -18,6 +18,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core alone registers no gradients; training through this model needs them.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { rmsNorm } from '@posttrain/backend'; // x·w/√(mean(x²)+eps); one fused kernel with the native kernels
 import { batchMatMul, batchMatMulTransposeB, matMul2d } from './mat-mul';
 import { embedTokens } from './embed-tokens';
 import type { LlamaModel } from './llama-model';
@@ -158,10 +159,6 @@ function applyRope(x: tf.Tensor3D, cos: tf.Tensor3D, sin: tf.Tensor3D): tf.Tenso
   return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
 }
 
-function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D {
-  const variance = tf.mean(tf.square(x), -1, true); // (N, 1)
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight) as tf.Tensor2D;
-}
 
 /** A small deterministic hash so each projection draws its own dropout mask from one step seed. */
 function nameHash(name: string): number {

@@ -181,6 +181,89 @@ Napi::Value AdamW(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// rmsnorm(heap, x, w, y, rstd, rows, d, eps)
+// y[i,j] = x[i,j] * rstd[i] * w[j],  rstd[i] = 1 / sqrt(mean_j x[i,j]^2 + eps).
+// The sum of squares is accumulated in double (the tfjs formulation's Mean is
+// a float32 sum; the difference is within float32 rounding of the result).
+Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 8) {
+    Napi::TypeError::New(env, "posttrain native rmsnorm: expected 8 arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Heap heap;
+  int64_t x, w, y, r, rows, d;
+  float eps;
+  if (!GetHeap(env, info[0], &heap) || !GetInt(env, info, 1, &x) || !GetInt(env, info, 2, &w) || !GetInt(env, info, 3, &y) ||
+      !GetInt(env, info, 4, &r) || !GetInt(env, info, 5, &rows) || !GetInt(env, info, 6, &d) || !GetFloat(env, info, 7, &eps)) {
+    return env.Undefined();
+  }
+  if (!InHeap(env, heap, x, rows * d, "x") || !InHeap(env, heap, w, d, "weight") || !InHeap(env, heap, y, rows * d, "y") ||
+      !InHeap(env, heap, r, rows, "rstd")) {
+    return env.Undefined();
+  }
+  const float* X = heap.data + x;
+  const float* W = heap.data + w;
+  float* Y = heap.data + y;
+  float* R = heap.data + r;
+  for (int64_t i = 0; i < rows; i++) {
+    const float* xi = X + i * d;
+    double ss = 0;
+    for (int64_t j = 0; j < d; j++) ss += static_cast<double>(xi[j]) * xi[j];
+    const float rs = 1.0f / std::sqrt(static_cast<float>(ss / d) + eps);
+    R[i] = rs;
+    float* yi = Y + i * d;
+    for (int64_t j = 0; j < d; j++) yi[j] = xi[j] * rs * W[j];
+  }
+  return env.Undefined();
+}
+
+// rmsnormGrad(heap, dy, x, w, rstd, dx, dw, rows, d)
+// With n = x * rstd (the normalised row) and g = dy * w:
+//   dw[j] = sum_i dy[i,j] n[i,j]
+//   dx[i,j] = rstd[i] * (g[i,j] - n[i,j] * mean_k(g[i,k] n[i,k]))
+// (d rstd / d x[i,j] = -rstd^3 x[i,j] / D).
+Napi::Value RmsNormGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 9) {
+    Napi::TypeError::New(env, "posttrain native rmsnormGrad: expected 9 arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Heap heap;
+  int64_t dy, x, w, r, dx, dw, rows, d;
+  if (!GetHeap(env, info[0], &heap) || !GetInt(env, info, 1, &dy) || !GetInt(env, info, 2, &x) || !GetInt(env, info, 3, &w) ||
+      !GetInt(env, info, 4, &r) || !GetInt(env, info, 5, &dx) || !GetInt(env, info, 6, &dw) || !GetInt(env, info, 7, &rows) ||
+      !GetInt(env, info, 8, &d)) {
+    return env.Undefined();
+  }
+  if (!InHeap(env, heap, dy, rows * d, "dy") || !InHeap(env, heap, x, rows * d, "x") || !InHeap(env, heap, w, d, "weight") ||
+      !InHeap(env, heap, r, rows, "rstd") || !InHeap(env, heap, dx, rows * d, "dx") || !InHeap(env, heap, dw, d, "dw")) {
+    return env.Undefined();
+  }
+  const float* DY = heap.data + dy;
+  const float* X = heap.data + x;
+  const float* W = heap.data + w;
+  const float* R = heap.data + r;
+  float* DX = heap.data + dx;
+  float* DW = heap.data + dw;
+  for (int64_t j = 0; j < d; j++) DW[j] = 0.0f;
+  for (int64_t i = 0; i < rows; i++) {
+    const float* dyi = DY + i * d;
+    const float* xi = X + i * d;
+    const float rs = R[i];
+    double dot = 0;
+    for (int64_t j = 0; j < d; j++) {
+      const float n = xi[j] * rs;
+      DW[j] += dyi[j] * n;
+      dot += static_cast<double>(dyi[j] * W[j]) * n;
+    }
+    const float c = static_cast<float>(dot / d);
+    float* dxi = DX + i * d;
+    for (int64_t j = 0; j < d; j++) dxi[j] = rs * (dyi[j] * W[j] - xi[j] * rs * c);
+  }
+  return env.Undefined();
+}
+
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t n;
@@ -213,6 +296,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sgemm", Napi::Function::New(env, Sgemm, "sgemm"));
   exports.Set("adamw", Napi::Function::New(env, AdamW, "adamw"));
+  exports.Set("rmsnorm", Napi::Function::New(env, RmsNorm, "rmsnorm"));
+  exports.Set("rmsnormGrad", Napi::Function::New(env, RmsNormGrad, "rmsnormGrad"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   return exports;

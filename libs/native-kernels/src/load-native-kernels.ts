@@ -21,6 +21,10 @@ export interface NativeAddon {
    */
   adamw(heap: ArrayBuffer, p: number, m: number, v: number, g: number, pOut: number, mOut: number, vOut: number, n: number,
     lr: number, beta1: number, beta2: number, eps: number, decay: number, bc1: number, bc2: number): void;
+  /** RMSNorm of rows x d floats: y = x · rstd · w, rstd[i] = 1/√(mean_j x² + eps) (also written out, for the gradient). */
+  rmsnorm(heap: ArrayBuffer, x: number, w: number, y: number, rstd: number, rows: number, d: number, eps: number): void;
+  /** RMSNorm's gradients from dy and the forward's rstd: dx (rows x d) and dw (d). */
+  rmsnormGrad(heap: ArrayBuffer, dy: number, x: number, w: number, rstd: number, dx: number, dw: number, rows: number, d: number): void;
   /** Sets the BLAS thread count (OpenBLAS; a no-op on Accelerate, which manages its own threads). */
   setThreads(n: number): void;
   info(): { blas: string; config: string; threads: number | null };
