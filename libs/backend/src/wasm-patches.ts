@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { NativeAddon } from '@posttrain/native-kernels';
 import { makeFastBatchMatMul } from './fast-batch-mat-mul';
 import { makeNativeBatchMatMul } from './native-batch-mat-mul';
 import { FUSED_ADAMW, makeNativeAdamW } from './adamw-update';
