@@ -4,6 +4,9 @@
  * wasm installs kernel fixes: matMul routed to XNNPACK (transposed, batched
  * and broadcast products included), a BatchMatMul gradient without transposed
  * products, and the UnsortedSegmentSum kernel that embedding gradients need.
+ * Where @posttrain/native-kernels is built, it also registers the native
+ * kernels on wasm (BLAS BatchMatMul, fused AdamW and RMSNorm: `info.native`);
+ * `adamWUpdate` and `rmsNorm` use them when they run and tfjs ops otherwise.
  *
  * @example
  * ```ts

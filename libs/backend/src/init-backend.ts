@@ -7,7 +7,7 @@ import './register-tfjs-extras';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfWasm from '@tensorflow/tfjs-backend-wasm';
 import { BACKEND_NAMES, parseBackendName, type BackendName, type BackendRequest } from './backend-name';
-import { loadNativeKernels } from '@posttrain/native-kernels';
+import { blasThreadsFromEnv, loadNativeKernels } from '@posttrain/native-kernels';
 import { applyWasmPatches, type WasmPatch } from './wasm-patches';
 import { useNativeKernels } from './native-state';
 
@@ -126,6 +126,8 @@ export function initBackend(options: InitBackendOptions = {}): Promise<BackendIn
       requested = 'auto';
       requestSource = 'default';
     }
+    // Checked up front: in automatic selection a bad value must not pass wasm over for cpu.
+    blasThreadsFromEnv();
   } catch (err) {
     return Promise.reject(err);
   }
