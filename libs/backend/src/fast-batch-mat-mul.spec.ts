@@ -1,118 +1,15 @@
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, applyWasmPatches, removeWasmPatches, wasmPatchesActive } from './index';
+import { initBackend, applyWasmPatches, removeWasmPatches, wasmPatchesActive, setNativeKernelsEnabled } from './index';
 import { setBatchedMatMulStrategy } from './fast-batch-mat-mul';
+import { assertClose, productShape, reference, runMatMul, size, stored, TRANSPOSES, values } from './mat-mul-reference';
 
-// Deterministic pseudo-random values in [-1, 1) (a 32-bit LCG), so failures reproduce.
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
-
-const size = (shape: number[]): number => shape.reduce((p, d) => p * d, 1);
-
-/** Broadcast batch shape of two operand batch shapes (numpy rules). */
-function broadcast(a: number[], b: number[]): number[] {
-  const r = Math.max(a.length, b.length);
-  const out: number[] = [];
-  for (let i = 0; i < r; i++) {
-    const da = a[a.length - r + i] ?? 1;
-    const db = b[b.length - r + i] ?? 1;
-    out.push(Math.max(da, db));
-  }
-  return out;
-}
-
-/** Flat batch index of an operand for output batch multi-index `idx`. */
-function operandBatch(idx: number[], opBatch: number[]): number {
-  let flat = 0;
-  const off = idx.length - opBatch.length;
-  for (let d = 0; d < opBatch.length; d++) flat = flat * opBatch[d] + (opBatch[d] === 1 ? 0 : idx[d + off]);
-  return flat;
-}
-
-function unflatten(i: number, shape: number[]): number[] {
-  const idx = new Array<number>(shape.length);
-  for (let d = shape.length - 1; d >= 0; d--) {
-    idx[d] = i % shape[d];
-    i = Math.floor(i / shape[d]);
-  }
-  return idx;
-}
-
-/**
- * Plain-loop reference for C = op(A) @ op(B) with broadcast batch dims, and
- * for the vector-Jacobian products of L = sum(C * R):
- *   dA[.., i, k] (or [.., k, i] when transposed) += sum_j R[o, i, j] * opB[k, j]
- *   dB[.., k, j] (or [.., j, k]) += sum_i opA[i, k] * R[o, i, j]
- * accumulated over every output batch entry o that reads that operand entry.
- */
-function reference(a: Float32Array, aShape: number[], b: Float32Array, bShape: number[], tA: boolean, tB: boolean, r: Float32Array) {
-  const ar = aShape.length;
-  const br = bShape.length;
-  const m = tA ? aShape[ar - 1] : aShape[ar - 2];
-  const k = tA ? aShape[ar - 2] : aShape[ar - 1];
-  const n = tB ? bShape[br - 2] : bShape[br - 1];
-  const aBatch = aShape.slice(0, -2);
-  const bBatch = bShape.slice(0, -2);
-  const outBatch = broadcast(aBatch, bBatch);
-  const nb = size(outBatch);
-  const c = new Float64Array(nb * m * n);
-  const da = new Float64Array(a.length);
-  const db = new Float64Array(b.length);
-  const aAt = (base: number, i: number, kk: number): number => base + (tA ? kk * m + i : i * k + kk);
-  const bAt = (base: number, kk: number, j: number): number => base + (tB ? j * k + kk : kk * n + j);
-  for (let o = 0; o < nb; o++) {
-    const idx = unflatten(o, outBatch);
-    const aBase = operandBatch(idx, aBatch) * m * k;
-    const bBase = operandBatch(idx, bBatch) * k * n;
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        let sum = 0;
-        const rij = r[(o * m + i) * n + j];
-        for (let kk = 0; kk < k; kk++) {
-          sum += a[aAt(aBase, i, kk)] * b[bAt(bBase, kk, j)];
-          da[aAt(aBase, i, kk)] += rij * b[bAt(bBase, kk, j)];
-          db[bAt(bBase, kk, j)] += a[aAt(aBase, i, kk)] * rij;
-        }
-        c[(o * m + i) * n + j] = sum;
-      }
-    }
-  }
-  return { c, da, db, outShape: [...outBatch, m, n] };
-}
-
-/** Tolerance: |x - ref| <= 1e-4 * max(|ref|, 1) element-wise (float32 sums of <= 64 terms of size <= 1). */
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < expected.length; i++) {
-    const tol = 1e-4 * Math.max(Math.abs(expected[i]), 1);
-    if (!(Math.abs(actual[i] - expected[i]) <= tol)) {
-      assert.fail(`${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (tolerance ${tol})`);
-    }
-  }
-}
-
-interface Run { c: Float32Array; da: Float32Array; db: Float32Array; shape: number[] }
-
-function runOn(backendName: string, a: Float32Array, aShape: number[], b: Float32Array, bShape: number[], tA: boolean, tB: boolean, r: Float32Array, outShape: number[]): Run {
+function runOn(backendName: string, a: Float32Array, aShape: number[], b: Float32Array, bShape: number[], tA: boolean, tB: boolean, r: Float32Array, outShape: number[]) {
   const prev = tf.getBackend();
   tf.setBackend(backendName);
   try {
-    return tf.tidy(() => {
-      const at = tf.tensor(a, aShape);
-      const bt = tf.tensor(b, bShape);
-      const rt = tf.tensor(r, outShape);
-      const c = tf.matMul(at, bt, tA, tB);
-      const [da, db] = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x, y, tA, tB), rt)))([at, bt]);
-      return { c: c.dataSync() as Float32Array, da: da.dataSync() as Float32Array, db: db.dataSync() as Float32Array, shape: c.shape };
-    });
+    return runMatMul(a, aShape, b, bShape, tA, tB, r, outShape);
   } finally {
     tf.setBackend(prev);
   }
@@ -133,22 +30,21 @@ const shapeCases: { name: string; a: number[]; b: number[]; cpu?: false }[] = [
   { name: '4-D broadcast both', a: [2, 1, 8, 16], b: [1, 3, 16, 40], cpu: false },
 ];
 
-/** Operand shape as stored when transposed: the last two dims swap. */
-const stored = (shape: number[], t: boolean): number[] => (t ? [...shape.slice(0, -2), shape[shape.length - 1], shape[shape.length - 2]] : shape);
-
 describe('patched wasm BatchMatMul: forward and gradients', () => {
   before(async () => {
     await initBackend({ backend: 'wasm', logger: { info: () => undefined } });
+    // This spec checks the plain wasm kernels; native-batch-mat-mul.spec.ts checks the native ones against them.
+    setNativeKernelsEnabled(false);
   });
 
   for (const sc of shapeCases) {
-    for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+    for (const [tA, tB] of TRANSPOSES) {
       test(`${sc.name} ${JSON.stringify(sc.a)}@${JSON.stringify(sc.b)} transposeA=${tA} transposeB=${tB}`, () => {
         const aShape = stored(sc.a, tA);
         const bShape = stored(sc.b, tB);
         const a = values(size(aShape), 1);
         const b = values(size(bShape), 2);
-        const outShape = [...broadcast(sc.a.slice(0, -2), sc.b.slice(0, -2)), sc.a[sc.a.length - 2], sc.b[sc.b.length - 1]];
+        const outShape = productShape(sc.a, sc.b);
         const r = values(size(outShape), 3);
         const ref = reference(a, aShape, b, bShape, tA, tB, r);
         assert.deepEqual(ref.outShape, outShape);

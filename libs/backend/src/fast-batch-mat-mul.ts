@@ -77,8 +77,8 @@ function shapeBytes(shape: number[]): Uint8Array {
 
 const sizeOf = (dims: number[]): number => dims.reduce((p, d) => p * d, 1);
 
-/** Index into a broadcast operand for flat output batch index `outIndex`. */
-function broadcastIndex(outIndex: number, outBatch: number[], opBatch: number[]): number {
+/** The flat batch index into an operand (batch dims right-aligned, size-1 dims broadcast) for flat output batch index `outIndex`. */
+export function broadcastIndex(outIndex: number, outBatch: number[], opBatch: number[]): number {
   // Operand batch dims align to the right of the output batch dims.
   let rem = outIndex;
   let idx = 0;

@@ -4,6 +4,9 @@
  * wasm installs kernel fixes: matMul routed to XNNPACK (transposed, batched
  * and broadcast products included), a BatchMatMul gradient without transposed
  * products, and the UnsortedSegmentSum kernel that embedding gradients need.
+ * Where @posttrain/native-kernels is built, it also registers the native
+ * kernels on wasm (BLAS BatchMatMul, fused AdamW and RMSNorm: `info.native`);
+ * `adamWUpdate` and `rmsNorm` use them when they run and tfjs ops otherwise.
  *
  * @example
  * ```ts
@@ -13,8 +16,12 @@
  * ```
  */
 export { describeBackend, initBackend, getBackendInfo, wasmBinaryDir } from './init-backend';
-export type { BackendInfo, BackendLogger, InitBackendOptions } from './init-backend';
+export type { BackendInfo, BackendLogger, InitBackendOptions, NativeKernelsInfo } from './init-backend';
 export { BACKEND_NAMES, BACKEND_CHOICES, parseBackendName } from './backend-name';
 export type { BackendName, BackendRequest } from './backend-name';
 export { applyWasmPatches, removeWasmPatches, wasmPatchesActive } from './wasm-patches';
+export { setNativeKernelsEnabled, nativeKernelsActive } from './native-state';
 export type { WasmPatch } from './wasm-patches';
+export { adamWUpdate } from './adamw-update';
+export { rmsNorm } from './rms-norm';
+export type { AdamWHyper } from './adamw-update';

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, getBackendInfo, parseBackendName, type BackendInfo } from './index';
+import { loadNativeKernels } from '@posttrain/native-kernels';
+import { describeBackend, initBackend, getBackendInfo, parseBackendName, type BackendInfo } from './index';
 
 const quiet = { info: () => undefined };
 const savedEnv = process.env.POSTTRAIN_BACKEND;
@@ -113,10 +114,15 @@ describe('initBackend selection', () => {
     assert.equal(info.version, '4.22.0');
     assert.equal(info.simd, true, 'Node 20 supports wasm SIMD');
     assert.equal(info.threads, 1, 'tfjs disables the threaded wasm build in Node');
-    assert.deepEqual(info.patches, ['batch-mat-mul-kernel', 'batch-mat-mul-gradient', 'unsorted-segment-sum-kernel']);
+    const native = loadNativeKernels().addon !== null;
+    assert.equal(info.native.active, native, info.native.reason);
+    assert.deepEqual(info.patches, [
+      'batch-mat-mul-kernel', 'batch-mat-mul-gradient', 'unsorted-segment-sum-kernel',
+      ...(native ? ['native-batch-mat-mul', 'native-adamw', 'native-rms-norm'] : []),
+    ]);
     assert.equal(logged.length, 1);
     assert.equal(logged[0].msg, 'tfjs backend selected');
-    assert.deepEqual(logged[0].fields, { backend: info });
+    assert.deepEqual(logged[0].fields, { backend: info, summary: describeBackend(info) });
     assert.deepEqual(getBackendInfo(), info);
 
     const again = await initBackend({ logger: quiet });
@@ -139,5 +145,29 @@ describe('initBackend selection', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.info?.name, 'wasm');
     assert.equal(r.info?.requestSource, 'option');
+  });
+
+  test('POSTTRAIN_NATIVE=0 runs plain wasm and says so (fresh process)', () => {
+    const r = initInChild({ POSTTRAIN_NATIVE: '0', POSTTRAIN_BACKEND: 'wasm' });
+    assert.equal(r.status, 0, r.stderr);
+    const info = r.info!;
+    assert.deepEqual(info.native, { active: false, reason: 'disabled by POSTTRAIN_NATIVE=0', blas: null, config: null, threads: null });
+    assert.deepEqual(info.patches, ['batch-mat-mul-kernel', 'batch-mat-mul-gradient', 'unsorted-segment-sum-kernel']);
+    assert.equal(describeBackend(info), 'wasm (tfjs 4.22.0, 1 thread), plain: disabled by POSTTRAIN_NATIVE=0');
+  });
+
+  test('with the addon built, wasm runs the native kernels with POSTTRAIN_BLAS_THREADS threads (fresh process)', (t) => {
+    if (loadNativeKernels().addon === null && process.env.POSTTRAIN_NATIVE !== '1') return t.skip('native addon absent');
+    const r = initInChild({ POSTTRAIN_NATIVE: '1', POSTTRAIN_BACKEND: 'wasm', POSTTRAIN_BLAS_THREADS: '2' });
+    assert.equal(r.status, 0, r.stderr);
+    const info = r.info!;
+    assert.equal(info.native.active, true, info.native.reason);
+    assert.equal(info.native.reason, 'loaded');
+    assert.match(info.native.blas ?? '', /^(OpenBLAS|Accelerate)$/);
+    if (info.native.blas === 'OpenBLAS') assert.equal(info.native.threads, 2);
+    assert.match(describeBackend(info), /^wasm \(tfjs 4\.22\.0, 1 thread\) \+ native (OpenBLAS \(2 threads\)|Accelerate \(system threads\))$/);
+    const bad = initInChild({ POSTTRAIN_BACKEND: 'wasm', POSTTRAIN_BLAS_THREADS: 'many' });
+    assert.equal(bad.status, 3);
+    assert.match(bad.stderr, /POSTTRAIN_BLAS_THREADS: got "many", expected an integer from 1 to 1024/);
   });
 });

@@ -7,14 +7,36 @@ import './register-tfjs-extras';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfWasm from '@tensorflow/tfjs-backend-wasm';
 import { BACKEND_NAMES, parseBackendName, type BackendName, type BackendRequest } from './backend-name';
+import { blasThreadsFromEnv, loadNativeKernels } from '@posttrain/native-kernels';
 import { applyWasmPatches, type WasmPatch } from './wasm-patches';
+import { useNativeKernels } from './native-state';
 
-/** What runs, as returned by `initBackend` and written to the log. */
-/** One line naming the backend that runs: "wasm (tfjs 4.22.0, 1 thread)". */
+/**
+ * One line naming the backend that runs: "wasm (tfjs 4.22.0, 1 thread) + native OpenBLAS (1 thread)",
+ * or "wasm (tfjs 4.22.0, 1 thread), plain: <why no native kernels>".
+ */
 export function describeBackend(info: BackendInfo): string {
-  return `${info.name} (tfjs ${info.version}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`;
+  const plural = (n: number) => `${n} thread${n === 1 ? '' : 's'}`;
+  const base = `${info.name} (tfjs ${info.version}, ${plural(info.threads)})`;
+  if (info.name !== 'wasm') return base;
+  if (!info.native.active) return `${base}, plain: ${info.native.reason}`;
+  return `${base} + native ${info.native.blas} (${info.native.threads === null ? 'system threads' : plural(info.native.threads)})`;
 }
 
+/** The native kernels behind the wasm backend (@posttrain/native-kernels). */
+export interface NativeKernelsInfo {
+  /** Whether native kernels are registered on the wasm backend. */
+  active: boolean;
+  /** 'loaded', or why they are not: not the wasm backend, patches off, POSTTRAIN_NATIVE=0, not built, failed to load. */
+  reason: string;
+  /** 'OpenBLAS' or 'Accelerate', and the BLAS's own configuration line. */
+  blas: string | null;
+  config: string | null;
+  /** BLAS threads (POSTTRAIN_BLAS_THREADS, default 1); null where the BLAS manages its own (Accelerate). */
+  threads: number | null;
+}
+
+/** What runs, as returned by `initBackend` and written to the log. */
 export interface BackendInfo {
   /** The posttrain backend that runs. */
   name: BackendName;
@@ -40,6 +62,8 @@ export interface BackendInfo {
   patches: WasmPatch[];
   /** Backends tried before this one in automatic selection, and why each was passed over. */
   skipped: { name: BackendName; reason: string }[];
+  /** Native kernels (wasm only; `active: false` with the reason otherwise). */
+  native: NativeKernelsInfo;
 }
 
 /** The one logging call this package makes; `@posttrain/telemetry`'s Logger fits. */
@@ -53,7 +77,7 @@ export interface InitBackendOptions {
    * Defaults to the POSTTRAIN_BACKEND environment variable, then 'auto'.
    */
   backend?: string;
-  /** Install the wasm kernel patches (default true; false only to measure without them). */
+  /** Install the wasm kernel patches (default true; false only to measure without them). Native kernels come with the patches. */
   patches?: boolean;
   /** Where the "backend selected" record goes; defaults to one JSON line on stderr
    * (suppressed when POSTTRAIN_LOG_LEVEL is warn, error or silent). */
@@ -102,6 +126,8 @@ export function initBackend(options: InitBackendOptions = {}): Promise<BackendIn
       requested = 'auto';
       requestSource = 'default';
     }
+    // Checked up front: in automatic selection a bad value must not pass wasm over for cpu.
+    blasThreadsFromEnv();
   } catch (err) {
     return Promise.reject(err);
   }
@@ -158,7 +184,7 @@ async function select(
     }
     const result: BackendInfo = { ...info, requested, requestSource, skipped };
     lastInfo = result;
-    (options.logger ?? defaultLogger()).info('tfjs backend selected', { backend: result });
+    (options.logger ?? defaultLogger()).info('tfjs backend selected', { backend: result, summary: describeBackend(result) });
     return result;
   }
   throw new Error(`initBackend: no backend could be initialised: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
@@ -169,7 +195,8 @@ type Loaded = Omit<BackendInfo, 'requested' | 'requestSource' | 'skipped'>;
 async function tryBackend(name: BackendName, load: (id: string) => unknown, patches: boolean): Promise<Loaded> {
   const pkg = PACKAGES[name];
   const tfjsName = TFJS_NAMES[name];
-  const base = { name, tfjsBackend: tfjsName, package: pkg, tfjsCoreVersion: tf.version_core };
+  const noNative = (reason: string): NativeKernelsInfo => ({ active: false, reason, blas: null, config: null, threads: null });
+  const base = { name, tfjsBackend: tfjsName, package: pkg, tfjsCoreVersion: tf.version_core, native: noNative('not the wasm backend') };
   if (name === 'tensorflow-gpu' || name === 'tensorflow') {
     try {
       load(pkg);
@@ -194,10 +221,16 @@ async function tryBackend(name: BackendName, load: (id: string) => unknown, patc
   if (name === 'wasm') {
     const dir = wasmBinaryDir();
     tfWasm.setWasmPaths(dir + sep);
+    let native = noNative('wasm kernel patches are off (initBackend patches: false)');
+    if (patches) {
+      const { addon, status } = loadNativeKernels();
+      useNativeKernels(addon);
+      native = { active: addon !== null, reason: status.reason, blas: status.blas, config: status.config, threads: status.threads };
+    }
     const applied = patches ? applyWasmPatches() : [];
     await activate(tfjsName, pkg);
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-    return { ...base, version: tfWasm.version_wasm, threads: tfWasm.getThreadsCount(), simd: Boolean(simd), patches: applied };
+    return { ...base, version: tfWasm.version_wasm, threads: tfWasm.getThreadsCount(), simd: Boolean(simd), patches: applied, native };
   }
   await activate(tfjsName, pkg);
   return { ...base, version: tf.version_core, threads: 1, simd: false, patches: [] };

@@ -1,20 +1,24 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { makeFastBatchMatMul } from './fast-batch-mat-mul';
+import { makeNativeBatchMatMul } from './native-batch-mat-mul';
+import { FUSED_ADAMW, makeNativeAdamW } from './adamw-update';
+import { FUSED_RMS_NORM, FUSED_RMS_NORM_GRAD, makeNativeRmsNorm, makeNativeRmsNormGrad } from './rms-norm';
+import { nativeKernelsActive, nativeSwitch, registeredNative } from './native-state';
 import { makeMatMulGradConfig } from './mat-mul-gradient';
 import { unsortedSegmentSumWasm } from './unsorted-segment-sum-wasm';
 
 /** The changes `applyWasmPatches` makes, by name (reported in BackendInfo). */
-export type WasmPatch = 'batch-mat-mul-kernel' | 'batch-mat-mul-gradient' | 'unsorted-segment-sum-kernel';
+export type WasmPatch = 'batch-mat-mul-kernel' | 'batch-mat-mul-gradient' | 'unsorted-segment-sum-kernel' | 'native-batch-mat-mul' | 'native-adamw' | 'native-rms-norm';
 
 interface SavedState {
   kernel: tf.KernelConfig;
   gradient: tf.GradConfig | undefined;
+  native: boolean;
 }
 
 let saved: SavedState | null = null;
 /** Whether this module registered UnsortedSegmentSum (and so may remove it). */
 let addedSegmentSum = false;
-
 /**
  * Replaces the wasm `BatchMatMul` kernel with the XNNPACK-routing wrapper,
  * installs the transpose-free `BatchMatMul` gradient (active while the current
@@ -25,28 +29,38 @@ let addedSegmentSum = false;
  */
 export function applyWasmPatches(): WasmPatch[] {
   const patches: WasmPatch[] = ['batch-mat-mul-kernel', 'batch-mat-mul-gradient', 'unsorted-segment-sum-kernel'];
-  if (saved !== null) return patches;
+  const nativePatches: WasmPatch[] = ['native-batch-mat-mul', 'native-adamw', 'native-rms-norm'];
+  if (saved !== null) return saved.native ? [...patches, ...nativePatches] : patches;
   const kernel = tf.getKernel(tf.BatchMatMul, 'wasm');
   const transpose = tf.getKernel(tf.Transpose, 'wasm');
   if (kernel === undefined || transpose === undefined) {
     throw new Error("applyWasmPatches: the wasm kernels are not registered; import '@tensorflow/tfjs-backend-wasm' first");
   }
   const gradient = tf.getGradient(tf.BatchMatMul);
+  const native = registeredNative.addon;
   tf.unregisterKernel(tf.BatchMatMul, 'wasm');
+  const fast = makeFastBatchMatMul(kernel.kernelFunc, transpose.kernelFunc);
   tf.registerKernel({
     kernelName: tf.BatchMatMul,
     backendName: 'wasm',
     setupFunc: kernel.setupFunc,
     disposeFunc: kernel.disposeFunc,
-    kernelFunc: makeFastBatchMatMul(kernel.kernelFunc, transpose.kernelFunc),
+    kernelFunc: native === null ? fast : makeNativeBatchMatMul(native, fast, nativeSwitch),
   });
-  tf.registerGradient(makeMatMulGradConfig(() => tf.getBackend() === 'wasm'));
+  // The BLAS takes transposes as flags, so only plain wasm needs them spelled out.
+  tf.registerGradient(makeMatMulGradConfig(() => tf.getBackend() === 'wasm' && !nativeKernelsActive()));
   if (tf.getKernel(tf.UnsortedSegmentSum, 'wasm') === undefined) {
     tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: 'wasm', kernelFunc: unsortedSegmentSumWasm });
     addedSegmentSum = true;
   }
-  saved = { kernel, gradient };
-  return patches;
+  if (native !== null) {
+    tf.registerKernel({ kernelName: FUSED_ADAMW, backendName: 'wasm', kernelFunc: makeNativeAdamW(native) });
+    tf.registerKernel({ kernelName: FUSED_RMS_NORM, backendName: 'wasm', kernelFunc: makeNativeRmsNorm(native) });
+    tf.registerKernel({ kernelName: FUSED_RMS_NORM_GRAD, backendName: 'wasm', kernelFunc: makeNativeRmsNormGrad(native) });
+  }
+  saved = { kernel, gradient, native: native !== null };
+  registeredNative.active = native !== null;
+  return native === null ? patches : [...patches, ...nativePatches];
 }
 
 /**
@@ -58,6 +72,8 @@ export function removeWasmPatches(options: { all?: boolean } = {}): void {
   if (saved === null) return;
   tf.unregisterKernel(tf.BatchMatMul, 'wasm');
   tf.registerKernel(saved.kernel);
+  if (saved.native) for (const k of [FUSED_ADAMW, FUSED_RMS_NORM, FUSED_RMS_NORM_GRAD]) tf.unregisterKernel(k, 'wasm');
+  registeredNative.active = false;
   if (saved.gradient !== undefined) tf.registerGradient(saved.gradient);
   if (options.all && addedSegmentSum) {
     tf.unregisterKernel(tf.UnsortedSegmentSum, 'wasm');

@@ -9,6 +9,7 @@
  * multiplies through these two functions.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { nativeKernelsActive } from '@posttrain/backend';
 
 type Grad2 = (a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   value: tf.Tensor;
@@ -20,10 +21,14 @@ function explicitGradProduct(perm: number[]): (a: tf.Tensor, b: tf.Tensor) => tf
     save([a, b]);
     return {
       value: tf.matMul(a, b),
-      gradFunc: (dy, [sa, sb]) => [
-        tf.matMul(dy, tf.transpose(sb, perm)), // dA = dY · Bᵀ
-        tf.matMul(tf.transpose(sa, perm), dy), // dB = Aᵀ · dY
-      ],
+      // The native BLAS kernel takes transposes as flags; plain wasm needs them spelled out.
+      gradFunc: (dy, [sa, sb]) =>
+        nativeKernelsActive()
+          ? [tf.matMul(dy, sb, false, true), tf.matMul(sa, dy, true, false)]
+          : [
+              tf.matMul(dy, tf.transpose(sb, perm)), // dA = dY · Bᵀ
+              tf.matMul(tf.transpose(sa, perm), dy), // dB = Aᵀ · dY
+            ],
     };
   };
   return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
@@ -58,4 +63,17 @@ export function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
     throw new Error(`batchMatMul: shapes [${a.shape}] and [${b.shape}] do not chain`);
   }
   return (stockGradients ? tf.matMul(a, b) : product3d(a, b)) as tf.Tensor3D;
+}
+
+/**
+ * a [B, M, K] · b [B, N, K]ᵀ -> [B, M, N] (attention scores q·kᵀ). With the native BLAS kernel the
+ * transpose is a flag, so decoding does not copy the whole key cache every step; on plain wasm it is
+ * spelled out (see above).
+ */
+export function batchMatMulTransposeB(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  if (a.rank !== 3 || b.rank !== 3 || a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[2]) {
+    throw new Error(`batchMatMulTransposeB: shapes [${a.shape}] and [${b.shape}]ᵀ do not chain`);
+  }
+  if (!stockGradients && nativeKernelsActive()) return tf.matMul(a, b, false, true) as tf.Tensor3D;
+  return batchMatMul(a, tf.transpose(b, [0, 2, 1]) as tf.Tensor3D);
 }

@@ -12,4 +12,5 @@ test('default shape on wasm: the optimised training step beats the straightforwa
   assert.equal(r.parameters, 3295488);
   assert.ok(r.train.straightforward!.speedup >= 4, `speedup ${r.train.straightforward!.speedup}`);
   assert.ok(r.sampling.withCache.tokensPerSecond > r.sampling.withoutCache.tokensPerSecond, 'the KV cache pays off');
+  assert.deepEqual(r.decode.map((d) => [d.batch, d.promptLen, d.newTokens]), [[1, 32, 64], [8, 32, 64], [32, 32, 64]]);
 });

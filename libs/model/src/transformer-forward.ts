@@ -19,7 +19,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core alone registers no gradients; training through this model needs them.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { batchMatMul, matMul2d } from './mat-mul';
+import { rmsNorm } from '@posttrain/backend'; // x·w/√(mean(x²)+eps); one fused kernel with the native kernels
+import { batchMatMul, batchMatMulTransposeB, matMul2d } from './mat-mul';
 import { embedTokens } from './embed-tokens';
 import type { LlamaModel } from './llama-model';
 
@@ -159,10 +160,6 @@ function applyRope(x: tf.Tensor3D, cos: tf.Tensor3D, sin: tf.Tensor3D): tf.Tenso
   return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
 }
 
-function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D {
-  const variance = tf.mean(tf.square(x), -1, true); // (N, 1)
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight) as tf.Tensor2D;
-}
 
 /** A small deterministic hash so each projection draws its own dropout mask from one step seed. */
 function nameHash(name: string): number {
@@ -284,8 +281,8 @@ export function forwardHidden(model: LlamaModel, tokens: ForwardTokens, options:
     }
     // Query head h = g*R + r uses kv head g (HF repeat_kv), so (B, H, T, E) regroups as (B*G, R*T, E).
     const q3 = tf.reshape(tf.transpose(tf.reshape(q, [B, T, H, E]), [0, 2, 1, 3]), [B * G, R * T, E]) as tf.Tensor3D;
-    const kT = tf.reshape(tf.transpose(k4, [0, 1, 3, 2]), [B * G, E, K]) as tf.Tensor3D; // (B*G, E, K)
-    const scores = tf.reshape(batchMatMul(q3, kT), [B, G, R, T, K]); // (B*G, R*T, E) x (B*G, E, K) -> (B, G, R, T, K)
+    const k3 = tf.reshape(k4, [B * G, K, E]) as tf.Tensor3D; // (B*G, K, E)
+    const scores = tf.reshape(batchMatMulTransposeB(q3, k3), [B, G, R, T, K]); // (B*G, R*T, E) x (B*G, K, E)ᵀ -> (B, G, R, T, K)
     const probs = tf.reshape(tf.softmax(tf.add(tf.mul(scores, scale), bias)), [B * G, R * T, K]) as tf.Tensor3D;
     const att = batchMatMul(probs, tf.reshape(v4, [B * G, K, E]) as tf.Tensor3D); // (B*G, R*T, K) x (B*G, K, E) -> (B*G, R*T, E)
     const merged = tf.reshape(tf.transpose(tf.reshape(att, [B, H, T, E]), [0, 2, 1, 3]), [N, H * E]) as tf.Tensor2D; // (N, H*E)

@@ -2,7 +2,7 @@
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '@posttrain/backend';
+import { initBackend, nativeKernelsActive, setNativeKernelsEnabled } from '@posttrain/backend';
 import { createModelConfig } from './model-config';
 import { modelFromHfTensors } from './llama-model';
 import type { LlamaModel } from './llama-model';
@@ -51,5 +51,31 @@ describe('on wasm', () => {
     round();
     round();
     assert.equal(tf.memory().numTensors, n);
+  });
+
+  // Skipped where the native addon is absent (POSTTRAIN_NATIVE=0, not built): then both runs are plain wasm.
+  test('native kernels and plain wasm agree on log-probs, gradients and KV-cache decoding (tol 1e-4)', (t) => {
+    if (!nativeKernelsActive()) return t.skip('native kernels not active');
+    const batch = { inputIds: [[1, 2, 3, 9, 4], [0, 4, 5, 6, 7]], attentionMask: [[1, 1, 1, 1, 1], [0, 1, 1, 1, 1]] };
+    const run = () => {
+      const { value, grads } = tf.variableGrads(() => tf.sum(tokenLogProbs(model, batch)) as tf.Scalar, model.trainableVariables());
+      const out = { loss: value.dataSync()[0], grads: Object.keys(grads).sort().map((k) => grads[k].dataSync() as Float32Array) };
+      tf.dispose([value, ...Object.values(grads)]);
+      const logits: Float32Array[] = [];
+      generate(model, [[3, 4, 5, 6], [7]], { maxNewTokens: 4, temperature: 0, onStepLogits: (_, l) => logits.push(l.slice()) });
+      return { ...out, logits };
+    };
+    const native = run();
+    setNativeKernelsEnabled(false);
+    let plain;
+    try {
+      assert.equal(nativeKernelsActive(), false);
+      plain = run();
+    } finally {
+      setNativeKernelsEnabled(true);
+    }
+    assert.ok(Math.abs(native.loss - plain.loss) <= 1e-4 * Math.max(1, Math.abs(plain.loss)), `${native.loss} vs ${plain.loss}`);
+    native.grads.forEach((g, i) => g.forEach((x, j) => assert.ok(Math.abs(x - plain.grads[i][j]) <= 1e-4, `grad ${i}[${j}]: ${x} vs ${plain.grads[i][j]}`)));
+    native.logits.forEach((l, s) => l.forEach((x, i) => assert.ok(Math.abs(x - plain.logits[s][i]) <= 1e-4, `step ${s} logit ${i}`)));
   });
 });

@@ -12,6 +12,7 @@
  * takes bit-identical steps.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { adamWUpdate } from '@posttrain/backend';
 
 export interface NamedVariable {
   name: string;
@@ -46,22 +47,13 @@ export class AdamW {
   /** Applies one update with gradients in the order of `params`. */
   apply(grads: tf.Tensor[], lr: number): void {
     if (grads.length !== this.params.length) throw new Error(`AdamW.apply: got ${grads.length} gradients for ${this.params.length} parameters`);
-    const { beta1: b1, beta2: b2, epsilon: eps, weightDecay: wd } = this.options;
+    const { beta1, beta2, epsilon, weightDecay } = this.options;
     this.t++;
-    const bc1 = 1 - Math.pow(b1, this.t);
-    const bc2 = 1 - Math.pow(b2, this.t);
-    tf.tidy(() => {
-      this.params.forEach(({ variable: p, name }, i) => {
-        const g = grads[i];
-        if (g.shape.join(',') !== p.shape.join(',')) throw new Error(`AdamW.apply: gradient of ${name} has shape [${g.shape}], expected [${p.shape}]`);
-        const m = tf.add(tf.mul(this.m[i], b1), tf.mul(g, 1 - b1));
-        const v = tf.add(tf.mul(this.v[i], b2), tf.mul(tf.square(g), 1 - b2));
-        this.m[i].assign(m);
-        this.v[i].assign(v);
-        const decayed = wd > 0 && p.rank >= 2 ? tf.mul(p, 1 - lr * wd) : p;
-        const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
-        p.assign(tf.sub(decayed, tf.mul(update, lr)));
-      });
+    this.params.forEach(({ variable: p, name }, i) => {
+      const g = grads[i];
+      if (g.shape.join(',') !== p.shape.join(',')) throw new Error(`AdamW.apply: gradient of ${name} has shape [${g.shape}], expected [${p.shape}]`);
+      // One fused kernel with the native kernels on wasm, else the formula above in tfjs ops.
+      adamWUpdate(p, this.m[i], this.v[i], g, { lr, beta1, beta2, epsilon, weightDecay: p.rank >= 2 ? weightDecay : 0, step: this.t });
     });
   }
 

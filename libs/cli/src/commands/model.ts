@@ -176,7 +176,17 @@ const benchOptions = defineConfig({
   steps: { kind: 'int', flag: 'steps', description: 'timed training steps', default: 5, min: 1 },
   compare: { kind: 'bool', flag: 'compare', description: 'also time the straightforward tfjs formulation and report the speedup', default: false },
   backend: { kind: 'string', flag: 'backend', description: 'tfjs backend (default: POSTTRAIN_BACKEND or automatic)' },
+  threads: { kind: 'string', flag: 'threads', description: 'BLAS thread counts to measure with the native kernels, e.g. 1,2 (default: POSTTRAIN_BLAS_THREADS, else 1)' },
+  profile: { kind: 'bool', flag: 'profile', description: 'print the top kernels of one training step and one decode (with --compare-native also on plain wasm)', default: false },
+  compareNative: { kind: 'bool', flag: 'compare-native', description: 'also time plain wasm (native kernels off) in the same run and report the ratios', default: false },
 });
+
+function threadList(value: string | undefined): number[] | undefined {
+  if (value === undefined) return undefined;
+  const list = value.split(',').map((x) => Number(x.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--threads: got "${value}", expected positive integers separated by commas, e.g. 1,2`);
+  return list;
+}
 
 export const modelBenchCommand: Command = {
   name: 'model bench',
@@ -184,12 +194,31 @@ export const modelBenchCommand: Command = {
   help: () => `usage: posttrain model bench [--json] [options]\n\nOptions:\n${describeConfig(benchOptions)}\n`,
   run: async (argv, io) => {
     const o = parseConfig(benchOptions, { argv });
-    const r = await runModelBench({ steps: o.steps, compareStraightforward: o.compare, backend: o.backend });
+    const r = await runModelBench({ steps: o.steps, compareStraightforward: o.compare, backend: o.backend, blasThreads: threadList(o.threads), compareNative: o.compareNative, profile: o.profile });
     if (o.json) io.stdout.write(JSON.stringify(r) + '\n');
     else {
-      io.stdout.write(`backend ${r.backend.name} (${r.backend.tfjsBackend} ${r.backend.version}), ${r.parameters.toLocaleString('en-US')} parameters\n`);
-      io.stdout.write(`train: ${r.train.tokensPerSecond.toFixed(0)} tokens/s, ${r.train.gflopPerSecond.toFixed(2)} GFLOP/s (best of ${r.train.steps}; ${r.train.flopFormula})\n`);
+      const n = r.backend.native;
+      const path = n.active ? `native ${n.blas} kernels, ${n.threads ?? 'system'} BLAS thread(s)` : r.backend.name === 'wasm' ? `plain wasm (native kernels: ${n.reason})` : 'no native kernels';
+      io.stdout.write(`backend ${r.backend.name} (${r.backend.tfjsBackend} ${r.backend.version}), ${path}; ${r.parameters.toLocaleString('en-US')} parameters\n`);
+      io.stdout.write(`train: ${r.train.tokensPerSecond.toFixed(0)} tokens/s, ${r.train.gflopPerSecond.toFixed(2)} GFLOP/s (median of ${r.train.steps}; ${r.train.flopFormula})\n`);
+      io.stdout.write(`decode (KV cache, greedy): ${r.decode.map((d) => `batch ${d.batch} ${d.tokensPerSecond.toFixed(0)} tokens/s`).join(', ')} (${r.decode[0]?.promptLen}-token prompt, ${r.decode[0]?.newTokens} new)\n`);
+      for (const t of r.byThreads ?? []) {
+        io.stdout.write(`  ${t.threads} BLAS thread(s): train ${t.train.tokensPerSecond.toFixed(0)} tokens/s; decode ${t.decode.map((d) => `batch ${d.batch} ${d.tokensPerSecond.toFixed(0)}`).join(', ')}\n`);
+      }
+      if (r.plainWasm) {
+        io.stdout.write(`plain wasm, same run: train ${r.plainWasm.train.tokensPerSecond.toFixed(0)} tokens/s (native ${r.plainWasm.train.speedup.toFixed(2)}x); decode ${r.plainWasm.decode.map((d) => `batch ${d.batch} ${d.tokensPerSecond.toFixed(0)} (${d.speedup.toFixed(2)}x)`).join(', ')}\n`);
+      }
       if (r.train.straightforward) io.stdout.write(`straightforward tfjs: ${r.train.straightforward.gflopPerSecond.toFixed(2)} GFLOP/s -> speedup ${r.train.straightforward.speedup.toFixed(1)}x\n`);
+      const shares = (label: string, list: { kernel: string; calls: number; share: number }[]) =>
+        io.stdout.write(`${label}: ${list.map((k) => `${k.kernel} ${(k.share * 100).toFixed(0)}% (${k.calls})`).join(', ')}\n`);
+      if (r.profile) {
+        shares('profile, training step', r.profile.train);
+        shares('profile, decode batch 8', r.profile.decode);
+        if (r.profile.plainWasm) {
+          shares('profile, training step, plain wasm', r.profile.plainWasm.train);
+          shares('profile, decode batch 8, plain wasm', r.profile.plainWasm.decode);
+        }
+      }
       io.stdout.write(`sampling: ${r.sampling.withCache.tokensPerSecond.toFixed(0)} tokens/s with KV cache, ${r.sampling.withoutCache.tokensPerSecond.toFixed(0)} without\n`);
     }
     return 0;

@@ -1,0 +1,105 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+/**
+ * The addon's functions. Every kernel takes the wasm heap (the ArrayBuffer
+ * behind the tfjs wasm backend's memory) and element offsets into it, checks
+ * that every range lies inside the heap, and writes only its output range.
+ */
+export interface NativeAddon {
+  /**
+   * For each batch entry i: C_i = op(A_i) · op(B_i), A_i at heap[aOffsets[i]] ([m,k], or [k,m]
+   * when transA), B_i at heap[bOffsets[i]] ([k,n], or [n,k] when transB), row-major, and
+   * C_i at heap[cOffset + i*m*n]. A broadcast operand repeats its offset.
+   */
+  sgemm(heap: ArrayBuffer, m: number, n: number, k: number, transA: boolean, transB: boolean,
+    aOffsets: Int32Array, bOffsets: Int32Array, cOffset: number): void;
+  /**
+   * One AdamW update of n floats (param, m, v, grad -> their outputs; offsets in floats):
+   * m' = b1 m + (1-b1) g, v' = b2 v + (1-b2) g², p' = p·decay − lr·(m'/bc1)/(√(v'/bc2) + eps).
+   */
+  adamw(heap: ArrayBuffer, p: number, m: number, v: number, g: number, pOut: number, mOut: number, vOut: number, n: number,
+    lr: number, beta1: number, beta2: number, eps: number, decay: number, bc1: number, bc2: number): void;
+  /** RMSNorm of rows x d floats: y = x · rstd · w, rstd[i] = 1/√(mean_j x² + eps) (also written out, for the gradient). */
+  rmsnorm(heap: ArrayBuffer, x: number, w: number, y: number, rstd: number, rows: number, d: number, eps: number): void;
+  /** RMSNorm's gradients from dy and the forward's rstd: dx (rows x d) and dw (d). */
+  rmsnormGrad(heap: ArrayBuffer, dy: number, x: number, w: number, rstd: number, dx: number, dw: number, rows: number, d: number): void;
+  /** Sets the BLAS thread count (OpenBLAS; a no-op on Accelerate, which manages its own threads). */
+  setThreads(n: number): void;
+  info(): { blas: string; config: string; threads: number | null };
+}
+
+/** Whether the addon loaded, and if not, why (for the "backend selected" log and the bench). */
+export interface NativeStatus {
+  available: boolean;
+  /** 'loaded', or why not: disabled, not built (with the build's own message), failed to load. */
+  reason: string;
+  /** The .node file. */
+  path: string;
+  blas: string | null;
+  config: string | null;
+  /** BLAS threads; null where the BLAS manages them itself (Accelerate). */
+  threads: number | null;
+}
+
+const addonPath = join(__dirname, '..', 'build', 'Release', 'posttrain_native.node');
+let loaded: { addon: NativeAddon | null; status: NativeStatus } | null = null;
+
+/** Reads POSTTRAIN_BLAS_THREADS (default 1, like the wasm backend); throws on anything but a positive integer. */
+export function blasThreadsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.POSTTRAIN_BLAS_THREADS;
+  if (raw === undefined || raw.trim() === '') return 1;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new Error(`POSTTRAIN_BLAS_THREADS: got "${raw}", expected an integer from 1 to 1024`);
+  return n;
+}
+
+/**
+ * Loads the addon once per process. Never throws for a missing or broken
+ * addon: the status says why it is absent and callers run plain wasm.
+ * POSTTRAIN_NATIVE=0 disables it; POSTTRAIN_BLAS_THREADS sets the BLAS threads (default 1).
+ */
+export function loadNativeKernels(): { addon: NativeAddon | null; status: NativeStatus } {
+  if (loaded !== null) return loaded;
+  const absent = (reason: string) => ({ addon: null, status: { available: false, reason, path: addonPath, blas: null, config: null, threads: null } });
+  const flag = (process.env.POSTTRAIN_NATIVE ?? '').trim().toLowerCase();
+  if (flag === '0' || flag === 'false' || flag === 'off') {
+    loaded = absent('disabled by POSTTRAIN_NATIVE=0');
+    return loaded;
+  }
+  if (!existsSync(addonPath)) {
+    loaded = absent(`not built: ${buildMessage() ?? 'no build has run'} (npm run build -w @posttrain/native-kernels)`);
+    return loaded;
+  }
+  let addon: NativeAddon;
+  try {
+    addon = createRequire(__filename)(addonPath) as NativeAddon;
+  } catch (err) {
+    loaded = absent(`failed to load ${addonPath}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+    return loaded;
+  }
+  addon.setThreads(blasThreadsFromEnv());
+  const info = addon.info();
+  loaded = { addon, status: { available: true, reason: 'loaded', path: addonPath, blas: info.blas, config: info.config, threads: info.threads } };
+  return loaded;
+}
+
+/** Sets the BLAS thread count of the loaded addon and returns what the BLAS reports. */
+export function setBlasThreads(n: number): number | null {
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new Error(`setBlasThreads: got ${n}, expected an integer from 1 to 1024`);
+  const { addon, status } = loadNativeKernels();
+  if (addon === null) throw new Error(`setBlasThreads: the native addon is not available (${status.reason})`);
+  addon.setThreads(n);
+  status.threads = addon.info().threads;
+  return status.threads;
+}
+
+function buildMessage(): string | null {
+  try {
+    const s = JSON.parse(readFileSync(join(__dirname, '..', 'build', 'status.json'), 'utf8')) as { message?: unknown };
+    return typeof s.message === 'string' ? s.message : null;
+  } catch {
+    return null;
+  }
+}
