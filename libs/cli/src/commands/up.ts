@@ -72,7 +72,7 @@ export const upCommand: Command = {
     const byName: Record<string, string[]> = {};
     for (const s of group.services) (byName[s.name] ??= []).push(s.address);
     if (opts.json) {
-      io.stdout.write(JSON.stringify({ services: byName }) + '\n');
+      io.stdout.write(JSON.stringify({ services: byName, processes: group.services.map((s) => ({ label: s.label, address: s.address, pid: s.pid })) }) + '\n');
     } else {
       io.stdout.write('posttrain services are up (Ctrl-C to stop):\n');
       for (const s of [...group.services].sort((a, b) => a.label.localeCompare(b.label))) io.stdout.write(`  ${s.label.padEnd(18)} ${s.address.padEnd(22)} ${GRPC_NAMES[s.name]}  (pid ${s.pid})\n`);
