@@ -1,7 +1,8 @@
-import { Client, credentials, Metadata, status, type CallOptions, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { Client, Metadata, status, type CallOptions, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { context, trace } from '@opentelemetry/api';
 import { getTracer, injectContext, SpanKind, SpanStatusCode } from '@posttrain/telemetry';
 import type { AnyMethod, AnyServiceDefinition, RequestOf, ResponseOf } from './handlers';
+import { channelCredentials, clientTlsFromEnv, type ClientTls } from './tls';
 
 export interface ClientOptions {
   /** Default deadline of each call, across all its attempts (ms). */
@@ -20,6 +21,8 @@ export interface ClientOptions {
   retryWindowMs?: number;
   /** Names the service in error messages, e.g. `reward service`; default the gRPC service name. */
   serviceLabel?: string;
+  /** TLS (and mutual TLS); default from POSTTRAIN_TLS_CA / _CLIENT_CERT / _CLIENT_KEY, else plaintext. `false`: plaintext whatever the environment says. */
+  tls?: ClientTls | false;
   /** Extra grpc-js channel options. */
   channelOptions?: Record<string, string | number>;
 }
@@ -74,7 +77,7 @@ function onAbort(signal: AbortSignal | undefined, cancel: () => void): () => voi
 export class RpcClient<D extends AnyServiceDefinition> {
   private readonly clients: Client[];
   private next = 0;
-  private readonly opts: Required<Omit<ClientOptions, 'channelOptions' | 'retryWindowMs'>> & Pick<ClientOptions, 'retryWindowMs'>;
+  private readonly opts: Required<Omit<ClientOptions, 'channelOptions' | 'retryWindowMs' | 'tls'>> & Pick<ClientOptions, 'retryWindowMs'>;
 
   constructor(
     private readonly definition: D,
@@ -87,7 +90,8 @@ export class RpcClient<D extends AnyServiceDefinition> {
       'grpc.enable_retries': 0,
       ...options.channelOptions,
     };
-    this.clients = addresses.map((a) => new Client(target(a), credentials.createInsecure(), channelOptions));
+    const creds = channelCredentials(options.tls === false ? undefined : (options.tls ?? clientTlsFromEnv()));
+    this.clients = addresses.map((a) => new Client(target(a), creds, channelOptions));
     const firstPath = Object.values(definition)[0]?.path ?? '';
     this.opts = {
       deadlineMs: options.deadlineMs ?? 30_000,
