@@ -4,21 +4,25 @@ import type { ServiceError } from '@grpc/grpc-js';
 import { ExtractionMode, RewardScorerService, type ScoreRequest } from '@posttrain/proto';
 import { createClient, PosttrainServer, status } from '@posttrain/rpc';
 import { createLogger } from '@posttrain/telemetry';
-import { createRewardHandlers } from './reward-handlers';
+import { createRewardHandlers, type RewardState } from './reward-handlers';
+
+type RewardClient = ReturnType<typeof createClient<typeof RewardScorerService>>;
+
+/** The handlers behind a real gRPC server on loopback, and a client without retries. */
+async function startScorer(state: RewardState): Promise<{ client: RewardClient; stop: () => Promise<void> }> {
+  const server = new PosttrainServer({ name: 'reward', host: '127.0.0.1', port: 0, shutdownGraceMs: 1000, log: createLogger({ service: 'reward', level: 'silent' }) });
+  server.add('posttrain.v1.RewardScorer', RewardScorerService, createRewardHandlers(state));
+  const { address } = await server.start();
+  server.setServing(true);
+  const client = createClient(RewardScorerService, [address], { maxAttempts: 1 });
+  return { client, stop: async () => (client.close(), await server.shutdown()) };
+}
 
 describe('RewardScorer over gRPC', () => {
-  const server = new PosttrainServer({ name: 'reward', host: '127.0.0.1', port: 0, shutdownGraceMs: 1000, log: createLogger({ service: 'reward', level: 'silent' }) });
-  server.add('posttrain.v1.RewardScorer', RewardScorerService, createRewardHandlers({ replicaId: 'test', maxBatchItems: 3 }));
-  let client: ReturnType<typeof createClient<typeof RewardScorerService>>;
-  before(async () => {
-    const { address } = await server.start();
-    server.setServing(true);
-    client = createClient(RewardScorerService, [address], { maxAttempts: 1 });
-  });
-  after(async () => {
-    client.close();
-    await server.shutdown();
-  });
+  let client: RewardClient;
+  let stop: () => Promise<void>;
+  before(async () => ({ client, stop } = await startScorer({ replicaId: 'test', maxBatchItems: 3 })));
+  after(() => stop());
 
   const item = (completion: string, groundTruth?: string) => ({ id: completion, prompt: 'What is 12+7?', promptMessages: [], completion, groundTruth, completionTokenIds: [] });
   const request = (items: ScoreRequest['items']): ScoreRequest => ({
@@ -64,18 +68,10 @@ describe('RewardScorer over gRPC', () => {
 });
 
 describe('RewardScorer request limits over gRPC', () => {
-  const server = new PosttrainServer({ name: 'reward', host: '127.0.0.1', port: 0, shutdownGraceMs: 1000, log: createLogger({ service: 'reward', level: 'silent' }) });
-  server.add('posttrain.v1.RewardScorer', RewardScorerService, createRewardHandlers({ replicaId: 'test', maxBatchItems: 8, scoreTimeBudgetMs: 200, regexTimeLimitMs: 5_000, limits: { maxComponents: 4 } }));
-  let client: ReturnType<typeof createClient<typeof RewardScorerService>>;
-  before(async () => {
-    const { address } = await server.start();
-    server.setServing(true);
-    client = createClient(RewardScorerService, [address], { maxAttempts: 1 });
-  });
-  after(async () => {
-    client.close();
-    await server.shutdown();
-  });
+  let client: RewardClient;
+  let stop: () => Promise<void>;
+  before(async () => ({ client, stop } = await startScorer({ replicaId: 'test', maxBatchItems: 8, scoreTimeBudgetMs: 200, regexTimeLimitMs: 5_000, limits: { maxComponents: 4 } })));
+  after(() => stop());
   const regex = (name: string, pattern: string) => ({ name, weight: 1, rule: { $case: 'regex' as const, value: { pattern, flags: '', fullMatch: false, negate: false } } });
   const items = [{ id: 'x', prompt: 'p', promptMessages: [], completion: `${'a'.repeat(28)}b`, completionTokenIds: [] }];
 
