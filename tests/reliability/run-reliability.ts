@@ -8,7 +8,7 @@
  * the counts (cases, crashes, statuses by code, faults survived, rollouts
  * lost) and exits 1 if any row failed.
  *
- * Bounded: about 250 requests, 4 runs of at most 40 steps, every call with a
+ * Bounded: about 210 requests, 4 short runs (the longest stopped 5 steps after a 30 s freeze), every call with a
  * deadline; nothing leaves 127.0.0.1. `--quick` (CI) keeps the requests and
  * two of the faults.
  */
@@ -253,22 +253,26 @@ async function main(): Promise<number> {
     // A frozen replica must not stall a step past 3x the median + 10 s; a restarting service is waited for, within the 60 s retry window.
     const stallBound = (secs: number[]) => ({ bound: 3 * median(secs) + 10, rule: 'each step <= 3x median + 10 s' });
     const retryBound = () => ({ bound: 60, rule: 'each step <= the 60 s retry window' });
-    const fault = async (scenario: string, maxSteps: number, kl: boolean, limit: (secs: number[]) => { bound: number; rule: string }, inject: (step: number) => void, after?: () => Promise<void>) => {
+    const fault = async (scenario: string, maxSteps: number, kl: boolean, limit: (secs: number[]) => { bound: number; rule: string }, inject: (step: number, stop: () => void) => void, after?: () => Promise<void>) => {
       faultsInjected++;
       const steps: Record<string, number>[] = [];
+      const controller = new AbortController();
       let observed: string;
       let pass = false;
       try {
-        const res = await runRl(grpo(`fault-${faultsInjected}`, maxSteps, kl), { logger: quiet, serviceRetryMs: 60_000, callbacks: { onStep: (e) => (steps.push(e.metrics), inject(e.step)) } });
+        const res = await runRl(grpo(`fault-${faultsInjected}`, maxSteps, kl), { logger: quiet, serviceRetryMs: 60_000, signal: controller.signal, callbacks: { onStep: (e) => (steps.push(e.metrics), inject(e.step, () => controller.abort())) } });
         await after?.();
         const secs = steps.map((m) => m['time/step_seconds']);
         const lost = steps.reduce((n, m) => n + (16 - m['rollout/count']), 0);
         rolloutsLost += Math.max(0, lost);
         const worst = Math.max(...secs);
         const { bound } = limit(secs);
-        pass = res.status === 'completed' && steps.length === maxSteps && lost === 0 && worst <= bound;
-        observed = `${res.status}, ${steps.length} steps, ${lost} rollouts lost, slowest step ${worst.toFixed(1)} s (bound ${bound.toFixed(1)} s)${downMs ? `, service down ${(downMs / 1000).toFixed(1)} s` : ''}`;
+        // A run the scenario stopped itself (at a step boundary, after its fault) counts as complete.
+        const finished = res.status === 'completed' ? steps.length === maxSteps : controller.signal.aborted && res.status === 'cancelled';
+        pass = finished && lost === 0 && worst <= bound;
+        observed = `${res.status === 'cancelled' && controller.signal.aborted ? 'stopped by the scenario' : res.status}, ${steps.length} steps, ${lost} rollouts lost, slowest step ${worst.toFixed(1)} s (bound ${bound.toFixed(1)} s)${downMs ? `, service down ${(downMs / 1000).toFixed(1)} s` : ''}${frozenMs ? `, frozen ${(frozenMs / 1000).toFixed(1)} s` : ''}`;
         downMs = 0;
+        frozenMs = 0;
       } catch (err) {
         await after?.().catch(() => undefined);
         observed = `failed: ${(err as Error).message.slice(0, 120)}`;
@@ -277,6 +281,7 @@ async function main(): Promise<number> {
       rows.push({ scenario, expected: `run completes, 0 lost, ${limit([0]).rule}`, observed, pass });
     };
     let downMs = 0;
+    let frozenMs = 0;
     const restartOnPort = async (s: ServiceProcess, args: string[]): Promise<ServiceProcess> => {
       const port = s.address.slice(s.address.lastIndexOf(':') + 1);
       const killedAt = Date.now();
@@ -288,13 +293,18 @@ async function main(): Promise<number> {
     };
     let frozenAt = 0;
     let thawed = false;
-    await fault(`SIGSTOP of 1 of 2 samplers for ${quick ? 10 : 30} s`, quick ? 20 : 40, false, stallBound, (step) => {
+    // Frozen from step 2 for a fixed time, then 5 more steps, then the run is stopped (steps take 0.1-2 s by machine).
+    let thawStep = 0;
+    await fault(`SIGSTOP of 1 of 2 samplers for ${quick ? 10 : 30} s from step 2`, 1_000, false, stallBound, (step, stop) => {
+      if (thawStep > 0 && step >= thawStep + 5) stop();
       if (step === 2) {
         samplers[1].child.kill('SIGSTOP');
         frozenAt = Date.now();
-      } else if (frozenAt && !thawed && (Date.now() - frozenAt >= (quick ? 10_000 : 30_000) || step === (quick ? 16 : 36))) {
+      } else if (frozenAt && !thawed && Date.now() - frozenAt >= (quick ? 10_000 : 30_000)) {
         samplers[1].child.kill('SIGCONT');
         thawed = true;
+        thawStep = step;
+        frozenMs = Date.now() - frozenAt;
       }
     }, async () => {
       if (!thawed) samplers[1].child.kill('SIGCONT');
