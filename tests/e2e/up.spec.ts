@@ -15,13 +15,18 @@ const root = join(__dirname, '..', '..');
 describe('posttrain up', { timeout: 180_000 }, () => {
   let up: ChildProcess;
   let services: Record<string, string[]> = {};
+  let processes: { label: string; address: string; pid: number }[] = [];
   const stderr: string[] = [];
 
   before(async () => {
-    up = spawn(process.execPath, [join(root, 'bin', 'posttrain.js'), 'up', '--json', '--samplers', '2'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, POSTTRAIN_LOG_LEVEL: 'warn', POSTTRAIN_RUNS_DIR: mkdtempSync(join(tmpdir(), 'posttrain-up-runs-')) } });
+    up = spawn(process.execPath, [join(root, 'bin', 'posttrain.js'), 'up', '--json', '--samplers', '2', '--max-restarts', '1', '--restart-backoff-ms', '200'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, POSTTRAIN_LOG_LEVEL: 'warn', POSTTRAIN_RUNS_DIR: mkdtempSync(join(tmpdir(), 'posttrain-up-runs-')) } });
     createInterface({ input: up.stderr! }).on('line', (l) => stderr.push(l));
     services = await new Promise((resolve, reject) => {
-      createInterface({ input: up.stdout! }).on('line', (line) => resolve((JSON.parse(line) as { services: Record<string, string[]> }).services));
+      createInterface({ input: up.stdout! }).on('line', (line) => {
+        const parsed = JSON.parse(line) as { services: Record<string, string[]>; processes: typeof processes };
+        processes = parsed.processes;
+        resolve(parsed.services);
+      });
       up.once('exit', (code) => reject(new Error(`posttrain up exited with ${code}: ${stderr.join('\n')}`)));
     });
   });
@@ -71,6 +76,33 @@ describe('posttrain up', { timeout: 180_000 }, () => {
     assert.deepEqual(await trainer.unary('listRuns', { pageSize: 0, pageToken: '' }), { runs: [], nextPageToken: '' });
     for (const addrs of Object.values(services)) for (const a of addrs) assert.equal(await checkHealth(a), 'SERVING');
     for (const c of [sampler, reference, reward, trainer]) c.close();
+  });
+
+  test('a sampler replica that dies is restarted on its port while the others keep serving; past --max-restarts it stays down', async () => {
+    const waitFor = async (re: RegExp, timeoutMs: number) => {
+      const until = Date.now() + timeoutMs;
+      while (Date.now() < until) {
+        const line = stderr.find((l) => re.test(l));
+        if (line) return line;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.fail(`no stderr line matched ${re} within ${timeoutMs} ms:\n${stderr.join('\n')}`);
+    };
+    const victim = processes.find((p) => p.label === 'policy-sampler-2')!;
+    const others = Object.values(services).flat().filter((a) => a !== victim.address);
+    process.kill(victim.pid, 'SIGKILL');
+    await waitFor(/^posttrain up: policy-sampler-2 exited unexpectedly \(SIGKILL\)$/, 10_000);
+    await waitFor(new RegExp(`^posttrain up: restarting policy-sampler-2 on ${victim.address.replace(/\./g, '\\.')} in 0\\.2 s \\(restart 1 of 1\\)$`), 10_000);
+    for (const a of others) assert.equal(await checkHealth(a), 'SERVING', `${a} while the sampler restarts`);
+    const back = await waitFor(/^posttrain up: policy-sampler-2 is back on /, 120_000);
+    const pid = Number(/\(pid (\d+)\)$/.exec(back)![1]);
+    assert.notEqual(pid, victim.pid);
+    assert.ok(back.includes(victim.address), back);
+    assert.equal(await checkHealth(victim.address), 'SERVING', 'the restarted replica answers on its old address');
+    process.kill(pid, 'SIGKILL');
+    await waitFor(/^posttrain up: policy-sampler-2 died after 1 restart\(s\); leaving it down, the other services keep running$/, 10_000);
+    assert.equal(up.exitCode, null, 'posttrain up is still running');
+    for (const a of others) assert.equal(await checkHealth(a), 'SERVING', `${a} after the replica was given up`);
   });
 
   test('SIGTERM stops every service and exits 0', async () => {

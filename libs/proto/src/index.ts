@@ -165,4 +165,4 @@ export { TensorFormatError, decodeTensor, decodeTensorAs, dtypeByteWidth, encode
 export type { DecodedTensor, TensorDType, TensorErrorReason, TensorTypedArray, TypedArrayByDType } from './tensor';
 
 // LoadWeights streams: chunking (sender) and verified reassembly (receiver)
-export { MAX_WEIGHTS_CHUNK_BYTES, WEIGHTS_CHUNK_BYTES, WeightsAssembler, WeightsUploadError, sha256Hex, weightsChunks } from './weights-upload';
+export { MAX_WEIGHTS_CHUNK_BYTES, WEIGHTS_CHUNK_BYTES, WeightsAllocationError, WeightsAssembler, WeightsUploadError, sha256Hex, weightsChunks } from './weights-upload';

@@ -1,7 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WeightsChunk, WeightsFormat } from './gen/posttrain/v1/policy_sampler';
-import { MAX_WEIGHTS_CHUNK_BYTES, WeightsAssembler, WeightsUploadError, sha256Hex, weightsChunks } from './weights-upload';
+import { constants as bufferConstants } from 'node:buffer';
+import { MAX_WEIGHTS_CHUNK_BYTES, WeightsAllocationError, WeightsAssembler, WeightsUploadError, sha256Hex, weightsChunks } from './weights-upload';
 
 // FIPS 180-2 test vector: SHA-256("abc").
 const ABC_SHA256 = 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad';
@@ -61,6 +62,17 @@ describe('WeightsAssembler', () => {
     chunk: { $case: 'header', value: { version: 1, format: WeightsFormat.SAFETENSORS_FULL, totalBytes: 3, sha256: ABC_SHA256, adapterConfigJson: '', manifest: [], ...over } },
   });
   const data = (offset: number, bytes: number[]): WeightsChunk => ({ chunk: { $case: 'data', value: { offset, data: Buffer.from(bytes) } } });
+
+  test('a total_bytes above the bound is refused before any allocation; one within the bound but above what one buffer of this Node holds is a WeightsAllocationError, not a RangeError', (t) => {
+    const max = bufferConstants.MAX_LENGTH;
+    // 5 GiB with the old 8 GiB default bound: refused by the bound, nothing allocated.
+    rejects(() => new WeightsAssembler(4 * 1024 ** 3).push(header({ totalBytes: 5 * 1024 ** 3 })), 'header.total_bytes', /got 5368709120, expected an integer in 1\.\.4294967296/);
+    if (max >= Number.MAX_SAFE_INTEGER) return t.skip(`this Node's buffers hold up to ${max} bytes`);
+    assert.throws(
+      () => new WeightsAssembler(Number.MAX_SAFE_INTEGER).push(header({ totalBytes: max + 1 })),
+      (e: unknown) => e instanceof WeightsAllocationError && new RegExp(`^header\\.total_bytes: ${max + 1} bytes is more than one buffer of this Node can hold \\(${max}\\)`).test(e.message),
+    );
+  });
 
   test('rejects every breach of the stream contract, naming the field', () => {
     rejects(() => new WeightsAssembler(100).push(data(0, [1])), 'chunk[0].data', /before the header/);

@@ -2,6 +2,7 @@
 // header + ordered data chunks the contract prescribes, and put them back
 // together with every rule of the contract checked (header first, contiguous
 // offsets, chunk size, exact total, SHA-256).
+import { constants as bufferConstants } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
 import type { WeightsChunk, WeightsData, WeightsHeader } from './gen/posttrain/v1/policy_sampler';
 
@@ -19,6 +20,15 @@ export class WeightsUploadError extends Error {
   ) {
     super(`${field}: ${message}`);
   }
+}
+
+/**
+ * An upload that fits the caller's bound but not this process: larger than
+ * the largest Buffer this Node can hold, or more memory than it can get.
+ * The sampler answers RESOURCE_EXHAUSTED, not INTERNAL.
+ */
+export class WeightsAllocationError extends Error {
+  override readonly name = 'WeightsAllocationError';
 }
 
 /** Lowercase hex SHA-256 of the bytes. */
@@ -124,8 +134,15 @@ export class WeightsAssembler {
     if (!/^[0-9a-f]{64}$/.test(h.sha256)) {
       throw new WeightsUploadError('header.sha256', `got "${h.sha256.slice(0, 80)}", expected 64 lowercase hex characters`);
     }
+    if (h.totalBytes > bufferConstants.MAX_LENGTH) {
+      throw new WeightsAllocationError(`header.total_bytes: ${h.totalBytes} bytes is more than one buffer of this Node can hold (${bufferConstants.MAX_LENGTH}); lower the server's upload bound`);
+    }
+    try {
+      this.buffer = Buffer.allocUnsafe(h.totalBytes); // every byte is written before finish() succeeds
+    } catch (err) {
+      throw new WeightsAllocationError(`header.total_bytes: cannot allocate ${h.totalBytes} bytes for the upload: ${(err as Error).message}`);
+    }
     this.header = h;
-    this.buffer = Buffer.allocUnsafe(h.totalBytes); // every byte is written before finish() succeeds
     this.hash = createHash('sha256');
   }
 

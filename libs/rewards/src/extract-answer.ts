@@ -129,8 +129,10 @@ export function compileRegex(pattern: string, flags: string, field: string): Reg
   try {
     return new RegExp(pattern, flags);
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    throw new RewardValidationError(field, `invalid regular expression: ${why}`);
+    // V8's message quotes the whole pattern: keep a short one, elide a long one.
+    const raw = err instanceof Error ? err.message : String(err);
+    const why = pattern.length > 80 ? raw.split(pattern).join(`${pattern.slice(0, 40)}...(${pattern.length} characters)`) : raw;
+    throw new RewardValidationError(field, `invalid regular expression: ${why.slice(0, 300)}`);
   }
 }
 

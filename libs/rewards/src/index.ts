@@ -20,13 +20,15 @@
  * ```
  */
 
-export { RewardPreconditionError, RewardValidationError } from './reward-errors';
+export { RewardBudgetError, RewardPreconditionError, RewardValidationError } from './reward-errors';
+export { DEFAULT_REQUEST_LIMITS, repetitionNesting } from './request-limits';
+export type { RequestLimits } from './request-limits';
 export { SUPPORTED_RULES } from './supported-rules';
 export type { RuleName } from './supported-rules';
 export { validateRewardComponents } from './validate-reward-components';
 export { parseRewardSpec } from './parse-reward-spec';
 export type { RewardSpecEntry } from './parse-reward-spec';
-export { DEFAULT_REGEX_TIME_LIMIT_MS, scoreItems } from './score-items';
+export { DEFAULT_REGEX_TIME_LIMIT_MS, DEFAULT_SCORE_TIME_BUDGET_MS, scoreItems } from './score-items';
 export type { RewardModelFn, ScoreOptions } from './score-items';
 export { extractAnswer } from './extract-answer';
 export { normalizeAnswer } from './normalize-answer';

@@ -35,6 +35,18 @@ export class RewardPreconditionError extends Error {
   }
 }
 
+/**
+ * A Score request that ran out of its total time budget: each component
+ * stayed under its own limit, but together they took too long. The reward
+ * service maps it to RESOURCE_EXHAUSTED.
+ */
+export class RewardBudgetError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RewardBudgetError';
+  }
+}
+
 /** A short, bounded rendering of a value for error messages: `got NaN`, `got string "abc"`. */
 export function showValue(value: unknown): string {
   if (value === undefined) return 'nothing';

@@ -2,7 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ScoreItem } from '@posttrain/proto';
 import { parseRewardSpec } from './parse-reward-spec';
-import { RewardPreconditionError, RewardValidationError } from './reward-errors';
+import { RewardBudgetError, RewardPreconditionError, RewardValidationError } from './reward-errors';
+import { repetitionNesting } from './request-limits';
 import { scoreItems, type RewardModelFn } from './score-items';
 import { item } from './test-support';
 
@@ -214,7 +215,7 @@ describe('scoreItems: validation', () => {
     const evil = `${'a'.repeat(30)}b`;
     const slowRule = parseRewardSpec([{ name: 'ok', rule: 'regex', params: { pattern: 'a' } }, { name: 'evil', rule: 'regex', params: { pattern: '^(a+)+$' } }]);
     await assert.rejects(
-      scoreItems([item('aaa'), item(evil)], slowRule, { regexTimeLimitMs: 50 }),
+      scoreItems([item('aaa'), item(evil)], slowRule, { regexTimeLimitMs: 50, limits: { maxRepetitionNesting: 2 } }),
       (err: unknown) =>
         err instanceof RewardValidationError &&
         err.message ===
@@ -222,9 +223,50 @@ describe('scoreItems: validation', () => {
     );
     const slowExtraction = parseRewardSpec([{ name: 'x', rule: 'exact_match', params: { extraction: { mode: 'regex', pattern: '(a+)+c' } } }]);
     await assert.rejects(
-      scoreItems([item(evil, { groundTruth: 'a' })], slowExtraction, { regexTimeLimitMs: 50 }),
+      scoreItems([item(evil, { groundTruth: 'a' })], slowExtraction, { regexTimeLimitMs: 50, limits: { maxRepetitionNesting: 2 } }),
       (err: unknown) => err instanceof RewardValidationError && err.field === 'components[0].exact_match.extraction.pattern',
     );
+  });
+  test('request limits: nested repetition, long patterns and too many components are refused before anything runs, without echoing the pattern', async () => {
+    const refused = (field: string, re: RegExp) => (err: unknown) => err instanceof RewardValidationError && err.field === field && re.test(err.problem);
+    await assert.rejects(scoreItems([item('aaa')], parseRewardSpec([{ name: 'evil', rule: 'regex', params: { pattern: '^(a+)+$' } }])), refused('components[0].regex.pattern', /^repetition operators nested 2 deep \(such as \(a\+\)\+\), expected at most 1/));
+    await assert.rejects(
+      scoreItems([item('a', { groundTruth: 'a' })], parseRewardSpec([{ name: 'x', rule: 'numeric_match', params: { extraction: { mode: 'regex', pattern: '(\\d+,?)*' } } }])),
+      refused('components[0].numeric_match.extraction.pattern', /nested 2 deep/),
+    );
+    const long = `(${'ab|'.repeat(17_000)}c)`; // 51 002 characters
+    await assert.rejects(scoreItems([item('a')], parseRewardSpec([{ name: 'long', rule: 'regex', params: { pattern: long } }])), (err: unknown) => {
+      assert.ok(err instanceof RewardValidationError);
+      assert.equal(err.message, `components[0].regex.pattern: got a pattern of ${long.length} characters, expected at most 1000`);
+      return true;
+    });
+    const many = parseRewardSpec(Array.from({ length: 33 }, (_, i) => ({ name: `c${i}`, rule: 'regex' as const, params: { pattern: 'a' } })));
+    await assert.rejects(scoreItems([item('a')], many), refused('components', /^got 33 components, expected at most 32$/));
+    assert.equal((await scoreItems([item('a')], many.slice(0, 32))).length, 1, '32 components are fine');
+    // A syntax error in a long pattern (under a raised bound) quotes only its start.
+    const bad = `${'x'.repeat(5000)}(`;
+    const badComponent = { name: 'bad', weight: 1, rule: { $case: 'regex' as const, value: { pattern: bad, flags: '', fullMatch: false, negate: false } } };
+    await assert.rejects(scoreItems([item('a')], [badComponent], { limits: { maxPatternChars: 10_000 } }), (err: unknown) => {
+      assert.ok(err instanceof RewardValidationError && err.field === 'components[0].regex.pattern');
+      assert.ok(err.message.length < 400, `message of ${err.message.length} characters`);
+      assert.match(err.message, /\.\.\.\(5001 characters\)/);
+      return true;
+    });
+  });
+  test('repetitionNesting counts nested repetition operators, not escapes, classes, ? or {n}', () => {
+    const cases: [string, number][] = [['abc', 0], ['\\d+', 1], ['(ab)+', 1], ['(a+)+', 2], ['((a*)*)*', 3], ['[(+]*', 1], ['\\(a+\\)+', 1], ['a{2}', 0], ['(a{2})+', 1], ['(a{1,3})*', 2], ['(a?)+', 1], ['(a+?b)+', 2], ['(a+)|(b+)', 1], ['x{', 0]];
+    for (const [pattern, depth] of cases) assert.equal(repetitionNesting(pattern), depth, pattern);
+  });
+  test('the total time budget stops a request whose regular expressions together run too long: RewardBudgetError naming where it stopped', async () => {
+    const evil = `${'a'.repeat(28)}b`;
+    const spec = parseRewardSpec([{ name: 'ok', rule: 'regex', params: { pattern: 'a' } }, { name: 'slow', rule: 'regex', params: { pattern: '^(a|a)*$' } }]); // nesting 1, exponential on evil
+    const began = Date.now();
+    await assert.rejects(scoreItems([item(evil)], spec, { regexTimeLimitMs: 5_000, timeBudgetMs: 200 }), (err: unknown) => {
+      assert.ok(err instanceof RewardBudgetError, String(err));
+      assert.match(err.message, /took more than its 200 ms budget in total \(stopped at components\[1\]\.regex\.pattern\)/);
+      return true;
+    });
+    assert.ok(Date.now() - began < 2_000, `stopped after ${Date.now() - began} ms`);
   });
   test('custom field paths', async () => {
     await assert.rejects(

@@ -1,5 +1,6 @@
 import type { ComponentScore, ItemScore, RewardComponent, ScoreItem } from '@posttrain/proto';
-import { RewardPreconditionError, RewardValidationError, showValue } from './reward-errors';
+import { RewardBudgetError, RewardPreconditionError, RewardValidationError, showValue } from './reward-errors';
+import { checkRequestLimits, DEFAULT_REQUEST_LIMITS, type RequestLimits } from './request-limits';
 import { runWithTimeLimit, TimeLimitExceededError } from './run-with-time-limit';
 import { compileRewardComponents, type CompiledComponent } from './validate-reward-components';
 
@@ -27,7 +28,18 @@ export interface ScoreOptions {
    * backtracking), instead of blocking the process.
    */
   readonly regexTimeLimitMs?: number;
+  /**
+   * Wall-clock budget of all the request's regular expressions together
+   * (ms); default {@link DEFAULT_SCORE_TIME_BUDGET_MS}. Past it the request
+   * fails with a RewardBudgetError (RESOURCE_EXHAUSTED).
+   */
+  readonly timeBudgetMs?: number;
+  /** Component count and pattern bounds; defaults {@link DEFAULT_REQUEST_LIMITS}. */
+  readonly limits?: Partial<RequestLimits>;
 }
+
+/** Default of {@link ScoreOptions.timeBudgetMs}. */
+export const DEFAULT_SCORE_TIME_BUDGET_MS = 5000;
 
 /** Default of {@link ScoreOptions.regexTimeLimitMs}: generous for any sane pattern on a batch of completions. */
 export const DEFAULT_REGEX_TIME_LIMIT_MS = 1000;
@@ -74,12 +86,18 @@ export async function scoreItems(
   options: ScoreOptions = {},
 ): Promise<ItemScore[]> {
   const itemsField = options.itemsField ?? 'items';
+  checkRequestLimits(components, { ...DEFAULT_REQUEST_LIMITS, ...options.limits }, options.componentsField ?? 'components');
   const compiled = compileRewardComponents(components, options.componentsField ?? 'components');
   checkRewardModel(compiled, options);
   if (!Array.isArray(items)) throw new RewardValidationError(itemsField, `got ${showValue(items)}, expected a list of items`);
 
   const limitMs = options.regexTimeLimitMs ?? DEFAULT_REGEX_TIME_LIMIT_MS;
   if (!Number.isFinite(limitMs) || limitMs <= 0) throw new Error(`regexTimeLimitMs: got ${showValue(limitMs)}, expected a number > 0`);
+  const budgetMs = options.timeBudgetMs ?? DEFAULT_SCORE_TIME_BUDGET_MS;
+  if (!Number.isFinite(budgetMs) || budgetMs <= 0) throw new Error(`timeBudgetMs: got ${showValue(budgetMs)}, expected a number > 0`);
+  const began = Date.now();
+  const overBudget = (at: string) =>
+    new RewardBudgetError(`the request's regular expressions took more than its ${budgetMs} ms budget in total (stopped at ${at}); send fewer regex components or items per request`);
   items.forEach((item, i) => {
     if (typeof item?.completion !== 'string') {
       throw new RewardValidationError(`${itemsField}[${i}].completion`, `got ${showValue(item?.completion)}, expected a string`);
@@ -95,10 +113,13 @@ export async function scoreItems(
       column();
       continue;
     }
+    const remaining = budgetMs - (Date.now() - began);
+    if (remaining <= 0) throw overBudget(c.regexField);
     try {
-      runWithTimeLimit(column, limitMs);
+      runWithTimeLimit(column, Math.min(limitMs, remaining));
     } catch (err) {
       if (!(err instanceof TimeLimitExceededError)) throw err;
+      if (remaining < limitMs) throw overBudget(c.regexField);
       throw new RewardValidationError(
         c.regexField,
         `matching ${items.length} completion(s) took longer than ${limitMs} ms and was stopped; the pattern likely backtracks catastrophically (nested quantifiers such as (a+)+), simplify it`,

@@ -28,3 +28,6 @@ export { resolveRlRunConfig, RlConfigError } from './rl-run-config';
 export type { RlRunConfig, GroupEstimator } from './rl-run-config';
 export { runRl, explainedVariance, RlRunError } from './run-rl';
 export type { RunRlOptions, RunRlResult } from './run-rl';
+// For tests and the reliability suite (tests/reliability): services on loopback, a tiny policy, prompts, specs.
+export { startService, writeTinyPolicy, writePrompts, rlSpec, HAS_DIGIT, SHORT } from './test-support';
+export type { ServiceProcess } from './test-support';

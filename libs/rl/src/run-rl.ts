@@ -73,6 +73,12 @@ export interface RunRlOptions {
   logger?: Logger;
   /** Sampler pool tuning (timeouts, in-flight requests). */
   pool?: SamplerPoolOptions;
+  /**
+   * How long calls to the reference and reward services retry UNAVAILABLE
+   * (with backoff) before the run fails (ms): a restarting pod is waited for.
+   * Default 60 000.
+   */
+  serviceRetryMs?: number;
   /** Rows per forward pass outside the minibatch updates (old log-probs, values); default 16. */
   forwardChunk?: number;
   /** Most minibatch updates in a row with a non-finite loss or gradient before the run stops; default 5. */
@@ -326,12 +332,17 @@ export async function runRl(config: RlRunConfig, options: RunRlOptions = {}): Pr
 
   // --- services ---
   const pool = new SamplerPool(c.samplers, { onRetry: (e) => log.warn('rollout attempt failed; prompt re-issued', e), ...options.pool });
-  const reference = c.kl.coefficient > 0 ? createClient(ReferenceModelService, [c.referenceAddress!]) : null;
-  const reward = createClient(RewardScorerService, [c.rewardAddress]);
+  const serviceRetryMs = options.serviceRetryMs ?? 60_000;
+  if (!Number.isFinite(serviceRetryMs) || serviceRetryMs < 0) throw new RlConfigError('service_retry_ms', `got ${serviceRetryMs}, expected a number of milliseconds >= 0`);
+  // A restarted service is reconnected to within a second or two, not after grpc-js's default backoff (up to 120 s).
+  const reconnect = { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 2_000 };
+  const reference = c.kl.coefficient > 0 ? createClient(ReferenceModelService, [c.referenceAddress!], { serviceLabel: 'reference service', retryWindowMs: serviceRetryMs, channelOptions: reconnect }) : null;
+  const reward = createClient(RewardScorerService, [c.rewardAddress], { serviceLabel: 'reward service', retryWindowMs: serviceRetryMs, channelOptions: reconnect });
   const pushPolicy = async (version: number) => {
     const bytes = serializeSafetensors(modelToHfTensors(policy));
     const res = await pool.pushWeights(bytes, version);
-    for (const f of res.failed) log.warn('sampler missed a weights push; its rollouts will be stale until a push reaches it', { sampler: f.sampler, version, error: f.error });
+    for (const f of res.failed) log.warn('sampler missed a weights push; it gets no prompts until a push reaches it', { sampler: f.sampler, version, error: f.error });
+    for (const b of res.background) log.warn('sampler is benched after failures; its weights upload goes on in the background', { sampler: b, version });
     return res;
   };
 

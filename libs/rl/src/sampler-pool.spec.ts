@@ -10,7 +10,7 @@ import { SamplerPool, promptSeed } from './sampler-pool';
 // Fake PolicySampler replicas in this process (real gRPC on loopback): each
 // answers with completions derived from the request's seed, so a re-issued
 // prompt can be recognised, and can be told to fail in the middle of a stream.
-type Mode = 'ok' | 'fail-mid-stream' | 'short-stream' | 'hang' | 'wrong-ack';
+type Mode = 'ok' | 'fail-mid-stream' | 'short-stream' | 'hang' | 'wrong-ack' | 'frozen';
 
 interface Fake {
   server: PosttrainServer;
@@ -18,6 +18,7 @@ interface Fake {
   mode: Mode;
   version: number;
   requests: GenerateRequest[];
+  uploads: number;
 }
 
 function completionFor(req: GenerateRequest, sampleIndex: number, version: number): Completion {
@@ -38,11 +39,11 @@ function completionFor(req: GenerateRequest, sampleIndex: number, version: numbe
 
 async function startFake(mode: Mode, version = 0): Promise<Fake> {
   const server = new PosttrainServer({ name: 'fake-sampler', host: '127.0.0.1', port: 0, shutdownGraceMs: 100, log: createLogger({ service: 'fake', level: 'error' }) });
-  const fake = { server, address: '', mode, version, requests: [] } as Fake;
+  const fake = { server, address: '', mode, version, requests: [], uploads: 0 } as Fake;
   const handlers: ServiceHandlers<typeof PolicySamplerService> = {
     generate: async function* (req: GenerateRequest, ctx): AsyncIterable<GenerateResponse> {
       fake.requests.push(req);
-      if (fake.mode === 'hang') {
+      if (fake.mode === 'hang' || fake.mode === 'frozen') {
         await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
         return;
       }
@@ -55,7 +56,12 @@ async function startFake(mode: Mode, version = 0): Promise<Fake> {
     computeLogProbs: async () => {
       throw new RpcError(status.UNIMPLEMENTED, 'not in the fake');
     },
-    loadWeights: async (chunks: AsyncIterable<WeightsChunk>): Promise<WeightsAck> => {
+    loadWeights: async (chunks: AsyncIterable<WeightsChunk>, ctx): Promise<WeightsAck> => {
+      if (fake.mode === 'frozen') {
+        fake.uploads++;
+        await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+        throw ctx.signal.reason;
+      }
       const assembler = new WeightsAssembler(1 << 20);
       for await (const c of chunks) assembler.push(c);
       const { header, bytes } = assembler.finish();
@@ -135,6 +141,55 @@ describe('SamplerPool', { timeout: 60_000 }, () => {
     assert.ok(res.rollouts.every((r) => r.sampler === good.address));
     assert.ok(short.requests.length >= 1 && hang.requests.length >= 1, `short ${short.requests.length}, hang ${hang.requests.length}`);
     assert.equal(res.retries, short.requests.length + hang.requests.length);
+  });
+
+  test('Generate deadlines follow the observed latency: a hung replica costs a few times that, not the 60 s cap', async () => {
+    reset();
+    const [good, , , , hang] = fakes;
+    const pool = new SamplerPool([good.address, hang.address], { requestTimeoutMs: 60_000, minRequestTimeoutMs: 300, benchMs: 60_000 });
+    const units = 2 * sampling.maxNewTokens;
+    assert.equal(pool.generateBudget.deadlineMs(units), 4 * 250 * units, 'before any answer: 4 x the initial 250 ms per requested token');
+    await pool.generate([{ id: 'warm', tokenIds: [5] }], { n: 2, sampling, seed: 1 }); // replica 0 (good) answers: latency observed
+    assert.ok(pool.generateBudget.observed);
+    const deadline = pool.generateBudget.deadlineMs(units);
+    assert.ok(deadline >= 300 && deadline < 2_000, `deadline after an observed answer: ${deadline} ms`);
+    const began = Date.now();
+    const res = await pool.generate(prompts(4), { n: 2, sampling, seed: 2 });
+    const took = Date.now() - began;
+    pool.close();
+    assert.ok(hang.requests.length >= 1, 'the hung replica was tried');
+    assert.equal(res.rollouts.length, 8);
+    assert.ok(res.rollouts.every((r) => r.sampler === good.address));
+    assert.equal(res.retries, hang.requests.length);
+    assert.ok(took < deadline + 2_000, `the step took ${took} ms with a ${deadline} ms deadline (cap 60 000)`);
+  });
+
+  test('a frozen replica: its upload times out on a deadline scaled to the bytes, later uploads do not wait for it, and it gets no prompts without the newest weights', async () => {
+    reset();
+    const [good] = fakes;
+    const frozen = await startFake('frozen');
+    const pool = new SamplerPool([good.address, frozen.address], { loadWeightsTimeoutMs: 60_000, minLoadWeightsTimeoutMs: 300, requestTimeoutMs: 60_000, benchMs: 60_000 });
+    const bytes = new Uint8Array(4000).map((_, i) => i % 251);
+    try {
+      let began = Date.now();
+      const first = await pool.pushWeights(bytes, 1);
+      const firstMs = Date.now() - began;
+      assert.deepEqual(first.acked, [good.address]);
+      assert.match(first.failed.find((f) => f.sampler === frozen.address)!.error, /DEADLINE_EXCEEDED.*\(deadline 300 ms for 4000 bytes\)/);
+      assert.ok(firstMs < 2_500, `the first push waited ${firstMs} ms for the frozen replica (cap 60 000)`);
+      began = Date.now();
+      const second = await pool.pushWeights(bytes, 2);
+      assert.deepEqual(second.acked, [good.address]);
+      assert.deepEqual(second.background, [frozen.address]);
+      assert.ok(Date.now() - began < 250, `the second push waited ${Date.now() - began} ms; a benched replica is not waited for`);
+      const res = await pool.generate(prompts(4), { n: 2, sampling, seed: 3 });
+      assert.equal(res.rollouts.length, 8);
+      assert.equal(frozen.requests.length, 0, 'no prompt went to the replica without the newest weights');
+      assert.equal(res.retries, 0);
+    } finally {
+      pool.close();
+      await frozen.server.shutdown();
+    }
   });
 
   test('a prompt that fails on every attempt fails the call, naming the prompt and the errors', async () => {

@@ -10,7 +10,20 @@
  * its prompt re-issued on another replica; a prompt's completions are accepted
  * only as the complete set of one request, and each prompt id is accepted
  * once, so no rollout is lost or counted twice. A replica that answers
- * UNAVAILABLE or times out is benched for a while; prompts go to the others.
+ * UNAVAILABLE or times out is benched for a while (twice as long after each
+ * failure in a row); prompts go to the others.
+ *
+ * Deadlines follow the work: a Generate request's is a multiple of the
+ * slowest recent cost per requested token (n x max_new_tokens), a LoadWeights
+ * upload's a multiple of the slowest recent cost per byte (LatencyBudget),
+ * so a frozen replica (SIGSTOP, a hung GPU) costs a step a few times the
+ * normal latency, not minutes. A prompt that timed out is re-issued with
+ * twice the deadline, so a machine that is merely slow still finishes.
+ *
+ * A replica that missed a weights push gets no prompts until a later push
+ * reaches it (unless no replica holds the newest version). Uploads to a
+ * benched replica are not waited for: they go on in the background, and one
+ * that lands brings the replica back.
  *
  * The sampling seed of a prompt is derived from (seed, prompt id), not from
  * the replica or the attempt, so a re-issued prompt samples the same
@@ -21,6 +34,7 @@ import { PolicySamplerService, WeightsFormat, weightsChunks } from '@posttrain/p
 import type { Completion, FinishReason, SamplingParams } from '@posttrain/proto';
 import { createClient, status } from '@posttrain/rpc';
 import type { RpcClient } from '@posttrain/rpc';
+import { LatencyBudget } from './latency-budget';
 
 /** A prompt to sample from, already tokenised (chat template applied); `id` is unique within one call. */
 export interface RolloutPrompt {
@@ -44,16 +58,30 @@ export interface Rollout {
 }
 
 export interface SamplerPoolOptions {
-  /** Deadline of one Generate request (ms); a request past it is re-issued elsewhere. Default 120 000. */
+  /** Longest deadline of one Generate request (ms); a request past its deadline is re-issued elsewhere. Default 120 000. */
   requestTimeoutMs?: number;
+  /** Shortest deadline of one Generate request (ms). Default 5 000 (at most requestTimeoutMs). */
+  minRequestTimeoutMs?: number;
+  /** Cost per requested token (ms) assumed until a Generate request has succeeded. Default 250. */
+  initialMsPerToken?: number;
+  /** Deadlines are this multiple of the slowest recent cost per token or byte. Default 4. */
+  deadlineSlack?: number;
+  /** max_new_tokens assumed for the deadline when the sampling parameters leave it to the sampler. Default 256. */
+  assumedMaxNewTokens?: number;
   /** Attempts per prompt before the whole call fails. Default 2 x replicas + 1. */
   maxAttemptsPerPrompt?: number;
   /** Requests in flight per replica. Default 8. */
   maxInFlightPerSampler?: number;
-  /** How long a replica that failed with UNAVAILABLE / DEADLINE_EXCEEDED is skipped (ms). Default 5 000. */
+  /** How long a replica that failed with UNAVAILABLE / DEADLINE_EXCEEDED is skipped (ms), doubled per failure in a row. Default 5 000. */
   benchMs?: number;
-  /** Deadline of a LoadWeights upload to one replica (ms). Default 60 000. */
+  /** Longest bench (ms). Default 60 000. */
+  maxBenchMs?: number;
+  /** Longest deadline of a LoadWeights upload to one replica (ms). Default 60 000. */
   loadWeightsTimeoutMs?: number;
+  /** Shortest deadline of a LoadWeights upload (ms). Default 5 000 (at most loadWeightsTimeoutMs). */
+  minLoadWeightsTimeoutMs?: number;
+  /** Upload speed (bytes per second) assumed until an upload has succeeded. Default 20 000 000. */
+  initialUploadBytesPerSecond?: number;
   /** Called on every failed attempt (for logs). */
   onRetry?: (e: { promptId: string; sampler: string; attempt: number; error: string }) => void;
 }
@@ -84,6 +112,8 @@ export interface WeightsPushResult {
   failed: { sampler: string; error: string }[];
   /** Replicas that already had this exact version (a resumed run re-pushing). */
   duplicates: string[];
+  /** Benched replicas whose upload goes on in the background (not waited for). */
+  background: string[];
 }
 
 /** FNV-1a of "seed:id": a 31-bit sampling seed per prompt. */
@@ -114,6 +144,17 @@ export class SamplerPool {
   private readonly clients: RpcClient<typeof PolicySamplerService>[];
   private readonly opts: Required<Omit<SamplerPoolOptions, 'onRetry'>> & Pick<SamplerPoolOptions, 'onRetry'>;
   private readonly benchedUntil: number[];
+  /** Failures in a row per replica (UNAVAILABLE, deadline, failed push); a success resets it. */
+  private readonly failures: number[];
+  /** Newest weights version each replica acknowledged (0: none this pool pushed). */
+  private readonly heldVersion: number[];
+  /** Upload in flight per replica, so that a slow one is not stacked. */
+  private readonly uploading: (Promise<void> | null)[];
+  private latestPushed = 0;
+  /** Generate deadlines: ms per requested token. */
+  readonly generateBudget: LatencyBudget;
+  /** LoadWeights deadlines: ms per byte. */
+  readonly uploadBudget: LatencyBudget;
   private cursor = 0;
 
   constructor(addresses: readonly string[], options: SamplerPoolOptions = {}) {
@@ -125,16 +166,44 @@ export class SamplerPool {
       seen.add(a);
     });
     this.addresses = [...addresses];
-    this.clients = addresses.map((a) => createClient(PolicySamplerService, [a], { maxAttempts: 1 }));
+    this.clients = addresses.map((a) => createClient(PolicySamplerService, [a], { maxAttempts: 1, serviceLabel: 'policy sampler', channelOptions: { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 2_000 } }));
     this.benchedUntil = addresses.map(() => 0);
+    this.failures = addresses.map(() => 0);
+    this.heldVersion = addresses.map(() => 0);
+    this.uploading = addresses.map(() => null);
     this.opts = {
       requestTimeoutMs: options.requestTimeoutMs ?? 120_000,
+      minRequestTimeoutMs: options.minRequestTimeoutMs ?? 5_000,
+      initialMsPerToken: options.initialMsPerToken ?? 250,
+      deadlineSlack: options.deadlineSlack ?? 4,
+      assumedMaxNewTokens: options.assumedMaxNewTokens ?? 256,
       maxAttemptsPerPrompt: options.maxAttemptsPerPrompt ?? 2 * addresses.length + 1,
       maxInFlightPerSampler: options.maxInFlightPerSampler ?? 8,
       benchMs: options.benchMs ?? 5_000,
+      maxBenchMs: options.maxBenchMs ?? 60_000,
       loadWeightsTimeoutMs: options.loadWeightsTimeoutMs ?? 60_000,
+      minLoadWeightsTimeoutMs: options.minLoadWeightsTimeoutMs ?? 5_000,
+      initialUploadBytesPerSecond: options.initialUploadBytesPerSecond ?? 20_000_000,
       onRetry: options.onRetry,
     };
+    for (const key of ['requestTimeoutMs', 'minRequestTimeoutMs', 'initialMsPerToken', 'deadlineSlack', 'assumedMaxNewTokens', 'benchMs', 'maxBenchMs', 'loadWeightsTimeoutMs', 'minLoadWeightsTimeoutMs', 'initialUploadBytesPerSecond'] as const) {
+      const v = this.opts[key];
+      if (!Number.isFinite(v) || v <= 0) throw new Error(`sampler pool ${key}: got ${v}, expected a number > 0`);
+    }
+    const o = this.opts;
+    this.generateBudget = new LatencyBudget({ initialMsPerUnit: o.initialMsPerToken, slack: o.deadlineSlack, floorMs: o.minRequestTimeoutMs, capMs: o.requestTimeoutMs });
+    this.uploadBudget = new LatencyBudget({ initialMsPerUnit: 1000 / o.initialUploadBytesPerSecond, slack: o.deadlineSlack, floorMs: o.minLoadWeightsTimeoutMs, capMs: o.loadWeightsTimeoutMs });
+  }
+
+  /** A failure of replica i: benched for benchMs, doubled per failure in a row, at most maxBenchMs. */
+  private bench(i: number): void {
+    this.failures[i]++;
+    this.benchedUntil[i] = Date.now() + Math.min(this.opts.maxBenchMs, this.opts.benchMs * 2 ** (this.failures[i] - 1));
+  }
+
+  private recovered(i: number): void {
+    this.failures[i] = 0;
+    this.benchedUntil[i] = 0;
   }
 
   /**
@@ -151,7 +220,8 @@ export class SamplerPool {
       ids.add(p.id);
     }
     const done = new Map<string, Rollout[]>();
-    const attempts = new Map<string, { count: number; failedOn: Set<number>; errors: string[] }>(prompts.map((p) => [p.id, { count: 0, failedOn: new Set(), errors: [] }]));
+    const attempts = new Map<string, { count: number; timeouts: number; failedOn: Set<number>; errors: string[] }>(prompts.map((p) => [p.id, { count: 0, timeouts: 0, failedOn: new Set(), errors: [] }]));
+    const units = n * (options.sampling.maxNewTokens ?? this.opts.assumedMaxNewTokens);
     const pending: RolloutPrompt[] = [...prompts];
     const inFlight = this.addresses.map(() => 0);
     let retries = 0;
@@ -162,6 +232,8 @@ export class SamplerPool {
       const a = attempts.get(p.id)!;
       a.count++;
       const got = new Map<number, Completion>();
+      const began = Date.now();
+      const deadlineMs = this.generateBudget.deadlineMs(units, a.timeouts);
       try {
         const stream = this.clients[replica].serverStream(
           'generate',
@@ -171,7 +243,7 @@ export class SamplerPool {
             sampling: { ...options.sampling, stop: options.sampling.stop ?? [], stopTokenIds: options.sampling.stopTokenIds ?? [], logprobs: true, seed: promptSeed(options.seed, p.id) },
             requestId: p.id,
           },
-          { deadlineMs: this.opts.requestTimeoutMs, signal: options.signal },
+          { deadlineMs, signal: options.signal },
         );
         for await (const res of stream) {
           for (const c of res.completions) {
@@ -183,6 +255,8 @@ export class SamplerPool {
         }
         if (got.size !== n) throw new Error(`stream ended after ${got.size} of ${n} completions`);
         if (done.has(p.id)) throw new Error(`internal: prompt ${p.id} completed twice`);
+        this.generateBudget.observe(Date.now() - began, units);
+        this.recovered(replica);
         const address = this.addresses[replica];
         done.set(
           p.id,
@@ -202,9 +276,10 @@ export class SamplerPool {
         );
       } catch (err) {
         if (options.signal?.aborted) return;
-        const message = describeError(err);
         const code = (err as Partial<ServiceError>).code;
-        if (code === status.UNAVAILABLE || code === status.DEADLINE_EXCEEDED || code === status.CANCELLED) this.benchedUntil[replica] = Date.now() + this.opts.benchMs;
+        const message = code === status.DEADLINE_EXCEEDED ? `${describeError(err)} (deadline ${deadlineMs} ms for ${units} requested tokens)` : describeError(err);
+        if (code === status.DEADLINE_EXCEEDED) a.timeouts++;
+        if (code === status.UNAVAILABLE || code === status.DEADLINE_EXCEEDED || code === status.CANCELLED) this.bench(replica);
         a.failedOn.add(replica);
         a.errors.push(`${this.addresses[replica]}: ${message}`);
         this.opts.onRetry?.({ promptId: p.id, sampler: this.addresses[replica], attempt: a.count, error: message });
@@ -255,12 +330,11 @@ export class SamplerPool {
     const count = this.addresses.length;
     const now = Date.now();
     const free = (i: number) => inFlight[i] < this.opts.maxInFlightPerSampler;
-    const tiers: ((i: number) => boolean)[] = [
-      (i) => free(i) && !failedOn.has(i) && this.benchedUntil[i] <= now,
-      (i) => free(i) && this.benchedUntil[i] <= now,
-    ];
-    // Only when every replica is benched do we try a benched one (it may be back).
-    if (this.benchedUntil.every((t) => t > now)) tiers.push((i) => free(i) && !failedOn.has(i), free);
+    // Usable: not benched, and holding the newest weights this pool pushed.
+    const usable = (i: number) => this.benchedUntil[i] <= now && this.heldVersion[i] >= this.latestPushed;
+    const tiers: ((i: number) => boolean)[] = [(i) => free(i) && !failedOn.has(i) && usable(i), (i) => free(i) && usable(i)];
+    // Only when no replica is usable do we try the others (a benched one may be back).
+    if (!this.addresses.some((_, i) => usable(i))) tiers.push((i) => free(i) && !failedOn.has(i), free);
     for (const ok of tiers) {
       for (let k = 0; k < count; k++) {
         const i = (this.cursor + k) % count;
@@ -275,29 +349,63 @@ export class SamplerPool {
 
   /**
    * Uploads a full safetensors file as `version` to every replica, in
-   * parallel. Each ack must name `version` (else the replica is reported
-   * failed). Rejects only when no replica acknowledged.
+   * parallel, each with a deadline scaled to the bytes. Each ack must name
+   * `version` (else the replica is reported failed). Uploads to benched
+   * replicas go on in the background and are not waited for, unless no other
+   * replica acknowledged. Rejects only when no replica acknowledged.
    */
   async pushWeights(safetensorsBytes: Uint8Array, version: number): Promise<WeightsPushResult> {
     if (!Number.isSafeInteger(version) || version < 1) throw new Error(`weights version: got ${version}, expected an integer >= 1`);
     const chunks = [...weightsChunks(safetensorsBytes, { version, format: WeightsFormat.SAFETENSORS_FULL })];
-    const result: WeightsPushResult = { acked: [], failed: [], duplicates: [] };
-    await Promise.all(
-      this.clients.map(async (client, i) => {
-        const address = this.addresses[i];
-        try {
-          const ack = await client.clientStream('loadWeights', chunks, { deadlineMs: this.opts.loadWeightsTimeoutMs });
-          if (ack.version !== version) throw new Error(`acknowledged version ${ack.version}, expected ${version}`);
-          if (ack.bytesReceived !== safetensorsBytes.byteLength) throw new Error(`acknowledged ${ack.bytesReceived} bytes, sent ${safetensorsBytes.byteLength}`);
-          result.acked.push(address);
-          if (ack.duplicate) result.duplicates.push(address);
-          this.benchedUntil[i] = 0;
-        } catch (err) {
-          result.failed.push({ sampler: address, error: describeError(err) });
-          this.benchedUntil[i] = Date.now() + this.opts.benchMs;
-        }
-      }),
-    );
+    const bytes = safetensorsBytes.byteLength;
+    const deadlineMs = this.uploadBudget.deadlineMs(bytes);
+    const result: WeightsPushResult = { acked: [], failed: [], duplicates: [], background: [] };
+    this.latestPushed = Math.max(this.latestPushed, version);
+    const upload = async (i: number, into: WeightsPushResult): Promise<void> => {
+      const address = this.addresses[i];
+      const began = Date.now();
+      try {
+        const ack = await this.clients[i].clientStream('loadWeights', chunks, { deadlineMs });
+        if (ack.version !== version) throw new Error(`acknowledged version ${ack.version}, expected ${version}`);
+        if (ack.bytesReceived !== bytes) throw new Error(`acknowledged ${ack.bytesReceived} bytes, sent ${bytes}`);
+        this.uploadBudget.observe(Date.now() - began, bytes);
+        into.acked.push(address);
+        if (ack.duplicate) into.duplicates.push(address);
+        this.heldVersion[i] = Math.max(this.heldVersion[i], version);
+        this.recovered(i);
+      } catch (err) {
+        const code = (err as Partial<ServiceError>).code;
+        into.failed.push({ sampler: address, error: code === status.DEADLINE_EXCEEDED ? `${describeError(err)} (deadline ${deadlineMs} ms for ${bytes} bytes)` : describeError(err) });
+        this.bench(i);
+      }
+    };
+    const now = Date.now();
+    const waited: Promise<void>[] = [];
+    const background: Promise<void>[] = [];
+    // Outcomes of background uploads land here, not in the result the caller already holds.
+    const late: WeightsPushResult = { acked: [], failed: [], duplicates: [], background: [] };
+    this.clients.forEach((_, i) => {
+      const address = this.addresses[i];
+      if (this.uploading[i]) {
+        result.failed.push({ sampler: address, error: 'an earlier upload to it is still in flight' });
+        return;
+      }
+      const inBackground = this.benchedUntil[i] > now;
+      const job = upload(i, inBackground ? late : result).finally(() => (this.uploading[i] = null));
+      this.uploading[i] = job;
+      if (inBackground) {
+        result.background.push(address);
+        background.push(job);
+      } else waited.push(job);
+    });
+    await Promise.all(waited);
+    if (result.acked.length === 0 && background.length > 0) {
+      await Promise.all(background);
+      result.acked.push(...late.acked);
+      result.duplicates.push(...late.duplicates);
+      result.failed.push(...late.failed);
+      result.background = [];
+    }
     if (result.acked.length === 0) throw new Error(`LoadWeights version ${version}: no sampler acknowledged it: ${result.failed.map((f) => `${f.sampler}: ${f.error}`).join('; ')}`);
     return result;
   }

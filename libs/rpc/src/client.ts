@@ -1,7 +1,8 @@
-import { Client, credentials, Metadata, status, type CallOptions, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { Client, Metadata, status, type CallOptions, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { context, trace } from '@opentelemetry/api';
 import { getTracer, injectContext, SpanKind, SpanStatusCode } from '@posttrain/telemetry';
 import type { AnyMethod, AnyServiceDefinition, RequestOf, ResponseOf } from './handlers';
+import { channelCredentials, clientTlsFromEnv, type ClientTls } from './tls';
 
 export interface ClientOptions {
   /** Default deadline of each call, across all its attempts (ms). */
@@ -10,6 +11,18 @@ export interface ClientOptions {
   maxAttempts?: number;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * Keep retrying UNAVAILABLE (with backoff) until this long after the call
+   * began, whatever maxAttempts says: a pod that restarts takes seconds, and
+   * its callers should wait for it rather than fail. Each attempt then has
+   * its own deadline of `deadlineMs`, so a call takes at most about
+   * retryWindowMs + deadlineMs. Unset: maxAttempts within one deadline.
+   */
+  retryWindowMs?: number;
+  /** Names the service in error messages, e.g. `reward service`; default the gRPC service name. */
+  serviceLabel?: string;
+  /** TLS (and mutual TLS); default from POSTTRAIN_TLS_CA / _CLIENT_CERT / _CLIENT_KEY, else plaintext. `false`: plaintext whatever the environment says. */
+  tls?: ClientTls | false;
   /** Extra grpc-js channel options. */
   channelOptions?: Record<string, string | number>;
 }
@@ -64,7 +77,7 @@ function onAbort(signal: AbortSignal | undefined, cancel: () => void): () => voi
 export class RpcClient<D extends AnyServiceDefinition> {
   private readonly clients: Client[];
   private next = 0;
-  private readonly opts: Required<Omit<ClientOptions, 'channelOptions'>>;
+  private readonly opts: Required<Omit<ClientOptions, 'channelOptions' | 'retryWindowMs' | 'tls'>> & Pick<ClientOptions, 'retryWindowMs'>;
 
   constructor(
     private readonly definition: D,
@@ -77,13 +90,26 @@ export class RpcClient<D extends AnyServiceDefinition> {
       'grpc.enable_retries': 0,
       ...options.channelOptions,
     };
-    this.clients = addresses.map((a) => new Client(target(a), credentials.createInsecure(), channelOptions));
+    const creds = channelCredentials(options.tls === false ? undefined : (options.tls ?? clientTlsFromEnv()));
+    this.clients = addresses.map((a) => new Client(target(a), creds, channelOptions));
+    const firstPath = Object.values(definition)[0]?.path ?? '';
     this.opts = {
       deadlineMs: options.deadlineMs ?? 30_000,
       maxAttempts: options.maxAttempts ?? 4,
       initialBackoffMs: options.initialBackoffMs ?? 100,
       maxBackoffMs: options.maxBackoffMs ?? 2_000,
+      retryWindowMs: options.retryWindowMs,
+      serviceLabel: options.serviceLabel ?? (firstPath.split('/')[1] || 'service'),
     };
+    if (this.opts.retryWindowMs !== undefined && !(this.opts.retryWindowMs >= 0)) throw new Error(`retryWindowMs: got ${this.opts.retryWindowMs}, expected a number of milliseconds >= 0`);
+  }
+
+  /** Prefixes a failed call's message (not its details) with the service and the replica's address, once. */
+  private nameError(err: unknown, index: number): void {
+    const e = err as Partial<ServiceError>;
+    if (typeof e?.message !== 'string' || typeof e.code !== 'number') return;
+    const prefix = `${this.opts.serviceLabel} at ${this.addresses[index]}: `;
+    if (!e.message.startsWith(prefix)) (e as Error).message = prefix + e.message;
   }
 
   private pick(): { client: Client; index: number } {
@@ -107,8 +133,12 @@ export class RpcClient<D extends AnyServiceDefinition> {
    * with a status other than UNAVAILABLE, runs out of attempts, or the
    * deadline passes. `canRetry` lets a stream refuse once it has delivered data.
    */
-  private async withRetries<T>(name: string, per: PerCallOptions, attemptFn: (client: Client, callOpts: CallOptions, md: Metadata) => Promise<T>, canRetry: () => boolean = () => true): Promise<T> {
-    const deadline = Date.now() + (per.deadlineMs ?? this.opts.deadlineMs);
+  private async withRetries<T>(name: string, per: PerCallOptions, attemptFn: (client: Client, callOpts: CallOptions, md: Metadata, index: number) => Promise<T>, canRetry: () => boolean = () => true): Promise<T> {
+    const began = Date.now();
+    const perAttemptMs = per.deadlineMs ?? this.opts.deadlineMs;
+    const window = this.opts.retryWindowMs;
+    // Without a retry window the deadline covers every attempt; with one, each attempt has its own.
+    let deadline = began + perAttemptMs;
     const span = getTracer().startSpan(name, { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'grpc' } });
     const ctx = trace.setSpan(context.active(), span);
     try {
@@ -118,15 +148,19 @@ export class RpcClient<D extends AnyServiceDefinition> {
         const carrier: Record<string, string> = {};
         injectContext(carrier, ctx);
         for (const [k, v] of Object.entries(carrier)) md.set(k, v);
+        if (window !== undefined && attempt > 1) deadline = Date.now() + perAttemptMs;
         try {
-          const result = await context.with(ctx, () => attemptFn(client, { deadline }, md));
+          const result = await context.with(ctx, () => attemptFn(client, { deadline }, md, index));
           span.setAttribute('rpc.attempts', attempt);
           return result;
         } catch (err) {
           const e = err as ServiceError;
-          const retryable = e.code === status.UNAVAILABLE && attempt < this.opts.maxAttempts && canRetry() && !per.signal?.aborted;
           const wait = this.backoff(attempt);
-          if (!retryable || Date.now() + wait >= deadline) {
+          const inBudget = window !== undefined ? Date.now() + wait < began + window : attempt < this.opts.maxAttempts && Date.now() + wait < deadline;
+          const retryable = e.code === status.UNAVAILABLE && inBudget && canRetry() && !per.signal?.aborted;
+          if (!retryable) {
+            if (e.code === status.UNAVAILABLE && window !== undefined && canRetry()) (e as Error).message += ` (still UNAVAILABLE after ${attempt} attempt(s) over ${Date.now() - began} ms; retry window ${window} ms)`;
+            this.nameError(err, index);
             span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
             throw err;
           }
@@ -196,10 +230,12 @@ export class RpcClient<D extends AnyServiceDefinition> {
     let received = false;
     let stream!: ClientReadableStream<ResponseOf<D[K]>>;
     let detach = (): void => undefined;
+    let replica = 0;
     const iterator = await this.withRetries(
       m.path,
       per,
-      async (client, callOpts, md) => {
+      async (client, callOpts, md, index) => {
+        replica = index;
         stream = client.makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, request, md, callOpts);
         detach();
         detach = onAbort(per.signal, () => stream.cancel());
@@ -214,7 +250,10 @@ export class RpcClient<D extends AnyServiceDefinition> {
       if (iterator.first.done) return;
       yield iterator.first.value;
       for (;;) {
-        const r = await iterator.it.next();
+        const r = await iterator.it.next().catch((err: unknown) => {
+          this.nameError(err, replica);
+          throw err;
+        });
         if (r.done) return;
         yield r.value;
       }

@@ -22,6 +22,9 @@ export { RpcError, invalidArgument, failedPrecondition, resourceExhausted, notFo
 export { defineConfig, parseConfig, describeConfig, ConfigError } from './config';
 export type { OptionSpec, ConfigSchema, ParseConfigInput } from './config';
 export { checkHealth, waitForServing } from './health';
+export { loadServerTls, clientTlsFromEnv } from './tls';
+export { makeTestCertificates } from './test-certificates';
+export type { ServerTls, ClientTls } from './tls';
 export type { HealthStatus } from './health';
 export { protosDir, protoFiles } from './protos';
 export { listServices } from './reflection-client';

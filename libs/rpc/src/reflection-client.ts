@@ -1,12 +1,13 @@
 import * as protoLoader from '@grpc/proto-loader';
-import { loadPackageDefinition, credentials, type Client, type ClientDuplexStream } from '@grpc/grpc-js';
+import { loadPackageDefinition, type ChannelCredentials, type Client, type ClientDuplexStream } from '@grpc/grpc-js';
+import { channelCredentials, clientTlsFromEnv } from './tls';
 
-/** A reflection v1 client, built from the proto that @grpc/reflection ships. */
+/** A reflection v1 client, built from the proto that @grpc/reflection ships; TLS from the environment as every client. */
 function reflectionClient(address: string): Client & { ServerReflectionInfo(): ClientDuplexStream<object, object> } {
   const protoPath = require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto');
   const def = protoLoader.loadSync(protoPath, { keepCase: true });
-  const pkg = loadPackageDefinition(def) as unknown as { grpc: { reflection: { v1: { ServerReflection: new (a: string, c: ReturnType<typeof credentials.createInsecure>) => Client & { ServerReflectionInfo(): ClientDuplexStream<object, object> } } } } };
-  return new pkg.grpc.reflection.v1.ServerReflection(address, credentials.createInsecure());
+  const pkg = loadPackageDefinition(def) as unknown as { grpc: { reflection: { v1: { ServerReflection: new (a: string, c: ChannelCredentials) => Client & { ServerReflectionInfo(): ClientDuplexStream<object, object> } } } } };
+  return new pkg.grpc.reflection.v1.ServerReflection(address, channelCredentials(clientTlsFromEnv()));
 }
 
 /** Lists the services a server offers, through gRPC server reflection (v1), as grpcurl does. */

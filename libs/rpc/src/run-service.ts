@@ -1,6 +1,7 @@
 import { createLogger, parseLogLevel, startTracing, type Logger } from '@posttrain/telemetry';
 import { ConfigError, defineConfig, describeConfig, parseConfig, type ConfigSchema } from './config';
 import { PosttrainServer, type StartedServer } from './server';
+import { loadServerTls } from './tls';
 
 /** Options every service takes, as flags or POSTTRAIN_* environment variables. */
 export function commonServiceConfig(defaultPort: number) {
@@ -9,11 +10,14 @@ export function commonServiceConfig(defaultPort: number) {
     port: { kind: 'int', flag: 'port', env: 'POSTTRAIN_PORT', description: 'gRPC port; 0 picks a free one', default: defaultPort, min: 0, max: 65535 },
     metricsPort: { kind: 'int', flag: 'metrics-port', env: 'POSTTRAIN_METRICS_PORT', description: 'Prometheus /metrics port; unset = off, 0 = any free port', min: 0, max: 65535 },
     shutdownGraceMs: { kind: 'int', flag: 'shutdown-grace-ms', env: 'POSTTRAIN_SHUTDOWN_GRACE_MS', description: 'how long SIGTERM waits for calls in flight before cancelling them', default: 10_000, min: 0 },
+    tlsCert: { kind: 'string', flag: 'tls-cert', env: 'POSTTRAIN_TLS_CERT', description: 'server certificate (PEM); with --tls-key turns TLS on' },
+    tlsKey: { kind: 'string', flag: 'tls-key', env: 'POSTTRAIN_TLS_KEY', description: 'private key of --tls-cert (PEM)' },
+    tlsClientCa: { kind: 'string', flag: 'tls-client-ca', env: 'POSTTRAIN_TLS_CLIENT_CA', description: 'CA (PEM) that client certificates must chain to: mutual TLS, clients without one are refused' },
     logLevel: { kind: 'string', flag: 'log-level', env: 'POSTTRAIN_LOG_LEVEL', description: 'debug, info, warn, error or silent', default: 'info', choices: ['debug', 'info', 'warn', 'error', 'silent'] },
   });
 }
 
-export type CommonServiceConfig = { host: string; port: number; metricsPort?: number; shutdownGraceMs: number; logLevel: string };
+export type CommonServiceConfig = { host: string; port: number; metricsPort?: number; shutdownGraceMs: number; logLevel: string; tlsCert?: string; tlsKey?: string; tlsClientCa?: string };
 
 export interface ServiceDefinitionOptions<S extends ConfigSchema> {
   /** Short name: `policy-sampler`, `reference`, `reward`, `trainer`. */
@@ -50,7 +54,8 @@ export async function runService<S extends ConfigSchema>(def: ServiceDefinitionO
   const config = parseConfig(schema, { argv, env }) as ReturnType<typeof parseConfig<S>> & CommonServiceConfig;
   const log = createLogger({ service: def.name, level: parseLogLevel(config.logLevel) });
   startTracing({ serviceName: `posttrain-${def.name}` });
-  const server = new PosttrainServer({ name: def.name, host: config.host, port: config.port, metricsPort: config.metricsPort, shutdownGraceMs: config.shutdownGraceMs, log });
+  const tls = loadServerTls({ cert: config.tlsCert, key: config.tlsKey, clientCa: config.tlsClientCa });
+  const server = new PosttrainServer({ name: def.name, host: config.host, port: config.port, metricsPort: config.metricsPort, shutdownGraceMs: config.shutdownGraceMs, log, tls });
   const prepared = await def.setup({ server, config, log });
   const started = await server.start();
   server.handleSignals();

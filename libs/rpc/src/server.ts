@@ -1,4 +1,4 @@
-import { Server, ServerCredentials, status, type Metadata, type MethodDefinition, type ServerDuplexStream, type ServerReadableStream, type ServerUnaryCall, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Server, status, type Metadata, type MethodDefinition, type ServerDuplexStream, type ServerReadableStream, type ServerUnaryCall, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import * as protoLoader from '@grpc/proto-loader';
@@ -7,6 +7,7 @@ import { createLogger, createMetricsRegistry, extractContext, SpanKind, startMet
 import { protoFiles, protosDir } from './protos';
 import { invalidArgument, RpcError, statusName, toServiceError } from './errors';
 import type { AnyServiceDefinition, CallContext, ServiceHandlers } from './handlers';
+import { serverCredentials, type ServerTls } from './tls';
 
 export interface ServerOptions {
   /** Short component name for logs and metrics, e.g. `policy-sampler`. */
@@ -19,6 +20,8 @@ export interface ServerOptions {
   /** Serve Prometheus metrics on this port (0 = any free port); undefined = off. */
   metricsPort?: number;
   log?: Logger;
+  /** TLS, and mutual TLS when it has a client CA; unset = plaintext. */
+  tls?: ServerTls;
 }
 
 export interface StartedServer {
@@ -121,7 +124,7 @@ export class PosttrainServer {
   async start(): Promise<StartedServer> {
     const { host, port } = this.options;
     const bound = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(new Error(`cannot listen on ${host}:${port}: ${err.message}`)) : resolve(p))),
+      this.server.bindAsync(`${host}:${port}`, serverCredentials(this.options.tls), (err, p) => (err ? reject(new Error(`cannot listen on ${host}:${port}: ${err.message}`)) : resolve(p))),
     );
     this.started = true;
     const result: StartedServer = { address: `${host.includes(':') ? `[${host}]` : host}:${bound}`, port: bound };
@@ -129,7 +132,8 @@ export class PosttrainServer {
       this.metricsServer = await startMetricsServer(this.metrics, this.options.metricsPort, host);
       result.metricsPort = this.metricsServer.port;
     }
-    this.log.lifecycle('listening', { event: 'listening', address: result.address, port: bound, metrics_port: result.metricsPort, services: this.serviceNames });
+    const tls = this.options.tls ? (this.options.tls.clientCa ? 'mutual' : 'server') : 'off';
+    this.log.lifecycle('listening', { event: 'listening', address: result.address, port: bound, metrics_port: result.metricsPort, services: this.serviceNames, tls });
     return result;
   }
 

@@ -1,4 +1,4 @@
-import { WeightsUploadError } from '@posttrain/proto';
+import { WeightsAllocationError, WeightsUploadError } from '@posttrain/proto';
 import { failedPrecondition, invalidArgument, resourceExhausted, RpcError, status } from '@posttrain/rpc';
 import { ServingError } from './serving-error';
 
@@ -16,6 +16,7 @@ export function toRpcError(err: unknown): unknown {
         return new RpcError(status.CANCELLED, err.message);
     }
   }
+  if (err instanceof WeightsAllocationError) return resourceExhausted(err.message);
   if (err instanceof WeightsUploadError) return invalidArgument(err.field, err.message.slice(err.field.length + 2));
   return err;
 }

@@ -6,6 +6,7 @@
  * (or `posttrain up`). Every option also reads a POSTTRAIN_* variable; see --help.
  * Without --model the replica serves, but model methods answer FAILED_PRECONDITION.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { hostname } from 'node:os';
 import { initBackend } from '@posttrain/backend';
 import { PolicySamplerService } from '@posttrain/proto';
@@ -20,7 +21,8 @@ const config = defineConfig({
   maxBatchSequences: { kind: 'int', flag: 'max-batch-sequences', env: 'POSTTRAIN_MAX_BATCH_SEQUENCES', description: 'sequences per forward pass', default: 32, min: 1 },
   maxBatchTokens: { kind: 'int', flag: 'max-batch-tokens', env: 'POSTTRAIN_MAX_BATCH_TOKENS', description: 'tokens (prompt + max_new_tokens, summed over the batch) reserved per batch', default: 65_536, min: 1 },
   maxRequestSequences: { kind: 'int', flag: 'max-request-sequences', env: 'POSTTRAIN_MAX_REQUEST_SEQUENCES', description: 'largest n a request may ask for', default: 64, min: 1 },
-  maxUploadBytes: { kind: 'int', flag: 'max-upload-bytes', env: 'POSTTRAIN_MAX_UPLOAD_BYTES', description: 'largest LoadWeights upload', default: 8 * 1024 ** 3, min: 1 },
+  // One Buffer holds an upload, so the bound is at most the largest this Node allocates (4 GiB on Node 20).
+  maxUploadBytes: { kind: 'int', flag: 'max-upload-bytes', env: 'POSTTRAIN_MAX_UPLOAD_BYTES', description: `largest LoadWeights upload; a larger header.total_bytes is INVALID_ARGUMENT before anything is allocated (at most ${bufferConstants.MAX_LENGTH}, one buffer of this Node)`, default: Math.min(8 * 1024 ** 3, bufferConstants.MAX_LENGTH), min: 1, max: bufferConstants.MAX_LENGTH },
 });
 
 export const policySamplerService: ServiceDefinitionOptions<typeof config> = {

@@ -16,6 +16,11 @@ const config = defineConfig({
   rewardModel: { kind: 'string', flag: 'reward-model', env: 'POSTTRAIN_REWARD_MODEL_DIR', description: 'reward model directory (a *ForSequenceClassification checkpoint with score.weight); unset = rules only' },
   maxBatchItems: { kind: 'int', flag: 'max-batch-items', env: 'POSTTRAIN_MAX_BATCH_ITEMS', description: 'items per Score request', default: 4096, min: 1 },
   rewardModelBatch: { kind: 'int', flag: 'reward-model-batch', env: 'POSTTRAIN_REWARD_MODEL_BATCH', description: 'items per reward-model forward pass', default: 32, min: 1 },
+  maxComponents: { kind: 'int', flag: 'max-components', env: 'POSTTRAIN_MAX_COMPONENTS', description: 'components per Score request', default: 32, min: 1, max: 1000 },
+  maxPatternChars: { kind: 'int', flag: 'max-pattern-chars', env: 'POSTTRAIN_MAX_PATTERN_CHARS', description: 'longest regular expression in a request', default: 1000, min: 1, max: 100_000 },
+  maxRepetitionNesting: { kind: 'int', flag: 'max-repetition-nesting', env: 'POSTTRAIN_MAX_REPETITION_NESTING', description: 'how deeply a pattern may nest repetition operators (1 refuses (a+)+)', default: 1, min: 1, max: 10 },
+  regexTimeLimitMs: { kind: 'int', flag: 'regex-time-limit-ms', env: 'POSTTRAIN_REGEX_TIME_LIMIT_MS', description: 'time limit of one regex component over a request (INVALID_ARGUMENT past it)', default: 1000, min: 1 },
+  scoreTimeBudgetMs: { kind: 'int', flag: 'score-time-budget-ms', env: 'POSTTRAIN_SCORE_TIME_BUDGET_MS', description: "time budget of all of one request's regular expressions (RESOURCE_EXHAUSTED past it)", default: 5000, min: 1 },
 });
 
 export const rewardService: ServiceDefinitionOptions<typeof config> = {
@@ -24,7 +29,14 @@ export const rewardService: ServiceDefinitionOptions<typeof config> = {
   defaultPort: 50053,
   config,
   setup: async ({ server, config: c, log }) => {
-    const state: RewardState = { replicaId: `${hostname()}:${process.pid}`, maxBatchItems: c.maxBatchItems, rewardModel: null };
+    const state: RewardState = {
+      replicaId: `${hostname()}:${process.pid}`,
+      maxBatchItems: c.maxBatchItems,
+      rewardModel: null,
+      limits: { maxComponents: c.maxComponents, maxPatternChars: c.maxPatternChars, maxRepetitionNesting: c.maxRepetitionNesting },
+      regexTimeLimitMs: c.regexTimeLimitMs,
+      scoreTimeBudgetMs: c.scoreTimeBudgetMs,
+    };
     server.add('posttrain.v1.RewardScorer', RewardScorerService, createRewardHandlers(state));
     const dir = c.rewardModel;
     if (!dir) return;

@@ -4,21 +4,25 @@ import type { ServiceError } from '@grpc/grpc-js';
 import { ExtractionMode, RewardScorerService, type ScoreRequest } from '@posttrain/proto';
 import { createClient, PosttrainServer, status } from '@posttrain/rpc';
 import { createLogger } from '@posttrain/telemetry';
-import { createRewardHandlers } from './reward-handlers';
+import { createRewardHandlers, type RewardState } from './reward-handlers';
+
+type RewardClient = ReturnType<typeof createClient<typeof RewardScorerService>>;
+
+/** The handlers behind a real gRPC server on loopback, and a client without retries. */
+async function startScorer(state: RewardState): Promise<{ client: RewardClient; stop: () => Promise<void> }> {
+  const server = new PosttrainServer({ name: 'reward', host: '127.0.0.1', port: 0, shutdownGraceMs: 1000, log: createLogger({ service: 'reward', level: 'silent' }) });
+  server.add('posttrain.v1.RewardScorer', RewardScorerService, createRewardHandlers(state));
+  const { address } = await server.start();
+  server.setServing(true);
+  const client = createClient(RewardScorerService, [address], { maxAttempts: 1 });
+  return { client, stop: async () => (client.close(), await server.shutdown()) };
+}
 
 describe('RewardScorer over gRPC', () => {
-  const server = new PosttrainServer({ name: 'reward', host: '127.0.0.1', port: 0, shutdownGraceMs: 1000, log: createLogger({ service: 'reward', level: 'silent' }) });
-  server.add('posttrain.v1.RewardScorer', RewardScorerService, createRewardHandlers({ replicaId: 'test', maxBatchItems: 3 }));
-  let client: ReturnType<typeof createClient<typeof RewardScorerService>>;
-  before(async () => {
-    const { address } = await server.start();
-    server.setServing(true);
-    client = createClient(RewardScorerService, [address], { maxAttempts: 1 });
-  });
-  after(async () => {
-    client.close();
-    await server.shutdown();
-  });
+  let client: RewardClient;
+  let stop: () => Promise<void>;
+  before(async () => ({ client, stop } = await startScorer({ replicaId: 'test', maxBatchItems: 3 })));
+  after(() => stop());
 
   const item = (completion: string, groundTruth?: string) => ({ id: completion, prompt: 'What is 12+7?', promptMessages: [], completion, groundTruth, completionTokenIds: [] });
   const request = (items: ScoreRequest['items']): ScoreRequest => ({
@@ -60,5 +64,36 @@ describe('RewardScorer over gRPC', () => {
   test('GetInfo lists the rules this replica can score', async () => {
     const info = await client.unary('getInfo', {});
     assert.deepEqual(info.supportedRules, ['exact_match', 'numeric_match', 'regex', 'format', 'length_penalty']);
+  });
+});
+
+describe('RewardScorer request limits over gRPC', () => {
+  let client: RewardClient;
+  let stop: () => Promise<void>;
+  before(async () => ({ client, stop } = await startScorer({ replicaId: 'test', maxBatchItems: 8, scoreTimeBudgetMs: 200, regexTimeLimitMs: 5_000, limits: { maxComponents: 4 } })));
+  after(() => stop());
+  const regex = (name: string, pattern: string) => ({ name, weight: 1, rule: { $case: 'regex' as const, value: { pattern, flags: '', fullMatch: false, negate: false } } });
+  const items = [{ id: 'x', prompt: 'p', promptMessages: [], completion: `${'a'.repeat(28)}b`, completionTokenIds: [] }];
+
+  test('a 50 KB pattern is INVALID_ARGUMENT naming the field and its size, and the details do not echo it', async () => {
+    const pattern = `(${'ab|'.repeat(17_000)}c)`;
+    await assert.rejects(client.unary('score', { items, components: [regex('long', pattern)] }), (e: ServiceError) => {
+      assert.equal(e.code, status.INVALID_ARGUMENT);
+      assert.equal(e.details, `components[0].regex.pattern: got a pattern of ${pattern.length} characters, expected at most 1000`);
+      return true;
+    });
+  });
+
+  test('more components than --max-components, and nested repetition, are INVALID_ARGUMENT', async () => {
+    await assert.rejects(client.unary('score', { items, components: ['a', 'b', 'c', 'd', 'e'].map((n) => regex(n, 'a')) }), (e: ServiceError) => e.code === status.INVALID_ARGUMENT && e.details === 'components: got 5 components, expected at most 4');
+    await assert.rejects(client.unary('score', { items, components: [regex('evil', '^(a+)+$')] }), (e: ServiceError) => e.code === status.INVALID_ARGUMENT && /^components\[0\]\.regex\.pattern: repetition operators nested 2 deep/.test(e.details));
+  });
+
+  test("a request whose regular expressions run past the total budget is RESOURCE_EXHAUSTED, and the service answers the next one at once", async () => {
+    const began = Date.now();
+    await assert.rejects(client.unary('score', { items, components: [regex('ok', 'a'), regex('slow', '^(a|a)*$')] }), (e: ServiceError) => e.code === status.RESOURCE_EXHAUSTED && /200 ms budget in total \(stopped at components\[1\]\.regex\.pattern\)/.test(e.details));
+    assert.ok(Date.now() - began < 3_000, `answered after ${Date.now() - began} ms`);
+    const res = await client.unary('score', { items, components: [regex('ok', 'a')] });
+    assert.equal(res.scores[0].reward, 1);
   });
 });

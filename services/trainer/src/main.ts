@@ -20,6 +20,7 @@ const config = defineConfig({
   samplerAddresses: { kind: 'list', flag: 'sampler-addresses', env: 'POSTTRAIN_SAMPLER_ADDRESSES', description: 'policy samplers for PPO/GRPO runs whose spec names none (comma-separated)', default: [] as string[] },
   referenceAddress: { kind: 'string', flag: 'reference-address', env: 'POSTTRAIN_REFERENCE_ADDRESS', description: 'reference service for PPO/GRPO runs whose spec names none', default: '' },
   rewardAddress: { kind: 'string', flag: 'reward-address', env: 'POSTTRAIN_REWARD_ADDRESS', description: 'reward service for PPO/GRPO runs whose spec names none', default: '' },
+  serviceRetryMs: { kind: 'int', flag: 'service-retry-ms', env: 'POSTTRAIN_SERVICE_RETRY_MS', description: 'how long PPO/GRPO calls to the reference and reward services retry UNAVAILABLE (a restarting pod) before the run fails', default: 60_000, min: 0 },
 });
 
 export const trainerService: ServiceDefinitionOptions<typeof config> = {
@@ -34,6 +35,7 @@ export const trainerService: ServiceDefinitionOptions<typeof config> = {
     const handlers = createTrainerHandlers(registry, {
       defaultServices: { samplerAddresses: c.samplerAddresses, referenceAddress: c.referenceAddress, rewardAddress: c.rewardAddress },
       roots: { models: c.modelsRoot, data: c.dataRoot, runs: runsDir },
+      serviceRetryMs: c.serviceRetryMs,
     });
     server.add('posttrain.v1.Trainer', TrainerService, handlers);
     if (c.resumeInterrupted) {

@@ -10,7 +10,7 @@ import { referenceServiceLogProbs } from './reference-client';
  * run worker (structured clone): an offline stage's RunConfig, or an online
  * stage's RlRunConfig.
  */
-export type RunJob = { kind: 'offline'; config: RunConfig; dpoReferenceAddress: string | null } | { kind: 'rl'; config: RlRunConfig };
+export type RunJob = { kind: 'offline'; config: RunConfig; dpoReferenceAddress: string | null } | { kind: 'rl'; config: RlRunConfig; serviceRetryMs?: number };
 
 export interface RunJobResult {
   status: 'completed' | 'cancelled';
@@ -21,7 +21,7 @@ export interface RunJobResult {
 
 /** Runs a job in this process (the run worker calls this). */
 export async function executeRunJob(job: RunJob, options: { signal: AbortSignal; callbacks: RunCallbacks; logger: Logger }): Promise<RunJobResult> {
-  if (job.kind === 'rl') return runRl(job.config, options);
+  if (job.kind === 'rl') return runRl(job.config, { ...options, serviceRetryMs: job.serviceRetryMs });
   const referenceLogProbs = job.dpoReferenceAddress ? referenceServiceLogProbs(job.dpoReferenceAddress) : undefined;
   return runStage(job.config, { ...options, progress: false, referenceLogProbs });
 }

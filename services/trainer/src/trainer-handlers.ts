@@ -73,6 +73,8 @@ export interface TrainerHandlerOptions {
   roots?: Partial<PathRoots>;
   /** After a cancel, how long a run worker may take to stop before it is killed. */
   cancelGraceMs?: number;
+  /** How long PPO/GRPO calls to the reference and reward services retry UNAVAILABLE (ms); default runRl's. */
+  serviceRetryMs?: number;
 }
 
 /**
@@ -112,7 +114,7 @@ export function createTrainerHandlers(registry: RunRegistry, options: TrainerHan
           if (err instanceof RlConfigError) throw invalidArgument(`spec.${err.field}`, err.message.slice(err.field.length + 2));
           throw err;
         }
-        executor = workerExecutor(id, stage, rl.outputDir, { kind: 'rl', config: rl });
+        executor = workerExecutor(id, stage, rl.outputDir, { kind: 'rl', config: rl, serviceRetryMs: options.serviceRetryMs });
       } else {
         const config = runSpecToConfig(spec, spec.outputDir, id);
         const dpoRef = spec.stage?.$case === 'dpo' && spec.stage.value.reference?.$case === 'referenceAddress' ? spec.stage.value.reference.value : null;

@@ -15,6 +15,7 @@ const options = defineConfig({
   rewardModel: { kind: 'string', flag: 'reward-model', description: 'reward model directory for the reward service started on the fly (for reward_model components)' },
   progress: { kind: 'bool', flag: 'progress', description: 'progress bar on a terminal, log lines otherwise', default: true },
   json: { kind: 'bool', flag: 'json', description: 'print the result as one JSON object at the end', default: false },
+  serviceRetryMs: { kind: 'int', flag: 'service-retry-ms', env: 'POSTTRAIN_SERVICE_RETRY_MS', description: 'how long calls to the reference and reward services retry UNAVAILABLE before the run fails', default: 60_000, min: 0 },
 });
 
 /** Sets `a.b.c` in a plain object; the value is read as YAML (numbers, booleans, lists). */
@@ -110,6 +111,7 @@ export function rlStageCommand(stage: 'ppo' | 'grpo'): Command {
         let last = Date.now();
         const result = await runRl(config, {
           signal: controller.signal,
+          serviceRetryMs: opts.serviceRetryMs,
           callbacks: {
             onStep: (e) => {
               const now = Date.now();

@@ -1,6 +1,6 @@
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
 import type { Command } from '../command';
-import { startLocalServices, type LocalServiceSpec } from '../local-services';
+import { startLocalServices, type LocalServiceSpec, type ServiceEvent } from '../local-services';
 import { SERVICE_NAMES } from '../repo-paths';
 
 const options = defineConfig({
@@ -13,6 +13,8 @@ const options = defineConfig({
   rewardModel: { kind: 'string', flag: 'reward-model', description: 'reward model directory (a scalar-head model) for the reward service' },
   runsDir: { kind: 'string', flag: 'runs-dir', description: "the trainer's runs directory (default: POSTTRAIN_RUNS_DIR, else runs)" },
   startupTimeoutMs: { kind: 'int', flag: 'startup-timeout-ms', description: 'how long to wait for every service to be SERVING', default: 120_000, min: 1 },
+  maxRestarts: { kind: 'int', flag: 'max-restarts', description: 'restarts per replica that dies (on its port); past them it stays down and the others keep running', default: 5, min: 0 },
+  restartBackoffMs: { kind: 'int', flag: 'restart-backoff-ms', description: 'wait before the first restart of a replica, doubled for each further one (at most 30 s)', default: 1_000, min: 0, max: 30_000 },
 });
 
 const GRPC_NAMES: Record<string, string> = {
@@ -22,14 +24,31 @@ const GRPC_NAMES: Record<string, string> = {
   trainer: 'posttrain.v1.Trainer',
 };
 
+/** One stderr line per replica event. */
+export function describeServiceEvent(e: ServiceEvent): string {
+  switch (e.kind) {
+    case 'exited':
+      return `${e.label} exited unexpectedly (${e.signal ?? `code ${e.code}`})`;
+    case 'restarting':
+      return `restarting ${e.label} on ${e.address} in ${(e.inMs / 1000).toFixed(1)} s (restart ${e.attempt} of ${e.maxRestarts})`;
+    case 'restarted':
+      return `${e.label} is back on ${e.address} (pid ${e.pid})`;
+    case 'restart-failed':
+      return `restart ${e.attempt} of ${e.label} failed: ${e.error}`;
+    case 'gave-up':
+      return `${e.label} died after ${e.restarts} restart(s); leaving it down, the other services keep running`;
+  }
+}
+
 /**
  * `posttrain up`: the four services on loopback, real gRPC, each its own
- * process, until Ctrl-C (which drains them gracefully).
+ * process, until Ctrl-C (which drains them gracefully). A replica that dies
+ * is restarted on its port; the others are not touched.
  */
 export const upCommand: Command = {
   name: 'up',
   summary: 'start the four services on loopback and print their addresses',
-  help: () => `usage: posttrain up [options]\n\nStarts policy-sampler (x --samplers), reference, reward and trainer as separate processes on free\nports (without --model the sampler and reference serve no model and answer FAILED_PRECONDITION), waits until each answers SERVING on grpc.health.v1, prints the addresses, and runs until\nCtrl-C or SIGTERM, which shut them down gracefully.\n\nOptions:\n${describeConfig(options)}\n`,
+  help: () => `usage: posttrain up [options]\n\nStarts policy-sampler (x --samplers), reference, reward and trainer as separate processes on free\nports (without --model the sampler and reference serve no model and answer FAILED_PRECONDITION), waits until each answers SERVING on grpc.health.v1, prints the addresses, and runs until\nCtrl-C or SIGTERM, which shut them down gracefully. A service that dies is restarted on the same port\n(with backoff, at most --max-restarts times); the others keep running.\n\nOptions:\n${describeConfig(options)}\n`,
   run: async (argv, io) => {
     const opts = parseConfig(options, { argv });
     const specs: LocalServiceSpec[] = [];
@@ -47,24 +66,22 @@ export const upCommand: Command = {
       host: opts.host,
       startupTimeoutMs: opts.startupTimeoutMs,
       onLog: opts.logs ? (label, line) => io.stderr.write(`[${label}] ${line}\n`) : undefined,
+      restart: { maxRestarts: opts.maxRestarts, initialBackoffMs: opts.restartBackoffMs, maxBackoffMs: 30_000 },
+      onEvent: (e) => io.stderr.write(`posttrain up: ${describeServiceEvent(e)}\n`),
     });
     const byName: Record<string, string[]> = {};
     for (const s of group.services) (byName[s.name] ??= []).push(s.address);
     if (opts.json) {
-      io.stdout.write(JSON.stringify({ services: byName }) + '\n');
+      io.stdout.write(JSON.stringify({ services: byName, processes: group.services.map((s) => ({ label: s.label, address: s.address, pid: s.pid })) }) + '\n');
     } else {
       io.stdout.write('posttrain services are up (Ctrl-C to stop):\n');
       for (const s of [...group.services].sort((a, b) => a.label.localeCompare(b.label))) io.stdout.write(`  ${s.label.padEnd(18)} ${s.address.padEnd(22)} ${GRPC_NAMES[s.name]}  (pid ${s.pid})\n`);
       const first = group.services.find((s) => s.name === 'trainer')!;
       io.stdout.write(`\ntry: grpcurl -plaintext ${first.address} list\n     grpcurl -plaintext ${first.address} grpc.health.v1.Health/Check\n`);
     }
-    const exited = new Promise<string>((resolve) => {
-      group.onUnexpectedExit = (label, code, signal) => resolve(`${label} exited unexpectedly (${signal ?? `code ${code}`})`);
-    });
-    const why = await Promise.race([io.interrupted.then((s) => `received ${s}`), exited]);
-    const failed = !why.startsWith('received');
-    io.stderr.write(`posttrain up: ${why}; stopping the services\n`);
+    const signal = await io.interrupted;
+    io.stderr.write(`posttrain up: received ${signal}; stopping the services\n`);
     await group.stop();
-    return failed ? 1 : 0;
+    return 0;
   },
 };

@@ -1,0 +1,148 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initBackend } from '@posttrain/backend';
+import { AdvantageEstimator } from '@posttrain/proto';
+import { createLogger } from '@posttrain/telemetry';
+import { resolveRlRunConfig } from './rl-run-config';
+import { runRl } from './run-rl';
+import { HAS_DIGIT, rlSpec, startService, writePrompts, writeTinyPolicy } from './test-support';
+import type { ServiceProcess } from './test-support';
+
+// Faults during GRPO runs over real services on loopback: a frozen sampler
+// (SIGSTOP), a reward service killed and restarted on its port, and one that
+// stays down. Each run is short (bounded steps) and talks to loopback only.
+describe('online RL under faults', { timeout: 900_000 }, () => {
+  let model: string;
+  let prompts: string;
+  let outputDir: string;
+  const samplers: ServiceProcess[] = [];
+  let reward: ServiceProcess;
+  const extra: ServiceProcess[] = [];
+  const quiet = createLogger({ service: 'test', level: 'error' });
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+  before(async () => {
+    await initBackend({ logger: createLogger({ service: 'test', level: 'warn' }) });
+    [model, prompts, outputDir] = await Promise.all([writeTinyPolicy(4), writePrompts(64), mkdtemp(join(tmpdir(), 'posttrain-rl-faults-'))]);
+    const args = ['--model', model, '--max-new-tokens', '16'];
+    [samplers[0], samplers[1], reward] = await Promise.all([startService('policy-sampler', args), startService('policy-sampler', args), startService('reward', [])]);
+  });
+  after(async () => {
+    for (const s of samplers) if (s.child.exitCode === null) s.child.kill('SIGCONT');
+    await Promise.all([...samplers, reward, ...extra].filter(Boolean).map((s) => s.kill('SIGKILL')));
+  });
+
+  const grpo = (runId: string, maxSteps: number, rewardAddress: string) =>
+    rlSpec(
+      { runId, outputDir, model, prompts, maxSteps, learningRate: 1e-3 },
+      {
+        $case: 'grpo',
+        value: {
+          services: { samplerAddresses: samplers.map((s) => s.address), referenceAddress: '', rewardAddress },
+          rewardComponents: [HAS_DIGIT],
+          promptsPerStep: 4,
+          groupSize: 4,
+          advantageEstimator: AdvantageEstimator.GRPO,
+          updatesPerBatch: 1,
+          minibatchSize: 16,
+          sampling: { temperature: 1, maxNewTokens: 8, topK: 0, stop: [], stopTokenIds: [], logprobs: true },
+        },
+      },
+    );
+
+  test('a sampler frozen with SIGSTOP for 30 s of a GRPO run: steps keep completing within 3x the median step + 10 s, no rollout lost or counted twice, and the thawed replica comes back', async () => {
+    const steps: Record<string, number>[] = [];
+    const frozen = samplers[1];
+    let frozenAt = 0;
+    let thawedAt = 0;
+    let thawStep = 0;
+    const result = await runRl(resolveRlRunConfig(grpo('grpo-frozen-sampler', 60, reward.address)), {
+      logger: quiet,
+      callbacks: {
+        onStep: (e) => {
+          steps.push(e.metrics);
+          if (e.step === 2) {
+            frozen.child.kill('SIGSTOP');
+            frozenAt = Date.now();
+          }
+          // Thawed after 30 s (or at step 50 on a machine fast enough to get there first), so steps follow the thaw.
+          if (frozenAt > 0 && thawedAt === 0 && (Date.now() - frozenAt >= 30_000 || e.step === 50)) {
+            frozen.child.kill('SIGCONT');
+            thawedAt = Date.now();
+            thawStep = e.step;
+          }
+        },
+      },
+    });
+    assert.equal(result.status, 'completed');
+    assert.equal(steps.length, 60);
+    const seconds = steps.map((m) => m['time/step_seconds']);
+    console.log(`thawed after step ${thawStep}; frozen for ${((thawedAt - frozenAt) / 1000).toFixed(1)} s; step seconds: ${seconds.map((s) => s.toFixed(1)).join(' ')}; sampler_1 rollouts by step: ${steps.map((m) => m['rollout/sampler_1']).join(' ')}; retries: ${steps.map((m) => m['rollout/retries']).join(' ')}`);
+    const bound = 3 * median(seconds) + 10;
+    for (const [i, s] of seconds.entries()) assert.ok(s <= bound, `step ${i + 1} took ${s} s, more than 3 x the median ${median(seconds)} s + 10 s`);
+    for (const m of steps) {
+      assert.equal(m['rollout/count'], 16, 'every prompt got its group exactly once');
+      assert.equal(m['rollout/sampler_0'] + m['rollout/sampler_1'], 16);
+    }
+    assert.ok(steps[0]['rollout/sampler_1'] > 0, 'both samplers served before the freeze');
+    for (const m of steps.slice(3, thawStep)) assert.equal(m['rollout/sampler_1'], 0, 'the frozen sampler produced nothing while stopped');
+    assert.ok(steps.slice(thawStep + 1).some((m) => m['rollout/sampler_1'] > 0), 'the thawed sampler got prompts again');
+  });
+
+  test('the reward service killed and restarted on its port mid-run: the run waits for it and completes', async () => {
+    const steps: Record<string, number>[] = [];
+    const port = reward.address.split(':').pop()!;
+    let restarted: Promise<void> | null = null;
+    const result = await runRl(resolveRlRunConfig(grpo('grpo-reward-restart', 5, reward.address)), {
+      logger: quiet,
+      serviceRetryMs: 60_000,
+      callbacks: {
+        onStep: (e) => {
+          steps.push(e.metrics);
+          if (e.step === 2) {
+            restarted = (async () => {
+              await reward.kill('SIGKILL');
+              await new Promise((r) => setTimeout(r, 3_000)); // the "pod" is down for 3 s, then comes back on its port
+              reward = await startService('reward', ['--port', port]);
+            })();
+          }
+        },
+      },
+    });
+    await restarted;
+    assert.equal(result.status, 'completed');
+    assert.equal(steps.length, 5);
+    for (const m of steps) assert.equal(m['rollout/count'], 16);
+    assert.equal(reward.address.split(':').pop(), port);
+  });
+
+  test('a reward service that stays down past the retry window fails the run with a message naming the service and its address', async () => {
+    const gone = await startService('reward', []);
+    extra.push(gone);
+    const began = { at: 0 };
+    await assert.rejects(
+      runRl(resolveRlRunConfig(grpo('grpo-reward-gone', 4, gone.address)), {
+        logger: quiet,
+        serviceRetryMs: 3_000,
+        callbacks: {
+          onStep: (e) => {
+            if (e.step === 1) {
+              began.at = Date.now();
+              void gone.kill('SIGKILL');
+            }
+          },
+        },
+      }),
+      (e: Error) => {
+        assert.match(e.message, new RegExp(`^reward service at ${gone.address.replace(/\./g, '\\.')}: 14 UNAVAILABLE`));
+        assert.match(e.message, /retry window 3000 ms/);
+        return true;
+      },
+    );
+    const waited = Date.now() - began.at;
+    assert.ok(waited >= 2_000 && waited < 60_000, `the run failed ${waited} ms after the kill`);
+  });
+});
