@@ -81,7 +81,7 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
       sft: { steps: 4, epochs: 1, batchSize: 8, learningRate: 1e-3 },
       sweep: experiment,
       rm: { steps: 4, epochs: 1, batchSize: 8, learningRate: 1e-3 },
-      ppo: { steps: 2, rolloutBatchSize: 4, ppoEpochs: 1, minibatchSize: 4, learningRate: 1e-4, klCoefficient: 0.05, temperature: 1, maxNewTokens: 24 },
+      ppo: { steps: 2, rolloutBatchSize: 4, ppoEpochs: 1, minibatchSize: 4, learningRate: 1e-4, klCoefficient: 0.05, gaeLambda: 0.95, temperature: 1, maxNewTokens: 24 },
       dpo: { steps: 4, epochs: 1, batchSize: 8, learningRate: 1e-3, beta: 0.1 },
       grpo: { steps: 2, promptsPerStep: 2, groupSize: 2, learningRate: 1e-3, klCoefficient: 0.02, temperature: 1, maxNewTokens: 24 },
       eval: { prompts: 8, maxNewTokens: 24, pairs: 16, prosePrompts: 8 },
@@ -96,7 +96,10 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
     sft: { steps: null, epochs: experiment ? 3 : 5, batchSize: 16, learningRate: 1e-3 },
     sweep: experiment,
     rm: { steps: 30, epochs: 1, batchSize: 16, learningRate: 1e-3 },
-    ppo: { steps: experiment ? 12 : 8, rolloutBatchSize: 16, ppoEpochs: 2, minibatchSize: 16, learningRate: 1e-4, klCoefficient: 0.1, temperature: 1, maxNewTokens: 80 },
+    // GAE lambda 1: the reward model scores the whole reply at its end, and the style is decided by its
+    // first tokens; with lambda 0.95 that credit reaches them only through the critic (0.95^70 of it
+    // directly), and 8 steps left the preferred-style rate where SFT had it (26% -> 31%, seed 0).
+    ppo: { steps: experiment ? 12 : 8, rolloutBatchSize: 16, ppoEpochs: 2, minibatchSize: 16, learningRate: 1e-4, klCoefficient: 0.1, gaeLambda: 1, temperature: 1, maxNewTokens: 80 },
     dpo: { steps: 24, epochs: 1, batchSize: 16, learningRate: 1e-4, beta: 0.5 },
     grpo: { steps: experiment ? 12 : 8, promptsPerStep: 4, groupSize: 8, learningRate: 5e-5, klCoefficient: 0.02, temperature: 1, maxNewTokens: 80 },
     eval: { prompts: experiment ? 200 : 128, maxNewTokens: 80, pairs: experiment ? 200 : 128, prosePrompts: experiment ? 200 : 128 },

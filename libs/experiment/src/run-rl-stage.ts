@@ -41,6 +41,8 @@ export interface PpoSettings {
   learningRate: number;
   /** k1 KL to the start model, subtracted from the reward per token (fixed coefficient). */
   klCoefficient: number;
+  /** GAE lambda: 1 credits the sequence-end reward to every token (Monte Carlo returns minus the critic's baseline). */
+  gaeLambda: number;
   temperature: number;
   maxNewTokens: number;
 }
@@ -127,7 +129,7 @@ export async function runRlStage(o: RlStageOptions & ({ algorithm: 'grpo'; setti
           clipHigh: 0.2,
           valueClip: 0.2,
           gamma: 1,
-          gaeLambda: 0.95,
+          gaeLambda: p.gaeLambda,
           whitenAdvantages: true,
           valueLossCoefficient: 0.5,
           kl: { coefficient: p.klCoefficient, adaptiveHorizon: 0, estimator: KlEstimator.K1, placement: KlPlacement.REWARD },

@@ -112,28 +112,9 @@ function promptRecord(p: Posed): PromptRecord {
 function corpusSentence(problem: ArithmeticProblem, rng: Rng, space: ProblemSpace, heldOut: boolean): string {
   const u = rng.nextInt(heldOut ? 7 : 10);
   if (u < 3) return workedSentence(problem);
-  if (u < 6) return askedSentence(problem, rng);
+  if (u < 6) return `${formatPrompt(problem, rng.nextInt(PROMPT_TEMPLATES.length))} ${workedSentence(problem)}`;
   if (u < 7) return factSentence(problem, rng);
   return factsLine(rng, space);
-}
-
-/** A question as a user would ask it, then its worked answer: "What is 45+13? To add 45 and 13: 5+3=8, 4+1=5, so the sum is 58." */
-function askedSentence(problem: ArithmeticProblem, rng: Rng): string {
-  return `${formatPrompt(problem, rng.nextInt(PROMPT_TEMPLATES.length))} ${workedSentence(problem)}`;
-}
-
-/**
- * A document of the question corpus: one or two asked sentences (even
- * odds). Reading the operands off a question and restating them is a
- * skill of its own (a copy across the sentence, not the fixed-distance look-up
- * the worked steps need); the base model's last pretraining phase runs on
- * these documents alone so that it learns it.
- */
-function askedRecord(draw: () => ArithmeticProblem, rng: Rng): CorpusRecord {
-  const sentences = 1 + rng.nextInt(2);
-  const parts: string[] = [];
-  for (let i = 0; i < sentences; i++) parts.push(askedSentence(draw(), rng));
-  return { text: parts.join(' ') };
 }
 
 /**
@@ -181,16 +162,13 @@ export function generateTaskData(rawOptions?: unknown): TaskData {
 
   const corpusRng = root.fork('corpus');
   const corpus: CorpusRecord[] = [];
-  const trainingProblem = (rng: Rng): ArithmeticProblem => {
+  const trainingProblem = (): ArithmeticProblem => {
     for (;;) {
-      const problem = sampleProblem(rng, space);
+      const problem = sampleProblem(corpusRng, space);
       if (!evalKeys.has(problemKey(problem))) return problem;
     }
   };
-  while (corpus.length < options.corpusSize) corpus.push(corpusRecord(() => trainingProblem(corpusRng), corpusRng, space));
-  const askedRng = root.fork('corpus-asked');
-  const askedCorpus: CorpusRecord[] = [];
-  while (askedCorpus.length < options.askedCorpusSize) askedCorpus.push(askedRecord(() => trainingProblem(askedRng), askedRng));
+  while (corpus.length < options.corpusSize) corpus.push(corpusRecord(trainingProblem, corpusRng, space));
   const corpusEvalRng = root.fork('corpus-eval');
   const corpusEval = evalPosed.map((p) => corpusRecord(() => p.problem, corpusEvalRng, space, true));
 
@@ -201,7 +179,6 @@ export function generateTaskData(rawOptions?: unknown): TaskData {
   const files: TaskFile[] = [
     { name: 'corpus.jsonl', kind: 'corpus', split: 'train', records: corpus },
     { name: 'corpus-eval.jsonl', kind: 'corpus', split: 'eval', records: corpusEval },
-    ...(options.askedCorpusSize > 0 ? [{ name: 'corpus-asked.jsonl', kind: 'corpus', split: 'train', records: askedCorpus } satisfies TaskFile] : []),
     ...options.sftSizes.map((n): TaskFile => ({ name: `sft-${n}.jsonl`, kind: 'sft', split: 'train', records: sftAll.slice(0, n) })),
     { name: 'sft-eval.jsonl', kind: 'sft', split: 'eval', records: sftEval },
     { name: 'preference.jsonl', kind: 'preference', split: 'train', records: prefPosed.map(styleRecord) },

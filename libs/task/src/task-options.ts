@@ -13,12 +13,6 @@ export interface TaskOptions {
   readonly sftSizes: readonly number[];
   /** Documents of the pretraining corpus. */
   readonly corpusSize: number;
-  /**
-   * Documents of the question corpus (corpus-asked.jsonl: every sentence a
-   * question followed by its worked answer, "What is 45+13? To add 45 and 13:
-   * ..."); 0 writes no such file.
-   */
-  readonly askedCorpusSize: number;
   /** Preference pairs for DPO / reward-model training. */
   readonly preferenceSize: number;
   /** Prompts with answers for GRPO / PPO. */
@@ -35,7 +29,6 @@ export function defaultTaskOptions(): TaskOptions {
     maxDigits: 3,
     sftSizes: [100, 300, 1000, 3000],
     corpusSize: 20000,
-    askedCorpusSize: 0,
     preferenceSize: 2000,
     promptsSize: 2000,
     evalSize: 300,
@@ -104,7 +97,6 @@ export function parseTaskOptions(raw: unknown, where = 'task'): TaskOptions {
     maxDigits,
     sftSizes,
     corpusSize: count(pick('corpusSize', d.corpusSize), `${where}.corpusSize`, 1),
-    askedCorpusSize: count(pick('askedCorpusSize', d.askedCorpusSize), `${where}.askedCorpusSize`, 0),
     preferenceSize: count(pick('preferenceSize', d.preferenceSize), `${where}.preferenceSize`, 1),
     promptsSize: count(pick('promptsSize', d.promptsSize), `${where}.promptsSize`, 1),
     evalSize: count(pick('evalSize', d.evalSize), `${where}.evalSize`, 1),

@@ -9,7 +9,6 @@ const options = defineConfig({
   seed: { kind: 'int', flag: 'seed', description: 'seed of every random choice: same seed and sizes, same bytes', default: 0, min: 0 },
   sizes: { kind: 'list', flag: 'sizes', description: 'SFT sweep sizes, ascending, comma-separated; each file is a prefix of the next (default 100,300,1000,3000)' },
   corpus: { kind: 'int', flag: 'corpus', description: 'documents in the pretraining corpus (default 20000)' },
-  askedCorpus: { kind: 'int', flag: 'asked-corpus', description: 'documents in the question corpus corpus-asked.jsonl (default 0: not written)' },
   preference: { kind: 'int', flag: 'preference', description: 'preference pairs for DPO / reward model (default 2000)' },
   prompts: { kind: 'int', flag: 'prompts', description: 'RL prompts with answers for GRPO / PPO (default 2000)' },
   eval: { kind: 'int', flag: 'eval', description: 'held-out problems, posed in every *-eval file (default 300)' },
@@ -27,7 +26,6 @@ const FLAG_OF: Readonly<Record<keyof TaskOptions, string>> = {
   maxDigits: '--max-digits',
   sftSizes: '--sizes',
   corpusSize: '--corpus',
-  askedCorpusSize: '--asked-corpus',
   preferenceSize: '--preference',
   promptsSize: '--prompts',
   evalSize: '--eval',
@@ -46,7 +44,7 @@ export const taskGenerateCommand: Command = {
   name: 'task generate',
   summary: 'generate the embedded arithmetic task: corpus, SFT sweep, preference pairs, RL prompts, held-out splits',
   help: () =>
-    `usage: posttrain task generate --out DIR [options]\n\nWrites, deterministically from --seed, the data of the demo's and the experiments' task (2-3 digit\narithmetic with worked column steps):\n  corpus.jsonl          {"text"} prose to pretrain the tiny base model (no chat turns, no "Answer:" line)\n  corpus-asked.jsonl    {"text"} questions, each followed by its worked answer (--asked-corpus documents)\n  sft-N.jsonl           {"messages"} chat SFT data with worked answers, one file per --sizes entry;\n                        half the replies direct ("To add ..."), half friendly ("Sure! To add ...")\n  preference.jsonl      {"prompt","chosen","rejected"} style pairs: the same right reply, the chosen one\n                        in the preferred friendly style (reward model, DPO, PPO)\n  preference-correct.jsonl  {"prompt","chosen","rejected"} a right reply and a plausible wrong one\n  prompts.jsonl         {"prompt","answer"} prompts with verifiable answers for GRPO / PPO\n  prose-eval.jsonl      {"prompt","answer"} plain-text prompts ("To add 45 and 13:") for the base model\n  *-eval.jsonl          the others on held-out problems that no training file contains\n  manifest.json         options, record counts, sha256 of every file, the reward spec\n\nOptions:\n${describeConfig(options)}\n`,
+    `usage: posttrain task generate --out DIR [options]\n\nWrites, deterministically from --seed, the data of the demo's and the experiments' task (2-3 digit\narithmetic with worked column steps):\n  corpus.jsonl          {"text"} prose to pretrain the tiny base model (no chat turns, no "Answer:" line)\n  sft-N.jsonl           {"messages"} chat SFT data with worked answers, one file per --sizes entry;\n                        half the replies direct ("To add ..."), half friendly ("Sure! To add ...")\n  preference.jsonl      {"prompt","chosen","rejected"} style pairs: the same right reply, the chosen one\n                        in the preferred friendly style (reward model, DPO, PPO)\n  preference-correct.jsonl  {"prompt","chosen","rejected"} a right reply and a plausible wrong one\n  prompts.jsonl         {"prompt","answer"} prompts with verifiable answers for GRPO / PPO\n  prose-eval.jsonl      {"prompt","answer"} plain-text prompts ("To add 45 and 13:") for the base model\n  *-eval.jsonl          the others on held-out problems that no training file contains\n  manifest.json         options, record counts, sha256 of every file, the reward spec\n\nOptions:\n${describeConfig(options)}\n`,
   run: async (argv, io) => {
     const opts = parseConfig(options, { argv });
     try {
@@ -58,7 +56,6 @@ export const taskGenerateCommand: Command = {
     const raw: Record<string, unknown> = { seed: opts.seed };
     if (opts.sizes !== undefined) raw.sftSizes = sizesFrom(opts.sizes);
     if (opts.corpus !== undefined) raw.corpusSize = opts.corpus;
-    if (opts.askedCorpus !== undefined) raw.askedCorpusSize = opts.askedCorpus;
     if (opts.preference !== undefined) raw.preferenceSize = opts.preference;
     if (opts.prompts !== undefined) raw.promptsSize = opts.prompts;
     if (opts.eval !== undefined) raw.evalSize = opts.eval;
