@@ -96,6 +96,44 @@ export function broadcastIndex(outIndex: number, outBatch: number[], opBatch: nu
   return idx;
 }
 
+/** The operands and sizes of a float32 BatchMatMul C = op(A) @ op(B), with broadcast batch dims. */
+export interface MatMulDims {
+  a: tf.TensorInfo;
+  b: tf.TensorInfo;
+  transposeA: boolean;
+  transposeB: boolean;
+  m: number;
+  k: number;
+  n: number;
+  aBatch: number[];
+  bBatch: number[];
+  outBatch: number[];
+}
+
+/**
+ * Reads a BatchMatMul call's operands and sizes; null when a hand-written
+ * kernel does not apply (not float32, rank under 2, mismatched or empty
+ * product), so the caller runs the stock kernel instead.
+ */
+export function matMulDims(args: Parameters<tf.KernelFunc>[0]): MatMulDims | null {
+  const a = args.inputs.a as tf.TensorInfo;
+  const b = args.inputs.b as tf.TensorInfo;
+  const transposeA = Boolean(args.attrs?.transposeA);
+  const transposeB = Boolean(args.attrs?.transposeB);
+  const aRank = a.shape.length;
+  const bRank = b.shape.length;
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || aRank < 2 || bRank < 2) return null;
+  const m = transposeA ? a.shape[aRank - 1] : a.shape[aRank - 2];
+  const kA = transposeA ? a.shape[aRank - 2] : a.shape[aRank - 1];
+  const kB = transposeB ? b.shape[bRank - 1] : b.shape[bRank - 2];
+  const n = transposeB ? b.shape[bRank - 2] : b.shape[bRank - 1];
+  if (kA !== kB || m * kA * n === 0) return null;
+  const aBatch = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(aBatch, bBatch);
+  return { a, b, transposeA, transposeB, m, k: kA, n, aBatch, bBatch, outBatch };
+}
+
 /**
  * Builds the replacement kernel function around the stock one. `original` is
  * called unchanged for what this wrapper does not handle (non-float32, empty
@@ -103,23 +141,9 @@ export function broadcastIndex(outIndex: number, outBatch: number[], opBatch: nu
  */
 export function makeFastBatchMatMul(original: tf.KernelFunc, transposeKernel: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
-    const { inputs, attrs } = args;
-    const a = inputs.a as tf.TensorInfo;
-    const b = inputs.b as tf.TensorInfo;
-    const transposeA = Boolean(attrs?.transposeA);
-    const transposeB = Boolean(attrs?.transposeB);
-    const aRank = a.shape.length;
-    const bRank = b.shape.length;
-    if (a.dtype !== 'float32' || b.dtype !== 'float32' || aRank < 2 || bRank < 2) return original(args);
-    const m = transposeA ? a.shape[aRank - 1] : a.shape[aRank - 2];
-    const kA = transposeA ? a.shape[aRank - 2] : a.shape[aRank - 1];
-    const kB = transposeB ? b.shape[bRank - 1] : b.shape[bRank - 2];
-    const n = transposeB ? b.shape[bRank - 2] : b.shape[bRank - 1];
-    if (kA !== kB || m * kA * n === 0) return original(args);
-    const k = kA;
-    const aBatch = a.shape.slice(0, -2);
-    const bBatch = b.shape.slice(0, -2);
-    const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(aBatch, bBatch);
+    const dims = matMulDims(args);
+    if (dims === null) return original(args);
+    const { a, b, transposeA, transposeB, m, k, n, aBatch, bBatch, outBatch } = dims;
     const aBatchSize = sizeOf(aBatch);
     const bBatchSize = sizeOf(bBatch);
     const outBatchSize = sizeOf(outBatch);

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '@posttrain/native-kernels';
-import { broadcastIndex } from './fast-batch-mat-mul';
+import { broadcastIndex, matMulDims } from './fast-batch-mat-mul';
 import { asWasmBackend, wasmData } from './wasm-internals';
 
 /**
@@ -16,22 +16,9 @@ import { asWasmBackend, wasmData } from './wasm-internals';
 export function makeNativeBatchMatMul(addon: NativeAddon, fallback: tf.KernelFunc, enabled: () => boolean): tf.KernelFunc {
   return (args) => {
     if (!enabled()) return fallback(args);
-    const a = args.inputs.a as tf.TensorInfo;
-    const b = args.inputs.b as tf.TensorInfo;
-    const transposeA = Boolean(args.attrs?.transposeA);
-    const transposeB = Boolean(args.attrs?.transposeB);
-    const aRank = a.shape.length;
-    const bRank = b.shape.length;
-    if (a.dtype !== 'float32' || b.dtype !== 'float32' || aRank < 2 || bRank < 2) return fallback(args);
-    const m = transposeA ? a.shape[aRank - 1] : a.shape[aRank - 2];
-    const kA = transposeA ? a.shape[aRank - 2] : a.shape[aRank - 1];
-    const kB = transposeB ? b.shape[bRank - 1] : b.shape[bRank - 2];
-    const n = transposeB ? b.shape[bRank - 2] : b.shape[bRank - 1];
-    if (kA !== kB || m * kA * n === 0) return fallback(args);
-    const k = kA;
-    const aBatch = a.shape.slice(0, -2);
-    const bBatch = b.shape.slice(0, -2);
-    const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(aBatch, bBatch);
+    const dims = matMulDims(args);
+    if (dims === null) return fallback(args);
+    const { a, b, transposeA, transposeB, m, k, n, aBatch, bBatch, outBatch } = dims;
     const outBatchSize = sizeOf(outBatch);
 
     const backend = asWasmBackend(args.backend);

@@ -2,16 +2,8 @@ import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from './index';
+import { values } from './mat-mul-reference';
 
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 /** |x - ref| <= 1e-4 * max(|ref|, 1) element-wise. */
 function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
