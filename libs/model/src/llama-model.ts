@@ -142,13 +142,26 @@ export class LlamaModel {
     return countParameters(this.config, this.heads);
   }
 
-  /** What an optimizer should update: only the adapters when LoRA is applied, else every weight. */
-  trainableVariables(): tf.Variable[] {
+  /**
+   * What an optimizer should update, by stable name: when LoRA is applied, the adapters
+   * (`<module>.lora_A`, `<module>.lora_B`) and the modules_to_save heads (`score.weight`);
+   * else every weight by its Hugging Face name.
+   */
+  namedTrainables(): { name: string; variable: tf.Variable }[] {
     if (this.lora) {
-      const heads = this.lora.settings.modulesToSave.map((m) => this.weight(`${m}.weight`));
-      return [...[...this.lora.adapters.values()].flatMap((w) => [w.a, w.b]), ...heads];
+      const adapters = [...this.lora.adapters].flatMap(([prefix, w]) => [
+        { name: `${prefix}.lora_A`, variable: w.a },
+        { name: `${prefix}.lora_B`, variable: w.b },
+      ]);
+      const heads = this.lora.settings.modulesToSave.map((m) => ({ name: `${m}.weight`, variable: this.weight(`${m}.weight`) }));
+      return [...adapters, ...heads];
     }
-    return [...this.weights.values()];
+    return [...this.weights].map(([name, variable]) => ({ name, variable }));
+  }
+
+  /** The variables of namedTrainables(). */
+  trainableVariables(): tf.Variable[] {
+    return this.namedTrainables().map((p) => p.variable);
   }
 
   dispose(): void {

@@ -32,8 +32,10 @@ export type {
   DpoStageConfig,
   DpoReferenceConfig,
 } from './run-config';
-export { runStage, TrainingError } from './run-stage';
-export type { RunStageOptions, RunCallbacks, RunResult, StepEvent } from './run-stage';
+export { runStage } from './run-stage';
+export type { RunStageOptions, RunResult } from './run-stage';
+export { RunHarness, SkipCounter, TrainingError, timestampId } from './run-harness';
+export type { RunHarnessSettings, RunCallbacks, StepEvent, StepOutcome, StageLoop } from './run-harness';
 export { AdamW } from './adamw-optimizer';
 export type { AdamWOptions, NamedVariable, OptimizerTensors } from './adamw-optimizer';
 export { learningRateAt, warmupStepsFor } from './learning-rate-at';
@@ -41,7 +43,7 @@ export type { LrSchedule } from './learning-rate-at';
 export { clipGradNorm } from './clip-grad-norm';
 export type { ClippedGradients } from './clip-grad-norm';
 export { saveCheckpoint, listCheckpoints, pruneCheckpoints, readTrainerState, readOptimizerTensors, checkpointsDir } from './train-checkpoint';
-export type { TrainerState, CheckpointContents } from './train-checkpoint';
+export type { TrainerState, CheckpointContents, CheckpointStage } from './train-checkpoint';
 export { sftBatchLoss, createSftTask } from './create-sft-task';
 export { rewardBatchLoss, createRewardTask, stackPreferenceRows } from './create-reward-task';
 export { dpoBatchLoss, createDpoTask, computeReferenceCache } from './create-dpo-task';

@@ -8,7 +8,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { readMetricsJsonl } from '@posttrain/telemetry';
 import { createBuiltinTokenizer } from '@posttrain/tokenizer';
 import { parseRunConfig, RunConfigError } from './run-config';
-import { runStage, TrainingError } from './run-stage';
+import { TrainingError } from './run-harness';
+import { runStage } from './run-stage';
 import { additionChats, useCpuBackend, writeJsonl, writeTinyModel } from './test-support';
 
 let root = '';

@@ -1,15 +1,17 @@
 /**
  * The stage runner: one offline training run (causal LM, SFT, reward model,
- * DPO) in this process, from a validated RunConfig to runs/<id>/.
+ * DPO) in this process, from a validated RunConfig to runs/<id>/. The run
+ * harness (run-harness.ts) owns the run directory, resume, metrics, skips,
+ * checkpoints and the report; this file is the optimizer step.
  *
  * One optimizer step = gradient_accumulation_steps micro-batches:
  *   grads = sum_k d(loss_k / K)/d(params)   (tf.variableGrads per micro-batch)
  *   norm = ||grads||_2 (global); non-finite loss or norm -> skip the step (logged; too many in a row -> error)
  *   clip to max_grad_norm; AdamW with lr = schedule(step)
  * Steps are numbered from 1; the schedule sees the 0-based index (as HF's LambdaLR).
- * Between steps the runner checks the AbortSignal (cancel at a step boundary,
- * keeping the last checkpoint), evaluates every eval_steps and checkpoints
- * every save_steps (and both at the end).
+ * Between steps the harness checks the AbortSignal (cancel at a step boundary,
+ * keeping the last checkpoint); the runner evaluates every eval_steps and
+ * checkpoints every save_steps (and both at the end).
  *
  * Everything that shapes a step is either in the checkpoint (weights, AdamW
  * moments and t, data position, the RNG that draws dropout seeds, skip
@@ -17,47 +19,33 @@
  * run reproduces the uninterrupted one step for step.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { getBackendInfo, initBackend } from '@posttrain/backend';
-import type { DataConfig, DataPosition, RecordSource } from '@posttrain/data';
-import { IndexedDataFile, parseDataConfig } from '@posttrain/data';
 import type { LlamaModel } from '@posttrain/model';
-import { applyLora, loadLoraAdapter, loadModel, mergeLora, saveLoraAdapter, saveModel, sequenceLogProbs, withScoreHead } from '@posttrain/model';
+import { applyLora, loadLoraAdapter, loadModel, mergeLora, saveLoraAdapter, saveModel, withScoreHead } from '@posttrain/model';
 import { Rng } from '@posttrain/random';
-import type { Logger, MetricsSink } from '@posttrain/telemetry';
-import { JsonlMetricsSink, TensorBoardMetricsSink, createLogger, fanOutMetricsSinks, truncateMetricsJsonl, writeRunReport } from '@posttrain/telemetry';
+import type { Logger } from '@posttrain/telemetry';
+import { createLogger } from '@posttrain/telemetry';
 import { loadTokenizer } from '@posttrain/tokenizer';
-import type { NamedVariable } from './adamw-optimizer';
 import { AdamW } from './adamw-optimizer';
 import { clipGradNorm } from './clip-grad-norm';
-import type { ReferenceCache, ReferenceLogProbsFn } from './create-dpo-task';
-import { computeReferenceCache, createDpoTask } from './create-dpo-task';
+import type { ReferenceLogProbsFn } from './create-dpo-task';
+import { createDpoTask } from './create-dpo-task';
 import { createRewardTask } from './create-reward-task';
 import { createSftTask } from './create-sft-task';
 import { learningRateAt, warmupStepsFor } from './learning-rate-at';
 import type { LrSchedule } from './learning-rate-at';
 import { ProgressReporter } from './progress-reporter';
+import { loadOrComputeReferenceCaches } from './reference-cache-file';
 import type { RunConfig } from './run-config';
 import { RunConfigError } from './run-config';
+import type { RunCallbacks } from './run-harness';
+import { RunHarness } from './run-harness';
+import type { StageData } from './stage-data';
+import { openStageData } from './stage-data';
 import type { StageTask } from './stage-task';
-import type { TrainerState } from './train-checkpoint';
-import { listCheckpoints, pruneCheckpoints, readOptimizerTensors, readTrainerState, restoreExtraTrainables, saveCheckpoint } from './train-checkpoint';
-
-export interface StepEvent {
-  step: number;
-  totalSteps: number;
-  /** This step's metrics (train/loss, train/grad_norm, train/learning_rate, stage metrics). */
-  metrics: Record<string, number>;
-  skipped: boolean;
-}
-
-export interface RunCallbacks {
-  onStep?(e: StepEvent): void;
-  onEval?(e: { step: number; metrics: Record<string, number> }): void;
-  onCheckpoint?(e: { step: number; path: string }): void;
-}
+import { readOptimizerTensors } from './train-checkpoint';
 
 export interface RunStageOptions {
   /** Cancels the run at the next step boundary; the last checkpoint is kept. */
@@ -72,7 +60,7 @@ export interface RunStageOptions {
    * Changes each micro-batch loss before differentiation (auxiliary terms, fault injection in
    * tests). Called inside tf.variableGrads; `step` is the 1-based optimizer step.
    */
-  transformLoss?: (loss: tf.Scalar, ctx: { step: number; microStep: number }) => tf.Scalar;
+  transformLoss?: (loss: tf.Scalar, context: { step: number; microStep: number }) => tf.Scalar;
 }
 
 export interface RunResult {
@@ -92,98 +80,42 @@ export interface RunResult {
   adapterDir: string | null;
 }
 
-/** Error that stops a run (too many skipped steps, missing data, nothing to resume). */
-export class TrainingError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'TrainingError';
+/** The model a stage trains: from the checkpoint (full fine-tuning) or the base, a score head for rm, LoRA adapters. */
+async function loadStageModel(config: RunConfig, resumeFrom: string | null): Promise<LlamaModel> {
+  const loraRun = config.lora !== null;
+  let model = await loadModel(!loraRun && resumeFrom ? join(resumeFrom, 'model') : config.model);
+  if (config.stage === 'rm' && !model.heads.score) {
+    const rewardModel = withScoreHead(model, { seed: config.seed });
+    model.dispose();
+    model = rewardModel;
   }
-}
-
-function timestampId(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-}
-
-/** Records [0, n) split into (train, eval) by a seeded shuffle: the first ceil(f * n) go to eval. */
-class SubsetSource implements RecordSource {
-  constructor(private readonly base: RecordSource, private readonly indices: number[]) {}
-  get length(): number {
-    return this.indices.length;
+  if (config.stage !== 'rm' && !model.heads.lm) throw new RunConfigError(`model: ${config.model} has no LM head (a sequence-classification model); stage ${config.stage} needs one`);
+  if (config.lora) {
+    // The adapter holds the modules_to_save heads (a reward model's score.weight) too.
+    if (resumeFrom) await loadLoraAdapter(model, join(resumeFrom, 'adapter'));
+    else applyLora(model, { r: config.lora.r, alpha: config.lora.alpha, dropout: config.lora.dropout, targetModules: config.lora.target_modules }, { seed: config.seed });
   }
-  get(i: number) {
-    if (!Number.isInteger(i) || i < 0 || i >= this.indices.length) throw new RangeError(`record index: expected an integer in [0, ${this.indices.length}), got ${i}`);
-    return this.base.get(this.indices[i]);
-  }
+  return model;
 }
 
-function splitSource(source: RecordSource, fraction: number, seed: number, file: string): { train: RecordSource; eval: RecordSource } {
-  const n = source.length;
-  const order = new Rng(seed).fork('eval-split').shuffle(Array.from({ length: n }, (_, i) => i));
-  const k = Math.ceil(fraction * n);
-  if (k < 1 || n - k < 1) throw new RunConfigError(`dataset.eval_fraction: ${fraction} of ${n} records in ${file} leaves ${n - k} for training and ${k} for evaluation; expected at least one each`);
-  return { train: new SubsetSource(source, order.slice(k).sort((a, b) => a - b)), eval: new SubsetSource(source, order.slice(0, k).sort((a, b) => a - b)) };
-}
-
-async function openData(path: string, key: string, config: DataConfig): Promise<IndexedDataFile> {
-  if (!existsSync(path)) throw new RunConfigError(`${key}: file ${JSON.stringify(path)} does not exist`);
-  return IndexedDataFile.open(path, config);
-}
-
-function dataConfigFor(c: RunConfig, batchSize: number, shuffle: boolean): DataConfig {
-  const d = c.dataset;
-  const stage = c.lm ?? c.sft ?? c.rm ?? c.dpo;
-  const fields: Record<string, string> = {};
-  for (const [k, v] of Object.entries(d.fields)) if (v !== null) fields[k] = v;
-  return parseDataConfig(
-    {
-      format: d.format,
-      style: d.style,
-      fields,
-      errorPolicy: d.error_policy,
-      truncation: d.truncation,
-      shuffle,
-      dropLast: shuffle ? d.drop_last : false,
-      seed: c.seed,
-      batchSize,
-      maxLength: stage?.max_length ?? null,
-      packing: c.lm?.packing ?? c.sft?.packing ?? false,
-      assistantOnlyLoss: c.sft?.assistant_only_loss ?? true,
-      completionOnlyLoss: c.sft?.completion_only_loss ?? true,
-    },
-    'dataset',
-  );
-}
-
-/** Trainable parameters with stable names (HF names; adapters as `<module>.lora_A/B`). */
-function namedTrainables(model: LlamaModel, scoreTrainsWithLora: boolean): { all: NamedVariable[]; loraExtra: NamedVariable[] } {
-  if (model.lora) {
-    const all: NamedVariable[] = [];
-    for (const [prefix, w] of model.lora.adapters) all.push({ name: `${prefix}.lora_A`, variable: w.a }, { name: `${prefix}.lora_B`, variable: w.b });
-    const loraExtra = scoreTrainsWithLora ? [{ name: 'score.weight', variable: model.weight('score.weight') }] : [];
-    return { all: [...all, ...loraExtra], loraExtra };
-  }
-  return { all: [...model.weights].map(([name, variable]) => ({ name, variable })), loraExtra: [] };
-}
-
-/** A frozen local model as a ReferenceLogProbsFn. */
-function localReference(model: LlamaModel, batchSize: number): ReferenceLogProbsFn {
-  return async ({ sequences, promptLengths }) => sequenceLogProbs(model, sequences, { promptLengths, batchSize });
-}
-
-function cacheToJson(cache: ReferenceCache): Record<string, [number, number, number, number]> {
-  const out: Record<string, [number, number, number, number]> = {};
-  for (const [line, r] of cache) out[String(line)] = [r.chosen, r.rejected, r.chosenTokens, r.rejectedTokens];
-  return out;
-}
-
-function cacheFromJson(raw: unknown, source: string): ReferenceCache {
-  if (typeof raw !== 'object' || raw === null) throw new Error(`${source}: expected an object of line -> [chosen, rejected, chosenTokens, rejectedTokens]`);
-  const cache: ReferenceCache = new Map();
-  for (const [line, v] of Object.entries(raw)) {
-    if (!Array.isArray(v) || v.length !== 4 || v.some((x) => typeof x !== 'number')) throw new Error(`${source}: entry ${line} is ${JSON.stringify(v)}, expected 4 numbers`);
-    cache.set(Number(line), { chosen: v[0], rejected: v[1], chosenTokens: v[2], rejectedTokens: v[3] });
-  }
-  return cache;
+async function createStageTask(config: RunConfig, model: LlamaModel, data: StageData, harness: RunHarness, options: RunStageOptions, logger: Logger): Promise<StageTask<unknown>> {
+  const tokenizer = await loadTokenizer(config.model);
+  const common = { model, tokenizer, train: data.train, eval: data.eval, trainData: data.trainData, evalData: data.evalData, position: harness.resumedState?.dataPosition };
+  if (config.stage === 'lm' || config.stage === 'sft') return createSftTask(common) as StageTask<unknown>;
+  if (config.stage === 'rm') return createRewardTask({ ...common, margin: config.rm!.margin, centerRewardsCoefficient: config.rm!.center_rewards_coefficient }) as StageTask<unknown>;
+  const dpo = config.dpo!;
+  const caches = await loadOrComputeReferenceCaches({
+    runDir: harness.runDir,
+    train: data.train,
+    eval: data.eval,
+    tokenizer,
+    data: data.evalData,
+    batchSize: dpo.reference.batch_size,
+    referenceModel: dpo.reference.model ?? config.model,
+    reference: options.referenceLogProbs,
+    logger,
+  });
+  return createDpoTask({ ...common, trainCache: caches.train, evalCache: caches.eval, beta: dpo.beta, lossType: dpo.loss_type, labelSmoothing: dpo.label_smoothing }) as StageTask<unknown>;
 }
 
 /**
@@ -191,268 +123,181 @@ function cacheFromJson(raw: unknown, source: string): ReferenceCache {
  * metrics.jsonl, TensorBoard events, checkpoints/step-N, model/ (and adapter/), report.html.
  */
 export async function runStage(config: RunConfig, options: RunStageOptions = {}): Promise<RunResult> {
-  const c = config;
-  const log = options.logger ?? createLogger({ service: 'trainer', fields: { stage: c.stage } });
-  if (getBackendInfo() === null) await initBackend(c.backend === null ? { logger: log } : { backend: c.backend, logger: log });
-  const runId = c.run_id ?? `${c.stage}-${timestampId()}`;
-  const runDir = resolve(c.output_dir, runId);
-  const checkpoints = await listCheckpoints(runDir);
-  if (c.resume && checkpoints.length === 0) throw new TrainingError(`resume: no checkpoint to resume from in ${join(runDir, 'checkpoints')}`);
-  if (!c.resume && existsSync(join(runDir, 'metrics.jsonl'))) {
-    throw new TrainingError(`run_id: ${runDir} already holds a run; set resume: true to continue it, or choose another run_id`);
-  }
-  const resumeFrom = c.resume ? checkpoints[checkpoints.length - 1] : null;
-  const state0: TrainerState | null = resumeFrom ? await readTrainerState(resumeFrom.path) : null;
-  if (state0 && state0.stage !== c.stage) throw new TrainingError(`resume: checkpoint ${resumeFrom!.path} is of stage ${state0.stage}, this run is ${c.stage}`);
-  await mkdir(runDir, { recursive: true });
-  const resolved = { ...c, run_id: runId };
-  await writeFile(join(runDir, 'config.json'), JSON.stringify(resolved, null, 2) + '\n');
+  const logger = options.logger ?? createLogger({ service: 'trainer', fields: { stage: config.stage } });
+  if (getBackendInfo() === null) await initBackend(config.backend === null ? { logger } : { backend: config.backend, logger });
+  const harness = await RunHarness.open({
+    stage: config.stage,
+    runId: config.run_id,
+    outputDir: config.output_dir,
+    resume: config.resume,
+    configSnapshot: (runId) => ({ ...config, run_id: runId }),
+    keepCheckpoints: config.train.save_total_limit,
+    logger,
+    callbacks: options.callbacks,
+    signal: options.signal,
+  });
+  if (!existsSync(join(config.model, 'config.json'))) throw new RunConfigError(`model: ${JSON.stringify(config.model)} is not a model directory (no config.json)`);
 
-  if (!existsSync(join(c.model, 'config.json'))) throw new RunConfigError(`model: ${JSON.stringify(c.model)} is not a model directory (no config.json)`);
-
-  // --- data ---
-  const trainData = dataConfigFor(c, c.train.batch_size, c.dataset.shuffle);
-  const evalData = dataConfigFor(c, c.train.eval_batch_size ?? c.train.batch_size, false);
-  const trainFile = await openData(c.dataset.train, 'dataset.train', trainData);
-  const openFiles: IndexedDataFile[] = [trainFile];
-  let trainSource: RecordSource = trainFile;
-  let evalSource: RecordSource | null = null;
-  if (c.dataset.eval !== null) {
-    const evalFile = await openData(c.dataset.eval, 'dataset.eval', evalData);
-    openFiles.push(evalFile);
-    evalSource = evalFile;
-  }
-  else if (c.dataset.eval_fraction > 0) ({ train: trainSource, eval: evalSource } = splitSource(trainFile, c.dataset.eval_fraction, c.seed, c.dataset.train));
-
-  // --- model ---
-  const tokenizer = await loadTokenizer(c.model);
-  const loraRun = c.lora !== null;
-  let model = await loadModel(!loraRun && resumeFrom ? join(resumeFrom.path, 'model') : c.model);
-  if (c.stage === 'rm' && !model.heads.score) {
-    const rm = withScoreHead(model, { seed: c.seed });
-    model.dispose();
-    model = rm;
-  }
-  if (c.stage !== 'rm' && !model.heads.lm) throw new RunConfigError(`model: ${c.model} has no LM head (a sequence-classification model); stage ${c.stage} needs one`);
-  if (loraRun) {
-    const settings = { r: c.lora!.r, alpha: c.lora!.alpha, dropout: c.lora!.dropout, targetModules: c.lora!.target_modules };
-    if (resumeFrom) await loadLoraAdapter(model, join(resumeFrom.path, 'adapter'));
-    else applyLora(model, settings, { seed: c.seed });
-  }
-  const { all: params, loraExtra } = namedTrainables(model, c.stage === 'rm');
-  if (resumeFrom && loraRun && loraExtra.length > 0) await restoreExtraTrainables(resumeFrom.path, loraExtra);
-  const vars = params.map((p) => p.variable);
-
-  // --- stage task ---
-  const position: DataPosition | undefined = state0?.dataPosition;
-  let task: StageTask<unknown>;
-  if (c.stage === 'lm' || c.stage === 'sft') {
-    task = createSftTask({ model, tokenizer, train: trainSource, eval: evalSource, trainData, evalData, position }) as StageTask<unknown>;
-  } else if (c.stage === 'rm') {
-    task = createRewardTask({ model, tokenizer, train: trainSource, eval: evalSource, trainData, evalData, position, margin: c.rm!.margin, centerRewardsCoefficient: c.rm!.center_rewards_coefficient }) as StageTask<unknown>;
-  } else {
-    const d = c.dpo!;
-    const cachePath = join(runDir, 'reference_logps.json');
-    let trainCache: ReferenceCache;
-    let evalCache: ReferenceCache | null = null;
-    if (existsSync(cachePath)) {
-      const raw = JSON.parse(await readFile(cachePath, 'utf8')) as { train?: unknown; eval?: unknown };
-      trainCache = cacheFromJson(raw.train, cachePath);
-      if (evalSource) evalCache = cacheFromJson(raw.eval, cachePath);
-      log.info('reference log-probs loaded from cache', { path: cachePath, train: trainCache.size });
-    } else {
-      let refModel: LlamaModel | null = null;
-      let ref = options.referenceLogProbs;
-      if (!ref) {
-        refModel = await loadModel(d.reference.model ?? c.model);
-        ref = localReference(refModel, d.reference.batch_size);
-      }
-      try {
-        const refData = { ...evalData, batchSize: d.reference.batch_size };
-        trainCache = await computeReferenceCache(trainSource, tokenizer, refData, ref);
-        if (evalSource) evalCache = await computeReferenceCache(evalSource, tokenizer, refData, ref);
-      } finally {
-        refModel?.dispose();
-      }
-      await writeFile(cachePath, JSON.stringify({ train: cacheToJson(trainCache), eval: evalCache ? cacheToJson(evalCache) : null }));
-      log.info('reference log-probs computed', { train: trainCache.size, eval: evalCache?.size ?? 0 });
-    }
-    task = createDpoTask({ model, tokenizer, train: trainSource, eval: evalSource, trainData, evalData, position, trainCache, evalCache, beta: d.beta, lossType: d.loss_type, labelSmoothing: d.label_smoothing }) as StageTask<unknown>;
-  }
+  const data = await openStageData(config);
+  const model = await loadStageModel(config, harness.resumeFrom);
+  const params = model.namedTrainables();
+  const variables = params.map((p) => p.variable);
+  const task = await createStageTask(config, model, data, harness, options, logger);
 
   // --- schedule and optimizer ---
-  const K = c.train.gradient_accumulation_steps;
-  const totalSteps = state0?.totalSteps ?? c.train.max_steps ?? c.train.epochs * Math.max(1, Math.ceil((await task.countEpochBatches()) / K));
-  const schedule: LrSchedule = { type: c.train.lr_scheduler, baseLr: c.train.learning_rate, warmupSteps: warmupStepsFor(c.train.warmup_steps, c.train.warmup_ratio, totalSteps), totalSteps };
-  const optimizer = new AdamW(params, { beta1: c.train.adam_beta1, beta2: c.train.adam_beta2, epsilon: c.train.adam_epsilon, weightDecay: c.train.weight_decay });
-  let rng = new Rng(c.seed).fork('dropout');
-  let step = 0;
-  let consecutiveSkips = 0;
-  let skippedSteps = 0;
-  if (state0 && resumeFrom) {
-    optimizer.loadState(state0.optimizerT, await readOptimizerTensors(resumeFrom.path), join(resumeFrom.path, 'optimizer.safetensors'));
-    rng = Rng.fromState(state0.rng);
-    step = state0.step;
-    consecutiveSkips = state0.consecutiveSkips;
-    skippedSteps = state0.skippedSteps;
-    log.info('resumed', { checkpoint: resumeFrom.path, step });
+  const accumulation = config.train.gradient_accumulation_steps;
+  const resumed = harness.resumedState;
+  const totalSteps = resumed?.totalSteps ?? config.train.max_steps ?? config.train.epochs * Math.max(1, Math.ceil((await task.countEpochBatches()) / accumulation));
+  const schedule: LrSchedule = { type: config.train.lr_scheduler, baseLr: config.train.learning_rate, warmupSteps: warmupStepsFor(config.train.warmup_steps, config.train.warmup_ratio, totalSteps), totalSteps };
+  const optimizer = new AdamW(params, { beta1: config.train.adam_beta1, beta2: config.train.adam_beta2, epsilon: config.train.adam_epsilon, weightDecay: config.train.weight_decay });
+  let rng = new Rng(config.seed).fork('dropout');
+  const skips = harness.skipCounter(config.train.max_consecutive_skips);
+  if (resumed && harness.resumeFrom) {
+    optimizer.loadState(resumed.optimizerT, await readOptimizerTensors(harness.resumeFrom), join(harness.resumeFrom, 'optimizer.safetensors'));
+    rng = Rng.fromState(resumed.rng);
+    logger.info('resumed', { checkpoint: harness.resumeFrom, step: resumed.step });
   }
+  const progress = options.progress === false ? null : new ProgressReporter({ logger });
 
-  // --- artifacts ---
-  const metricsPath = join(runDir, 'metrics.jsonl');
-  if (resumeFrom) truncateMetricsJsonl(metricsPath, step);
-  const sink: MetricsSink = fanOutMetricsSinks([new JsonlMetricsSink(metricsPath), new TensorBoardMetricsSink(runDir)]);
-  const progress = options.progress === false ? null : new ProgressReporter({ logger: log });
-  const cb = options.callbacks ?? {};
-
-  const checkpoint = async (): Promise<void> => {
-    const state: TrainerState = {
-      version: 1,
-      stage: c.stage,
-      step,
-      totalSteps,
-      optimizerT: optimizer.t,
-      scheduler: { ...schedule },
-      rng: rng.getState(),
-      dataPosition: task.position(),
-      consecutiveSkips,
-      skippedSteps,
-      extra: {},
-    };
-    const path = await saveCheckpoint(runDir, { model, loraExtraTrainables: loraExtra, optimizer: optimizer.stateTensors(), state });
-    await pruneCheckpoints(runDir, c.train.save_total_limit);
-    cb.onCheckpoint?.({ step, path });
-    log.info('checkpoint', { step, path });
+  const checkpoint = async (step: number): Promise<void> => {
+    await harness.saveCheckpoint({
+      models: [{ dir: model.lora ? 'adapter' : 'model', model }],
+      optimizers: [{ file: 'optimizer.safetensors', tensors: optimizer.stateTensors() }],
+      state: {
+        version: 1,
+        stage: config.stage,
+        step,
+        totalSteps,
+        optimizerT: optimizer.t,
+        scheduler: { ...schedule },
+        rng: rng.getState(),
+        dataPosition: task.position(),
+        consecutiveSkips: skips.consecutive,
+        skippedSteps: skips.total,
+        extra: {},
+      },
+    });
   };
-  const evaluate = async (): Promise<Record<string, number> | null> => {
-    const m = await task.evaluate();
-    if (m) {
-      sink.write(step, m);
-      cb.onEval?.({ step, metrics: m });
-    }
-    return m;
-  };
-
-  let lastMetrics: Record<string, number> = {};
   let lastEval: Record<string, number> | null = null;
-  let status: RunResult['status'] = 'completed';
-  let lastSavedStep = resumeFrom ? step : -1;
-  try {
-    while (step < totalSteps) {
-      if (options.signal?.aborted) {
-        status = 'cancelled';
-        log.info('cancelled at a step boundary', { step, lastCheckpoint: lastSavedStep });
-        break;
-      }
-      const t0 = Date.now();
-      const lr = learningRateAt(step, schedule);
-      step++;
-      let acc: tf.Tensor[] | null = null;
-      let lossSum = 0;
-      let tokens = 0;
-      const stageMetrics = new Map<string, number>();
-      for (let k = 0; k < K; k++) {
-        const batch = await task.next();
-        const dropoutSeed = rng.nextInt(0x7fffffff);
-        let metrics: Record<string, number> = {};
-        let batchTokens = 0;
-        const { value, grads } = tf.variableGrads(() => {
-          const out = task.loss(batch, dropoutSeed);
-          metrics = out.metrics;
-          batchTokens = out.tokens;
-          const loss = options.transformLoss ? options.transformLoss(out.loss, { step, microStep: k }) : out.loss;
-          return tf.div(loss, K) as tf.Scalar;
-        }, vars);
-        lossSum += value.dataSync()[0] * K;
-        value.dispose();
-        tokens += batchTokens;
-        for (const [name, v] of Object.entries(metrics)) stageMetrics.set(name, (stageMetrics.get(name) ?? 0) + v / K);
-        const list = params.map((p) => {
-          const g = grads[p.variable.name];
-          if (!g) throw new Error(`no gradient for ${p.name}`);
-          return g;
-        });
-        if (acc === null) acc = list;
-        else {
-          const sum: tf.Tensor[] = acc.map((a, i) => tf.add(a, list[i]));
-          tf.dispose([...acc, ...list]);
-          acc = sum;
-        }
-      }
-      const loss = lossSum / K;
-      const { grads, norm } = clipGradNorm(acc!, c.train.max_grad_norm);
-      const skipped = !Number.isFinite(loss) || !Number.isFinite(norm);
-      if (skipped) {
-        consecutiveSkips++;
-        skippedSteps++;
-        log.warn('non-finite loss or gradient: step skipped', { step, loss, gradNorm: norm, consecutiveSkips });
-        if (consecutiveSkips > c.train.max_consecutive_skips) {
-          tf.dispose(grads);
-          throw new TrainingError(
-            `step ${step}: ${consecutiveSkips} steps in a row had a non-finite loss or gradient (loss ${loss}, grad norm ${norm}); more than train.max_consecutive_skips = ${c.train.max_consecutive_skips}. Lower train.learning_rate or check the data.`,
-          );
-        }
-      } else {
-        consecutiveSkips = 0;
-        optimizer.apply(grads, lr);
-      }
-      tf.dispose(grads);
-      const seconds = Math.max(1e-6, (Date.now() - t0) / 1000);
-      const metrics: Record<string, number> = {
-        'train/loss': loss,
-        'train/grad_norm': norm,
-        'train/learning_rate': lr,
-        'train/epoch': task.epoch,
-        'train/skipped_steps': skippedSteps,
-        ...Object.fromEntries(stageMetrics),
-      };
-      lastMetrics = metrics;
-      const logStep = step % c.train.logging_steps === 0 || step === totalSteps || step === 1;
-      if (logStep) sink.write(step, metrics);
-      cb.onStep?.({ step, totalSteps, metrics, skipped });
-      progress?.update({ step, totalSteps, tokensPerSecond: tokens / seconds, metrics: lastEval ? { ...metrics, ...lastEval } : metrics, logStep });
-      if (c.train.eval_steps !== null && step % c.train.eval_steps === 0 && step !== totalSteps) lastEval = (await evaluate()) ?? lastEval;
-      if (c.train.save_steps !== null && step % c.train.save_steps === 0 && step !== totalSteps) {
-        await checkpoint();
-        lastSavedStep = step;
+  const evaluate = async (step: number): Promise<void> => {
+    const metrics = await task.evaluate();
+    if (!metrics) return;
+    harness.metrics.write(step, metrics);
+    options.callbacks?.onEval?.({ step, metrics });
+    lastEval = metrics;
+  };
+
+  /** K micro-batches, their gradients summed, clipped, and one AdamW update unless non-finite. */
+  const trainStep = async (step: number) => {
+    const started = Date.now();
+    const lr = learningRateAt(step - 1, schedule);
+    let summed: tf.Tensor[] | null = null;
+    let lossSum = 0;
+    let tokens = 0;
+    const stageMetrics = new Map<string, number>();
+    for (let microStep = 0; microStep < accumulation; microStep++) {
+      const batch = await task.next();
+      const dropoutSeed = rng.nextInt(0x7fffffff);
+      let metrics: Record<string, number> = {};
+      let batchTokens = 0;
+      const { value, grads } = tf.variableGrads(() => {
+        const out = task.loss(batch, dropoutSeed);
+        metrics = out.metrics;
+        batchTokens = out.tokens;
+        const loss = options.transformLoss ? options.transformLoss(out.loss, { step, microStep }) : out.loss;
+        return tf.div(loss, accumulation) as tf.Scalar;
+      }, variables);
+      lossSum += value.dataSync()[0] * accumulation;
+      value.dispose();
+      tokens += batchTokens;
+      for (const [name, v] of Object.entries(metrics)) stageMetrics.set(name, (stageMetrics.get(name) ?? 0) + v / accumulation);
+      const list = params.map((p) => {
+        const grad = grads[p.variable.name];
+        if (!grad) throw new Error(`no gradient for ${p.name}`);
+        return grad;
+      });
+      if (summed === null) summed = list;
+      else {
+        const sum: tf.Tensor[] = summed.map((a, i) => tf.add(a, list[i]));
+        tf.dispose([...summed, ...list]);
+        summed = sum;
       }
     }
+    const loss = lossSum / accumulation;
+    const { grads, norm } = clipGradNorm(summed!, config.train.max_grad_norm);
+    const skipped = !Number.isFinite(loss) || !Number.isFinite(norm);
+    try {
+      skips.record(skipped, (inARow) =>
+        `step ${step}: ${inARow} steps in a row had a non-finite loss or gradient (loss ${loss}, grad norm ${norm}); more than train.max_consecutive_skips = ${config.train.max_consecutive_skips}. Lower train.learning_rate or check the data.`,
+      );
+      if (skipped) logger.warn('non-finite loss or gradient: step skipped', { step, loss, gradNorm: norm, consecutiveSkips: skips.consecutive });
+      else optimizer.apply(grads, lr);
+    } finally {
+      tf.dispose(grads);
+    }
+    const seconds = Math.max(1e-6, (Date.now() - started) / 1000);
+    const metrics: Record<string, number> = {
+      'train/loss': loss,
+      'train/grad_norm': norm,
+      'train/learning_rate': lr,
+      'train/epoch': task.epoch,
+      'train/skipped_steps': skips.total,
+      ...Object.fromEntries(stageMetrics),
+    };
+    return { metrics, skipped, tokensPerSecond: tokens / seconds };
+  };
+
+  try {
+    let tokensPerSecond = 0;
+    const { status, lastMetrics } = await harness.drive({
+      totalSteps,
+      logEverySteps: config.train.logging_steps,
+      checkpointEverySteps: config.train.save_steps,
+      runStep: async (step) => {
+        const out = await trainStep(step);
+        tokensPerSecond = out.tokensPerSecond;
+        return out;
+      },
+      afterStep: async (step, outcome, logStep) => {
+        progress?.update({ step, totalSteps, tokensPerSecond, metrics: lastEval ? { ...outcome.metrics, ...lastEval } : outcome.metrics, logStep });
+        if (config.train.eval_steps !== null && step % config.train.eval_steps === 0 && step !== totalSteps) await evaluate(step);
+      },
+      checkpoint,
+    });
     progress?.finish();
+    const step = harness.step;
     let modelDir: string | null = null;
     let adapterDir: string | null = null;
     if (status === 'completed') {
-      lastEval = (await evaluate()) ?? lastEval;
-      if (lastSavedStep !== step) await checkpoint();
+      await evaluate(step);
+      if (harness.unsaved) await checkpoint(step);
       if (model.lora) {
-        adapterDir = join(runDir, 'adapter');
-        await saveLoraAdapter(model, adapterDir, { baseModel: resolve(c.model) });
+        adapterDir = join(harness.runDir, 'adapter');
+        await saveLoraAdapter(model, adapterDir, { baseModel: resolve(config.model) });
         mergeLora(model);
       }
-      modelDir = join(runDir, 'model');
+      modelDir = join(harness.runDir, 'model');
       await saveModel(model, modelDir);
     }
-    sink.close();
-    writeRunReport(runDir, {
-      title: `${c.stage} run ${runId}`,
+    const finalEval = lastEval as Record<string, number> | null;
+    harness.finish({
+      title: `${config.stage} run ${harness.runId}`,
       summary: {
-        run: runId,
-        stage: c.stage,
+        run: harness.runId,
+        stage: config.stage,
         status,
         steps: `${step} / ${totalSteps}`,
-        'skipped steps': skippedSteps,
-        model: c.model,
-        ...(lastEval ? Object.fromEntries(Object.entries(lastEval).map(([k, v]) => [`final ${k}`, v])) : {}),
+        'skipped steps': skips.total,
+        model: config.model,
+        ...(finalEval ? Object.fromEntries(Object.entries(finalEval).map(([k, v]) => [`final ${k}`, v])) : {}),
       },
-      config: resolved,
     });
-    return { runId, runDir, status, step, totalSteps, skippedSteps, lastMetrics, lastEval, modelDir, adapterDir };
-  } catch (e) {
-    sink.close();
-    throw e;
+    return { runId: harness.runId, runDir: harness.runDir, status, step, totalSteps, skippedSteps: skips.total, lastMetrics, lastEval: finalEval, modelDir, adapterDir };
   } finally {
+    harness.close();
     optimizer.dispose();
     task.dispose();
     model.dispose();
-    await Promise.all(openFiles.map((f) => f.close()));
+    await data.close();
   }
 }

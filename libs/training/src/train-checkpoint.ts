@@ -1,11 +1,12 @@
 /**
  * Training checkpoints: <runDir>/checkpoints/step-N/ holding
- *   model/                     the model in HF layout (full fine-tuning), or
- *   adapter/                   the LoRA adapter (PEFT layout) when training LoRA,
- *   trainable.safetensors      LoRA runs only: trainable base weights outside the adapter (a reward model's score.weight)
- *   optimizer.safetensors      AdamW moments (exp_avg/<name>, exp_avg_sq/<name>)
+ *   model/                     a model in HF layout (full fine-tuning), or
+ *   adapter/                   the LoRA adapter (PEFT layout, with its modules_to_save heads such as a
+ *                              reward model's score.weight) when training LoRA,
+ *   value_model/               PPO's critic (every stage names its models' directories)
+ *   optimizer.safetensors      AdamW moments (exp_avg/<name>, exp_avg_sq/<name>); value_optimizer.safetensors for PPO's critic
  *   trainer_state.json         step, optimizer t, scheduler, RNG state, data position, skip counters, and `extra`
- *                              (a record later stages extend: PPO's KL controller state, ...)
+ *                              (what a stage adds: PPO's KL controller state, the sampler weights version, ...)
  * A checkpoint is filled in a temp directory and renamed into place, so a
  * crash never leaves a half-written step-N; only directories with a
  * trainer_state.json count.
@@ -13,7 +14,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import type { DataPosition } from '@posttrain/data';
 import { validateDataPosition } from '@posttrain/data';
 import type { LlamaModel } from '@posttrain/model';
@@ -24,9 +24,12 @@ import { readSafetensorsFile, serializeSafetensors } from '@posttrain/safetensor
 import type { OptimizerTensors } from './adamw-optimizer';
 import type { Stage } from './run-config';
 
+/** Every stage a checkpoint can belong to: the offline stages and the online RL ones. */
+export type CheckpointStage = Stage | 'ppo' | 'grpo';
+
 export interface TrainerState {
   version: 1;
-  stage: Stage;
+  stage: CheckpointStage;
   /** Optimizer steps completed (including skipped ones). */
   step: number;
   totalSteps: number;
@@ -42,10 +45,10 @@ export interface TrainerState {
 }
 
 export interface CheckpointContents {
-  model: LlamaModel;
-  /** Non-adapter parameters that train alongside LoRA adapters, by name. */
-  loraExtraTrainables: { name: string; variable: tf.Variable }[];
-  optimizer: OptimizerTensors;
+  /** Models by directory name ('model', 'value_model'); one with LoRA adapters is saved as its adapter instead. */
+  models: { dir: string; model: LlamaModel }[];
+  /** Optimizer moments by file name ('optimizer.safetensors', 'value_optimizer.safetensors'). */
+  optimizers: { file: string; tensors: OptimizerTensors }[];
   state: TrainerState;
 }
 
@@ -54,23 +57,19 @@ export function checkpointsDir(runDir: string): string {
 }
 
 /** Writes <runDir>/checkpoints/step-<state.step> atomically; returns its path. */
-export async function saveCheckpoint(runDir: string, c: CheckpointContents): Promise<string> {
+export async function saveCheckpoint(runDir: string, contents: CheckpointContents): Promise<string> {
   const root = checkpointsDir(runDir);
   await mkdir(root, { recursive: true });
-  const final = join(root, `step-${c.state.step}`);
-  const tmp = join(root, `.step-${c.state.step}.tmp-${process.pid}-${Date.now()}`);
+  const final = join(root, `step-${contents.state.step}`);
+  const tmp = join(root, `.step-${contents.state.step}.tmp-${process.pid}-${Date.now()}`);
   await mkdir(tmp);
   try {
-    if (c.model.lora) {
-      await saveLoraAdapter(c.model, join(tmp, 'adapter'));
-      const extra = new Map<string, { shape: number[]; data: Float32Array }>();
-      for (const { name, variable } of c.loraExtraTrainables) extra.set(name, { shape: variable.shape.slice(), data: (variable.dataSync() as Float32Array).slice() });
-      await writeFile(join(tmp, 'trainable.safetensors'), serializeSafetensors(extra, { format: 'posttrain-internal' }));
-    } else {
-      await saveModel(c.model, join(tmp, 'model'));
+    for (const { dir, model } of contents.models) {
+      if (model.lora) await saveLoraAdapter(model, join(tmp, dir));
+      else await saveModel(model, join(tmp, dir));
     }
-    await writeFile(join(tmp, 'optimizer.safetensors'), serializeSafetensors(c.optimizer, { format: 'posttrain-adamw' }));
-    await writeFile(join(tmp, 'trainer_state.json'), JSON.stringify(c.state, null, 2) + '\n');
+    for (const { file, tensors } of contents.optimizers) await writeFile(join(tmp, file), serializeSafetensors(tensors, { format: 'posttrain-adamw' }));
+    await writeFile(join(tmp, 'trainer_state.json'), JSON.stringify(contents.state, null, 2) + '\n');
     if (existsSync(final)) await rm(final, { recursive: true, force: true });
     await rename(tmp, final);
   } catch (e) {
@@ -128,22 +127,10 @@ export async function readTrainerState(checkpointDir: string): Promise<TrainerSt
   };
 }
 
-/** The optimizer moments of a checkpoint. */
-export async function readOptimizerTensors(checkpointDir: string): Promise<OptimizerTensors> {
-  const { tensors } = await readSafetensorsFile(join(checkpointDir, 'optimizer.safetensors'));
+/** The optimizer moments of a checkpoint (optimizer.safetensors unless another file is named). */
+export async function readOptimizerTensors(checkpointDir: string, file = 'optimizer.safetensors'): Promise<OptimizerTensors> {
+  const { tensors } = await readSafetensorsFile(join(checkpointDir, file));
   const out: OptimizerTensors = new Map();
   for (const [name, t] of tensors) out.set(name, { shape: t.shape, data: t.data });
   return out;
-}
-
-/** Restores the LoRA-run extra trainables (score.weight) of a checkpoint into the given variables. */
-export async function restoreExtraTrainables(checkpointDir: string, vars: { name: string; variable: tf.Variable }[]): Promise<void> {
-  const path = join(checkpointDir, 'trainable.safetensors');
-  const { tensors } = await readSafetensorsFile(path);
-  for (const { name, variable } of vars) {
-    const t = tensors.get(name);
-    if (!t) throw new Error(`${path}: tensor ${name} is missing`);
-    if (t.shape.join(',') !== variable.shape.join(',')) throw new Error(`${path}: tensor ${name} has shape [${t.shape}], expected [${variable.shape}]`);
-    variable.assign(tf.tensor(t.data, t.shape, 'float32'));
-  }
 }
