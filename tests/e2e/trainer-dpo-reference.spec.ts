@@ -12,7 +12,7 @@ import { writeTaskFiles } from '@posttrain/task';
 import { buildBuiltinTokenizerFiles, createBuiltinTokenizer } from '@posttrain/tokenizer';
 
 // DPO through the Trainer service, its reference log-probs from a ReferenceModel
-// service: the trainer -> reference hop of DESIGN.md, as separate processes.
+// service: the trainer -> reference hop, as separate processes.
 describe('Trainer DPO run with the reference service', { timeout: 300_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'posttrain-dpo-ref-'));
   const model = join(dir, 'model');

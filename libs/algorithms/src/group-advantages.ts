@@ -17,12 +17,11 @@
  * - RLOO (Ahmadian et al. 2024, "Back to Basics: Revisiting REINFORCE Style
  *   Optimization for Learning from Human Feedback in LLMs", eq. 8; Kool et al.
  *   2019): A_i = r_i - (1 / (n - 1)) sum_{j != i} r_j.
- * - REINFORCE++ (Hu 2025, "REINFORCE++", Sec. 3): no per-prompt baseline; the
- *   rewards are whitened over the whole batch, (r - mean) / sqrt(max(var, 1e-8))
- *   with the population variance, as OpenRLHF. REINFORCE++-baseline (OpenRLHF
- *   `reinforce_baseline`) first subtracts each group's mean, then whitens over
- *   the batch. For per-token returns with a discount, use computeGae with zero
- *   values and lambda = 1, then maskedWhiten.
+ * - REINFORCE++-baseline (Hu 2025, "REINFORCE++"; OpenRLHF `reinforce_baseline`):
+ *   each group's mean is subtracted, then the result is whitened over the batch,
+ *   (x - mean) / sqrt(max(var, 1e-8)) with the population variance, as OpenRLHF.
+ *   (Plain REINFORCE++ puts a per-token KL penalty in the returns and has no
+ *   group baseline: computeGae with zero values and lambda = 1, then maskedWhiten.)
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { readScalars } from './tidy-loss';
@@ -114,12 +113,6 @@ function whitenBatch(x: tf.Tensor): tf.Tensor {
   const centred = tf.sub(x, mean);
   const variance = tf.mean(tf.mul(centred, centred)); // population variance, as OpenRLHF
   return tf.mul(centred, tf.rsqrt(tf.maximum(variance, 1e-8)));
-}
-
-/** REINFORCE++: rewards whitened over the whole batch. groupSize only sets the diagnostics' groups. */
-export function reinforcePlusPlusAdvantages(rewards: tf.Tensor1D, groupSize: number): GroupAdvantages {
-  const numPrompts = checkGroups('reinforcePlusPlusAdvantages', rewards, groupSize, 1);
-  return grouped(rewards, numPrompts, groupSize, (groups) => whitenBatch(groups));
 }
 
 /** REINFORCE++-baseline: subtract each group's mean, then whiten over the whole batch. */

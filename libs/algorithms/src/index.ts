@@ -52,7 +52,6 @@ export {
   grpoAdvantages,
   drGrpoAdvantages,
   rlooAdvantages,
-  reinforcePlusPlusAdvantages,
   reinforcePlusPlusBaselineAdvantages,
 } from './group-advantages';
 export type { GroupAdvantages, GroupAdvantageMetricName } from './group-advantages';

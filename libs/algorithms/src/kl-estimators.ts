@@ -154,7 +154,8 @@ export function klPenalisedRewards(args: KlPenalisedRewardsArgs): KlPenalisedRew
     // Last valid index per row: argmax over t of (t + 1) * mask (0 for an empty row, then masked away).
     const positions = tf.add(tf.range(0, time, 1, 'float32'), 1); // (T)
     const lastIdx = tf.argMax(tf.mul(mask, positions), 1); // (B)
-    const atLast = tf.mul(tf.oneHot(lastIdx, time, 1, 0, 'float32'), mask); // (B,T)
+    // int32 one-hot, then cast: the wasm backend's OneHot returns zeros when asked for float32 directly.
+    const atLast = tf.mul(tf.cast(tf.oneHot(lastIdx, time), 'float32'), mask); // (B,T)
     const total = tf.add(nonScore, tf.mul(atLast, tf.expandDims(scores, 1))); // (B,T)
     const rowHasTokens = tf.cast(tf.greater(tf.sum(mask, 1), 0), 'float32'); // (B)
     const klSeq = maskedSum(klTok, mask, 1); // (B)

@@ -8,7 +8,7 @@
 import type { DataLine, PreferenceExample } from '@posttrain/data';
 import { tokenizePreference, tokenizePrompt } from '@posttrain/data';
 import type { LlamaModel } from '@posttrain/model';
-import { generate, sequenceLogProbs } from '@posttrain/model';
+import { generate, sequenceTokenLogProbs } from '@posttrain/model';
 import type { AnswerEntropySummary, PreferenceRanking, TokenEntropySummary } from '@posttrain/task';
 import { rankPreferences, summarizeAnswerEntropy, summarizeTokenEntropy } from '@posttrain/task';
 import type { ChatMessage, Tokenizer } from '@posttrain/tokenizer';
@@ -69,7 +69,7 @@ export function pairLogProbs(model: LlamaModel, pairs: readonly PreferenceExampl
     sequences.push([...p.promptIds, ...p.chosenIds], [...p.promptIds, ...p.rejectedIds]);
     promptLengths.push(p.promptIds.length, p.promptIds.length);
   }
-  const lps = sequenceLogProbs(model, sequences, { promptLengths, batchSize });
+  const lps = sequenceTokenLogProbs(model, sequences, { promptLengths, batchSize });
   const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
   return {
     chosenLogProbs: pairs.map((_, i) => sum(lps[2 * i])),
@@ -212,7 +212,7 @@ export function measureStyle(model: LlamaModel, tokenizer: Tokenizer, prompts: r
       sequences.push([...ids, ...lead]);
       promptLengths.push(ids.length);
     });
-    return sequenceLogProbs(model, sequences, { promptLengths, batchSize }).map((row) => Math.exp(row.reduce((a, b) => a + b, 0)));
+    return sequenceTokenLogProbs(model, sequences, { promptLengths, batchSize }).map((row) => Math.exp(row.reduce((a, b) => a + b, 0)));
   };
   const preferred = probabilities(preferredOpening, 'preferredOpening');
   const other = probabilities(otherOpening, 'otherOpening');

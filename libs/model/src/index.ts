@@ -29,7 +29,7 @@ export { forwardHidden, lmLogits, scoreHeadValues, positionsFromMask, positionsF
 export type { ForwardTokens, ForwardOptions, ForwardResult, KvCache } from './transformer-forward';
 export { toForwardTokens, padBatch } from './token-batch';
 export type { TokenBatch } from './token-batch';
-export { tokenLogProbs, tokenLogProbsAndEntropy, forwardLogits, sequenceLogProbs, pickTargets } from './token-log-probs';
+export { tokenLogProbs, tokenLogProbsAndEntropy, forwardLogits, sequenceTokenLogProbs, pickTargets } from './token-log-probs';
 export type { LogProbOptions } from './token-log-probs';
 export { tokenValues, sequenceScores, withScoreHead } from './score-head';
 export { generate, sampleToken } from './generate';

@@ -5,7 +5,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { createModelConfig, modelConfigToJson, parseModelConfig } from './model-config';
 import { assignHfTensors, cloneModel, initModel, modelFromHfTensors, modelToHfTensors } from './llama-model';
 import { applyLora } from './lora';
-import { sequenceLogProbs } from './token-log-probs';
+import { sequenceTokenLogProbs } from './token-log-probs';
 import { makeTestWeights } from './test-reference';
 
 const config = createModelConfig({ modelType: 'qwen2', vocabSize: 32, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2 });
@@ -54,14 +54,14 @@ describe('LlamaModel', () => {
   test('cloneModel is independent of the original (weights and adapters)', () => {
     const model = modelFromHfTensors(config, heads, makeTestWeights(config, heads, 5), 'test');
     applyLora(model, { r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj'] }, { seed: 1 });
-    const before = sequenceLogProbs(model, ids);
+    const before = sequenceTokenLogProbs(model, ids);
     const copy = cloneModel(model, { trainable: false });
-    assert.deepEqual(sequenceLogProbs(copy, ids), before);
+    assert.deepEqual(sequenceTokenLogProbs(copy, ids), before);
     const q = model.weight('model.layers.0.self_attn.q_proj.weight');
     q.assign(tf.mul(q, 2));
-    assert.deepEqual(sequenceLogProbs(copy, ids), before, 'changing the original leaves the copy');
+    assert.deepEqual(sequenceTokenLogProbs(copy, ids), before, 'changing the original leaves the copy');
     model.dispose();
-    assert.deepEqual(sequenceLogProbs(copy, ids), before, 'disposing the original leaves the copy');
+    assert.deepEqual(sequenceTokenLogProbs(copy, ids), before, 'disposing the original leaves the copy');
     assert.equal(copy.trainableVariables().every((v) => !v.trainable), true);
     copy.dispose();
   });
@@ -69,16 +69,16 @@ describe('LlamaModel', () => {
   test('assignHfTensors swaps weights in place; a bad push changes nothing', () => {
     const a = modelFromHfTensors(config, heads, makeTestWeights(config, heads, 1), 'a');
     const b = modelFromHfTensors(config, heads, makeTestWeights(config, heads, 2), 'b');
-    const bBefore = sequenceLogProbs(b, ids);
+    const bBefore = sequenceTokenLogProbs(b, ids);
     const pushed = modelToHfTensors(a);
     const bad = new Map(pushed);
     bad.set('model.norm.weight', { shape: [15], data: new Float32Array(15) });
     assert.throws(() => assignHfTensors(b, bad, 'push v2'), /push v2: tensor model\.norm\.weight has shape \[15\], expected \[16\]/);
-    assert.deepEqual(sequenceLogProbs(b, ids), bBefore);
+    assert.deepEqual(sequenceTokenLogProbs(b, ids), bBefore);
     const n = tf.memory().numTensors;
     assignHfTensors(b, pushed, 'push v3');
     assert.equal(tf.memory().numTensors, n, 'old weights are released');
-    assert.deepEqual(sequenceLogProbs(b, ids), sequenceLogProbs(a, ids));
+    assert.deepEqual(sequenceTokenLogProbs(b, ids), sequenceTokenLogProbs(a, ids));
     a.dispose();
     b.dispose();
   });

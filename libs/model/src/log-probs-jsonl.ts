@@ -11,7 +11,7 @@
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '@posttrain/safetensors';
 import type { LlamaModel } from './llama-model';
-import { sequenceLogProbs } from './token-log-probs';
+import { sequenceTokenLogProbs } from './token-log-probs';
 
 export interface LogProbsJsonlOptions {
   temperature?: number;
@@ -85,7 +85,7 @@ export function logProbsJsonlText(model: LlamaModel, text: string, source: strin
     if (line.trim() === '') return;
     parsed.push(parseLine(line, `${source}:${i + 1}`, model.config.vocabSize, options.encode));
   });
-  const lp = sequenceLogProbs(model, parsed.map((p) => p.ids), {
+  const lp = sequenceTokenLogProbs(model, parsed.map((p) => p.ids), {
     temperature: options.temperature,
     batchSize: options.batchSize,
     promptLengths: parsed.map((p) => p.promptLength),

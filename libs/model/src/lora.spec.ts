@@ -10,7 +10,7 @@ import { createModelConfig } from './model-config';
 import { modelFromHfTensors } from './llama-model';
 import type { LlamaModel } from './llama-model';
 import { applyLora, loadLoraAdapter, mergeLora, saveLoraAdapter } from './lora';
-import { sequenceLogProbs, tokenLogProbs } from './token-log-probs';
+import { sequenceTokenLogProbs, tokenLogProbs } from './token-log-probs';
 import { sequenceScores, withScoreHead } from './score-head';
 import { makeTestWeights, referenceLogProbs } from './test-reference';
 import type { HfWeights } from './test-reference';
@@ -42,9 +42,9 @@ function perturbB(model: LlamaModel): void {
 describe('LoRA', () => {
   test('a fresh adapter leaves log-probs unchanged; only adapters are trainable', () => {
     const model = modelFromHfTensors(config, heads, w, 'test');
-    const [before] = sequenceLogProbs(model, [ids]);
+    const [before] = sequenceTokenLogProbs(model, [ids]);
     applyLora(model, settings, { seed: 1 });
-    assert.deepEqual(sequenceLogProbs(model, [ids]), [before]);
+    assert.deepEqual(sequenceTokenLogProbs(model, [ids]), [before]);
     const trainable = model.trainableVariables();
     assert.equal(trainable.length, 2 * 2 * 3); // 2 layers x 3 targets x (A, B)
     // A: U(-1/sqrt(in), 1/sqrt(in)); q_proj in = 16 -> |a| <= 0.25.
@@ -84,13 +84,13 @@ describe('LoRA', () => {
       }
     }
     const ref = referenceLogProbs(config, merged, ids);
-    const [withAdapter] = sequenceLogProbs(model, [ids]);
+    const [withAdapter] = sequenceTokenLogProbs(model, [ids]);
     withAdapter.forEach((x, i) => assert.ok(Math.abs(x - ref[i]) <= 1e-4, `adapter token ${i}: ${x} vs ${ref[i]}`));
-    const [base] = sequenceLogProbs(modelFromHfTensors(config, heads, w, 'base'), [ids]);
+    const [base] = sequenceTokenLogProbs(modelFromHfTensors(config, heads, w, 'base'), [ids]);
     assert.ok(base.some((x, i) => Math.abs(x - withAdapter[i]) > 1e-3), 'the adapter changes the output');
     mergeLora(model);
     assert.equal(model.lora, null);
-    const [afterMerge] = sequenceLogProbs(model, [ids]);
+    const [afterMerge] = sequenceTokenLogProbs(model, [ids]);
     afterMerge.forEach((x, i) => assert.ok(Math.abs(x - ref[i]) <= 1e-4, `merged token ${i}: ${x} vs ${ref[i]}`));
     model.dispose();
   });
@@ -99,7 +99,7 @@ describe('LoRA', () => {
     const model = modelFromHfTensors(config, heads, w, 'test');
     applyLora(model, settings, { seed: 3 });
     perturbB(model);
-    const [before] = sequenceLogProbs(model, [ids]);
+    const [before] = sequenceTokenLogProbs(model, [ids]);
     const dir = join(root, 'adapter');
     await saveLoraAdapter(model, dir, { baseModel: 'tiny' });
     const cfg = JSON.parse(await readFile(join(dir, 'adapter_config.json'), 'utf8'));
@@ -114,7 +114,7 @@ describe('LoRA', () => {
     assert.equal(tensors.size, 12);
     const fresh = modelFromHfTensors(config, heads, w, 'fresh');
     await loadLoraAdapter(fresh, dir);
-    assert.deepEqual(sequenceLogProbs(fresh, [ids]), [before]);
+    assert.deepEqual(sequenceTokenLogProbs(fresh, [ids]), [before]);
     // Unsupported options are named.
     await writeFile(join(dir, 'adapter_config.json'), JSON.stringify({ ...cfg, use_dora: true }));
     const other = modelFromHfTensors(config, heads, w, 'other');

@@ -10,7 +10,7 @@ import { loadTokenizer } from '@posttrain/tokenizer';
 import { parseModelConfig } from './model-config';
 import { expectedWeightShapes } from './llama-model';
 import { loadModel, modelInfo, saveModel, initModelDir } from './model-checkpoint';
-import { sequenceLogProbs } from './token-log-probs';
+import { sequenceTokenLogProbs } from './token-log-probs';
 import { makeTestWeights, referenceLogProbs } from './test-reference';
 
 let root = '';
@@ -83,7 +83,7 @@ describe('HF checkpoint directories', () => {
     const dir = join(root, 'tiny');
     const { config, w } = await writeTinyModel(dir);
     const model = await loadModel(dir);
-    const [lp] = sequenceLogProbs(model, [ids]);
+    const [lp] = sequenceTokenLogProbs(model, [ids]);
     const ref = referenceLogProbs(config, w, ids);
     lp.forEach((x, i) => assert.ok(Math.abs(x - ref[i]) <= 1e-4, `token ${i + 1}: ${x} vs ${ref[i]}`));
     assert.equal(model.assets.get('tokenizer.json'), tokenizerJson);
@@ -92,14 +92,14 @@ describe('HF checkpoint directories', () => {
     const tokenizer = await loadTokenizer(dir);
     const encoded = tokenizer.encode('t1 t7 t30 t4 t4 t19 t2', { addSpecialTokens: false });
     assert.deepEqual(encoded, ids);
-    const [fromText] = sequenceLogProbs(model, [encoded]);
+    const [fromText] = sequenceTokenLogProbs(model, [encoded]);
     assert.deepEqual(fromText, lp);
     model.dispose();
   });
 
   test('save then load gives bitwise-equal log-probs; sharded form too; assets carried', async () => {
     const model = await loadModel(join(root, 'tiny'));
-    const [before] = sequenceLogProbs(model, [ids]);
+    const [before] = sequenceTokenLogProbs(model, [ids]);
     await saveModel(model, join(root, 'saved'));
     await saveModel(model, join(root, 'sharded'), { maxShardBytes: 4096 });
     await saveModel(model, join(root, 'saved')); // overwrite in place (atomic swap)
@@ -109,7 +109,7 @@ describe('HF checkpoint directories', () => {
     assert.ok((await readdir(root)).every((f) => !f.includes('.tmp-') && !f.includes('.old-')), 'no temp dirs left');
     for (const d of ['saved', 'sharded']) {
       const again = await loadModel(join(root, d));
-      const [after] = sequenceLogProbs(again, [ids]);
+      const [after] = sequenceTokenLogProbs(again, [ids]);
       assert.deepEqual(after, before, `${d}: log-probs differ after a round trip`);
       assert.equal(await readFile(join(root, d, 'tokenizer.json'), 'utf8'), tokenizerJson);
       again.dispose();

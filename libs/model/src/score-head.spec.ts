@@ -9,7 +9,7 @@ import { createModelConfig } from './model-config';
 import { modelFromHfTensors } from './llama-model';
 import { sequenceScores, tokenValues, withScoreHead } from './score-head';
 import { loadModel, saveModel } from './model-checkpoint';
-import { sequenceLogProbs } from './token-log-probs';
+import { sequenceTokenLogProbs } from './token-log-probs';
 import { makeTestWeights, referenceScores } from './test-reference';
 
 const config = createModelConfig({ modelType: 'llama', vocabSize: 32, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2, task: 'sequence-classification' });
@@ -63,7 +63,7 @@ describe('scalar head', () => {
     await saveModel(pv, join(root, 'pv'));
     const pvBack = await loadModel(join(root, 'pv'));
     assert.deepEqual(pvBack.heads, { lm: true, score: true });
-    assert.deepEqual(sequenceLogProbs(pvBack, [[1, 2, 3]]), sequenceLogProbs(lm, [[1, 2, 3]]));
+    assert.deepEqual(sequenceTokenLogProbs(pvBack, [[1, 2, 3]]), sequenceTokenLogProbs(lm, [[1, 2, 3]]));
     for (const m of [lm, rm, back, pv, pvBack]) m.dispose();
   });
 
@@ -85,6 +85,6 @@ describe('scalar head', () => {
   });
 });
 
-function tokenLogProbsOf(model: Parameters<typeof sequenceLogProbs>[0]) {
-  return sequenceLogProbs(model, [[1, 2]]);
+function tokenLogProbsOf(model: Parameters<typeof sequenceTokenLogProbs>[0]) {
+  return sequenceTokenLogProbs(model, [[1, 2]]);
 }

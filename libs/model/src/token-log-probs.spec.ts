@@ -6,7 +6,7 @@ import { createModelConfig, parseModelConfig } from './model-config';
 import type { ModelConfig } from './model-config';
 import { modelFromHfTensors } from './llama-model';
 import type { ModelHeads } from './llama-model';
-import { forwardLogits, pickTargets, sequenceLogProbs, tokenLogProbs, tokenLogProbsAndEntropy } from './token-log-probs';
+import { forwardLogits, pickTargets, sequenceTokenLogProbs, tokenLogProbs, tokenLogProbsAndEntropy } from './token-log-probs';
 import { makeTestWeights, referenceLogits, referenceLogProbs } from './test-reference';
 import { forwardHidden, positionsFromSegments } from './transformer-forward';
 import { toForwardTokens } from './token-batch';
@@ -48,7 +48,7 @@ describe('forward pass against the plain-loop reference', () => {
       const ref = referenceLogits(config, w, ids);
       for (let t = 0; t < ids.length; t++) for (let v = 0; v < config.vocabSize; v++) close(got[t][v], ref[t][v], `logit[${t}][${v}]`);
       for (const temperature of [1, 0.7]) {
-        const [lp] = sequenceLogProbs(model, [ids], { temperature });
+        const [lp] = sequenceTokenLogProbs(model, [ids], { temperature });
         const refLp = referenceLogProbs(config, w, ids, temperature);
         assert.equal(lp.length, ids.length - 1);
         lp.forEach((x, i) => close(x, refLp[i], `T=${temperature} logprob[${i + 1}]`));
@@ -240,7 +240,7 @@ describe('packed rows (segmentIds): block-diagonal causal attention', () => {
     const packedLp = tokenLogProbs(model, { inputIds, attentionMask, segmentIds });
     const packed = packedLp.arraySync();
     packedLp.dispose();
-    const alone = sequenceLogProbs(model, exs); // tokens 1..len-1 of each example, one per padded row
+    const alone = sequenceTokenLogProbs(model, exs); // tokens 1..len-1 of each example, one per padded row
     let maxDiff = 0;
     rowsOf.forEach((members, r) => {
       let at = 0;

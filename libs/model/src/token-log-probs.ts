@@ -99,7 +99,7 @@ export function forwardLogits(model: LlamaModel, batch: TokenBatch): tf.Tensor3D
  * Log-probs of each sequence's tokens 1..len-1 (plain numbers), batching `batchSize` sequences at a time.
  * With `promptLengths`, only the tokens from promptLengths[i] on are returned (the completion's).
  */
-export function sequenceLogProbs(
+export function sequenceTokenLogProbs(
   model: LlamaModel,
   sequences: number[][],
   options: LogProbOptions & { batchSize?: number; promptLengths?: number[] } = {},

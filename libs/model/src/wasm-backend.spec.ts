@@ -6,7 +6,7 @@ import { initBackend, nativeKernelsActive, setNativeKernelsEnabled } from '@post
 import { createModelConfig } from './model-config';
 import { modelFromHfTensors } from './llama-model';
 import type { LlamaModel } from './llama-model';
-import { sequenceLogProbs, tokenLogProbs } from './token-log-probs';
+import { sequenceTokenLogProbs, tokenLogProbs } from './token-log-probs';
 import { generate } from './generate';
 import { makeTestWeights, referenceLogProbs } from './test-reference';
 import type { HfWeights } from './test-reference';
@@ -27,7 +27,7 @@ describe('on wasm', () => {
   test('log-probs match the reference within 1e-4; gradients match finite differences', () => {
     assert.equal(tf.getBackend(), 'wasm');
     const ids = [5, 1, 30, 22, 8, 8, 16];
-    const [lp] = sequenceLogProbs(model, [ids], { temperature: 0.8 });
+    const [lp] = sequenceTokenLogProbs(model, [ids], { temperature: 0.8 });
     referenceLogProbs(config, w, ids, 0.8).forEach((x, i) => assert.ok(Math.abs(lp[i] - x) <= 1e-4, `token ${i + 1}: ${lp[i]} vs ${x}`));
     checkGradients(model, w, ids, GRADIENT_PROBES);
   });

@@ -9,7 +9,7 @@ import { buildRolloutBatch, criticValues, mapRowChunks, policyForward, selectRow
 import type { RolloutBatch } from './rollout-batch';
 import type { Rollout } from './sampler-pool';
 import { filterStaleRollouts, importanceWeights } from './stale-rollouts';
-import { explainedVariance } from './run-rl';
+import { explainedVariance } from './ppo';
 
 const rollout = (promptTokenIds: number[], tokenIds: number[], weightsVersion = 3, logprobs = tokenIds.map((_, i) => -0.1 * (i + 1))): Rollout => ({
   promptId: `p${promptTokenIds.join('.')}`,

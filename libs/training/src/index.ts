@@ -44,7 +44,7 @@ export { clipGradNorm } from './clip-grad-norm';
 export type { ClippedGradients } from './clip-grad-norm';
 export { saveCheckpoint, listCheckpoints, pruneCheckpoints, readTrainerState, readOptimizerTensors, checkpointsDir } from './train-checkpoint';
 export type { TrainerState, CheckpointContents, CheckpointStage } from './train-checkpoint';
-export { sftBatchLoss, createSftTask } from './create-sft-task';
+export { nextTokenBatchLoss, createNextTokenTask } from './create-next-token-task';
 export { rewardBatchLoss, createRewardTask, stackPreferenceRows } from './create-reward-task';
 export { dpoBatchLoss, createDpoTask, computeReferenceCache } from './create-dpo-task';
 export type { ReferenceLogProbsFn, ReferenceCache } from './create-dpo-task';

@@ -8,7 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DataConfig, RecordSource, TokenizerLike } from '@posttrain/data';
 import type { LlamaModel } from '@posttrain/model';
-import { loadModel, sequenceLogProbs } from '@posttrain/model';
+import { loadModel, sequenceTokenLogProbs } from '@posttrain/model';
 import type { Logger } from '@posttrain/telemetry';
 import type { ReferenceCache, ReferenceLogProbsFn } from './create-dpo-task';
 import { computeReferenceCache } from './create-dpo-task';
@@ -31,7 +31,7 @@ function cacheFromJson(raw: unknown, source: string): ReferenceCache {
 
 /** A frozen local model as a ReferenceLogProbsFn. */
 function localReference(model: LlamaModel, batchSize: number): ReferenceLogProbsFn {
-  return async ({ sequences, promptLengths }) => sequenceLogProbs(model, sequences, { promptLengths, batchSize });
+  return async ({ sequences, promptLengths }) => sequenceTokenLogProbs(model, sequences, { promptLengths, batchSize });
 }
 
 export interface ReferenceCacheRequest {

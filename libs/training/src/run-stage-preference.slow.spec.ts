@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModel, sequenceLogProbs } from '@posttrain/model';
+import { loadModel, sequenceTokenLogProbs } from '@posttrain/model';
 import { readMetricsJsonl } from '@posttrain/telemetry';
 import { parseRunConfig } from './run-config';
 import { runStage } from './run-stage';
@@ -62,7 +62,7 @@ describe('DPO stage', () => {
         referenceLogProbs: async (req) => {
           calls++;
           sequences += req.sequences.length;
-          return sequenceLogProbs(refModel, req.sequences, { promptLengths: req.promptLengths });
+          return sequenceTokenLogProbs(refModel, req.sequences, { promptLengths: req.promptLengths });
         },
         callbacks: { onStep: (e) => steps.push(e.metrics) },
       });

@@ -33,7 +33,7 @@ import { clipGradNorm } from './clip-grad-norm';
 import type { ReferenceLogProbsFn } from './create-dpo-task';
 import { createDpoTask } from './create-dpo-task';
 import { createRewardTask } from './create-reward-task';
-import { createSftTask } from './create-sft-task';
+import { createNextTokenTask } from './create-next-token-task';
 import { learningRateAt, warmupStepsFor } from './learning-rate-at';
 import type { LrSchedule } from './learning-rate-at';
 import { ProgressReporter } from './progress-reporter';
@@ -101,7 +101,7 @@ async function loadStageModel(config: RunConfig, resumeFrom: string | null): Pro
 async function createStageTask(config: RunConfig, model: LlamaModel, data: StageData, harness: RunHarness, options: RunStageOptions, logger: Logger): Promise<StageTask<unknown>> {
   const tokenizer = await loadTokenizer(config.model);
   const common = { model, tokenizer, train: data.train, eval: data.eval, trainData: data.trainData, evalData: data.evalData, position: harness.resumedState?.dataPosition };
-  if (config.stage === 'lm' || config.stage === 'sft') return createSftTask(common) as StageTask<unknown>;
+  if (config.stage === 'lm' || config.stage === 'sft') return createNextTokenTask(common) as StageTask<unknown>;
   if (config.stage === 'rm') return createRewardTask({ ...common, margin: config.rm!.margin, centerRewardsCoefficient: config.rm!.center_rewards_coefficient }) as StageTask<unknown>;
   const dpo = config.dpo!;
   const caches = await loadOrComputeReferenceCaches({

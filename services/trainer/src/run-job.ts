@@ -1,9 +1,8 @@
 import type { RlRunConfig } from '@posttrain/rl';
-import { runRl } from '@posttrain/rl';
+import { dpoReferenceLogProbs, referenceServiceClient, runRl } from '@posttrain/rl';
 import type { RunCallbacks, RunConfig } from '@posttrain/training';
 import { runStage } from '@posttrain/training';
 import type { Logger } from '@posttrain/telemetry';
-import { referenceServiceLogProbs } from './reference-client';
 
 /**
  * A validated run, as plain data that crosses the process boundary to the
@@ -22,6 +21,11 @@ export interface RunJobResult {
 /** Runs a job in this process (the run worker calls this). */
 export async function executeRunJob(job: RunJob, options: { signal: AbortSignal; callbacks: RunCallbacks; logger: Logger }): Promise<RunJobResult> {
   if (job.kind === 'rl') return runRl(job.config, { ...options, serviceRetryMs: job.serviceRetryMs });
-  const referenceLogProbs = job.dpoReferenceAddress ? referenceServiceLogProbs(job.dpoReferenceAddress) : undefined;
-  return runStage(job.config, { ...options, progress: false, referenceLogProbs });
+  // DPO computes its reference log-probs once per dataset, in long calls.
+  const reference = job.dpoReferenceAddress ? referenceServiceClient(job.dpoReferenceAddress, { deadlineMs: 300_000 }) : null;
+  try {
+    return await runStage(job.config, { ...options, progress: false, referenceLogProbs: reference ? dpoReferenceLogProbs(reference) : undefined });
+  } finally {
+    reference?.close();
+  }
 }

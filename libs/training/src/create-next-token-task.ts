@@ -18,7 +18,7 @@ import type { MicroBatchLoss, StageTask } from './stage-task';
 import { MetricMeans, toUint8, tidyLossOutput } from './stage-task';
 
 /** SFT loss of one batch (differentiable). Metrics: loss/sft, sft/num_tokens, sft/mean_token_accuracy. */
-export function sftBatchLoss(model: LlamaModel, batch: SftBatch, dropoutSeed?: number): MicroBatchLoss {
+export function nextTokenBatchLoss(model: LlamaModel, batch: SftBatch, dropoutSeed?: number): MicroBatchLoss {
   const { batchSize: B, seqLen: T } = batch;
   const V = model.config.vocabSize;
   const tokens = { ids: batch.inputIds, batch: B, length: T, mask: toUint8(batch.attentionMask), positions: batch.positionIds, segmentIds: batch.segmentIds };
@@ -48,11 +48,11 @@ export interface SftTaskOptions {
   position?: DataPosition;
 }
 
-export function createSftTask(o: SftTaskOptions): StageTask<SftBatch> {
+export function createNextTokenTask(o: SftTaskOptions): StageTask<SftBatch> {
   const loader = createSftLoader(o.train, o.tokenizer, o.trainData, o.position);
   return {
     next: () => loader.next(),
-    loss: (batch, seed) => sftBatchLoss(o.model, batch, seed),
+    loss: (batch, seed) => nextTokenBatchLoss(o.model, batch, seed),
     position: () => loader.position(),
     get epoch() {
       return loader.currentEpoch;
@@ -69,7 +69,7 @@ export function createSftTask(o: SftTaskOptions): StageTask<SftBatch> {
       // Token-weighted: the eval loss is the mean NLL over every counted token of the split.
       const means = new MetricMeans();
       for await (const batch of evalLoader.epochBatches()) {
-        const out = sftBatchLoss(o.model, batch);
+        const out = nextTokenBatchLoss(o.model, batch);
         out.loss.dispose();
         const n = out.metrics['sft/num_tokens'];
         if (n > 0) means.add({ loss: out.metrics['loss/sft'], mean_token_accuracy: out.metrics['sft/mean_token_accuracy'] }, n);

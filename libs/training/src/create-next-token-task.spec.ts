@@ -5,7 +5,7 @@ import { collateSft, packSft } from '@posttrain/data';
 import type { SftBatch, SftExample } from '@posttrain/data';
 import { createModelConfig, initModel } from '@posttrain/model';
 import type { LlamaModel } from '@posttrain/model';
-import { sftBatchLoss } from './create-sft-task';
+import { nextTokenBatchLoss } from './create-next-token-task';
 import { useCpuBackend } from './test-support';
 
 // Float32 losses over a handful of tokens: packed and unpacked agree within 1e-5 absolute.
@@ -28,7 +28,7 @@ function tinyModel(): LlamaModel {
 
 /** Loss (plain number) and counted tokens of one batch. */
 function lossOf(model: LlamaModel, batch: SftBatch): { loss: number; tokens: number } {
-  const out = sftBatchLoss(model, batch);
+  const out = nextTokenBatchLoss(model, batch);
   const loss = out.loss.dataSync()[0];
   out.loss.dispose();
   return { loss, tokens: out.metrics['sft/num_tokens'] };
@@ -38,7 +38,7 @@ before(async () => {
   await useCpuBackend();
 });
 
-describe('sftBatchLoss on packed rows', () => {
+describe('nextTokenBatchLoss on packed rows', () => {
   test(`the packed loss is the token-weighted mean of the examples' losses alone (tol ${TOL}), and so is its gradient`, () => {
     const model = tinyModel();
     const packed = packSft([[examples[0], examples[1], examples[2]], [examples[3]]], 16, PAD);
@@ -59,7 +59,7 @@ describe('sftBatchLoss on packed rows', () => {
     // The training step sees the same gradient: ∇ packed = Σ_i (n_i / N) ∇ loss_i.
     const vars = model.trainableVariables();
     const gradsOf = (b: SftBatch) => {
-      const { value, grads } = tf.variableGrads(() => sftBatchLoss(model, b).loss, vars);
+      const { value, grads } = tf.variableGrads(() => nextTokenBatchLoss(model, b).loss, vars);
       value.dispose();
       return grads;
     };
@@ -84,13 +84,13 @@ describe('sftBatchLoss on packed rows', () => {
     const model = tinyModel();
     const packed = packSft([[examples[0], examples[1]], [examples[2], examples[3]]], 11, PAD);
     const step = () => {
-      const { value, grads } = tf.variableGrads(() => sftBatchLoss(model, packed, 5).loss, model.trainableVariables());
+      const { value, grads } = tf.variableGrads(() => nextTokenBatchLoss(model, packed, 5).loss, model.trainableVariables());
       tf.dispose([value, grads]);
     };
     step();
     const before = tf.memory().numTensors;
     step();
-    sftBatchLoss(model, packed).loss.dispose();
+    nextTokenBatchLoss(model, packed).loss.dispose();
     assert.equal(tf.memory().numTensors, before);
     model.dispose();
   });

@@ -1,0 +1,116 @@
+/**
+ * The first half of every online RL step, the same for PPO and GRPO:
+ *
+ *   1. rollouts: the step's prompts fan out over the sampler pool (n each);
+ *      stale rollouts are counted, dropped, or importance-weighted
+ *   2. old log-probs: the trainer's policy on the rollouts (pi_old of the ratio)
+ *   3. reference log-probs (when the KL term is on)
+ *   4. scores from the reward service
+ *
+ * What it returns is plain arrays [B*T] aligned like the RolloutBatch.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { ChatMessage } from '@posttrain/data';
+import type { OnlineRun } from './online-run';
+import type { RolloutBatch } from './rollout-batch';
+import { buildRolloutBatch, mapRowChunks, policyForward } from './rollout-batch';
+import type { Rollout } from './sampler-pool';
+import { filterStaleRollouts, importanceWeights } from './stale-rollouts';
+
+export interface Experience {
+  rollouts: Rollout[];
+  batch: RolloutBatch;
+  /** log pi_old per token [B*T] (0 outside the action mask). */
+  oldLogProbs: Float32Array;
+  /** log pi_ref per token [B*T]; null when the KL term is off. */
+  refLogProbs: Float32Array | null;
+  /** Reward of each rollout [B]. */
+  scores: Float32Array;
+  /** Per-token importance weights [B*T] of stale rollouts (1 elsewhere). */
+  importanceWeights: Float32Array;
+  /** rollout/* and rewards/* metrics. */
+  metrics: Record<string, number>;
+}
+
+/** Mean of values[i] over mask[i] = 1 (0 when none). */
+function hostMaskedMean(values: Float32Array, mask: Float32Array): number {
+  let sum = 0;
+  let count = 0;
+  for (let i = 0; i < values.length; i++) {
+    if (mask[i] === 1) {
+      sum += values[i];
+      count++;
+    }
+  }
+  return count > 0 ? sum / count : 0;
+}
+
+/**
+ * Collects step `step`'s experience. Returns the rollout metrics alone (`experience: null`)
+ * when every rollout was too stale to use.
+ */
+export async function collectExperience(run: OnlineRun, step: number, signal?: AbortSignal): Promise<{ experience: Experience | null; rolloutMetrics: Record<string, number> }> {
+  const { config } = run;
+  const groupSize = config.samplesPerPrompt;
+  const temperature = config.sampling.temperature;
+
+  // 1. Rollouts; stale ones counted and handled by the policy.
+  const prompts = await run.prompts.next();
+  const promptOf = new Map<string, { prompt: string | ChatMessage[]; groundTruth: string | null }>();
+  const rolloutPrompts = Array.from({ length: prompts.batchSize }, (_, i) => {
+    const id = `s${step}-p${i}-l${prompts.lines[i]}`;
+    promptOf.set(id, { prompt: prompts.prompts[i], groundTruth: prompts.groundTruths[i] });
+    const length = prompts.seqLen;
+    const row = Array.from(prompts.inputIds.subarray(i * length, (i + 1) * length));
+    const mask = prompts.attentionMask.subarray(i * length, (i + 1) * length);
+    return { id, tokenIds: row.filter((_, t) => mask[t] === 1) };
+  });
+  const generated = await run.pool.generate(rolloutPrompts, { n: groupSize, sampling: config.sampling, seed: config.seed, signal });
+  const current = run.weightsVersion;
+  const { kept, stale, dropped } = filterStaleRollouts(generated.rollouts, current, config.stale.maxStaleness, config.grpo ? groupSize : 1);
+  const rolloutMetrics: Record<string, number> = {
+    'rollout/count': generated.rollouts.length,
+    'rollout/stale': stale,
+    'rollout/dropped': dropped,
+    'rollout/retries': generated.retries,
+    ...Object.fromEntries(config.samplers.map((address, i) => [`rollout/sampler_${i}`, generated.perSampler[address]])),
+  };
+  if (kept.length === 0) return { experience: null, rolloutMetrics };
+  const batch = buildRolloutBatch(kept, run.tokenizer.padTokenId);
+  const { batch: B, time: T, actionMask } = batch;
+
+  // 2. pi_old: the trainer's policy on the rollouts (matches the sampler's log-probs for fresh rollouts).
+  const oldLogProbs = mapRowChunks(batch, run.forwardChunk, (part) => tf.tidy(() => policyForward(run.policy.model, part, temperature).logProbs));
+  const freshTokens = new Float32Array(B * T);
+  kept.forEach((rollout, b) => {
+    if (rollout.weightsVersion === current) for (let t = 0; t < T; t++) freshTokens[b * T + t] = actionMask[b * T + t];
+  });
+  const absDiff = oldLogProbs.map((v, i) => Math.abs(v - batch.behaviourLogProbs[i]));
+  const weights =
+    config.stale.policy === 'importance-correct'
+      ? importanceWeights({ currentLogProbs: oldLogProbs, behaviourLogProbs: batch.behaviourLogProbs, actionMask, staleRows: kept.map((r) => r.weightsVersion < current), time: T, cap: 1 + config.clipHigh })
+      : new Float32Array(B * T).fill(1);
+
+  // 3. Reference log-probs (only when the KL term is on), laid out like the batch.
+  let refLogProbs: Float32Array | null = null;
+  if (run.reference) {
+    const perSequence = await run.reference.completionLogProbs(kept.map((r) => ({ promptIds: r.promptTokenIds, completionIds: r.tokenIds })), temperature);
+    refLogProbs = new Float32Array(B * T);
+    perSequence.forEach((row, b) => refLogProbs!.set(row, b * T + batch.promptLengths[b]));
+  }
+
+  // 4. Scores from the reward service.
+  const { rewards, componentMeans } = await run.reward.score(
+    kept.map((rollout, i) => {
+      const source = promptOf.get(rollout.promptId)!;
+      return { id: `${rollout.promptId}/${rollout.sampleIndex}#${i}`, prompt: source.prompt, completion: rollout.text, completionTokenIds: rollout.tokenIds, groundTruth: source.groundTruth };
+    }),
+  );
+  const metrics: Record<string, number> = {
+    ...Object.fromEntries(Object.entries(componentMeans).map(([name, value]) => [`rewards/${name}`, value])),
+    ...rolloutMetrics,
+    'rollout/completion_length': batch.completionLengths.reduce((a, b) => a + b, 0) / B,
+    'rollout/logprob_diff': hostMaskedMean(absDiff, freshTokens),
+  };
+  return { experience: { rollouts: kept, batch, oldLogProbs, refLogProbs, scores: rewards, importanceWeights: weights, metrics }, rolloutMetrics };
+}
