@@ -19,6 +19,8 @@ export type { ServerOptions, StartedServer } from './server';
 export { RpcClient, createClient } from './client';
 export type { ClientOptions, PerCallOptions } from './client';
 export { RpcError, invalidArgument, failedPrecondition, resourceExhausted, notFound, unimplemented, toServiceError, isServiceError, statusName } from './errors';
+export { toRpcError, isDomainError } from './domain-errors';
+export type { DomainError, DomainErrorKind } from './domain-errors';
 export { defineConfig, parseConfig, describeConfig, ConfigError } from './config';
 export type { OptionSpec, ConfigSchema, ParseConfigInput } from './config';
 export { checkHealth, waitForServing } from './health';
