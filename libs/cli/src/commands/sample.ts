@@ -1,6 +1,7 @@
 import { initBackend } from '@posttrain/backend';
 import { FinishReason, GenerateRequest, PolicySamplerService } from '@posttrain/proto';
-import { createClient, defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
+import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
+import { createClient } from '@posttrain/rpc';
 import { GenerationEngine, loadServedModel, ServingError, tokenizePrompt } from '@posttrain/serving';
 import { UsageError, type Command } from '../command';
 
