@@ -18,7 +18,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { countParameters } from '@posttrain/model';
 import { GenerateRequest, PolicySamplerService } from '@posttrain/proto';
-import { createClient, parseConfig, defineConfig } from '@posttrain/rpc';
+import { parseConfig, defineConfig } from '@posttrain/flags';
+import { createClient } from '@posttrain/rpc';
 import { startLocalServices } from '@posttrain/cli';
 import { generateAll, tinyConfig, writeTinyModel } from './serving-support';
 

@@ -1,4 +1,4 @@
-import { ConfigError } from '@posttrain/rpc';
+import { ConfigError } from '@posttrain/flags';
 import { UsageError, type Command, type CommandIO } from './command';
 import { upCommand } from './commands/up';
 import { dataCheckCommand } from './commands/data-check';

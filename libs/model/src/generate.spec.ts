@@ -6,7 +6,8 @@ import { Rng } from '@posttrain/random';
 import { createModelConfig } from './model-config';
 import { modelFromHfTensors } from './llama-model';
 import type { LlamaModel } from './llama-model';
-import { generate, sampleToken } from './generate';
+import { sampleToken } from './decode-step';
+import { generate } from './generate';
 import { tokenLogProbs } from './token-log-probs';
 import { makeTestWeights } from './test-reference';
 

@@ -3,7 +3,7 @@ import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 /**
  * An error that maps to a gRPC status. Handlers throw these; the server
  * wrapper turns them into the call's status. Anything else becomes INTERNAL.
- * Codes (docs/ARCHITECTURE.md, "Status codes"): bad input INVALID_ARGUMENT (naming the field), stale
+ * Codes: bad input INVALID_ARGUMENT (naming the field), stale
  * weights or a missing model FAILED_PRECONDITION, a full queue
  * RESOURCE_EXHAUSTED; only UNAVAILABLE is retried by clients.
  */

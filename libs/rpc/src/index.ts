@@ -2,7 +2,8 @@
  * @posttrain/rpc: what every posttrain service and client shares on the wire.
  * A server with health, reflection, tracing, logs, metrics and graceful
  * shutdown; typed clients with deadlines, round-robin over replicas and
- * retries on UNAVAILABLE only; validated configuration; status-code errors.
+ * retries on UNAVAILABLE only; service options (flags and POSTTRAIN_* variables,
+ * parsed by @posttrain/flags); status-code errors.
  *
  * @example
  * ```ts
@@ -19,8 +20,8 @@ export type { ServerOptions, StartedServer } from './server';
 export { RpcClient, createClient } from './client';
 export type { ClientOptions, PerCallOptions } from './client';
 export { RpcError, invalidArgument, failedPrecondition, resourceExhausted, notFound, unimplemented, toServiceError, isServiceError, statusName } from './errors';
-export { defineConfig, parseConfig, describeConfig, ConfigError } from './config';
-export type { OptionSpec, ConfigSchema, ParseConfigInput } from './config';
+export { toRpcError, isDomainError } from './domain-errors';
+export type { DomainError, DomainErrorKind } from './domain-errors';
 export { checkHealth, waitForServing } from './health';
 export { loadServerTls, clientTlsFromEnv } from './tls';
 export { makeTestCertificates } from './test-certificates';

@@ -1,5 +1,5 @@
 import { createLogger, parseLogLevel, startTracing, type Logger } from '@posttrain/telemetry';
-import { ConfigError, defineConfig, describeConfig, parseConfig, type ConfigSchema } from './config';
+import { ConfigError, defineConfig, describeConfig, parseConfig, type ConfigSchema } from '@posttrain/flags';
 import { PosttrainServer, type StartedServer } from './server';
 import { loadServerTls } from './tls';
 

@@ -71,7 +71,7 @@ async function* readStream<T>(stream: NodeJS.ReadableStream & { on(ev: string, f
 }
 
 /**
- * A gRPC server with what every posttrain service has:
+ * A gRPC server with everything every posttrain service needs:
  * grpc.health.v1 (NOT_SERVING until the service says it is ready), server
  * reflection over the project's .proto files, a span per call parented on the
  * caller's `traceparent`, a structured log line per call, Prometheus

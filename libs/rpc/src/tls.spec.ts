@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { createLogger } from '@posttrain/telemetry';
-import { ConfigError } from './config';
+import { ConfigError } from '@posttrain/flags';
 import { createClient } from './client';
 import { PosttrainServer } from './server';
 import { EchoService, type EchoRequest, type EchoResponse } from './test-support';

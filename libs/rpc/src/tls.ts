@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { credentials, ServerCredentials, type ChannelCredentials } from '@grpc/grpc-js';
-import { ConfigError } from './config';
+import { ConfigError } from '@posttrain/flags';
 
 /** A server's certificate and key (PEM), and for mutual TLS the CA that client certificates must chain to. */
 export interface ServerTls {

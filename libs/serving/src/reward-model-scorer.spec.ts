@@ -1,8 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { tokenValues } from '@posttrain/model';
-import { ScoreItem } from '@posttrain/proto';
-import { RewardValidationError, scoreItems } from '@posttrain/rewards';
+import { RewardValidationError, scoreItems, type RewardModelFn } from '@posttrain/rewards';
 import { createRewardModelFn } from './reward-model-scorer';
 import { loadServedModel, type ServedModel } from './served-model';
 import { useCpuBackend, writeTinyModelDir } from './test-support';
@@ -23,11 +22,18 @@ function lastValue(ids: number[]): number {
   return v;
 }
 
+type ScoredItem = Parameters<RewardModelFn>[0][number];
+
+/** An item as @posttrain/rewards scores it, unset fields empty (libs/serving does not import the wire types). */
+function scoreItem(fields: Pick<ScoredItem, 'id' | 'completion'> & Partial<ScoredItem>): ScoredItem {
+  return { prompt: '', promptMessages: [], completionTokenIds: [], ...fields };
+}
+
 describe('createRewardModelFn', () => {
   const items = [
-    ScoreItem.fromPartial({ id: 'a', prompt: '12+7=', completion: '19' }),
-    ScoreItem.fromPartial({ id: 'b', promptMessages: [{ role: 'user', content: 'hi' }], completion: 'hello there' }),
-    ScoreItem.fromPartial({ id: 'c', prompt: 'x', completion: 'a much longer completion to force padding' }),
+    scoreItem({ id: 'a', prompt: '12+7=', completion: '19' }),
+    scoreItem({ id: 'b', promptMessages: [{ role: 'user', content: 'hi' }], completion: 'hello there' }),
+    scoreItem({ id: 'c', prompt: 'x', completion: 'a much longer completion to force padding' }),
   ];
 
   test('scores equal the scalar head at the last token of each rendered item (tol 1e-5), across batch sizes', async () => {
@@ -52,7 +58,7 @@ describe('createRewardModelFn', () => {
   });
 
   test('an item longer than the context is refused naming it; a causal LM is not a reward model', async () => {
-    const long = ScoreItem.fromPartial({ id: 'z', prompt: 'p', completion: 'y'.repeat(200) });
+    const long = scoreItem({ id: 'z', prompt: 'p', completion: 'y'.repeat(200) });
     await assert.rejects(createRewardModelFn(rm)([items[0], long]), (e: unknown) => e instanceof RewardValidationError && e.field === 'items[1]');
     const lm = await loadServedModel(await writeTinyModelDir(1));
     assert.throws(() => createRewardModelFn(lm), /no score head/);

@@ -1,8 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { padBatch, sequenceScores } from '@posttrain/model';
-import type { ScoreItem } from '@posttrain/proto';
 import { RewardValidationError, type RewardModelFn } from '@posttrain/rewards';
+import type { ChatMessage } from '@posttrain/tokenizer';
 import type { ServedModel } from './served-model';
+
+/** What a reward model scores of an item (the wire's ScoreItem has these fields). */
+export interface RewardModelItem {
+  prompt: string;
+  promptMessages: readonly ChatMessage[];
+  completion: string;
+}
 
 export interface RewardModelScorerOptions {
   /** Items per forward pass (default 32). */
@@ -15,7 +22,7 @@ export interface RewardModelScorerOptions {
  * TRL's reward trainer formats conversational data); otherwise prompt text
  * followed directly by the completion text.
  */
-export function rewardModelInput(served: ServedModel, item: ScoreItem, field: string): number[] {
+export function rewardModelInput(served: ServedModel, item: RewardModelItem, field: string): number[] {
   const tok = served.tokenizer;
   if (!tok) throw new Error(`${served.dir}: the reward model has no tokenizer.json, so text items cannot be scored`);
   let ids: number[];

@@ -2,7 +2,6 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadModel, type LlamaModel } from '@posttrain/model';
-import type { ModelDescription } from '@posttrain/proto';
 import { loadTokenizer, type Tokenizer } from '@posttrain/tokenizer';
 
 /**
@@ -48,8 +47,11 @@ export async function loadServedModel(dir: string): Promise<ServedModel> {
   return { model, tokenizer, dir: abs, modelId, configJson };
 }
 
-/** The ModelDescription of GetInfo for a served model. */
-export function describeServedModel(served: ServedModel): ModelDescription {
+/** What GetInfo reports about a served model (the fields of the wire's ModelDescription). */
+export type ServedModelDescription = ReturnType<typeof describeServedModel>;
+
+/** The description of a served model that GetInfo reports. */
+export function describeServedModel(served: ServedModel) {
   const c = served.model.config;
   return {
     modelId: served.modelId,

@@ -1,7 +1,9 @@
 /**
  * Errors of the serving domain, each with the status class a service maps it
- * to (the services turn them into gRPC codes; nothing here knows gRPC):
- * - `invalid-argument`: the request is malformed; `field` is its proto path.
+ * to (@posttrain/rpc's toRpcError turns them into gRPC codes; nothing here
+ * knows gRPC):
+ * - `invalid-argument`: the request is malformed; `field` names the field as
+ *   the wire spells it.
  * - `failed-precondition`: the request is fine but this replica cannot serve
  *   it now (no model loaded, weights too old, a stale weights version).
  * - `resource-exhausted`: the queue is full; try again later or elsewhere.
@@ -13,7 +15,7 @@ export class ServingError extends Error {
   override readonly name = 'ServingError';
   constructor(
     readonly kind: ServingErrorKind,
-    /** Proto path of the offending field (`prompts[1].token_ids.ids`), or '' when no single field is at fault. */
+    /** The offending field as the wire spells it (`prompts[1].token_ids.ids`), or '' when no single field is at fault. */
     readonly field: string,
     /** What is wrong, without the field. */
     readonly problem: string,

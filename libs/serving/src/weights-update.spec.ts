@@ -1,24 +1,26 @@
 import { test, describe, before, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { applyLora, loadLoraAdapter, loadModel, modelToHfTensors, saveLoraAdapter } from '@posttrain/model';
-import { GenerateRequest, WeightsFormat, sha256Hex, type Completion, type WeightsHeader } from '@posttrain/proto';
 import { serializeSafetensors } from '@posttrain/safetensors';
 import { computeBatchLogProbs } from './batch-log-probs';
 import { GenerationEngine } from './generation-engine';
+import type { GeneratedCompletion, GenerationRequest } from './generation-request';
 import { loadServedModel, type ServedModel } from './served-model';
 import { ServingError } from './serving-error';
+import type { WeightsFormatName, WeightsUpload } from './weights-update';
 import { useCpuBackend, writeTinyModelDir } from './test-support';
 
 let served: ServedModel;
 let baseDir: string;
 let otherDir: string;
 const limits = { maxBatchSequences: 8, maxBatchTokens: 4096, maxQueueDepth: 8, maxNewTokens: 40 };
-const greedy = GenerateRequest.fromPartial({ prompts: [{ input: { $case: 'tokenIds', value: { ids: [10, 11, 12] } } }], sampling: { temperature: 0, maxNewTokens: 6, stopTokenIds: [], logprobs: true } });
+const greedy: GenerationRequest = { prompts: [[10, 11, 12]], sampling: { temperature: 0, maxNewTokens: 6, stopTokenIds: [], logprobs: true } };
 const pairs = [{ promptIds: [10, 11, 12], completionIds: [13, 14, 15, 16] }];
 
 before(async () => {
@@ -32,14 +34,14 @@ beforeEach(async () => {
 });
 afterEach(() => served.model.dispose());
 
-async function collect(stream: AsyncIterable<Completion[]>): Promise<Completion[]> {
-  const out: Completion[] = [];
+async function collect(stream: AsyncIterable<GeneratedCompletion[]>): Promise<GeneratedCompletion[]> {
+  const out: GeneratedCompletion[] = [];
   for await (const b of stream) out.push(...b);
   return out;
 }
 
-function header(version: number, bytes: Uint8Array, format = WeightsFormat.SAFETENSORS_FULL, adapterConfigJson = ''): WeightsHeader {
-  return { version, format, totalBytes: bytes.byteLength, sha256: sha256Hex(bytes), adapterConfigJson, manifest: [] };
+function header(version: number, bytes: Uint8Array, format: WeightsFormatName = 'safetensors-full', adapterConfigJson = ''): WeightsUpload {
+  return { version, format, sha256: createHash('sha256').update(bytes).digest('hex'), adapterConfigJson, manifest: [] };
 }
 
 const isKind = (kind: string, field?: string) => (e: unknown) => e instanceof ServingError && e.kind === kind && (field === undefined || e.field === field);
@@ -68,7 +70,7 @@ describe('weight updates', () => {
 
   test('mismatched uploads are refused before anything changes: wrong shape, missing, unexpected, non-float, corrupt', async () => {
     const engine = new GenerationEngine(served, limits);
-    const reference = await engine.computeLogProbs({ sequences: pairs, returnEntropies: false });
+    const reference = await engine.computeLogProbs({ pairs, returnEntropies: false });
     const good = modelToHfTensors(served.model);
     const variants: [string, (m: Map<string, { shape: number[]; data: Float32Array }>) => void][] = [
       ['shape', (m) => m.set('model.norm.weight', { shape: [33], data: new Float32Array(33) })],
@@ -85,14 +87,14 @@ describe('weight updates', () => {
     const garbage = new TextEncoder().encode('definitely not safetensors');
     await assert.rejects(engine.loadWeights(header(5, garbage), garbage), isKind('invalid-argument', 'data'));
     assert.equal(engine.weightsVersion, 0);
-    const after = await engine.computeLogProbs({ sequences: pairs, returnEntropies: false });
+    const after = await engine.computeLogProbs({ pairs, returnEntropies: false });
     assert.deepEqual(after.logprobs, reference.logprobs);
     engine.close();
   });
 
   test('a manifest naming a wrong shape is refused from the header alone', () => {
     const engine = new GenerationEngine(served, limits);
-    const h: WeightsHeader = { ...header(2, new Uint8Array(1)), manifest: [{ name: 'model.norm.weight', dtype: 1, shape: [31], beginOffset: 0, endOffset: 124 }] };
+    const h: WeightsUpload = { ...header(2, new Uint8Array(1)), manifest: [{ name: 'model.norm.weight', shape: [31] }] };
     assert.throws(() => engine.checkUploadHeader(h), isKind('invalid-argument', 'header.manifest[0].shape'));
     engine.close();
   });
@@ -108,12 +110,12 @@ describe('weight updates', () => {
     trained.dispose();
     const bytes = await readFile(join(adapterDir, 'adapter_model.safetensors'));
     const cfg = await readFile(join(adapterDir, 'adapter_config.json'), 'utf8');
-    const baseLp = await engine.computeLogProbs({ sequences: pairs, returnEntropies: false });
-    const ack = await engine.loadWeights(header(3, bytes, WeightsFormat.LORA_ADAPTER, cfg), bytes);
+    const baseLp = await engine.computeLogProbs({ pairs, returnEntropies: false });
+    const ack = await engine.loadWeights(header(3, bytes, 'lora-adapter', cfg), bytes);
     assert.equal(ack.tensorsLoaded, 2 * 2 * 3);
-    const got = await engine.computeLogProbs({ sequences: pairs, returnEntropies: false });
+    const got = await engine.computeLogProbs({ pairs, returnEntropies: false });
     assert.equal(got.weightsVersion, 3);
-    assert.equal(engine.info().weightsFormat, WeightsFormat.LORA_ADAPTER);
+    assert.equal(engine.info().weightsFormat, 'lora-adapter');
     const direct = await loadModel(served.dir);
     await loadLoraAdapter(direct, adapterDir);
     const want = await computeBatchLogProbs(direct, pairs);
@@ -122,15 +124,15 @@ describe('weight updates', () => {
     assert.ok(got.logprobs.some((x, i) => Math.abs(x - baseLp.logprobs[i]) > 1e-3), 'the adapter changed the log-probs');
     // An adapter whose config promises a rank its tensors do not have is refused, and the served adapter stays.
     const wrongRank = JSON.stringify({ ...JSON.parse(cfg), r: 3 });
-    await assert.rejects(engine.loadWeights(header(4, bytes, WeightsFormat.LORA_ADAPTER, wrongRank), bytes), isKind('invalid-argument', 'data'));
-    const still = await engine.computeLogProbs({ sequences: pairs, returnEntropies: false });
+    await assert.rejects(engine.loadWeights(header(4, bytes, 'lora-adapter', wrongRank), bytes), isKind('invalid-argument', 'data'));
+    const still = await engine.computeLogProbs({ pairs, returnEntropies: false });
     assert.deepEqual(still.logprobs, got.logprobs);
     engine.close();
   });
 
   test('the swap waits for running sequences: each completion reports the one version that produced it', async () => {
     const engine = new GenerationEngine(served, limits);
-    const long = GenerateRequest.fromPartial({ prompts: [{ input: { $case: 'tokenIds', value: { ids: [10, 11] } } }], sampling: { maxNewTokens: 30, stopTokenIds: [], seed: 1 } });
+    const long: GenerationRequest = { prompts: [[10, 11]], sampling: { maxNewTokens: 30, stopTokenIds: [], seed: 1 } };
     const running = collect(engine.submit(long));
     await new Promise((r) => setImmediate(r));
     const bytes = await readFile(join(otherDir, 'model.safetensors'));

@@ -11,15 +11,34 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { expectedWeightShapes, modelFromHfTensors, parseAdapterConfig, type LlamaModel, type LoraState, type LoraWeights } from '@posttrain/model';
-import { WeightsFormat, type WeightsHeader } from '@posttrain/proto';
 import { parseSafetensors, type DecodedTensor } from '@posttrain/safetensors';
 import { invalidField } from './serving-error';
+
+/** How an upload's bytes are laid out: a full model.safetensors, or a PEFT LoRA adapter. */
+export type WeightsFormatName = 'safetensors-full' | 'lora-adapter';
+
+/**
+ * The header of a weights upload (the wire's WeightsHeader, minus the
+ * transfer-only total size). Errors name its fields as the wire spells them
+ * (`header.version`, `header.manifest[2].shape`).
+ */
+export interface WeightsUpload {
+  /** Monotonic version the upload becomes when applied. */
+  version: number;
+  /** SHA-256 (lowercase hex) of the bytes; an upload of the loaded version with the same checksum is a duplicate. */
+  sha256: string;
+  format: WeightsFormatName;
+  /** PEFT adapter_config.json, for a LoRA adapter. */
+  adapterConfigJson: string;
+  /** Optional names and HF shapes of a full upload's tensors, checked before the data arrives. */
+  manifest: readonly { name: string; shape: readonly number[] }[];
+}
 
 /** Safetensors dtypes that decode to float32 without losing what a float32 model holds. */
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
 
 export interface PreparedWeights {
-  format: WeightsFormat;
+  format: WeightsFormatName;
   /** Tensors that will be swapped in. */
   tensorCount: number;
   /** Swaps the prepared weights into the model (synchronous); the prepared object is spent afterwards. */
@@ -50,8 +69,8 @@ function checkTensor(name: string, t: { dtype: string; shape: number[]; data: Fl
 }
 
 /** The manifest of a header, checked against the model before any data arrives (the data's own header stays authoritative). */
-export function checkWeightsManifest(model: LlamaModel, header: WeightsHeader): void {
-  if (header.format !== WeightsFormat.SAFETENSORS_FULL || header.manifest.length === 0) return;
+export function checkWeightsManifest(model: LlamaModel, header: Pick<WeightsUpload, 'format' | 'manifest'>): void {
+  if (header.format !== 'safetensors-full' || header.manifest.length === 0) return;
   const expected = expectedWeightShapes(model.config, model.heads);
   header.manifest.forEach((m, i) => {
     const want = expected.get(m.name);
@@ -81,7 +100,7 @@ function prepareFull(model: LlamaModel, bytes: Uint8Array): PreparedWeights {
   const candidate = modelFromHfTensors(model.config, model.heads, tensors, 'upload');
   let spent = false;
   return {
-    format: WeightsFormat.SAFETENSORS_FULL,
+    format: 'safetensors-full',
     tensorCount: expected.size,
     apply(target: LlamaModel) {
       if (spent) throw new Error('prepared weights were already applied or discarded');
@@ -146,7 +165,7 @@ function prepareLora(model: LlamaModel, bytes: Uint8Array, adapterConfigJson: st
   const state: LoraState = { settings, adapters };
   let spent = false;
   return {
-    format: WeightsFormat.LORA_ADAPTER,
+    format: 'lora-adapter',
     tensorCount: expected.size,
     apply(target: LlamaModel) {
       if (spent) throw new Error('prepared weights were already applied or discarded');
@@ -167,8 +186,8 @@ function prepareLora(model: LlamaModel, bytes: Uint8Array, adapterConfigJson: st
  * SHA-256) against the model and prepares it for apply(). Throws ServingError
  * (invalid-argument) naming the tensor and the problem; the model is untouched.
  */
-export function prepareWeights(model: LlamaModel, header: Pick<WeightsHeader, 'format' | 'adapterConfigJson'>, bytes: Uint8Array): PreparedWeights {
-  if (header.format === WeightsFormat.SAFETENSORS_FULL) return prepareFull(model, bytes);
-  if (header.format === WeightsFormat.LORA_ADAPTER) return prepareLora(model, bytes, header.adapterConfigJson);
+export function prepareWeights(model: LlamaModel, header: Pick<WeightsUpload, 'format' | 'adapterConfigJson'>, bytes: Uint8Array): PreparedWeights {
+  if (header.format === 'safetensors-full') return prepareFull(model, bytes);
+  if (header.format === 'lora-adapter') return prepareLora(model, bytes, header.adapterConfigJson);
   throw invalidField('header.format', `got ${header.format}, expected WEIGHTS_FORMAT_SAFETENSORS_FULL or WEIGHTS_FORMAT_LORA_ADAPTER`);
 }

@@ -10,7 +10,8 @@ import { constants as bufferConstants } from 'node:buffer';
 import { hostname } from 'node:os';
 import { initBackend } from '@posttrain/backend';
 import { PolicySamplerService } from '@posttrain/proto';
-import { defineConfig, mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
+import { defineConfig } from '@posttrain/flags';
+import { mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
 import { GenerationEngine, loadServedModel } from '@posttrain/serving';
 import { createPolicySamplerHandlers, type PolicySamplerState } from './policy-sampler-handlers';
 

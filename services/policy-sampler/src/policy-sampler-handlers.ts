@@ -1,6 +1,7 @@
 import { BatchStats, GenerateResponse, GetInfoRequest, LogProbsResponse, PolicySamplerInfo, WeightsAck, WeightsAssembler, encodeTensor, type PolicySamplerService, type WeightsChunk } from '@posttrain/proto';
-import { failedPrecondition, validateGenerateRequest, validateLogProbsRequest, validateWeightsHeader, type ServiceHandlers } from '@posttrain/rpc';
-import { describeServedModel, type GenerationEngine, toRpcError } from '@posttrain/serving';
+import { failedPrecondition, toRpcError, validateGenerateRequest, validateLogProbsRequest, validateWeightsHeader, type ServiceHandlers } from '@posttrain/rpc';
+import { describeServedModel, type GenerationEngine } from '@posttrain/serving';
+import { toGenerationRequest, toWeightsUpload, toWireCompletion, toWireWeightsFormat } from './wire-conversion';
 
 export interface PolicySamplerState {
   replicaId: string;
@@ -20,8 +21,9 @@ function needEngine(state: PolicySamplerState): GenerationEngine {
 }
 
 /**
- * PolicySampler handlers: decode and validate, call the generation engine
- * (@posttrain/serving), encode. Validation that needs no model runs first, so
+ * PolicySampler handlers: decode and validate, convert to the domain types of
+ * the generation engine (@posttrain/serving; wire-conversion.ts), call it,
+ * convert back and encode. Validation that needs no model runs first, so
  * malformed input is INVALID_ARGUMENT on every replica; model methods on a
  * replica without a model are FAILED_PRECONDITION.
  */
@@ -32,7 +34,7 @@ export function createPolicySamplerHandlers(state: PolicySamplerState): ServiceH
       validateGenerateRequest(request, { maxNewTokens: state.maxNewTokens, maxSamplesPerPrompt: state.maxRequestSequences, ...vocab() });
       const engine = needEngine(state);
       try {
-        for await (const completions of engine.submit(request, ctx.signal)) yield GenerateResponse.fromPartial({ completions });
+        for await (const completions of engine.submit(toGenerationRequest(request, engine.served), ctx.signal)) yield GenerateResponse.fromPartial({ completions: completions.map(toWireCompletion) });
       } catch (err) {
         throw toRpcError(err);
       }
@@ -41,7 +43,7 @@ export function createPolicySamplerHandlers(state: PolicySamplerState): ServiceH
       validateLogProbsRequest(request, { maxSequences: state.maxRequestSequences, ...vocab() });
       const engine = needEngine(state);
       try {
-        const out = await engine.computeLogProbs(request);
+        const out = await engine.computeLogProbs({ pairs: request.sequences, temperature: request.temperature, returnEntropies: request.returnEntropies, minWeightsVersion: request.minWeightsVersion });
         return LogProbsResponse.fromPartial({
           logprobs: encodeTensor(out.logprobs, [out.lengths.length, out.maxLength]),
           completionLengths: out.lengths,
@@ -60,11 +62,11 @@ export function createPolicySamplerHandlers(state: PolicySamplerState): ServiceH
           assembler.push(chunk);
           if (first && assembler.weightsHeader) {
             validateWeightsHeader(assembler.weightsHeader, state.maxUploadBytes);
-            needEngine(state).checkUploadHeader(assembler.weightsHeader);
+            needEngine(state).checkUploadHeader(toWeightsUpload(assembler.weightsHeader));
           }
         }
         const { header, bytes } = assembler.finish();
-        const ack = await needEngine(state).loadWeights(header, bytes);
+        const ack = await needEngine(state).loadWeights(toWeightsUpload(header), bytes);
         return WeightsAck.fromPartial({ version: ack.version, bytesReceived: assembler.bytesReceived, duplicate: ack.duplicate, tensorsLoaded: ack.tensorsLoaded });
       } catch (err) {
         throw toRpcError(err);
@@ -76,7 +78,7 @@ export function createPolicySamplerHandlers(state: PolicySamplerState): ServiceH
       return PolicySamplerInfo.fromPartial({
         model: engine ? describeServedModel(engine.served) : undefined,
         weightsVersion: info?.weightsVersion ?? 0,
-        weightsFormat: info?.weightsFormat,
+        weightsFormat: info && toWireWeightsFormat(info.weightsFormat),
         queueDepth: info?.queueDepth ?? 0,
         batch: info ? BatchStats.fromPartial(info.stats) : undefined,
         maxBatchSequences: state.maxBatchSequences,

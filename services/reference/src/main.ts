@@ -8,7 +8,8 @@
 import { hostname } from 'node:os';
 import { initBackend } from '@posttrain/backend';
 import { ReferenceModelService } from '@posttrain/proto';
-import { defineConfig, mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
+import { defineConfig } from '@posttrain/flags';
+import { mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
 import { loadServedModel } from '@posttrain/serving';
 import { createReferenceHandlers, type ReferenceState } from './reference-handlers';
 

@@ -1,6 +1,6 @@
 import { GetInfoRequest, LogProbsResponse, ReferenceModelInfo, encodeTensor, type ReferenceModelService } from '@posttrain/proto';
-import { failedPrecondition, invalidArgument, validateLogProbsRequest, type ServiceHandlers } from '@posttrain/rpc';
-import { computeBatchLogProbs, describeServedModel, type ServedModel, toRpcError } from '@posttrain/serving';
+import { failedPrecondition, invalidArgument, toRpcError, validateLogProbsRequest, type ServiceHandlers } from '@posttrain/rpc';
+import { computeBatchLogProbs, describeServedModel, type ServedModel } from '@posttrain/serving';
 
 export interface ReferenceState {
   replicaId: string;

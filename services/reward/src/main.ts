@@ -8,7 +8,8 @@
 import { hostname } from 'node:os';
 import { initBackend } from '@posttrain/backend';
 import { RewardScorerService } from '@posttrain/proto';
-import { defineConfig, mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
+import { defineConfig } from '@posttrain/flags';
+import { mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
 import { createRewardModelFn, loadServedModel } from '@posttrain/serving';
 import { createRewardHandlers, type RewardState } from './reward-handlers';
 

@@ -8,7 +8,8 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { TrainerService } from '@posttrain/proto';
-import { defineConfig, mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
+import { defineConfig } from '@posttrain/flags';
+import { mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
 import { RunRegistry } from './run-registry';
 import { createTrainerHandlers } from './trainer-handlers';
 

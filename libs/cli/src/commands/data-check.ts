@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { checkDataFile, formatDataCheckReport, type DataCheckOptions } from '@posttrain/data';
-import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
+import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
 import { UsageError, type Command } from '../command';
 
 const options = defineConfig({

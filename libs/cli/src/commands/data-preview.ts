@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultDataConfig, previewExample, readDataFile, type DataConfig, type RecordPreview } from '@posttrain/data';
-import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
+import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
 import { loadTokenizer, type Tokenizer } from '@posttrain/tokenizer';
 import { UsageError, type Command } from '../command';
 import { requireModelDir } from '../model-dir';

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { claimInputs, formatResultsMarkdown, formatTextTable, judgeClaims, modelTable, seedSummaryTable, PipelineCancelledError, pipelinePlan, pipelineProgress, poolClaimInputs, runPipeline, writePipelineArtifacts } from '@posttrain/experiment';
 import type { PipelineResult, ServiceLauncher } from '@posttrain/experiment';
-import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
+import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
 import { type Command, type CommandIO, UsageError } from '../command';
 import { repoRoot } from '../repo-paths';
 import { startLocalServices } from '../local-services';

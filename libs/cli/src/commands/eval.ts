@@ -6,7 +6,7 @@ import { EvalDataError, evaluateAnswers, evaluatePreferences, modelCompleteFn, p
 import type { LlamaModel } from '@posttrain/model';
 import { loadModel } from '@posttrain/model';
 import { loadTokenizer } from '@posttrain/tokenizer';
-import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
+import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
 import { requireModelDir } from '../model-dir';
 import { UsageError, type Command } from '../command';
 import { readRulesFile } from './score';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { initBackend } from '@posttrain/backend';
 import { createModelConfig, generate, initModelDir, loadModel, logProbsJsonlText, modelInfo, parseModelConfig, runModelBench, type ModelConfig } from '@posttrain/model';
-import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
+import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
 import { buildBuiltinTokenizerFiles, createBuiltinTokenizer, loadTokenizer, type Tokenizer } from '@posttrain/tokenizer';
 import { UsageError, type Command } from '../command';
 import { requireModelDir } from '../model-dir';

@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Run, RunState, TrainerService } from '@posttrain/proto';
-import { createClient, defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
+import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
+import { createClient } from '@posttrain/rpc';
 import { readMetricsJsonl } from '@posttrain/telemetry';
 import { listCheckpoints } from '@posttrain/training';
 import { UsageError, type Command } from '../command';

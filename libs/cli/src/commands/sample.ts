@@ -1,7 +1,8 @@
 import { initBackend } from '@posttrain/backend';
-import { FinishReason, GenerateRequest, PolicySamplerService, type Completion } from '@posttrain/proto';
-import { createClient, defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
-import { GenerationEngine, loadServedModel, ServingError } from '@posttrain/serving';
+import { FinishReason, GenerateRequest, PolicySamplerService } from '@posttrain/proto';
+import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
+import { createClient } from '@posttrain/rpc';
+import { GenerationEngine, loadServedModel, ServingError, tokenizePrompt } from '@posttrain/serving';
 import { UsageError, type Command } from '../command';
 
 const options = defineConfig({
@@ -19,23 +20,42 @@ const options = defineConfig({
   json: { kind: 'bool', flag: 'json', description: 'print one JSON object per completion', default: false },
 });
 
+type SampleOptions = ReturnType<typeof parseConfig<typeof options>>;
+
+/** A completion as printed, whether sampled here or by a running sampler. */
+interface PrintedCompletion {
+  sampleIndex: number;
+  text: string;
+  tokenIds: number[];
+  logprobs: number[];
+  /** stop, length, abort or unspecified. */
+  finish: string;
+  stopString: string;
+  weightsVersion: number;
+}
+
 const FINISH: Record<number, string> = { [FinishReason.STOP]: 'stop', [FinishReason.LENGTH]: 'length', [FinishReason.ABORT]: 'abort' };
 
-function format(c: Completion, json: boolean): string {
-  const total = c.logprobs.reduce((s, x) => s + x, 0);
+function format(completion: PrintedCompletion, json: boolean): string {
+  const total = completion.logprobs.reduce((s, x) => s + x, 0);
   if (json) {
-    return JSON.stringify({ sample: c.sampleIndex, text: c.text, token_ids: c.tokenIds, logprobs: c.logprobs, sum_logprob: total, finish_reason: FINISH[c.finishReason] ?? 'unspecified', stop_string: c.stopString || undefined, weights_version: c.weightsVersion }) + '\n';
+    return JSON.stringify({ sample: completion.sampleIndex, text: completion.text, token_ids: completion.tokenIds, logprobs: completion.logprobs, sum_logprob: total, finish_reason: completion.finish, stop_string: completion.stopString || undefined, weights_version: completion.weightsVersion }) + '\n';
   }
   return [
-    `--- sample ${c.sampleIndex}: ${c.tokenIds.length} tokens, finish ${FINISH[c.finishReason] ?? 'unspecified'}${c.stopString ? ` (stop ${JSON.stringify(c.stopString)})` : ''}, sum log-prob ${total.toFixed(4)}, weights version ${c.weightsVersion}`,
-    c.text,
-    `log-probs: ${c.logprobs.map((x) => x.toFixed(4)).join(' ')}`,
+    `--- sample ${completion.sampleIndex}: ${completion.tokenIds.length} tokens, finish ${completion.finish}${completion.stopString ? ` (stop ${JSON.stringify(completion.stopString)})` : ''}, sum log-prob ${total.toFixed(4)}, weights version ${completion.weightsVersion}`,
+    completion.text,
+    `log-probs: ${completion.logprobs.map((x) => x.toFixed(4)).join(' ')}`,
     '',
   ].join('\n');
 }
 
-/** Completions in sample order, from a model loaded here. */
-async function sampleLocally(dir: string, request: GenerateRequest, maxNewTokens: number): Promise<Completion[]> {
+/** The sampling settings of the options, common to both paths (stop strings aside: each path names them its own way). */
+function samplingOf(flags: SampleOptions) {
+  return { temperature: flags.temperature, topK: flags.topK, topP: flags.topP, maxNewTokens: flags.maxNewTokens, seed: flags.seed, logprobs: true };
+}
+
+/** Completions from a model loaded here. */
+async function sampleLocally(dir: string, flags: SampleOptions & { prompt: string }): Promise<PrintedCompletion[]> {
   await initBackend({ logger: { info: () => undefined } });
   let served;
   try {
@@ -44,11 +64,13 @@ async function sampleLocally(dir: string, request: GenerateRequest, maxNewTokens
     throw new UsageError(`--model ${dir}: ${(e as Error).message}`);
   }
   try {
-    const n = request.n;
-    const engine = new GenerationEngine(served, { maxBatchSequences: Math.min(n, 64), maxBatchTokens: Number.MAX_SAFE_INTEGER, maxQueueDepth: 1, maxNewTokens, maxRequestSequences: n });
-    const out: Completion[] = [];
+    const n = flags.n;
+    const engine = new GenerationEngine(served, { maxBatchSequences: Math.min(n, 64), maxBatchTokens: Number.MAX_SAFE_INTEGER, maxQueueDepth: 1, maxNewTokens: flags.maxNewTokens, maxRequestSequences: n });
+    const out: PrintedCompletion[] = [];
     try {
-      for await (const done of engine.submit(request)) out.push(...done);
+      const prompt = tokenizePrompt(served, flags.chat ? { messages: [{ role: 'user', content: flags.prompt }] } : { text: flags.prompt }, 'prompts[0]');
+      const request = { prompts: [prompt], samplesPerPrompt: n, sampling: { ...samplingOf(flags), stopStrings: flags.stop ?? [] } };
+      for await (const done of engine.submit(request)) out.push(...done.map((c) => ({ ...c, finish: c.finishReason })));
     } catch (e) {
       if (e instanceof ServingError && e.kind === 'invalid-argument') throw new UsageError(e.message);
       throw e;
@@ -61,11 +83,18 @@ async function sampleLocally(dir: string, request: GenerateRequest, maxNewTokens
   }
 }
 
-async function sampleRemotely(addr: string, request: GenerateRequest): Promise<Completion[]> {
+/** Completions from a running policy-sampler. */
+async function sampleRemotely(addr: string, flags: SampleOptions & { prompt: string }): Promise<PrintedCompletion[]> {
+  const request = GenerateRequest.fromPartial({
+    prompts: [flags.chat ? { input: { $case: 'messages', value: { messages: [{ role: 'user', content: flags.prompt }] } } } : { input: { $case: 'text', value: flags.prompt } }],
+    n: flags.n,
+    sampling: { ...samplingOf(flags), stop: flags.stop ?? [] },
+    requestId: 'posttrain-sample',
+  });
   const client = createClient(PolicySamplerService, addr);
   try {
-    const out: Completion[] = [];
-    for await (const res of client.serverStream('generate', request)) out.push(...res.completions);
+    const out: PrintedCompletion[] = [];
+    for await (const res of client.serverStream('generate', request)) out.push(...res.completions.map((c) => ({ ...c, finish: FINISH[c.finishReason] ?? 'unspecified' })));
     return out;
   } finally {
     client.close();
@@ -79,19 +108,14 @@ export const sampleCommand: Command = {
   help: () =>
     `usage: posttrain sample (--model DIR | --addr HOST:PORT) --prompt TEXT [options]\n\nSamples --n completions of the prompt and prints each with its finish reason, its text and the\nlog-prob of every sampled token (under softmax(logits / temperature), before top-k/top-p).\nWith --model the model runs in this process; with --addr a running policy-sampler does the work.\n\nOptions:\n${describeConfig(options)}\n`,
   run: async (argv, io) => {
-    const o = parseConfig(options, { argv });
-    if (!o.model === !o.addr) throw new UsageError('give exactly one of --model DIR (sample here) or --addr HOST:PORT (a running policy-sampler)');
-    if (o.prompt === undefined || o.prompt === '') throw new UsageError('missing --prompt TEXT');
-    if (o.topP <= 0) throw new UsageError(`--top-p: got ${o.topP}, expected a value in (0, 1]`);
-    const request = GenerateRequest.fromPartial({
-      prompts: [o.chat ? { input: { $case: 'messages', value: { messages: [{ role: 'user', content: o.prompt }] } } } : { input: { $case: 'text', value: o.prompt } }],
-      n: o.n,
-      sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP, maxNewTokens: o.maxNewTokens, seed: o.seed, stop: o.stop ?? [], logprobs: true },
-      requestId: 'posttrain-sample',
-    });
-    const completions = o.model ? await sampleLocally(o.model, request, o.maxNewTokens) : await sampleRemotely(o.addr!, request);
+    const flags = parseConfig(options, { argv });
+    if (!flags.model === !flags.addr) throw new UsageError('give exactly one of --model DIR (sample here) or --addr HOST:PORT (a running policy-sampler)');
+    if (flags.prompt === undefined || flags.prompt === '') throw new UsageError('missing --prompt TEXT');
+    if (flags.topP <= 0) throw new UsageError(`--top-p: got ${flags.topP}, expected a value in (0, 1]`);
+    const withPrompt = { ...flags, prompt: flags.prompt };
+    const completions = flags.model ? await sampleLocally(flags.model, withPrompt) : await sampleRemotely(flags.addr!, withPrompt);
     completions.sort((a, b) => a.sampleIndex - b.sampleIndex);
-    for (const c of completions) io.stdout.write(format(c, o.json));
+    for (const c of completions) io.stdout.write(format(c, flags.json));
     return 0;
   },
 };

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { RewardScorerService, ScoreItem, type ChatMessage, type ItemScore } from '@posttrain/proto';
 import { parseRewardSpec, RewardValidationError } from '@posttrain/rewards';
-import { createClient, defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
+import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
+import { createClient } from '@posttrain/rpc';
 import { UsageError, type Command } from '../command';
 
 const options = defineConfig({

@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
+import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
 import { parseTaskOptions, writeTaskFiles, type TaskOptions } from '@posttrain/task';
 import { UsageError, type Command } from '../command';
 

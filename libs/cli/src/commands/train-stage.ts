@@ -1,5 +1,5 @@
 import { loadRunConfig, RunConfigError, runStage, type Stage } from '@posttrain/training';
-import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
+import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
 import { UsageError, type Command } from '../command';
 
 const options = defineConfig({

@@ -1,4 +1,4 @@
-import { defineConfig, describeConfig, parseConfig } from '@posttrain/rpc';
+import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
 import type { Command } from '../command';
 import { startLocalServices, type LocalServiceSpec, type ServiceEvent } from '../local-services';
 import { SERVICE_NAMES } from '../repo-paths';

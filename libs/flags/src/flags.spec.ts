@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, defineConfig, describeConfig, parseConfig } from './config';
+import { ConfigError, defineConfig, describeConfig, parseConfig } from './flags';
 
 const schema = defineConfig({
   host: { kind: 'string', flag: 'host', env: 'X_HOST', description: 'address to bind', default: '127.0.0.1' },
