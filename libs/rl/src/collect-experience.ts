@@ -14,7 +14,7 @@ import type { ChatMessage } from '@posttrain/data';
 import type { OnlineRun } from './online-run';
 import type { RolloutBatch } from './rollout-batch';
 import { buildRolloutBatch, mapRowChunks, policyForward } from './rollout-batch';
-import type { Rollout } from './sampler-pool';
+import type { Rollout } from './rollout-types';
 import { filterStaleRollouts, importanceWeights } from './stale-rollouts';
 
 export interface Experience {

@@ -35,8 +35,9 @@ export { referenceServiceClient, rewardServiceClient, dpoReferenceLogProbs } fro
 export type { ReferenceLogProbs, RewardScorer, RewardItem, CompletionTokens, ServiceClientOptions } from './service-clients';
 
 // Building blocks (the sampler pool, stale rollouts, rollout batches and forward passes).
-export { SamplerPool, promptSeed } from './sampler-pool';
-export type { RolloutPrompt, Rollout, SamplerPoolOptions, GenerateRolloutsOptions, RolloutsResult, WeightsPushResult } from './sampler-pool';
+export { SamplerPool } from './sampler-pool';
+export { promptSeed } from './rollout-types';
+export type { RolloutPrompt, Rollout, SamplerPoolOptions, GenerateRolloutsOptions, RolloutsResult, WeightsPushResult } from './rollout-types';
 export { filterStaleRollouts, importanceWeights } from './stale-rollouts';
 export type { StalePolicy, StaleFilterResult } from './stale-rollouts';
 export { buildRolloutBatch, selectRows, selectRowsOf, policyForward, criticValues, mapRowChunks } from './rollout-batch';

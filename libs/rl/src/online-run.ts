@@ -26,7 +26,7 @@ import type { LrSchedule, NamedVariable, RunCallbacks, StepOutcome } from '@post
 import { AdamW, RunHarness, SkipCounter, TrainingError, readOptimizerTensors, warmupStepsFor } from '@posttrain/training';
 import type { RlRunConfig } from './rl-run-config';
 import { RlConfigError } from './rl-run-config';
-import type { SamplerPoolOptions, WeightsPushResult } from './sampler-pool';
+import type { SamplerPoolOptions, WeightsPushResult } from './rollout-types';
 import { SamplerPool } from './sampler-pool';
 import type { ReferenceLogProbs, RewardScorer } from './service-clients';
 import { referenceServiceClient, rewardServiceClient } from './service-clients';

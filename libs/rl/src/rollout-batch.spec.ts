@@ -7,7 +7,7 @@ import { createModelConfig, forwardLogits, initModel, tokenLogProbs, tokenValues
 import type { LlamaModel } from '@posttrain/model';
 import { buildRolloutBatch, criticValues, mapRowChunks, policyForward, selectRows } from './rollout-batch';
 import type { RolloutBatch } from './rollout-batch';
-import type { Rollout } from './sampler-pool';
+import type { Rollout } from './rollout-types';
 import { filterStaleRollouts, importanceWeights } from './stale-rollouts';
 import { explainedVariance } from './ppo';
 

@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { entropyFromLogits, gatherLogProbs } from '@posttrain/algorithms';
 import type { LlamaModel, TokenBatch } from '@posttrain/model';
 import { forwardLogits, tokenValues } from '@posttrain/model';
-import type { Rollout } from './sampler-pool';
+import type { Rollout } from './rollout-types';
 
 export interface RolloutBatch {
   readonly batch: number;

@@ -5,7 +5,8 @@ import type { Completion, GenerateRequest, GenerateResponse, WeightsAck, Weights
 import { PosttrainServer, RpcError, status } from '@posttrain/rpc';
 import type { ServiceHandlers } from '@posttrain/rpc';
 import { createLogger } from '@posttrain/telemetry';
-import { SamplerPool, promptSeed } from './sampler-pool';
+import { SamplerPool } from './sampler-pool';
+import { promptSeed } from './rollout-types';
 
 // Fake PolicySampler replicas in this process (real gRPC on loopback): each
 // answers with completions derived from the request's seed, so a re-issued

@@ -31,101 +31,12 @@
  */
 import type { ServiceError } from '@grpc/grpc-js';
 import { PolicySamplerService, WeightsFormat, weightsChunks } from '@posttrain/proto';
-import type { Completion, FinishReason, SamplingParams } from '@posttrain/proto';
+import type { Completion } from '@posttrain/proto';
 import { createClient, status } from '@posttrain/rpc';
 import type { RpcClient } from '@posttrain/rpc';
 import { LatencyBudget } from './latency-budget';
-
-/** A prompt to sample from, already tokenised (chat template applied); `id` is unique within one call. */
-export interface RolloutPrompt {
-  readonly id: string;
-  readonly tokenIds: readonly number[];
-}
-
-/** One sampled completion with the sampler's per-token log-probs. */
-export interface Rollout {
-  readonly promptId: string;
-  readonly sampleIndex: number;
-  readonly promptTokenIds: number[];
-  readonly tokenIds: number[];
-  readonly text: string;
-  /** log pi_behaviour(token_t), one per token id. */
-  readonly logprobs: number[];
-  readonly finishReason: FinishReason;
-  readonly weightsVersion: number;
-  /** Address of the replica that produced it. */
-  readonly sampler: string;
-}
-
-export interface SamplerPoolOptions {
-  /** Longest deadline of one Generate request (ms); a request past its deadline is re-issued elsewhere. Default 120 000. */
-  requestTimeoutMs?: number;
-  /** Shortest deadline of one Generate request (ms). Default 5 000 (at most requestTimeoutMs). */
-  minRequestTimeoutMs?: number;
-  /** Cost per requested token (ms) assumed until a Generate request has succeeded. Default 250. */
-  initialMsPerToken?: number;
-  /** Deadlines are this multiple of the slowest recent cost per token or byte. Default 4. */
-  deadlineSlack?: number;
-  /** max_new_tokens assumed for the deadline when the sampling parameters leave it to the sampler. Default 256. */
-  assumedMaxNewTokens?: number;
-  /** Attempts per prompt before the whole call fails. Default 2 x replicas + 1. */
-  maxAttemptsPerPrompt?: number;
-  /** Requests in flight per replica. Default 8. */
-  maxInFlightPerSampler?: number;
-  /** How long a replica that failed with UNAVAILABLE / DEADLINE_EXCEEDED is skipped (ms), doubled per failure in a row. Default 5 000. */
-  benchMs?: number;
-  /** Longest bench (ms). Default 60 000. */
-  maxBenchMs?: number;
-  /** Longest deadline of a LoadWeights upload to one replica (ms). Default 60 000. */
-  loadWeightsTimeoutMs?: number;
-  /** Shortest deadline of a LoadWeights upload (ms). Default 5 000 (at most loadWeightsTimeoutMs). */
-  minLoadWeightsTimeoutMs?: number;
-  /** Upload speed (bytes per second) assumed until an upload has succeeded. Default 20 000 000. */
-  initialUploadBytesPerSecond?: number;
-  /** Called on every failed attempt (for logs). */
-  onRetry?: (e: { promptId: string; sampler: string; attempt: number; error: string }) => void;
-}
-
-export interface GenerateRolloutsOptions {
-  /** Completions per prompt, >= 1. */
-  n: number;
-  /** Sampling parameters; logprobs is forced on and seed is set per prompt. */
-  sampling: Omit<SamplingParams, 'seed' | 'logprobs'>;
-  /** Base seed; each prompt samples with a seed derived from (seed, prompt id). */
-  seed: number;
-  signal?: AbortSignal;
-}
-
-export interface RolloutsResult {
-  /** Completions in prompt order, then sample order: prompts.length * n of them. */
-  rollouts: Rollout[];
-  /** Failed attempts that were re-issued. */
-  retries: number;
-  /** Accepted completions per replica address. */
-  perSampler: Record<string, number>;
-}
-
-export interface WeightsPushResult {
-  /** Replicas that acknowledged the version. */
-  acked: string[];
-  /** Replicas that did not (unreachable, refused); their error messages. */
-  failed: { sampler: string; error: string }[];
-  /** Replicas that already had this exact version (a resumed run re-pushing). */
-  duplicates: string[];
-  /** Benched replicas whose upload goes on in the background (not waited for). */
-  background: string[];
-}
-
-/** FNV-1a of "seed:id": a 31-bit sampling seed per prompt. */
-export function promptSeed(seed: number, promptId: string): number {
-  let h = 0x811c9dc5;
-  const text = `${seed >>> 0}:${promptId}`;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h & 0x7fffffff;
-}
+import type { GenerateRolloutsOptions, Rollout, RolloutPrompt, RolloutsResult, SamplerPoolOptions, WeightsPushResult } from './rollout-types';
+import { promptSeed } from './rollout-types';
 
 function describeError(err: unknown): string {
   const e = err as Partial<ServiceError>;

@@ -19,7 +19,7 @@
  * With grouped rollouts (GRPO) a group is kept or dropped whole: its
  * advantages are relative to its members.
  */
-import type { Rollout } from './sampler-pool';
+import type { Rollout } from './rollout-types';
 
 export type StalePolicy = 'drop' | 'importance-correct';
 
