@@ -8,8 +8,9 @@
  *
  * @example
  * ```ts
+ * import { loadRunConfig } from '@posttrain/training';
  * import { resolveRlRunConfig, runRl } from '@posttrain/rl';
- * const config = resolveRlRunConfig(runSpec); // a RunSpec with a ppo or grpo stage (trainer.proto)
+ * const config = resolveRlRunConfig(await loadRunConfig('grpo.yaml')); // a run config of stage ppo or grpo
  * const ac = new AbortController();
  * const result = await runRl(config, {
  *   signal: ac.signal,
@@ -28,6 +29,6 @@ export { resolveRlRunConfig, RlConfigError } from './rl-run-config';
 export type { RlRunConfig, GroupEstimator } from './rl-run-config';
 export { runRl, explainedVariance, RlRunError } from './run-rl';
 export type { RunRlOptions, RunRlResult } from './run-rl';
-// For tests and the reliability suite (tests/reliability): services on loopback, a tiny policy, prompts, specs.
-export { startService, writeTinyPolicy, writePrompts, rlSpec, HAS_DIGIT, SHORT } from './test-support';
-export type { ServiceProcess } from './test-support';
+// For tests and the reliability suite (tests/reliability): services on loopback, a tiny policy, prompts, run configs.
+export { startService, writeTinyPolicy, writePrompts, rlConfig, rlRawConfig, rewardComponentsJson, HAS_DIGIT, SHORT } from './test-support';
+export type { ServiceProcess, RlConfigCommon } from './test-support';

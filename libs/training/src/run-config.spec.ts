@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyConfigOverrides, loadRunConfig, parseRunConfig, RunConfigError } from './run-config';
+import { applyConfigOverrides } from './config-overrides';
+import { loadRunConfig, parseRunConfig, RunConfigError } from './run-config';
 
 const base = { stage: 'sft', model: 'models/tiny', dataset: { train: 'train.jsonl' } };
 
