@@ -56,6 +56,7 @@ function trainOf(spec: RunSpec, offline: boolean): Record<string, unknown> {
           learning_rate: optimizer.learningRate,
           lr_scheduler: LR_SCHEDULE.nameOf(optimizer.schedule, 'spec.optimizer.schedule'),
           warmup_steps: unlessZero(optimizer.warmupSteps),
+          warmup_ratio: unlessZero(optimizer.warmupRatio),
           weight_decay: unlessZero(optimizer.weightDecay),
           max_grad_norm: optimizer.maxGradNorm === 0 ? null : optimizer.maxGradNorm,
           adam_beta1: optimizer.beta1,

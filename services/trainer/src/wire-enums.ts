@@ -89,6 +89,7 @@ export const RUN_SPEC_FIELD_OF_KEY: readonly (readonly [string, string])[] = [
   ['train.learning_rate', 'optimizer.learning_rate'],
   ['train.lr_scheduler', 'optimizer.schedule'],
   ['train.warmup_steps', 'optimizer.warmup_steps'],
+  ['train.warmup_ratio', 'optimizer.warmup_ratio'],
   ['train.weight_decay', 'optimizer.weight_decay'],
   ['train.max_grad_norm', 'optimizer.max_grad_norm'],
   ['train.adam_beta1', 'optimizer.beta1'],

@@ -826,6 +826,8 @@ export interface OptimizerSpec {
     | undefined;
   /** Clip the global gradient norm to this, > 0; 0 means no clipping. */
   maxGradNorm: number;
+  /** Warmup as a fraction of the steps, in [0, 1), instead of warmup_steps (SFT, RM, DPO). */
+  warmupRatio: number;
 }
 
 /** Low-rank adaptation: train rank-r adapters instead of the full weights. */
@@ -3359,6 +3361,7 @@ function createBaseOptimizerSpec(): OptimizerSpec {
     beta2: undefined,
     epsilon: undefined,
     maxGradNorm: 0,
+    warmupRatio: 0,
   };
 }
 
@@ -3390,6 +3393,9 @@ export const OptimizerSpec: MessageFns<OptimizerSpec> = {
     }
     if (message.maxGradNorm !== 0) {
       writer.uint32(73).double(message.maxGradNorm);
+    }
+    if (message.warmupRatio !== 0) {
+      writer.uint32(81).double(message.warmupRatio);
     }
     return writer;
   },
@@ -3479,6 +3485,14 @@ export const OptimizerSpec: MessageFns<OptimizerSpec> = {
             message.maxGradNorm = reader.double();
             continue;
           }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.warmupRatio = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3522,6 +3536,11 @@ export const OptimizerSpec: MessageFns<OptimizerSpec> = {
         : isSet(object.max_grad_norm)
         ? globalThis.Number(object.max_grad_norm)
         : 0,
+      warmupRatio: isSet(object.warmupRatio)
+        ? globalThis.Number(object.warmupRatio)
+        : isSet(object.warmup_ratio)
+        ? globalThis.Number(object.warmup_ratio)
+        : 0,
     };
   },
 
@@ -3554,6 +3573,9 @@ export const OptimizerSpec: MessageFns<OptimizerSpec> = {
     if (message.maxGradNorm !== 0) {
       obj.maxGradNorm = floatToJson(message.maxGradNorm);
     }
+    if (message.warmupRatio !== 0) {
+      obj.warmupRatio = floatToJson(message.warmupRatio);
+    }
     return obj;
   },
 
@@ -3571,6 +3593,7 @@ export const OptimizerSpec: MessageFns<OptimizerSpec> = {
     message.beta2 = object.beta2 ?? undefined;
     message.epsilon = object.epsilon ?? undefined;
     message.maxGradNorm = object.maxGradNorm ?? 0;
+    message.warmupRatio = object.warmupRatio ?? 0;
     return message;
   },
 };
