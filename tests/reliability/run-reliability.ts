@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
 import { initBackend } from '@posttrain/backend';
 import { startLocalServices } from '@posttrain/cli';
-import { AdvantageEstimator, ExtractionMode, PolicySamplerService, ReferenceModelService, RewardScorerService, RunSpec, TrainerService, WatchRunRequest, WeightsFormat } from '@posttrain/proto';
+import { ExtractionMode, PolicySamplerService, ReferenceModelService, RewardScorerService, RunSpec, TrainerService, WatchRunRequest, WeightsFormat } from '@posttrain/proto';
 import type { RewardComponent } from '@posttrain/proto';
 import { HAS_DIGIT, resolveRlRunConfig, rewardComponentsJson, rlConfig, runRl, startService, writePrompts, writeTinyPolicy } from '@posttrain/rl';
 import type { ServiceProcess } from '@posttrain/rl';

@@ -53,27 +53,28 @@ describe('PPO with the adaptive KL controller over the serving tier', { timeout:
 
   const ppo = async (runId: string, adaptive: boolean): Promise<Record<string, number>[]> => {
     const steps: Record<string, number>[] = [];
-    const spec = rlConfig(
+    const config = rlConfig(
       { runId, outputDir, model, prompts, maxSteps: STEPS, learningRate: 1e-3 },
-      'ppo', {
-          services: { sampler_addresses: [services[0].address], reference_address: services[1].address, reward_address: services[2].address },
-          reward_components: rewardComponentsJson(leadingDigits(1), leadingDigits(2), leadingDigits(3)),
-          prompts_per_step: 8,
-          num_generations: 4,
-          num_ppo_epochs: 2,
-          mini_batch_size: 16,
-          gamma: 1,
-          lam: 0.95,
-          vf_coef: 0.5,
-          whiten_advantages: true,
-          // k1 estimator, KL as a per-token reward penalty (Ziegler et al.).
-          kl_coef: INIT_COEF,
-          ...(adaptive ? { kl_target: TARGET, kl_horizon: HORIZON } : {}),
-          temperature: 1,
-          max_completion_length: 8,
-        },
+      'ppo',
+      {
+        services: { sampler_addresses: [services[0].address], reference_address: services[1].address, reward_address: services[2].address },
+        reward_components: rewardComponentsJson(leadingDigits(1), leadingDigits(2), leadingDigits(3)),
+        prompts_per_step: 8,
+        num_generations: 4,
+        num_ppo_epochs: 2,
+        mini_batch_size: 16,
+        gamma: 1,
+        lam: 0.95,
+        vf_coef: 0.5,
+        whiten_advantages: true,
+        // k1 estimator, KL as a per-token reward penalty (Ziegler et al.).
+        kl_coef: INIT_COEF,
+        ...(adaptive ? { kl_target: TARGET, kl_horizon: HORIZON } : {}),
+        temperature: 1,
+        max_completion_length: 8,
+      },
     );
-    const result = await runRl(resolveRlRunConfig(spec), { callbacks: { onStep: (e) => steps.push(e.metrics) } });
+    const result = await runRl(resolveRlRunConfig(config), { callbacks: { onStep: (e) => steps.push(e.metrics) } });
     assert.equal(result.status, 'completed');
     assert.equal(steps.length, STEPS);
     const row = (k: string, digits: number) => steps.map((m) => m[k].toFixed(digits)).join(' ');

@@ -4,7 +4,6 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@posttrain/backend';
-import { AdvantageEstimator } from '@posttrain/proto';
 import { createLogger } from '@posttrain/telemetry';
 import { resolveRlRunConfig } from './rl-run-config';
 import { runRl } from './run-rl';
@@ -38,17 +37,18 @@ describe('online RL under faults', { timeout: 900_000 }, () => {
   const grpo = (runId: string, maxSteps: number, rewardAddress: string) =>
     rlConfig(
       { runId, outputDir, model, prompts, maxSteps, learningRate: 1e-3 },
-      'grpo', {
-          services: { sampler_addresses: samplers.map((s) => s.address), reference_address: null, reward_address: rewardAddress },
-          reward_components: rewardComponentsJson(HAS_DIGIT),
-          prompts_per_step: 4,
-          num_generations: 4,
-          advantage_estimator: 'grpo',
-          num_iterations: 1,
-          mini_batch_size: 16,
-          temperature: 1,
-          max_completion_length: 8,
-        },
+      'grpo',
+      {
+        services: { sampler_addresses: samplers.map((s) => s.address), reference_address: null, reward_address: rewardAddress },
+        reward_components: rewardComponentsJson(HAS_DIGIT),
+        prompts_per_step: 4,
+        num_generations: 4,
+        advantage_estimator: 'grpo',
+        num_iterations: 1,
+        mini_batch_size: 16,
+        temperature: 1,
+        max_completion_length: 8,
+      },
     );
 
   test('a sampler frozen with SIGSTOP for 30 s of a GRPO run: steps keep completing within 3x the median step + 10 s, no rollout lost or counted twice, and the thawed replica comes back', async () => {

@@ -5,7 +5,6 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@posttrain/backend';
-import { AdvantageEstimator } from '@posttrain/proto';
 import { createLogger } from '@posttrain/telemetry';
 import { resolveRlRunConfig } from './rl-run-config';
 import { runRl } from './run-rl';
@@ -38,24 +37,27 @@ describe('online RL over the serving tier', { timeout: 900_000 }, () => {
 
   test('PPO raises the mean rule-based reward; the KL is reported and the adaptive controller pushes it towards the target; rollouts use both samplers', async () => {
     const steps: Record<string, number>[] = [];
-    const spec = rlConfig(
+    const config = rlConfig(
       { runId: 'ppo-learns', outputDir, model, prompts, maxSteps: 14, learningRate: 3e-3 },
-      'ppo', {
-          services: services(),
-          reward_components: rewardComponentsJson(SHORT),
-          prompts_per_step: 8,
-          num_generations: 2,
-          num_ppo_epochs: 2,
-          mini_batch_size: 8,
-          gamma: 1,
-          lam: 0.95,
-          vf_coef: 0.5,
-          whiten_advantages: true,
-          kl_coef: 0.05, kl_target: 1, kl_horizon: 64,
-          ...sampling,
-        },
+      'ppo',
+      {
+        services: services(),
+        reward_components: rewardComponentsJson(SHORT),
+        prompts_per_step: 8,
+        num_generations: 2,
+        num_ppo_epochs: 2,
+        mini_batch_size: 8,
+        gamma: 1,
+        lam: 0.95,
+        vf_coef: 0.5,
+        whiten_advantages: true,
+        kl_coef: 0.05,
+        kl_target: 1,
+        kl_horizon: 64,
+        ...sampling,
+      },
     );
-    const result = await runRl(resolveRlRunConfig(spec), { callbacks: { onStep: (e) => steps.push(e.metrics) } });
+    const result = await runRl(resolveRlRunConfig(config), { callbacks: { onStep: (e) => steps.push(e.metrics) } });
     assert.equal(result.status, 'completed');
     assert.equal(steps.length, 14);
     const scores = steps.map((m) => m['objective/scores']);
@@ -93,21 +95,22 @@ describe('online RL over the serving tier', { timeout: 900_000 }, () => {
 
   test('GRPO raises the verifiable reward', async () => {
     const steps: Record<string, number>[] = [];
-    const spec = rlConfig(
+    const config = rlConfig(
       { runId: 'grpo-learns', outputDir, model, prompts, maxSteps: 12, learningRate: 3e-3 },
-      'grpo', {
-          services: services(),
-          reward_components: rewardComponentsJson(HAS_DIGIT),
-          prompts_per_step: 4,
-          num_generations: 4,
-          advantage_estimator: 'grpo',
-          num_iterations: 2,
-          mini_batch_size: 8,
-          beta: 0.02,
-          ...sampling,
-        },
+      'grpo',
+      {
+        services: services(),
+        reward_components: rewardComponentsJson(HAS_DIGIT),
+        prompts_per_step: 4,
+        num_generations: 4,
+        advantage_estimator: 'grpo',
+        num_iterations: 2,
+        mini_batch_size: 8,
+        beta: 0.02,
+        ...sampling,
+      },
     );
-    const result = await runRl(resolveRlRunConfig(spec), { callbacks: { onStep: (e) => steps.push(e.metrics) } });
+    const result = await runRl(resolveRlRunConfig(config), { callbacks: { onStep: (e) => steps.push(e.metrics) } });
     assert.equal(result.status, 'completed');
     const scores = steps.map((m) => m['objective/scores']);
     console.log('GRPO objective/scores by step:', scores.map((s) => s.toFixed(2)).join(' '));
@@ -122,19 +125,22 @@ describe('online RL over the serving tier', { timeout: 900_000 }, () => {
     const ppo = (runId: string, resume: boolean) =>
       rlConfig(
         { runId, outputDir, model, prompts, maxSteps: 4, learningRate: 3e-3, resume },
-        'ppo', {
-            services: services(),
-            reward_components: rewardComponentsJson(SHORT),
-            prompts_per_step: 4,
-            num_generations: 2,
-            num_ppo_epochs: 2,
-            mini_batch_size: 4,
-            gamma: 1,
-            lam: 0.95,
-            vf_coef: 0.5,
-            kl_coef: 0.05, kl_target: 1, kl_horizon: 64,
-            ...sampling,
-          },
+        'ppo',
+        {
+          services: services(),
+          reward_components: rewardComponentsJson(SHORT),
+          prompts_per_step: 4,
+          num_generations: 2,
+          num_ppo_epochs: 2,
+          mini_batch_size: 4,
+          gamma: 1,
+          lam: 0.95,
+          vf_coef: 0.5,
+          kl_coef: 0.05,
+          kl_target: 1,
+          kl_horizon: 64,
+          ...sampling,
+        },
       );
     const whole: Record<string, number>[] = [];
     await runRl(resolveRlRunConfig(ppo('ppo-whole', false)), { callbacks: { onStep: (e) => whole.push(e.metrics) } });
@@ -165,24 +171,25 @@ describe('online RL over the serving tier', { timeout: 900_000 }, () => {
   test('a sampler killed in the middle of a PPO run: the run completes on the other, nothing lost or counted twice', async () => {
     const extra = await startService('policy-sampler', ['--model', model, '--max-new-tokens', '16']);
     const steps: Record<string, number>[] = [];
-    const spec = rlConfig(
+    const config = rlConfig(
       { runId: 'ppo-sampler-dies', outputDir, model, prompts, maxSteps: 5, learningRate: 1e-3, checkpointEvery: 2 },
-      'ppo', {
-          services: { ...services(), sampler_addresses: [samplers[0].address, extra.address] },
-          reward_components: rewardComponentsJson(SHORT),
-          prompts_per_step: 8,
-          num_generations: 2,
-          num_ppo_epochs: 1,
-          mini_batch_size: 16,
-          gamma: 1,
-          lam: 0.95,
-          vf_coef: 0.5,
-          kl_coef: 0.05,
-          ...sampling,
-        },
+      'ppo',
+      {
+        services: { ...services(), sampler_addresses: [samplers[0].address, extra.address] },
+        reward_components: rewardComponentsJson(SHORT),
+        prompts_per_step: 8,
+        num_generations: 2,
+        num_ppo_epochs: 1,
+        mini_batch_size: 16,
+        gamma: 1,
+        lam: 0.95,
+        vf_coef: 0.5,
+        kl_coef: 0.05,
+        ...sampling,
+      },
     );
     let killed: Promise<void> | null = null;
-    const result = await runRl(resolveRlRunConfig(spec), {
+    const result = await runRl(resolveRlRunConfig(config), {
       pool: { requestTimeoutMs: 20_000, benchMs: 1_000 },
       callbacks: {
         onStep: (e) => {
