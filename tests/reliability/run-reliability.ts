@@ -18,9 +18,9 @@ import { join } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
 import { initBackend } from '@posttrain/backend';
 import { startLocalServices } from '@posttrain/cli';
-import { AdvantageEstimator, ExtractionMode, PolicySamplerService, ReferenceModelService, RewardScorerService, RunSpec, TrainerService, WatchRunRequest, WeightsFormat } from '@posttrain/proto';
+import { ExtractionMode, PolicySamplerService, ReferenceModelService, RewardScorerService, RunSpec, TrainerService, WatchRunRequest, WeightsFormat } from '@posttrain/proto';
 import type { RewardComponent } from '@posttrain/proto';
-import { HAS_DIGIT, resolveRlRunConfig, rlSpec, runRl, startService, writePrompts, writeTinyPolicy } from '@posttrain/rl';
+import { HAS_DIGIT, resolveRlRunConfig, rewardComponentsJson, rlConfig, runRl, startService, writePrompts, writeTinyPolicy } from '@posttrain/rl';
 import type { ServiceProcess } from '@posttrain/rl';
 import { checkHealth, createClient, status } from '@posttrain/rpc';
 import type { AnyServiceDefinition } from '@posttrain/rpc';
@@ -242,12 +242,12 @@ async function main(): Promise<number> {
     rows.push({ scenario: 'service processes that crashed during the requests', expected: '0', observed: String(crashes), pass: crashes === 0 });
 
     // --- faults during short GRPO runs ---
-    const services = (kl: boolean) => ({ samplerAddresses: samplers.map((s) => s.address), referenceAddress: kl ? reference.address : '', rewardAddress: reward.address });
+    const services = (kl: boolean) => ({ sampler_addresses: samplers.map((s) => s.address), reference_address: kl ? reference.address : null, reward_address: reward.address });
     const grpo = (runId: string, maxSteps: number, kl: boolean) =>
       resolveRlRunConfig(
-        rlSpec(
+        rlConfig(
           { runId, outputDir: runsDir, model, prompts, maxSteps, learningRate: 1e-3 },
-          { $case: 'grpo', value: { services: services(kl), rewardComponents: [HAS_DIGIT], promptsPerStep: 4, groupSize: 4, advantageEstimator: AdvantageEstimator.GRPO, updatesPerBatch: 1, minibatchSize: 16, kl: { coefficient: kl ? 0.02 : 0, adaptiveHorizon: 0, estimator: 0, placement: 0 }, sampling: { temperature: 1, maxNewTokens: 8, topK: 0, stop: [], stopTokenIds: [], logprobs: true } } },
+          'grpo', { services: services(kl), reward_components: rewardComponentsJson(HAS_DIGIT), prompts_per_step: 4, num_generations: 4, advantage_estimator: 'grpo', num_iterations: 1, mini_batch_size: 16, beta: kl ? 0.02 : 0, temperature: 1, max_completion_length: 8 },
         ),
       );
     // A frozen replica must not stall a step past 3x the median + 10 s; a restarting service is waited for, within the 60 s retry window.

@@ -12,10 +12,10 @@
  * The services are started by an injected launcher (the CLI's local
  * services; this library cannot import the CLI) and stopped when the run ends.
  */
-import type { RewardComponent } from '@posttrain/proto';
-import { AdvantageEstimator, KlEstimator, KlPlacement, RunSpec } from '@posttrain/proto';
+import { RewardComponent } from '@posttrain/proto';
 import { resolveRlRunConfig, runRl } from '@posttrain/rl';
 import type { Logger } from '@posttrain/telemetry';
+import { parseRunConfig } from '@posttrain/training';
 import { CORRECT_COMPONENT, taskRewardComponents } from '@posttrain/task';
 
 /** Starts services (each given its own args) and returns their addresses in order, with a stop function. */
@@ -92,65 +92,64 @@ export async function runRlStage(o: RlStageOptions & ({ algorithm: 'grpo'; setti
   ]);
   try {
     const [sampler, reference, reward] = services.addresses;
-    const servicesSpec = { samplerAddresses: [sampler], referenceAddress: reference, rewardAddress: reward };
-    const sampling = { temperature: s.temperature, maxNewTokens: s.maxNewTokens, topK: 0, stop: [], stopTokenIds: [], logprobs: true };
+    const serviceAddresses = { sampler_addresses: [sampler], reference_address: reference, reward_address: reward };
+    const sampling = { temperature: s.temperature, max_completion_length: s.maxNewTokens };
     let perStep: number;
-    let stage: NonNullable<Parameters<typeof RunSpec.fromPartial>[0]>['stage'];
+    let section: Record<string, unknown>;
     if (o.algorithm === 'grpo') {
-      const g = o.settings;
-      perStep = g.promptsPerStep * g.groupSize;
-      stage = {
-        $case: 'grpo',
-        value: {
-          services: servicesSpec,
-          rewardComponents: taskRewardComponents(),
-          promptsPerStep: g.promptsPerStep,
-          groupSize: g.groupSize,
-          advantageEstimator: AdvantageEstimator.GRPO,
-          updatesPerBatch: 1,
-          minibatchSize: perStep,
-          kl: { coefficient: g.klCoefficient, adaptiveHorizon: 0, estimator: 0, placement: 0 },
-          sampling,
-        },
+      const grpo = o.settings;
+      perStep = grpo.promptsPerStep * grpo.groupSize;
+      section = {
+        services: serviceAddresses,
+        reward_components: taskRewardComponents().map((component) => RewardComponent.toJSON(component)),
+        prompts_per_step: grpo.promptsPerStep,
+        num_generations: grpo.groupSize,
+        advantage_estimator: 'grpo',
+        num_iterations: 1,
+        mini_batch_size: perStep,
+        beta: grpo.klCoefficient,
+        ...sampling,
       };
     } else {
-      const p = o.settings;
-      perStep = p.rolloutBatchSize;
-      stage = {
-        $case: 'ppo',
-        value: {
-          services: servicesSpec,
-          rewardComponents: rewardModelComponents(),
-          rolloutBatchSize: p.rolloutBatchSize,
-          samplesPerPrompt: 1,
-          ppoEpochs: p.ppoEpochs,
-          minibatchSize: p.minibatchSize,
-          clipLow: 0.2,
-          clipHigh: 0.2,
-          valueClip: 0.2,
-          gamma: 1,
-          gaeLambda: p.gaeLambda,
-          whitenAdvantages: true,
-          valueLossCoefficient: 0.5,
-          kl: { coefficient: p.klCoefficient, adaptiveHorizon: 0, estimator: KlEstimator.K1, placement: KlPlacement.REWARD },
-          valueModelDir: o.rewardModelDir,
-          sampling,
-        },
+      const ppo = o.settings;
+      perStep = ppo.rolloutBatchSize;
+      section = {
+        services: serviceAddresses,
+        reward_components: rewardModelComponents().map((component) => RewardComponent.toJSON(component)),
+        prompts_per_step: ppo.rolloutBatchSize,
+        num_generations: 1,
+        num_ppo_epochs: ppo.ppoEpochs,
+        mini_batch_size: ppo.minibatchSize,
+        cliprange: 0.2,
+        cliprange_high: 0.2,
+        cliprange_value: 0.2,
+        gamma: 1,
+        lam: ppo.gaeLambda,
+        whiten_advantages: true,
+        vf_coef: 0.5,
+        kl_coef: ppo.klCoefficient,
+        kl_estimator: 'k1',
+        kl_placement: 'reward',
+        value_model: o.rewardModelDir,
+        ...sampling,
       };
     }
-    const spec = RunSpec.fromPartial({
-      runId: o.runId,
-      outputDir: o.outputDir,
-      baseModelDir: o.modelDir,
-      dataset: { paths: [o.promptsFile] },
-      seed: o.seed,
-      maxSteps: s.steps,
-      optimizer: { learningRate: s.learningRate, maxGradNorm: 1 },
-      stage,
-    });
+    const config = parseRunConfig(
+      {
+        stage: o.algorithm,
+        run_id: o.runId,
+        output_dir: o.outputDir,
+        model: o.modelDir,
+        dataset: { train: o.promptsFile },
+        seed: o.seed,
+        train: { max_steps: s.steps, learning_rate: s.learningRate, max_grad_norm: 1 },
+        [o.algorithm]: section,
+      },
+      `${o.algorithm} stage`,
+    );
     const points: RlPoint[] = [];
     const correctKey = `rewards/${CORRECT_COMPONENT}`;
-    const result = await runRl(resolveRlRunConfig(spec), {
+    const result = await runRl(resolveRlRunConfig(config), {
       signal: o.signal,
       logger: o.logger,
       callbacks: {

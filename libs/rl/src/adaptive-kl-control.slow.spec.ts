@@ -8,7 +8,7 @@ import type { RewardComponent } from '@posttrain/proto';
 import { createLogger } from '@posttrain/telemetry';
 import { resolveRlRunConfig } from './rl-run-config';
 import { runRl } from './run-rl';
-import { rlSpec, startService, writePrompts, writeTinyPolicy } from './test-support';
+import { rewardComponentsJson, rlConfig, startService, writePrompts, writeTinyPolicy } from './test-support';
 import type { ServiceProcess } from './test-support';
 
 // PPO's adaptive KL controller (Ziegler et al. 2019) holding the per-sequence KL to the
@@ -53,28 +53,28 @@ describe('PPO with the adaptive KL controller over the serving tier', { timeout:
 
   const ppo = async (runId: string, adaptive: boolean): Promise<Record<string, number>[]> => {
     const steps: Record<string, number>[] = [];
-    const spec = rlSpec(
+    const config = rlConfig(
       { runId, outputDir, model, prompts, maxSteps: STEPS, learningRate: 1e-3 },
+      'ppo',
       {
-        $case: 'ppo',
-        value: {
-          services: { samplerAddresses: [services[0].address], referenceAddress: services[1].address, rewardAddress: services[2].address },
-          rewardComponents: [leadingDigits(1), leadingDigits(2), leadingDigits(3)],
-          rolloutBatchSize: 8,
-          samplesPerPrompt: 4,
-          ppoEpochs: 2,
-          minibatchSize: 16,
-          gamma: 1,
-          gaeLambda: 0.95,
-          valueLossCoefficient: 0.5,
-          whitenAdvantages: true,
-          // k1 estimator, KL as a per-token reward penalty (Ziegler et al.).
-          kl: adaptive ? { coefficient: INIT_COEF, adaptiveTarget: TARGET, adaptiveHorizon: HORIZON, estimator: 0, placement: 0 } : { coefficient: INIT_COEF, adaptiveHorizon: 0, estimator: 0, placement: 0 },
-          sampling: { temperature: 1, maxNewTokens: 8, topK: 0, stop: [], stopTokenIds: [], logprobs: true },
-        },
+        services: { sampler_addresses: [services[0].address], reference_address: services[1].address, reward_address: services[2].address },
+        reward_components: rewardComponentsJson(leadingDigits(1), leadingDigits(2), leadingDigits(3)),
+        prompts_per_step: 8,
+        num_generations: 4,
+        num_ppo_epochs: 2,
+        mini_batch_size: 16,
+        gamma: 1,
+        lam: 0.95,
+        vf_coef: 0.5,
+        whiten_advantages: true,
+        // k1 estimator, KL as a per-token reward penalty (Ziegler et al.).
+        kl_coef: INIT_COEF,
+        ...(adaptive ? { kl_target: TARGET, kl_horizon: HORIZON } : {}),
+        temperature: 1,
+        max_completion_length: 8,
       },
     );
-    const result = await runRl(resolveRlRunConfig(spec), { callbacks: { onStep: (e) => steps.push(e.metrics) } });
+    const result = await runRl(resolveRlRunConfig(config), { callbacks: { onStep: (e) => steps.push(e.metrics) } });
     assert.equal(result.status, 'completed');
     assert.equal(steps.length, STEPS);
     const row = (k: string, digits: number) => steps.map((m) => m[k].toFixed(digits)).join(' ');

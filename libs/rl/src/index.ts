@@ -11,7 +11,9 @@
  *
  * @example
  * ```ts
- * import { runRl } from '@posttrain/rl';
+ * import { loadRunConfig } from '@posttrain/training';
+ * import { resolveRlRunConfig, runRl } from '@posttrain/rl';
+ * const config = resolveRlRunConfig(await loadRunConfig('grpo.yaml')); // a run config of stage ppo or grpo
  * const ac = new AbortController();
  * const result = await runRl(config, { // an RlRunConfig (rl-run-config.ts)
  *   signal: ac.signal,
@@ -43,6 +45,6 @@ export type { StalePolicy, StaleFilterResult } from './stale-rollouts';
 export { buildRolloutBatch, selectRows, selectRowsOf, policyForward, criticValues, mapRowChunks } from './rollout-batch';
 export type { RolloutBatch } from './rollout-batch';
 
-// Internal: for tests and the reliability suite (tests/reliability): services on loopback, a tiny policy, prompts, specs.
-export { startService, writeTinyPolicy, writePrompts, rlSpec, HAS_DIGIT, SHORT } from './test-support';
-export type { ServiceProcess } from './test-support';
+// Internal: for tests and the reliability suite (tests/reliability): services on loopback, a tiny policy, prompts, run configs.
+export { startService, writeTinyPolicy, writePrompts, rlConfig, rlRawConfig, rewardComponentsJson, HAS_DIGIT, SHORT } from './test-support';
+export type { ServiceProcess, RlConfigCommon } from './test-support';

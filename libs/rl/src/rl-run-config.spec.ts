@@ -1,59 +1,78 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AdvantageEstimator, KlPlacement, LossAggregation, StaleRolloutPolicy } from '@posttrain/proto';
-import type { RunSpec } from '@posttrain/proto';
+import { parseRunConfig, RunConfigError } from '@posttrain/training';
 import { RlConfigError, resolveRlRunConfig } from './rl-run-config';
-import { SHORT, rlSpec } from './test-support';
+import { SHORT, rewardComponentsJson, rlConfig, rlRawConfig } from './test-support';
 
-const services = { samplerAddresses: ['a:1', 'b:2'], referenceAddress: 'r:3', rewardAddress: 'w:4' };
+const services = { sampler_addresses: ['a:1', 'b:2'], reference_address: 'r:3', reward_address: 'w:4' };
 const common = { runId: 'r1', outputDir: '/tmp/x', model: '/m', prompts: '/p.jsonl', maxSteps: 3, learningRate: 1e-3 };
-const ppo = (value: Record<string, unknown> = {}) => rlSpec(common, { $case: 'ppo', value: { services, rewardComponents: [SHORT], rolloutBatchSize: 4, samplesPerPrompt: 2, ppoEpochs: 2, minibatchSize: 4, gamma: 1, gaeLambda: 0.95, kl: { coefficient: 0.1, adaptiveHorizon: 0, estimator: 0, placement: 0 }, ...value } });
-const grpo = (value: Record<string, unknown> = {}) => rlSpec(common, { $case: 'grpo', value: { services, rewardComponents: [SHORT], promptsPerStep: 2, groupSize: 4, updatesPerBatch: 1, minibatchSize: 8, ...value } });
-const rejects = (spec: RunSpec, field: string, message: RegExp) =>
-  assert.throws(
-    () => resolveRlRunConfig(spec),
-    (e: unknown) => e instanceof RlConfigError && e.field === field && message.test(e.message),
-  );
+const ppoSection = { services, reward_components: rewardComponentsJson(SHORT), prompts_per_step: 4, num_generations: 2, num_ppo_epochs: 2, mini_batch_size: 4, gamma: 1, lam: 0.95, kl_coef: 0.1 };
+const grpoSection = { services, reward_components: rewardComponentsJson(SHORT), prompts_per_step: 2, num_generations: 4, num_iterations: 1, mini_batch_size: 8 };
+const ppo = (keys: Record<string, unknown> = {}) => resolveRlRunConfig(rlConfig(common, 'ppo', { ...ppoSection, ...keys }));
+const grpo = (keys: Record<string, unknown> = {}) => resolveRlRunConfig(rlConfig(common, 'grpo', { ...grpoSection, ...keys }));
+const invalid = (build: () => unknown, message: RegExp) => assert.throws(build, (e: unknown) => e instanceof RunConfigError && message.test(e.message), message.source);
+const unresolvable = (build: () => unknown, field: string, message: RegExp) =>
+  assert.throws(build, (e: unknown) => e instanceof RlConfigError && e.field === field && message.test(e.message), `${field}: ${message.source}`);
 
 describe('resolveRlRunConfig', () => {
   test('PPO defaults: clip 0.2 both sides, k1 KL as a reward penalty, drop stale rollouts, temperature 1', () => {
-    const c = resolveRlRunConfig(ppo());
-    assert.equal(c.algorithm, 'ppo');
-    assert.deepEqual([c.clipLow, c.clipHigh], [0.2, 0.2]);
-    assert.deepEqual(c.kl, { coefficient: 0.1, adaptiveTarget: null, adaptiveHorizon: 0, estimator: 'k1', placement: 'reward' });
-    assert.deepEqual(c.stale, { policy: 'drop', maxStaleness: 0 });
-    assert.equal(c.sampling.temperature, 1);
-    assert.equal(c.ppo!.valueClip, null);
-    assert.equal(c.samplers.length, 2);
-    assert.equal(c.optimizer.maxGradNorm, 1);
+    const config = ppo();
+    assert.equal(config.algorithm, 'ppo');
+    assert.deepEqual([config.clipLow, config.clipHigh], [0.2, 0.2]);
+    assert.deepEqual(config.kl, { coefficient: 0.1, adaptiveTarget: null, adaptiveHorizon: 0, estimator: 'k1', placement: 'reward' });
+    assert.deepEqual(config.stale, { policy: 'drop', maxStaleness: 0 });
+    assert.equal(config.sampling.temperature, 1);
+    assert.equal(config.ppo!.valueClip, null);
+    assert.equal(config.samplers.length, 2);
+    assert.equal(config.optimizer.maxGradNorm, 1);
+    assert.equal(config.optimizer.schedule, 'constant');
+    assert.equal(config.logEverySteps, 1);
+    assert.deepEqual(config.rewardComponents, [SHORT]);
   });
 
-  test('GRPO defaults: k3 KL in the loss, token-mean aggregation, GRPO advantages; the enums map to the algorithms names', () => {
-    const c = resolveRlRunConfig(grpo());
-    assert.equal(c.kl.estimator, 'k3');
-    assert.equal(c.kl.placement, 'loss');
-    assert.deepEqual(c.grpo, { estimator: 'grpo', aggregation: 'token-mean' });
-    const d = resolveRlRunConfig(grpo({ advantageEstimator: AdvantageEstimator.RLOO, lossAggregation: LossAggregation.SEQUENCE_MEAN, staleRollouts: StaleRolloutPolicy.IMPORTANCE_CORRECT, maxStaleness: 2, kl: { coefficient: 0.1, adaptiveHorizon: 0, estimator: 0, placement: KlPlacement.REWARD } }));
-    assert.deepEqual(d.grpo, { estimator: 'rloo', aggregation: 'seq-mean-token-mean' });
-    assert.deepEqual(d.stale, { policy: 'importance-correct', maxStaleness: 2 });
-    assert.equal(d.kl.placement, 'reward');
+  test('GRPO defaults: k3 KL in the loss, token-mean aggregation, GRPO advantages; the names map to the algorithms names', () => {
+    const config = grpo();
+    assert.equal(config.kl.estimator, 'k3');
+    assert.equal(config.kl.placement, 'loss');
+    assert.deepEqual(config.grpo, { estimator: 'grpo', aggregation: 'token-mean' });
+    const other = grpo({ advantage_estimator: 'rloo', loss_type: 'grpo', stale_rollouts: 'importance-correct', max_staleness: 2, beta: 0.1, kl_placement: 'reward' });
+    assert.deepEqual(other.grpo, { estimator: 'rloo', aggregation: 'seq-mean-token-mean' });
+    assert.deepEqual(other.stale, { policy: 'importance-correct', maxStaleness: 2 });
+    assert.equal(other.kl.placement, 'reward');
+    assert.equal(grpo({ loss_type: 'dr_grpo', max_completion_length: 16 }).grpo!.aggregation, 'seq-mean-token-sum-norm');
+    assert.equal(grpo({ mini_batch_size: null }).minibatchSize, 8, 'no mini_batch_size: the whole batch of a step');
+    assert.deepEqual([grpo({ epsilon: 0.1, epsilon_high: 0.3 }).clipLow, grpo({ epsilon: 0.1, epsilon_high: 0.3 }).clipHigh], [0.1, 0.3]);
   });
 
-  test('every bad field is named with its value and what was expected', () => {
-    rejects(ppo({ minibatchSize: 3 }), 'ppo.minibatch_size', /got 3, expected an integer >= 1 dividing rollout_batch_size \* samples_per_prompt = 8/);
-    rejects(ppo({ clipLow: 1.5 }), 'ppo.clip_low', /got 1\.5, expected a value in \(0, 1\)/);
-    rejects(ppo({ gamma: 2 }), 'ppo.gamma', /got 2/);
-    rejects(ppo({ dualClipC: 0.5 }), 'ppo.dual_clip_c', /expected a number > 1/);
-    rejects(ppo({ services: { ...services, samplerAddresses: [] } }), 'ppo.services.sampler_addresses', /at least one PolicySampler address/);
-    rejects(ppo({ services: { ...services, referenceAddress: '' } }), 'ppo.services.reference_address', /kl\.coefficient is > 0/);
-    rejects(ppo({ rewardComponents: [] }), 'ppo.reward_components', /at least one component/);
-    rejects(ppo({ kl: { coefficient: 0.1, adaptiveTarget: 6, adaptiveHorizon: 0, estimator: 0, placement: 0 } }), 'ppo.kl.adaptive_horizon', /> 0 when adaptive_target is set/);
-    rejects(ppo({ sampling: { temperature: 0, topK: 0, stop: [], stopTokenIds: [], logprobs: false } }), 'ppo.sampling.temperature', /got 0/);
-    rejects(grpo({ groupSize: 1 }), 'grpo.group_size', /got 1, expected an integer >= 2/);
-    rejects(grpo({ lossAggregation: LossAggregation.SEQUENCE_SUM_NORM }), 'grpo.sampling.max_new_tokens', /LOSS_AGGREGATION_SEQUENCE_SUM_NORM divides by it/);
-    rejects({ ...ppo(), runId: 'Bad Id' }, 'run_id', /got "Bad Id"/);
-    rejects({ ...ppo(), lora: { rank: 4, alpha: 8, dropout: 0, targetModules: [] } }, 'lora', /LoRA pushes are not implemented/);
-    rejects({ ...ppo(), stage: undefined }, 'stage', /expected "ppo" or "grpo"/);
-    rejects({ ...ppo(), dataset: { paths: [], format: 0, evalPaths: [], evalFraction: 0, maxSamples: 0 } }, 'dataset.paths', /exactly one JSONL file/);
+  test('every bad key is named with its value and what was expected', () => {
+    invalid(() => ppo({ mini_batch_size: 3 }), /ppo\.mini_batch_size: expected an integer >= 1 dividing prompts_per_step \* num_generations = 8, or null, got number 3/);
+    invalid(() => ppo({ cliprange: 1.5 }), /ppo\.cliprange: expected a finite number > 0 and < 1, got number 1\.5/);
+    invalid(() => ppo({ gamma: 2 }), /ppo\.gamma: expected a finite number >= 0 and <= 1, got number 2/);
+    invalid(() => ppo({ dual_clip_c: 0.5 }), /ppo\.dual_clip_c: expected a finite number > 1 or null/);
+    invalid(() => ppo({ kl_target: 6 }), /ppo\.kl_horizon: expected an integer > 0 when kl_target is set, got number 0/);
+    invalid(() => ppo({ temperature: 0 }), /ppo\.temperature: expected a finite number > 0, got number 0/);
+    invalid(() => ppo({ kl_estimator: 'k9' }), /ppo\.kl_estimator: expected one of "k1", "k2", "k3", got string "k9"/);
+    invalid(() => ppo({ group_size: 4 }), /ppo\.group_size: unknown key \(known keys of ppo: prompts_per_step, num_generations, /);
+    invalid(() => grpo({ num_generations: 1 }), /grpo\.num_generations: expected an integer >= 2, got number 1/);
+    invalid(() => grpo({ loss_type: 'bnpo' }), /grpo\.loss_type: expected one of "dapo", "grpo", "dr_grpo", got string "bnpo"/);
+    invalid(() => grpo({ loss_type: 'dr_grpo' }), /grpo\.max_completion_length: expected an integer >= 1 with loss_type "dr_grpo"/);
+    invalid(() => rlConfig({ ...common, runId: 'Bad Id' }, 'ppo', ppoSection), /run_id: expected 1-64 characters of \[a-z0-9_-\] \(a directory name\), got string "Bad Id"/);
+    invalid(() => rlConfig({ ...common, learningRate: undefined as never }, 'grpo', grpoSection), /train\.learning_rate: required key is missing for stage "grpo"/);
+    unresolvable(() => ppo({ services: { ...services, sampler_addresses: [] } }), 'ppo.services.sampler_addresses', /at least one PolicySampler address/);
+    unresolvable(() => ppo({ services: { ...services, reference_address: null } }), 'ppo.services.reference_address', /kl_coef is > 0/);
+    unresolvable(() => ppo({ reward_components: [] }), 'ppo.reward_components', /at least one component/);
+    unresolvable(() => grpo({ reward_components: [{ name: 'x', weight: 1, regexx: {} }] }), 'grpo.reward_components[0]', /^grpo\.reward_components\[0\]: regexx: unknown key; RewardComponent has/);
+    unresolvable(() => resolveRlRunConfig({ ...rlConfig(common, 'ppo', ppoSection), stage: 'sft' }), 'stage', /expected "ppo" or "grpo"/);
+  });
+
+  test('keys of the offline stages are errors for ppo and grpo, saying why', () => {
+    const raw = rlRawConfig(common, 'grpo', grpoSection);
+    const train = raw.train as Record<string, unknown>;
+    invalid(() => parseRunConfig({ ...raw, lora: { r: 4 } }), /lora: this section applies to stages "lm", "sft", "rm", "dpo" only, but stage is "grpo" \(online runs train all weights .*LoRA pushes are not implemented\)/);
+    invalid(() => parseRunConfig({ ...raw, train: { ...train, batch_size: 8 } }), /train\.batch_size: this key applies to stages "lm", "sft", "rm", "dpo" only, but stage is "grpo" \(ppo and grpo batch by prompts_per_step and mini_batch_size/);
+    invalid(() => parseRunConfig({ ...raw, train: { ...train, gradient_accumulation_steps: 2 } }), /train\.gradient_accumulation_steps: this key applies to stages .* one optimizer step per mini-batch/);
+    invalid(() => parseRunConfig({ ...raw, dataset: { train: 'p.jsonl', eval: 'e.jsonl' } }), /dataset\.eval: this key applies to stages .* evaluate through their rewards/);
+    invalid(() => parseRunConfig({ ...raw, dataset: { train: 'p.jsonl', format: 'preference' } }), /dataset\.format: expected "prompt-only" or null for stage "grpo", got string "preference"/);
+    invalid(() => parseRunConfig({ ...raw, grpo: undefined, ppo: ppoSection }), /ppo: this section applies to stage "ppo" only, but stage is "grpo"/);
   });
 });

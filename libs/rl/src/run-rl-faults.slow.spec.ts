@@ -4,11 +4,10 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@posttrain/backend';
-import { AdvantageEstimator } from '@posttrain/proto';
 import { createLogger } from '@posttrain/telemetry';
 import { resolveRlRunConfig } from './rl-run-config';
 import { runRl } from './run-rl';
-import { HAS_DIGIT, rlSpec, startService, writePrompts, writeTinyPolicy } from './test-support';
+import { HAS_DIGIT, rewardComponentsJson, rlConfig, startService, writePrompts, writeTinyPolicy } from './test-support';
 import type { ServiceProcess } from './test-support';
 
 // Faults during GRPO runs over real services on loopback: a frozen sampler
@@ -36,20 +35,19 @@ describe('online RL under faults', { timeout: 900_000 }, () => {
   });
 
   const grpo = (runId: string, maxSteps: number, rewardAddress: string) =>
-    rlSpec(
+    rlConfig(
       { runId, outputDir, model, prompts, maxSteps, learningRate: 1e-3 },
+      'grpo',
       {
-        $case: 'grpo',
-        value: {
-          services: { samplerAddresses: samplers.map((s) => s.address), referenceAddress: '', rewardAddress },
-          rewardComponents: [HAS_DIGIT],
-          promptsPerStep: 4,
-          groupSize: 4,
-          advantageEstimator: AdvantageEstimator.GRPO,
-          updatesPerBatch: 1,
-          minibatchSize: 16,
-          sampling: { temperature: 1, maxNewTokens: 8, topK: 0, stop: [], stopTokenIds: [], logprobs: true },
-        },
+        services: { sampler_addresses: samplers.map((s) => s.address), reference_address: null, reward_address: rewardAddress },
+        reward_components: rewardComponentsJson(HAS_DIGIT),
+        prompts_per_step: 4,
+        num_generations: 4,
+        advantage_estimator: 'grpo',
+        num_iterations: 1,
+        mini_batch_size: 16,
+        temperature: 1,
+        max_completion_length: 8,
       },
     );
 

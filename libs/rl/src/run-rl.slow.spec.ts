@@ -5,11 +5,10 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@posttrain/backend';
-import { AdvantageEstimator } from '@posttrain/proto';
 import { createLogger } from '@posttrain/telemetry';
 import { resolveRlRunConfig } from './rl-run-config';
 import { runRl } from './run-rl';
-import { HAS_DIGIT, SHORT, rlSpec, startService, writePrompts, writeTinyPolicy } from './test-support';
+import { HAS_DIGIT, SHORT, rewardComponentsJson, rlConfig, startService, writePrompts, writeTinyPolicy } from './test-support';
 import type { ServiceProcess } from './test-support';
 
 // Online RL end to end: two policy samplers, the reference and the reward service
@@ -33,32 +32,32 @@ describe('online RL over the serving tier', { timeout: 900_000 }, () => {
     await Promise.all([...samplers, reference, reward].filter(Boolean).map((s) => s.kill()));
   });
 
-  const services = () => ({ samplerAddresses: samplers.map((s) => s.address), referenceAddress: reference.address, rewardAddress: reward.address });
-  const sampling = { temperature: 1, maxNewTokens: 8, topK: 0, stop: [], stopTokenIds: [], logprobs: true };
+  const services = () => ({ sampler_addresses: samplers.map((s) => s.address), reference_address: reference.address, reward_address: reward.address });
+  const sampling = { temperature: 1, max_completion_length: 8 };
 
   test('PPO raises the mean rule-based reward; the KL is reported and the adaptive controller pushes it towards the target; rollouts use both samplers', async () => {
     const steps: Record<string, number>[] = [];
-    const spec = rlSpec(
+    const config = rlConfig(
       { runId: 'ppo-learns', outputDir, model, prompts, maxSteps: 14, learningRate: 3e-3 },
+      'ppo',
       {
-        $case: 'ppo',
-        value: {
-          services: services(),
-          rewardComponents: [SHORT],
-          rolloutBatchSize: 8,
-          samplesPerPrompt: 2,
-          ppoEpochs: 2,
-          minibatchSize: 8,
-          gamma: 1,
-          gaeLambda: 0.95,
-          valueLossCoefficient: 0.5,
-          whitenAdvantages: true,
-          kl: { coefficient: 0.05, adaptiveTarget: 1, adaptiveHorizon: 64, estimator: 0, placement: 0 },
-          sampling,
-        },
+        services: services(),
+        reward_components: rewardComponentsJson(SHORT),
+        prompts_per_step: 8,
+        num_generations: 2,
+        num_ppo_epochs: 2,
+        mini_batch_size: 8,
+        gamma: 1,
+        lam: 0.95,
+        vf_coef: 0.5,
+        whiten_advantages: true,
+        kl_coef: 0.05,
+        kl_target: 1,
+        kl_horizon: 64,
+        ...sampling,
       },
     );
-    const result = await runRl(resolveRlRunConfig(spec), { callbacks: { onStep: (e) => steps.push(e.metrics) } });
+    const result = await runRl(resolveRlRunConfig(config), { callbacks: { onStep: (e) => steps.push(e.metrics) } });
     assert.equal(result.status, 'completed');
     assert.equal(steps.length, 14);
     const scores = steps.map((m) => m['objective/scores']);
@@ -96,24 +95,22 @@ describe('online RL over the serving tier', { timeout: 900_000 }, () => {
 
   test('GRPO raises the verifiable reward', async () => {
     const steps: Record<string, number>[] = [];
-    const spec = rlSpec(
+    const config = rlConfig(
       { runId: 'grpo-learns', outputDir, model, prompts, maxSteps: 12, learningRate: 3e-3 },
+      'grpo',
       {
-        $case: 'grpo',
-        value: {
-          services: services(),
-          rewardComponents: [HAS_DIGIT],
-          promptsPerStep: 4,
-          groupSize: 4,
-          advantageEstimator: AdvantageEstimator.GRPO,
-          updatesPerBatch: 2,
-          minibatchSize: 8,
-          kl: { coefficient: 0.02, adaptiveHorizon: 0, estimator: 0, placement: 0 },
-          sampling,
-        },
+        services: services(),
+        reward_components: rewardComponentsJson(HAS_DIGIT),
+        prompts_per_step: 4,
+        num_generations: 4,
+        advantage_estimator: 'grpo',
+        num_iterations: 2,
+        mini_batch_size: 8,
+        beta: 0.02,
+        ...sampling,
       },
     );
-    const result = await runRl(resolveRlRunConfig(spec), { callbacks: { onStep: (e) => steps.push(e.metrics) } });
+    const result = await runRl(resolveRlRunConfig(config), { callbacks: { onStep: (e) => steps.push(e.metrics) } });
     assert.equal(result.status, 'completed');
     const scores = steps.map((m) => m['objective/scores']);
     console.log('GRPO objective/scores by step:', scores.map((s) => s.toFixed(2)).join(' '));
@@ -126,23 +123,23 @@ describe('online RL over the serving tier', { timeout: 900_000 }, () => {
 
   test('a run cancelled at a step boundary and resumed repeats the uninterrupted run step for step', async () => {
     const ppo = (runId: string, resume: boolean) =>
-      rlSpec(
+      rlConfig(
         { runId, outputDir, model, prompts, maxSteps: 4, learningRate: 3e-3, resume },
+        'ppo',
         {
-          $case: 'ppo',
-          value: {
-            services: services(),
-            rewardComponents: [SHORT],
-            rolloutBatchSize: 4,
-            samplesPerPrompt: 2,
-            ppoEpochs: 2,
-            minibatchSize: 4,
-            gamma: 1,
-            gaeLambda: 0.95,
-            valueLossCoefficient: 0.5,
-            kl: { coefficient: 0.05, adaptiveTarget: 1, adaptiveHorizon: 64, estimator: 0, placement: 0 },
-            sampling,
-          },
+          services: services(),
+          reward_components: rewardComponentsJson(SHORT),
+          prompts_per_step: 4,
+          num_generations: 2,
+          num_ppo_epochs: 2,
+          mini_batch_size: 4,
+          gamma: 1,
+          lam: 0.95,
+          vf_coef: 0.5,
+          kl_coef: 0.05,
+          kl_target: 1,
+          kl_horizon: 64,
+          ...sampling,
         },
       );
     const whole: Record<string, number>[] = [];
@@ -174,27 +171,25 @@ describe('online RL over the serving tier', { timeout: 900_000 }, () => {
   test('a sampler killed in the middle of a PPO run: the run completes on the other, nothing lost or counted twice', async () => {
     const extra = await startService('policy-sampler', ['--model', model, '--max-new-tokens', '16']);
     const steps: Record<string, number>[] = [];
-    const spec = rlSpec(
+    const config = rlConfig(
       { runId: 'ppo-sampler-dies', outputDir, model, prompts, maxSteps: 5, learningRate: 1e-3, checkpointEvery: 2 },
+      'ppo',
       {
-        $case: 'ppo',
-        value: {
-          services: { ...services(), samplerAddresses: [samplers[0].address, extra.address] },
-          rewardComponents: [SHORT],
-          rolloutBatchSize: 8,
-          samplesPerPrompt: 2,
-          ppoEpochs: 1,
-          minibatchSize: 16,
-          gamma: 1,
-          gaeLambda: 0.95,
-          valueLossCoefficient: 0.5,
-          kl: { coefficient: 0.05, adaptiveHorizon: 0, estimator: 0, placement: 0 },
-          sampling,
-        },
+        services: { ...services(), sampler_addresses: [samplers[0].address, extra.address] },
+        reward_components: rewardComponentsJson(SHORT),
+        prompts_per_step: 8,
+        num_generations: 2,
+        num_ppo_epochs: 1,
+        mini_batch_size: 16,
+        gamma: 1,
+        lam: 0.95,
+        vf_coef: 0.5,
+        kl_coef: 0.05,
+        ...sampling,
       },
     );
     let killed: Promise<void> | null = null;
-    const result = await runRl(resolveRlRunConfig(spec), {
+    const result = await runRl(resolveRlRunConfig(config), {
       pool: { requestTimeoutMs: 20_000, benchMs: 1_000 },
       callbacks: {
         onStep: (e) => {

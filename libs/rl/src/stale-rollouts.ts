@@ -19,9 +19,11 @@
  * With grouped rollouts (GRPO) a group is kept or dropped whole: its
  * advantages are relative to its members.
  */
+import type { StaleRolloutPolicy } from '@posttrain/training';
 import type { Rollout } from './rollout-types';
 
-export type StalePolicy = 'drop' | 'importance-correct';
+/** One of libs/training's STALE_ROLLOUT_POLICIES, the run config's stale_rollouts values. */
+export type StalePolicy = StaleRolloutPolicy;
 
 export interface StaleFilterResult {
   kept: Rollout[];

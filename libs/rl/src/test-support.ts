@@ -1,6 +1,6 @@
 /**
  * Support for the RL end-to-end specs: a tiny model directory with the
- * built-in tokenizer, a prompts file, a RunSpec builder, and the serving
+ * built-in tokenizer, a prompts file, a run config builder, and the serving
  * services started as separate processes on loopback (as `posttrain up`
  * starts them; the CLI's helper cannot be imported from a library).
  */
@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createModelConfig, initModelDir } from '@posttrain/model';
-import { LengthUnit, RunSpec } from '@posttrain/proto';
-import type { GrpoSpec, PpoSpec, RewardComponent } from '@posttrain/proto';
+import { LengthUnit, RewardComponent } from '@posttrain/proto';
 import { waitForServing } from '@posttrain/rpc';
 import { buildBuiltinTokenizerFiles } from '@posttrain/tokenizer';
+import { parseRunConfig, type RunConfig } from '@posttrain/training';
 
 const repoRoot = resolve(__dirname, '..', '..', '..');
 
@@ -97,17 +97,40 @@ export const SHORT: RewardComponent = { name: 'short', weight: 1, rule: { $case:
 /** 1 when the completion contains a digit: a verifiable rule with a useful base rate for GRPO groups. */
 export const HAS_DIGIT: RewardComponent = { name: 'has_digit', weight: 1, rule: { $case: 'regex', value: { pattern: '[0-9]', flags: '', fullMatch: false, negate: false } } };
 
-export function rlSpec(common: { runId: string; outputDir: string; model: string; prompts: string; seed?: number; maxSteps: number; learningRate: number; checkpointEvery?: number; resume?: boolean }, stage: { $case: 'ppo'; value: Partial<PpoSpec> } | { $case: 'grpo'; value: Partial<GrpoSpec> }): RunSpec {
-  return RunSpec.fromPartial({
-    runId: common.runId,
-    outputDir: common.outputDir,
-    baseModelDir: common.model,
-    dataset: { paths: [common.prompts] },
+/** Reward components in the JSON form a run config's reward_components list holds. */
+export function rewardComponentsJson(...components: RewardComponent[]): Record<string, unknown>[] {
+  return components.map((component) => RewardComponent.toJSON(component) as Record<string, unknown>);
+}
+
+/** The common keys of an RL spec's run config. */
+export interface RlConfigCommon {
+  runId: string;
+  outputDir: string;
+  model: string;
+  prompts: string;
+  seed?: number;
+  maxSteps: number;
+  learningRate: number;
+  checkpointEvery?: number;
+  resume?: boolean;
+}
+
+/** The raw run config (as YAML would give it) of stage ppo or grpo; `section` holds the stage's keys (libs/training's schema). */
+export function rlRawConfig(common: RlConfigCommon, stage: 'ppo' | 'grpo', section: Record<string, unknown>): Record<string, unknown> {
+  return {
+    stage,
+    run_id: common.runId,
+    output_dir: common.outputDir,
+    model: common.model,
+    dataset: { train: common.prompts },
     seed: common.seed ?? 1,
-    maxSteps: common.maxSteps,
-    optimizer: { learningRate: common.learningRate, maxGradNorm: 1 },
-    checkpointEverySteps: common.checkpointEvery ?? 0,
+    train: { max_steps: common.maxSteps, learning_rate: common.learningRate, max_grad_norm: 1, save_steps: common.checkpointEvery ?? null },
     resume: common.resume ?? false,
-    stage: stage as RunSpec['stage'],
-  });
+    [stage]: section,
+  };
+}
+
+/** rlRawConfig, validated. */
+export function rlConfig(common: RlConfigCommon, stage: 'ppo' | 'grpo', section: Record<string, unknown>): RunConfig {
+  return parseRunConfig(rlRawConfig(common, stage, section), `${stage} spec config`);
 }

@@ -1,6 +1,7 @@
 /**
  * @posttrain/training: the offline training stages in one process (causal
- * LM on {"text"} data, SFT, reward model, DPO): a validated run config, AdamW
+ * LM on {"text"} data, SFT, reward model, DPO): the run config of every stage
+ * (PPO and GRPO too; libs/rl resolves theirs), AdamW
  * with warmup schedules, gradient accumulation and global-norm clipping,
  * NaN/inf step skipping, LoRA or full fine-tuning, atomic checkpoints that
  * resume step for step, and run artifacts (config.json, metrics.jsonl,
@@ -18,11 +19,33 @@
  * console.log(result.status, result.runDir, result.lastEval);
  * ```
  */
-export { parseRunConfig, loadRunConfig, applyConfigOverrides, RunConfigError, RUN_CONFIG_SCHEMA, STAGES, LR_SCHEDULERS } from './run-config';
+export { parseRunConfig, loadRunConfig } from './run-config';
+export { applyConfigOverrides } from './config-overrides';
+export { RUN_CONFIG_SCHEMA } from './run-config-schema';
+export {
+  RunConfigError,
+  STAGES,
+  OFFLINE_STAGES,
+  RL_STAGES,
+  LR_SCHEDULERS,
+  DATA_FORMATS,
+  DPO_LOSS_TYPES,
+  KL_ESTIMATORS,
+  KL_PLACEMENTS,
+  STALE_ROLLOUT_POLICIES,
+  ADVANTAGE_ESTIMATORS,
+  GRPO_LOSS_TYPES,
+  GRPO_LOSS_AGGREGATIONS,
+  RUN_ID_PATTERN,
+  RUN_ID_RULE,
+} from './run-config-types';
 export type {
   RunConfig,
   Stage,
+  OfflineStage,
+  RlStage,
   LrSchedulerType,
+  DataFormat,
   DatasetConfig,
   TrainConfig,
   LoraConfig,
@@ -31,7 +54,15 @@ export type {
   RmStageConfig,
   DpoStageConfig,
   DpoReferenceConfig,
-} from './run-config';
+  PpoStageConfig,
+  GrpoStageConfig,
+  RlSharedConfig,
+  RlServicesConfig,
+  KlPlacement,
+  StaleRolloutPolicy,
+  AdvantageEstimatorName,
+  GrpoLossType,
+} from './run-config-types';
 export { runStage } from './run-stage';
 export type { RunStageOptions, RunResult } from './run-stage';
 export { RunHarness, SkipCounter, TrainingError, timestampId } from './run-harness';

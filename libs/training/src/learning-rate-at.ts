@@ -7,7 +7,7 @@
  *   linear:             max(0, (N - step) / max(1, N - W))
  *   cosine:             max(0, (1 + cos(pi * p)) / 2),  p = (step - W) / max(1, N - W)
  */
-import type { LrSchedulerType } from './run-config';
+import type { LrSchedulerType } from './run-config-types';
 
 export interface LrSchedule {
   type: LrSchedulerType;

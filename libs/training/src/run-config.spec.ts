@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyConfigOverrides, loadRunConfig, parseRunConfig, RunConfigError } from './run-config';
+import { applyConfigOverrides } from './config-overrides';
+import { loadRunConfig, parseRunConfig, RunConfigError } from './run-config';
 
 const base = { stage: 'sft', model: 'models/tiny', dataset: { train: 'train.jsonl' } };
 
@@ -35,7 +36,10 @@ describe('parseRunConfig', () => {
     ['bad enum', { ...base, train: { lr_scheduler: 'step' } }, /train\.lr_scheduler: expected one of "constant", "linear", "cosine", got string "step"/],
     ['missing required', { stage: 'sft', dataset: { train: 'x' } }, /^config: model: required key is missing; expected a non-empty string$/],
     ['missing dataset.train', { stage: 'sft', model: 'm' }, /^config: dataset\.train: required key is missing/],
-    ['bad stage', { ...base, stage: 'ppo' }, /^config: stage: expected one of "lm", "sft", "rm", "dpo", got string "ppo"$/],
+    ['bad stage', { ...base, stage: 'kto' }, /^config: stage: expected one of "lm", "sft", "rm", "dpo", "ppo", "grpo", got string "kto"$/],
+    ['run_id that is not a directory name', { ...base, run_id: '../x' }, /^config: run_id: expected 1-64 characters of \[a-z0-9_-\] \(a directory name\), got string "\.\.\/x"$/],
+    ['fractional epochs for an offline stage', { ...base, train: { epochs: 1.5 } }, /^config: train\.epochs: expected a whole number of epochs for stage "sft", got number 1\.5$/],
+    ['an online key for an offline stage', { ...base, dataset: { train: 't', fields: { ground_truth: 'answer' } } }, /^config: dataset\.fields\.ground_truth: this key applies to stages "ppo", "grpo" only, but stage is "sft"$/],
     ['section of another stage', { ...base, dpo: { beta: 0.1 } }, /^config: dpo: this section applies to stage "dpo" only, but stage is "sft"$/],
     ['bad lora target', { ...base, lora: { target_modules: ['q_proj', 'qkv'] } }, /^config: lora\.target_modules\[1\]: expected one of "q_proj", .*got string "qkv"$/],
     ['resume without run_id', { ...base, resume: true }, /resume: true needs run_id/],
@@ -60,8 +64,22 @@ describe('applyConfigOverrides', () => {
     assert.equal((base.dataset as { train: string }).train, 'train.jsonl', 'input untouched');
   });
 
+  test('types the lists of the RL sections: comma-separated, or a YAML / JSON list', () => {
+    const raw = applyConfigOverrides({ stage: 'grpo', model: 'm', dataset: { train: 'p.jsonl' }, train: { learning_rate: 1e-3 }, grpo: { prompts_per_step: 2, num_generations: 4 } }, [
+      'grpo.services.sampler_addresses=127.0.0.1:1,127.0.0.1:2',
+      'grpo.stop_token_ids=[2, 3]',
+      'grpo.stop=["\\n\\n"]',
+      'grpo.reward_components=[{name: fmt, weight: 1, format: {answer_marker: "Answer:"}}]',
+    ]);
+    const grpo = parseRunConfig(raw).grpo!;
+    assert.deepEqual(grpo.services.sampler_addresses, ['127.0.0.1:1', '127.0.0.1:2']);
+    assert.deepEqual(grpo.stop_token_ids, [2, 3]);
+    assert.deepEqual(grpo.stop, ['\n\n']);
+    assert.deepEqual(grpo.reward_components, [{ name: 'fmt', weight: 1, format: { answer_marker: 'Answer:' } }]);
+  });
+
   test('names the key and value of a bad override', () => {
-    assert.throws(() => applyConfigOverrides(base, ['train.lr=1']), /--set train\.lr=1: unknown key "train\.lr"/);
+    assert.throws(() => applyConfigOverrides(base, ['train.lr=1']), /--set train\.lr=1: unknown key "train\.lr" \(known keys of train: max_steps, epochs, /);
     assert.throws(() => applyConfigOverrides(base, ['train.batch_size=eight']), /--set train\.batch_size=eight: expected an integer >= 1, got "eight"/);
     assert.throws(() => applyConfigOverrides(base, ['sft.packing=yes']), /--set sft\.packing=yes: expected true or false, got "yes"/);
     assert.throws(() => applyConfigOverrides(base, ['train']), /--set train: expected key=value/);

@@ -22,7 +22,7 @@ import type { RngState } from '@posttrain/random';
 import { validateRngState } from '@posttrain/random';
 import { readSafetensorsFile, serializeSafetensors } from '@posttrain/safetensors';
 import type { OptimizerTensors } from './adamw-optimizer';
-import type { Stage } from './run-config';
+import type { Stage } from './run-config-types';
 
 /** Every stage a checkpoint can belong to: the offline stages and the online RL ones. */
 export type CheckpointStage = Stage | 'ppo' | 'grpo';

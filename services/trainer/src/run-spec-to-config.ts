@@ -1,117 +1,200 @@
-import { DatasetFormat, DpoLossType, LrSchedule, type RunSpec } from '@posttrain/proto';
-import { invalidArgument } from '@posttrain/rpc';
+/**
+ * The Trainer's edge: a RunSpec becomes the run config of `posttrain <stage>
+ * --config` (libs/training's schema, TRL's key names), validated there like
+ * a config file, so both entry points accept the same content. Proto3 zeros
+ * mean "default" as the .proto comments say; every error comes back as
+ * INVALID_ARGUMENT naming the RunSpec field and the config key.
+ */
+import { RewardComponent, type GrpoSpec, type PpoSpec, type RunSpec, type SamplingParams } from '@posttrain/proto';
+import { invalidArgument, type RpcError } from '@posttrain/rpc';
+import { RlConfigError, resolveRlRunConfig, type RlRunConfig } from '@posttrain/rl';
 import { parseRunConfig, RunConfigError, type RunConfig } from '@posttrain/training';
+import { ADVANTAGE_ESTIMATOR, DATASET_FORMAT, DPO_LOSS_TYPE, GRPO_LOSS_TYPE, KL_ESTIMATOR, KL_PLACEMENT, LR_SCHEDULE, runSpecFieldOf, STALE_ROLLOUTS } from './wire-enums';
 
-/** Stages this trainer runs in-process. */
-export const OFFLINE_STAGES = ['sft', 'rewardModel', 'dpo'] as const;
-
-const LR: Record<number, string | undefined> = { [LrSchedule.UNSPECIFIED]: undefined, [LrSchedule.CONSTANT]: 'constant', [LrSchedule.LINEAR]: 'linear', [LrSchedule.COSINE]: 'cosine' };
-const DPO_LOSS: Record<number, string | undefined> = { [DpoLossType.UNSPECIFIED]: undefined, [DpoLossType.SIGMOID]: 'sigmoid', [DpoLossType.IPO]: 'ipo', [DpoLossType.HINGE]: 'hinge', [DpoLossType.ROBUST]: 'robust' };
-
-/** Config keys back to the RunSpec field paths a gRPC caller wrote. */
-const FIELD_OF_KEY: [RegExp, string][] = [
-  [/^train\.max_steps/, 'spec.max_steps'],
-  [/^train\.epochs/, 'spec.max_epochs'],
-  [/^train\.batch_size/, 'spec.batch_size'],
-  [/^train\.gradient_accumulation_steps/, 'spec.grad_accumulation_steps'],
-  [/^train\.learning_rate/, 'spec.optimizer.learning_rate'],
-  [/^train\.(weight_decay|max_grad_norm|warmup_steps)/, 'spec.optimizer'],
-  [/^train\.adam_beta1/, 'spec.optimizer.beta1'],
-  [/^train\.adam_beta2/, 'spec.optimizer.beta2'],
-  [/^train\.adam_epsilon/, 'spec.optimizer.epsilon'],
-  [/^dataset\./, 'spec.dataset'],
-  [/^lora\./, 'spec.lora'],
-  [/^sft\./, 'spec.sft'],
-  [/^rm\./, 'spec.reward_model'],
-  [/^dpo\./, 'spec.dpo'],
-];
-
-/** Proto3 keeps enum numbers it does not know; a value outside the .proto's list is refused, not read as the default. */
-function knownEnum(e: Record<number, string>, value: number, field: string): void {
-  if (typeof e[value] !== 'string' || value < 0) throw invalidArgument(field, `got ${value}, expected one of ${Object.keys(e).filter((k) => /^\d+$/.test(k) && Number(k) >= 0).join(', ')}`);
+/** The config's stage name of a RunSpec stage. */
+export function configStageOf(stage: NonNullable<RunSpec['stage']>['$case']): string {
+  return stage === 'rewardModel' ? 'rm' : stage;
 }
 
-function positive(v: number): number | undefined {
-  return v > 0 ? v : undefined;
+/** A proto3 number where 0 means "unset": undefined for 0 (the config's default applies), the value otherwise (checked by the schema). */
+const unlessZero = (value: number): number | undefined => (value === 0 ? undefined : value);
+/** A proto3 string where "" means "unset". */
+const unlessEmpty = (value: string | undefined): string | null => (value ? value : null);
+/** Leaves out keys whose value is undefined, so the config's defaults apply. */
+const definedOnly = (keys: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(keys).filter(([, value]) => value !== undefined));
+
+function datasetOf(spec: RunSpec): Record<string, unknown> {
+  const dataset = spec.dataset;
+  if (!dataset || dataset.paths.length === 0) throw invalidArgument('spec.dataset.paths', 'empty, expected at least one JSONL file');
+  if (dataset.paths.length > 1) throw invalidArgument('spec.dataset.paths', `got ${dataset.paths.length} files; this trainer reads one training file per run (concatenate them first)`);
+  if (dataset.evalPaths.length > 1) throw invalidArgument('spec.dataset.eval_paths', `got ${dataset.evalPaths.length} files, expected at most one`);
+  if (dataset.maxSamples !== 0) throw invalidArgument('spec.dataset.max_samples', `got ${dataset.maxSamples}; limiting the sample count is not supported yet, expected 0`);
+  const format = DATASET_FORMAT.nameOf(dataset.format, 'spec.dataset.format');
+  const fields = dataset.fields;
+  return definedOnly({
+    train: dataset.paths[0],
+    eval: dataset.evalPaths[0],
+    eval_fraction: unlessZero(dataset.evalFraction),
+    format: format === 'conversational' ? undefined : format,
+    style: format === 'conversational' ? 'conversational' : undefined,
+    fields: fields
+      ? definedOnly(Object.fromEntries((['text', 'messages', 'prompt', 'completion', 'chosen', 'rejected'] as const).map((key) => [key, fields[key] || undefined]).concat([['ground_truth', fields.groundTruth || undefined]])))
+      : undefined,
+  });
+}
+
+function trainOf(spec: RunSpec, offline: boolean): Record<string, unknown> {
+  const optimizer = spec.optimizer;
+  if (optimizer && optimizer.minLearningRate !== 0) throw invalidArgument('spec.optimizer.min_learning_rate', `got ${optimizer.minLearningRate}; cosine decays to 0 here, expected 0`);
+  return definedOnly({
+    max_steps: unlessZero(spec.maxSteps),
+    epochs: unlessZero(spec.maxEpochs),
+    batch_size: offline ? spec.batchSize : undefined,
+    gradient_accumulation_steps: spec.gradAccumulationSteps > 1 ? spec.gradAccumulationSteps : undefined,
+    ...(optimizer
+      ? {
+          learning_rate: optimizer.learningRate,
+          lr_scheduler: LR_SCHEDULE.nameOf(optimizer.schedule, 'spec.optimizer.schedule'),
+          warmup_steps: unlessZero(optimizer.warmupSteps),
+          warmup_ratio: unlessZero(optimizer.warmupRatio),
+          weight_decay: unlessZero(optimizer.weightDecay),
+          max_grad_norm: optimizer.maxGradNorm === 0 ? null : optimizer.maxGradNorm,
+          adam_beta1: optimizer.beta1,
+          adam_beta2: optimizer.beta2,
+          adam_epsilon: optimizer.epsilon,
+        }
+      : {}),
+    logging_steps: offline ? (unlessZero(spec.logEverySteps) ?? 1) : unlessZero(spec.logEverySteps),
+    eval_steps: unlessZero(spec.evalEverySteps),
+    save_steps: unlessZero(spec.checkpointEverySteps),
+    save_total_limit: unlessZero(spec.keepCheckpoints),
+  });
+}
+
+function samplingOf(sampling: SamplingParams | undefined): Record<string, unknown> {
+  if (!sampling) return {};
+  return definedOnly({ temperature: sampling.temperature, top_p: sampling.topP, top_k: unlessZero(sampling.topK), max_completion_length: sampling.maxNewTokens, stop: sampling.stop, stop_token_ids: sampling.stopTokenIds });
+}
+
+/** The keys PPO and GRPO share, from either stage message. */
+function rlSharedOf(stageSpec: PpoSpec | GrpoSpec, section: string): Record<string, unknown> {
+  const services = stageSpec.services;
+  const kl = stageSpec.kl;
+  return definedOnly({
+    mini_batch_size: unlessZero(stageSpec.minibatchSize),
+    kl_estimator: kl && KL_ESTIMATOR.nameOf(kl.estimator, `spec.${section}.kl.estimator`),
+    kl_placement: kl && KL_PLACEMENT.nameOf(kl.placement, `spec.${section}.kl.placement`),
+    kl_target: kl?.adaptiveTarget,
+    kl_horizon: kl && unlessZero(kl.adaptiveHorizon),
+    stale_rollouts: STALE_ROLLOUTS.nameOf(stageSpec.staleRollouts, `spec.${section}.stale_rollouts`),
+    max_staleness: unlessZero(stageSpec.maxStaleness),
+    ...samplingOf(stageSpec.sampling),
+    reward_components: stageSpec.rewardComponents.map((component) => RewardComponent.toJSON(component)),
+    services: { sampler_addresses: services?.samplerAddresses ?? [], reference_address: unlessEmpty(services?.referenceAddress), reward_address: unlessEmpty(services?.rewardAddress) },
+  });
+}
+
+function stageSectionOf(stage: NonNullable<RunSpec['stage']>): Record<string, unknown> {
+  switch (stage.$case) {
+    case 'sft': {
+      const sft = stage.value;
+      return definedOnly({ max_length: unlessZero(sft.maxLength), packing: sft.packing, assistant_only_loss: sft.assistantOnlyLoss, completion_only_loss: sft.completionOnlyLoss });
+    }
+    case 'rewardModel': {
+      const rm = stage.value;
+      return definedOnly({ max_length: unlessZero(rm.maxLength), margin: rm.margin, center_rewards_coefficient: unlessZero(rm.centerRewardsCoefficient) });
+    }
+    case 'dpo': {
+      const dpo = stage.value;
+      if (dpo.reference?.$case === 'precomputedReferencePath') throw invalidArgument('spec.dpo.precomputed_reference_path', 'not supported yet: use reference_address (a ReferenceModel service) or leave it unset for a frozen local copy of base_model_dir');
+      if (dpo.maxPromptLength) throw invalidArgument('spec.dpo.max_prompt_length', `got ${dpo.maxPromptLength}; only max_length is supported, expected 0`);
+      return definedOnly({ max_length: unlessZero(dpo.maxLength), beta: dpo.beta, loss_type: DPO_LOSS_TYPE.nameOf(dpo.lossType, 'spec.dpo.loss_type'), label_smoothing: dpo.labelSmoothing });
+    }
+    case 'ppo': {
+      const ppo = stage.value;
+      return definedOnly({
+        prompts_per_step: ppo.rolloutBatchSize,
+        num_generations: ppo.samplesPerPrompt,
+        num_ppo_epochs: ppo.ppoEpochs,
+        kl_coef: unlessZero(ppo.kl?.coefficient ?? 0),
+        cliprange: unlessZero(ppo.clipLow),
+        cliprange_high: unlessZero(ppo.clipHigh),
+        cliprange_value: unlessZero(ppo.valueClip),
+        dual_clip_c: ppo.dualClipC,
+        gamma: ppo.gamma,
+        lam: ppo.gaeLambda,
+        whiten_advantages: ppo.whitenAdvantages,
+        vf_coef: ppo.valueLossCoefficient,
+        entropy_coef: ppo.entropyCoefficient,
+        value_model: unlessEmpty(ppo.valueModelDir),
+        ...rlSharedOf(ppo, 'ppo'),
+      });
+    }
+    case 'grpo': {
+      const grpo = stage.value;
+      return definedOnly({
+        prompts_per_step: grpo.promptsPerStep,
+        num_generations: grpo.groupSize,
+        num_iterations: unlessZero(grpo.updatesPerBatch),
+        beta: unlessZero(grpo.kl?.coefficient ?? 0),
+        epsilon: unlessZero(grpo.clipLow),
+        epsilon_high: unlessZero(grpo.clipHigh),
+        advantage_estimator: ADVANTAGE_ESTIMATOR.nameOf(grpo.advantageEstimator, 'spec.grpo.advantage_estimator'),
+        loss_type: GRPO_LOSS_TYPE.nameOf(grpo.lossAggregation, 'spec.grpo.loss_aggregation'),
+        ...rlSharedOf(grpo, 'grpo'),
+      });
+    }
+  }
+}
+
+/** An error of the config's validation as INVALID_ARGUMENT naming the RunSpec field the key came from. */
+function atEdge(err: unknown, stage: string): RpcError {
+  if (err instanceof RlConfigError) return invalidArgument(runSpecFieldOf(err.field, stage), err.message);
+  if (err instanceof RunConfigError) {
+    const problem = err.message.replace(/^spec: /, '');
+    const key = /^([a-z_.\d[\]]+):/.exec(problem)?.[1] ?? '';
+    return invalidArgument(key ? runSpecFieldOf(key, stage) : 'spec', problem);
+  }
+  throw err;
 }
 
 /**
- * A RunSpec of an offline stage as the run config libs/training validates.
- * Proto3 zeros mean "default" as the .proto comments say; everything is then
- * checked once, by parseRunConfig, and its errors come back as
- * INVALID_ARGUMENT naming the RunSpec field.
+ * A RunSpec of any stage as the validated run config (`outputDir` and `runId`
+ * as the Trainer resolved them). Keys the RunSpec leaves at zero take the
+ * config's defaults.
  */
 export function runSpecToConfig(spec: RunSpec, outputDir: string, runId: string): RunConfig {
   const stage = spec.stage;
   if (!stage) throw invalidArgument('spec.stage', 'not set, expected one of sft, reward_model, dpo, ppo, grpo');
-  const ds = spec.dataset;
-  if (!ds || ds.paths.length === 0) throw invalidArgument('spec.dataset.paths', 'empty, expected at least one JSONL file');
-  if (ds.paths.length > 1) throw invalidArgument('spec.dataset.paths', `got ${ds.paths.length} files; this trainer reads one training file per run (concatenate them first)`);
-  if (ds.evalPaths.length > 1) throw invalidArgument('spec.dataset.eval_paths', `got ${ds.evalPaths.length} files, expected at most one`);
-  if (ds.maxSamples !== 0) throw invalidArgument('spec.dataset.max_samples', `got ${ds.maxSamples}; limiting the sample count is not supported yet, expected 0`);
-  if (!Number.isInteger(spec.maxEpochs)) throw invalidArgument('spec.max_epochs', `got ${spec.maxEpochs}, expected a whole number of epochs`);
-  const opt = spec.optimizer;
-  knownEnum(DatasetFormat, ds.format, 'spec.dataset.format');
-  if (opt) knownEnum(LrSchedule, opt.schedule, 'spec.optimizer.schedule');
-  if (stage.$case === 'dpo') knownEnum(DpoLossType, stage.value.lossType, 'spec.dpo.loss_type');
-  if (opt && opt.minLearningRate !== 0) throw invalidArgument('spec.optimizer.min_learning_rate', `got ${opt.minLearningRate}; cosine decays to 0 here, expected 0`);
-  const format = ds.format === DatasetFormat.PROMPT_COMPLETION ? 'prompt-completion' : ds.format === DatasetFormat.PREFERENCE ? 'preference' : ds.format === DatasetFormat.LANGUAGE_MODELING ? 'language-modeling' : ds.format === DatasetFormat.PROMPT_ONLY ? 'prompt-only' : null;
-  const f = ds.fields;
-  const raw: Record<string, unknown> = {
-    stage: stage.$case === 'rewardModel' ? 'rm' : stage.$case,
+  const configStage = configStageOf(stage.$case);
+  const offline = stage.$case !== 'ppo' && stage.$case !== 'grpo';
+  const lora = spec.lora;
+  const raw = definedOnly({
+    stage: configStage,
     model: spec.baseModelDir,
     output_dir: outputDir,
     run_id: runId,
+    name: spec.name || undefined,
     seed: spec.seed,
     resume: spec.resume,
-    dataset: {
-      train: ds.paths[0],
-      eval: ds.evalPaths[0] ?? null,
-      eval_fraction: ds.evalFraction,
-      format,
-      style: ds.format === DatasetFormat.CONVERSATIONAL ? 'conversational' : null,
-      fields: { text: f?.text || null, messages: f?.messages || null, prompt: f?.prompt || null, completion: f?.completion || null, chosen: f?.chosen || null, rejected: f?.rejected || null },
-    },
-    train: {
-      max_steps: positive(spec.maxSteps) ?? null,
-      epochs: positive(spec.maxEpochs) ?? 1,
-      batch_size: spec.batchSize,
-      gradient_accumulation_steps: positive(spec.gradAccumulationSteps) ?? 1,
-      ...(opt ? { learning_rate: opt.learningRate, weight_decay: opt.weightDecay, warmup_steps: opt.warmupSteps, max_grad_norm: positive(opt.maxGradNorm) ?? null } : {}),
-      ...(opt && LR[opt.schedule] ? { lr_scheduler: LR[opt.schedule] } : {}),
-      ...(opt?.beta1 !== undefined ? { adam_beta1: opt.beta1 } : {}),
-      ...(opt?.beta2 !== undefined ? { adam_beta2: opt.beta2 } : {}),
-      ...(opt?.epsilon !== undefined ? { adam_epsilon: opt.epsilon } : {}),
-      logging_steps: positive(spec.logEverySteps) ?? 1,
-      eval_steps: positive(spec.evalEverySteps) ?? null,
-      save_steps: positive(spec.checkpointEverySteps) ?? null,
-      save_total_limit: positive(spec.keepCheckpoints) ?? null,
-    },
-    lora: spec.lora ? { r: spec.lora.rank, alpha: spec.lora.alpha, dropout: spec.lora.dropout, ...(spec.lora.targetModules.length ? { target_modules: spec.lora.targetModules } : {}) } : null,
-  };
-  switch (stage.$case) {
-    case 'sft':
-      raw.sft = { ...(stage.value.maxLength ? { max_length: stage.value.maxLength } : {}), packing: stage.value.packing, assistant_only_loss: stage.value.assistantOnlyLoss, completion_only_loss: stage.value.completionOnlyLoss };
-      break;
-    case 'rewardModel':
-      raw.rm = { ...(stage.value.maxLength ? { max_length: stage.value.maxLength } : {}), margin: stage.value.margin, center_rewards_coefficient: positive(stage.value.centerRewardsCoefficient) ?? null };
-      break;
-    case 'dpo': {
-      const d = stage.value;
-      if (d.reference?.$case === 'precomputedReferencePath') throw invalidArgument('spec.dpo.precomputed_reference_path', 'not supported yet: use reference_address (a ReferenceModel service) or leave it unset for a frozen local copy of base_model_dir');
-      if (d.maxPromptLength) throw invalidArgument('spec.dpo.max_prompt_length', `got ${d.maxPromptLength}; only max_length is supported, expected 0`);
-      raw.dpo = { ...(d.maxLength ? { max_length: d.maxLength } : {}), ...(d.beta ? { beta: d.beta } : {}), ...(DPO_LOSS[d.lossType] ? { loss_type: DPO_LOSS[d.lossType] } : {}), label_smoothing: d.labelSmoothing };
-      break;
-    }
-    default:
-      throw new Error(`runSpecToConfig: ${stage.$case} is not an offline stage`);
-  }
+    dataset: datasetOf(spec),
+    train: trainOf(spec, offline),
+    lora: lora ? definedOnly({ r: lora.rank, alpha: lora.alpha, dropout: lora.dropout, target_modules: lora.targetModules.length ? lora.targetModules : undefined }) : undefined,
+    [configStage]: stageSectionOf(stage),
+  });
   try {
     return parseRunConfig(raw, 'spec');
   } catch (err) {
-    if (!(err instanceof RunConfigError)) throw err;
-    const key = /^spec: ([a-z_.\d[\]]+)/.exec(err.message)?.[1] ?? '';
-    const field = FIELD_OF_KEY.find(([re]) => re.test(key))?.[1] ?? 'spec';
-    throw invalidArgument(field, err.message.replace(/^spec: /, ''));
+    throw atEdge(err, configStage);
+  }
+}
+
+/** The RL run a RunSpec of stage ppo or grpo asks for, validated as `posttrain ppo|grpo` validates its config. */
+export function runSpecToRlRunConfig(spec: RunSpec, outputDir: string, runId: string): RlRunConfig {
+  const config = runSpecToConfig(spec, outputDir, runId);
+  try {
+    return resolveRlRunConfig(config);
+  } catch (err) {
+    throw atEdge(err, config.stage);
   }
 }

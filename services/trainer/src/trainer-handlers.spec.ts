@@ -55,7 +55,7 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
       maxEpochs: 0,
       batchSize: 4,
       gradAccumulationSteps: 0,
-      optimizer: { learningRate: 0.001, schedule: 0, warmupSteps: 0, minLearningRate: 0, weightDecay: 0, maxGradNorm: 1 },
+      optimizer: { learningRate: 0.001, schedule: 0, warmupSteps: 0, minLearningRate: 0, weightDecay: 0, maxGradNorm: 1, warmupRatio: 0 },
       checkpointEverySteps: 2,
       keepCheckpoints: 0,
       resume: false,

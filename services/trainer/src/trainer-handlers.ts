@@ -2,24 +2,23 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ListRunsResponse, RunSpec, RunState, type RolloutServices, type TrainerService } from '@posttrain/proto';
 import { invalidArgument, notFound, RpcError, status, type ServiceHandlers } from '@posttrain/rpc';
-import { resolveRlRunConfig, RlConfigError } from '@posttrain/rl';
+import { RUN_ID_PATTERN, RUN_ID_RULE } from '@posttrain/training';
 import { forkRunWorker } from './fork-run-worker';
 import { confinePath, resolvePathRoots, type PathRoots } from './path-roots';
 import { isFinished, type RunRegistry } from './run-registry';
 import type { RunExecutor } from './run-registry';
 import type { RunJob } from './run-job';
-import { runSpecToConfig } from './run-spec-to-config';
+import { configStageOf, runSpecToConfig, runSpecToRlRunConfig } from './run-spec-to-config';
 
-const RUN_ID = /^[a-z0-9_-]{1,64}$/;
 const MAX_NAME_CHARS = 256;
 const MAX_PATHS = 64;
 
 function checkRunId(id: string, field = 'run_id'): void {
   if (!id) throw invalidArgument(field, 'empty, expected a run id');
-  if (!RUN_ID.test(id)) throw invalidArgument(field, `got "${id.slice(0, 80)}", expected 1-64 characters of [a-z0-9_-]`);
+  if (!RUN_ID_PATTERN.test(id)) throw invalidArgument(field, `got "${id.slice(0, 80)}", expected ${RUN_ID_RULE}`);
 }
 
-/** The parts of a RunSpec that every stage needs. */
+/** The parts of a RunSpec checked before its paths are confined; the rest is checked as a run config (run-spec-to-config.ts). */
 export function validateRunSpecCommon(spec: RunSpec | undefined): asserts spec is RunSpec {
   if (!spec) throw invalidArgument('spec', 'not set, expected a RunSpec');
   if (spec.runId) checkRunId(spec.runId, 'spec.run_id');
@@ -28,7 +27,8 @@ export function validateRunSpecCommon(spec: RunSpec | undefined): asserts spec i
   if (!spec.baseModelDir) throw invalidArgument('spec.base_model_dir', 'empty, expected a model directory (Hugging Face layout)');
   if (!spec.dataset || spec.dataset.paths.length === 0) throw invalidArgument('spec.dataset.paths', 'empty, expected at least one JSONL file');
   if (spec.dataset.evalFraction < 0 || spec.dataset.evalFraction >= 1) throw invalidArgument('spec.dataset.eval_fraction', `got ${spec.dataset.evalFraction}, expected a value in [0, 1)`);
-  if (spec.batchSize < 1) throw invalidArgument('spec.batch_size', `got ${spec.batchSize}, expected >= 1`);
+  const online = spec.stage.$case === 'ppo' || spec.stage.$case === 'grpo';
+  if (!online && spec.batchSize < 1) throw invalidArgument('spec.batch_size', `got ${spec.batchSize}, expected >= 1`);
   if (spec.gradAccumulationSteps < 0) throw invalidArgument('spec.grad_accumulation_steps', `got ${spec.gradAccumulationSteps}, expected >= 0 (0 means 1)`);
   if (spec.maxSteps < 0) throw invalidArgument('spec.max_steps', `got ${spec.maxSteps}, expected >= 0`);
   if (!(spec.maxEpochs >= 0)) throw invalidArgument('spec.max_epochs', `got ${spec.maxEpochs}, expected >= 0`);
@@ -97,23 +97,17 @@ export function createTrainerHandlers(registry: RunRegistry, options: TrainerHan
       validateRunSpecCommon(request.spec);
       const spec = confineSpecPaths(request.spec, roots);
       const stage = spec.stage!.$case;
-      const id = spec.runId || `${stage === 'rewardModel' ? 'rm' : stage}-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-').toLowerCase()}`;
+      const id = spec.runId || `${configStageOf(stage)}-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-').toLowerCase()}`;
       if (registry.isActive(id)) throw new RpcError(status.ALREADY_EXISTS, `run "${id}" is already ${RunState[registry.get(id)!.state].toLowerCase()}`);
       if (!spec.resume && (registry.has(id) || existsSync(join(registry.runsDir, id)) || existsSync(join(spec.outputDir, id)))) throw new RpcError(status.ALREADY_EXISTS, `run "${id}" exists; set resume to continue it from its last checkpoint, or pick another run_id`);
       checkInputs(spec);
       let executor: RunExecutor;
       if (stage === 'ppo' || stage === 'grpo') {
         // A spec that names no services uses the trainer's own (POSTTRAIN_*_ADDRESS in Kubernetes).
-        const st = spec.stage!.value as { services?: RolloutServices };
-        const named = st.services && (st.services.samplerAddresses.length > 0 || st.services.referenceAddress || st.services.rewardAddress);
-        if (!named) st.services = { ...defaultServices, samplerAddresses: [...defaultServices.samplerAddresses] };
-        let rl;
-        try {
-          rl = resolveRlRunConfig({ ...spec, runId: id });
-        } catch (err) {
-          if (err instanceof RlConfigError) throw invalidArgument(`spec.${err.field}`, err.message.slice(err.field.length + 2));
-          throw err;
-        }
+        const stageSpec = spec.stage!.value as { services?: RolloutServices };
+        const named = stageSpec.services && (stageSpec.services.samplerAddresses.length > 0 || stageSpec.services.referenceAddress || stageSpec.services.rewardAddress);
+        if (!named) stageSpec.services = { ...defaultServices, samplerAddresses: [...defaultServices.samplerAddresses] };
+        const rl = runSpecToRlRunConfig(spec, spec.outputDir, id);
         executor = workerExecutor(id, stage, rl.outputDir, { kind: 'rl', config: rl, serviceRetryMs: options.serviceRetryMs });
       } else {
         const config = runSpecToConfig(spec, spec.outputDir, id);

@@ -27,10 +27,10 @@ describe('posttrain ppo / grpo', { timeout: 400_000 }, () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  const common = (runId: string) => ['--set', `base_model_dir=${model}`, '--set', `output_dir=${join(dir, 'runs')}`, '--set', `run_id=${runId}`, '--set', 'max_steps=2', '--set', `dataset.paths=[${join(data, 'prompts.jsonl')}]`, '--no-progress', '--json'];
+  const common = (runId: string) => ['--set', `model=${model}`, '--set', `output_dir=${join(dir, 'runs')}`, '--set', `run_id=${runId}`, '--set', 'train.max_steps=2', '--set', `dataset.train=${join(data, 'prompts.jsonl')}`, '--no-progress', '--json'];
 
   test('grpo from the example spec starts its services, trains, pushes weights and writes a run', async () => {
-    const r = await cli(['grpo', '--config', join(examples, 'grpo.yaml'), ...common('grpo-test'), '--set', 'grpo.prompts_per_step=2', '--set', 'grpo.group_size=4', '--set', 'grpo.minibatch_size=8', '--set', 'grpo.sampling.max_new_tokens=8']);
+    const r = await cli(['grpo', '--config', join(examples, 'grpo.yaml'), ...common('grpo-test'), '--set', 'grpo.prompts_per_step=2', '--set', 'grpo.num_generations=4', '--set', 'grpo.mini_batch_size=8', '--set', 'grpo.max_completion_length=8']);
     assert.equal(r.code, 0, r.err + r.out);
     const result = JSON.parse(r.out.trim().split('\n').pop()!);
     assert.equal(result.status, 'completed');
@@ -42,7 +42,7 @@ describe('posttrain ppo / grpo', { timeout: 400_000 }, () => {
   });
 
   test('ppo from the example spec spreads rollouts over two samplers', async () => {
-    const r = await cli(['ppo', '--config', join(examples, 'ppo.yaml'), ...common('ppo-test'), '--samplers', '2', '--set', 'ppo.rollout_batch_size=4', '--set', 'ppo.minibatch_size=4', '--set', 'ppo.sampling.max_new_tokens=8']);
+    const r = await cli(['ppo', '--config', join(examples, 'ppo.yaml'), ...common('ppo-test'), '--samplers', '2', '--set', 'ppo.prompts_per_step=4', '--set', 'ppo.mini_batch_size=4', '--set', 'ppo.max_completion_length=8']);
     assert.equal(r.code, 0, r.err + r.out);
     const result = JSON.parse(r.out.trim().split('\n').pop()!);
     assert.equal(result.status, 'completed');
@@ -52,12 +52,14 @@ describe('posttrain ppo / grpo', { timeout: 400_000 }, () => {
     assert.ok(spread.every((n) => n > 0), JSON.stringify(spread));
   });
 
-  test('spec mistakes are usage errors naming the key', async () => {
+  test('config mistakes are usage errors naming the key, the value and what was allowed', async () => {
     const cases: [string[], RegExp][] = [
-      [['grpo', '--config', join(examples, 'grpo.yaml'), '--set', 'grpo.group_sise=3'], /grpo\.group_sise: unknown key; GrpoSpec has/],
-      [['grpo', '--config', join(examples, 'ppo.yaml')], /the spec's stage is "ppo", but this is `posttrain grpo`/],
-      [['ppo', '--config', join(examples, 'ppo.yaml'), '--set', 'ppo.kl.estimator=K9'], /ppo\.kl\.estimator: got "K9", expected one of KL_ESTIMATOR_UNSPECIFIED/],
-      [['ppo', '--config', join(examples, 'ppo.yaml'), '--set', 'seed=minus'], /seed: expected a non-negative integer, got "minus"/],
+      [['grpo', '--config', join(examples, 'grpo.yaml'), '--set', 'grpo.group_size=3'], /--set grpo\.group_size=3: unknown key "grpo\.group_size" \(known keys of grpo: prompts_per_step, num_generations, /],
+      [['grpo', '--config', join(examples, 'ppo.yaml')], /stage is "ppo", but this is `posttrain grpo`/],
+      [['ppo', '--config', join(examples, 'ppo.yaml'), '--set', 'ppo.kl_estimator=K9'], /ppo\.kl_estimator: expected one of "k1", "k2", "k3", got string "K9"/],
+      [['ppo', '--config', join(examples, 'ppo.yaml'), '--set', 'seed=minus'], /--set seed=minus: expected an integer >= 0 and <= 4294967295, got "minus"/],
+      [['grpo', '--config', join(examples, 'grpo.yaml'), '--set', 'train.batch_size=8'], /train\.batch_size: this key applies to stages "lm", "sft", "rm", "dpo" only, but stage is "grpo"/],
+      [['grpo', '--config', join(examples, 'grpo.yaml'), '--set', 'grpo.services.sampler_addresses=127.0.0.1:1', '--set', 'grpo.services.reward_address=127.0.0.1:2'], /grpo\.services\.reference_address: got null, expected a ReferenceModel address \(beta is > 0\)/],
     ];
     for (const [argv, re] of cases) {
       const r = await cli(argv);

@@ -1,67 +1,23 @@
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
-import { RunSpec } from '@posttrain/proto';
 import { resolveRlRunConfig, RlConfigError, runRl } from '@posttrain/rl';
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
-import { checkMessageJson } from '@posttrain/rpc';
 import { ProgressReporter } from '@posttrain/training';
 import { UsageError, type Command } from '../command';
 import { startLocalServices, type LocalServiceGroup, type LocalServiceSpec } from '../local-services';
-import { takeSetOverrides } from './train-stage';
+import { loadStageConfig, takeSetOverrides } from './train-stage';
 
 const options = defineConfig({
-  config: { kind: 'string', flag: 'config', description: 'run spec (YAML or JSON): the posttrain.v1.RunSpec message with a ppo or grpo section; see examples/configs/', required: true },
+  config: { kind: 'string', flag: 'config', description: 'run config (YAML or JSON) with stage ppo or grpo; see examples/configs/', required: true },
   resume: { kind: 'bool', flag: 'resume', description: 'continue the run from its last checkpoint', default: false },
-  samplers: { kind: 'int', flag: 'samplers', description: 'sampler replicas to start when the spec names no services', default: 1, min: 1, max: 16 },
+  samplers: { kind: 'int', flag: 'samplers', description: 'sampler replicas to start when the config names no services', default: 1, min: 1, max: 16 },
   rewardModel: { kind: 'string', flag: 'reward-model', description: 'reward model directory for the reward service started on the fly (for reward_model components)' },
   progress: { kind: 'bool', flag: 'progress', description: 'progress bar on a terminal, log lines otherwise', default: true },
   json: { kind: 'bool', flag: 'json', description: 'print the result as one JSON object at the end', default: false },
   serviceRetryMs: { kind: 'int', flag: 'service-retry-ms', env: 'POSTTRAIN_SERVICE_RETRY_MS', description: 'how long calls to the reference and reward services retry UNAVAILABLE before the run fails', default: 60_000, min: 0 },
 });
 
-/** Sets `a.b.c` in a plain object; the value is read as YAML (numbers, booleans, lists). */
-export function setPath(obj: Record<string, unknown>, dotted: string, raw: string): void {
-  const keys = dotted.split('.');
-  let cur: Record<string, unknown> = obj;
-  for (const k of keys.slice(0, -1)) {
-    const next = cur[k];
-    if (next === undefined || next === null) cur[k] = {};
-    else if (typeof next !== 'object' || Array.isArray(next)) throw new UsageError(`--set ${dotted}: "${k}" is not a section`);
-    cur = cur[k] as Record<string, unknown>;
-  }
-  cur[keys[keys.length - 1]] = parseYaml(raw);
-}
-
-function loadSpec(path: string, overrides: readonly string[]): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new UsageError(`${path}: cannot read the config file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  let raw: unknown;
-  try {
-    raw = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-  } catch (e) {
-    throw new UsageError(`${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UsageError(`${path}: expected a mapping of RunSpec keys`);
-  const obj = raw as Record<string, unknown>;
-  for (const o of overrides) {
-    const eq = o.indexOf('=');
-    setPath(obj, o.slice(0, eq), o.slice(eq + 1));
-  }
-  try {
-    checkMessageJson('posttrain.v1.RunSpec', obj, path);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  return obj;
-}
-
 /**
- * `posttrain ppo|grpo --config spec.yaml`: an online RL run driving the
- * serving tier. With no service addresses in the spec it starts samplers, a
+ * `posttrain ppo|grpo --config run.yaml`: an online RL run driving the
+ * serving tier. With no service addresses in the config it starts samplers, a
  * reference and a reward service on loopback for the run and stops them after.
  */
 export function rlStageCommand(stage: 'ppo' | 'grpo'): Command {
@@ -70,15 +26,13 @@ export function rlStageCommand(stage: 'ppo' | 'grpo'): Command {
     name: stage,
     summary: `train: ${title}`,
     help: () =>
-      `usage: posttrain ${stage} --config spec.yaml [--set key=value ...] [options]\n\n${title}.\nThe config is a posttrain.v1.RunSpec in YAML (snake_case keys as in protos/posttrain/v1/trainer.proto);\nunknown keys are errors. Without ${stage}.services addresses, the services are started on loopback:\nsamplers and the reference serve base_model_dir, the reward service scores the rules.\n\nOptions:\n${describeConfig(options)}\n  --set <key=value>             override a key (repeatable), e.g. --set ${stage}.kl.coefficient=0.02\n`,
+      `usage: posttrain ${stage} --config run.yaml [--set key=value ...] [options]\n\n${title}.\nThe config is a run config with TRL's key names (as for lm, sft, rm, dpo; see examples/configs/${stage}.yaml);\nunknown keys are errors. Without ${stage}.services addresses, the services are started on loopback:\nsamplers and the reference serve the model, the reward service scores the rules.\n\nOptions:\n${describeConfig(options)}\n  --set <key=value>             override a config key (repeatable), typed like the file: ${stage}.${stage === 'ppo' ? 'kl_coef' : 'beta'}=0.02\n`,
     run: async (argv, io) => {
       const { overrides, rest } = takeSetOverrides(argv);
       const opts = parseConfig(options, { argv: rest });
-      const obj = loadSpec(opts.config, overrides);
-      const spec = RunSpec.fromJSON(obj);
-      if (spec.stage?.$case !== stage) throw new UsageError(`${opts.config}: the spec's stage is ${spec.stage ? `"${spec.stage.$case}"` : 'not set'}, but this is \`posttrain ${stage}\`; add a ${stage}: section`);
-      if (opts.resume) spec.resume = true;
-      const stageSpec = spec.stage.value;
+      if (opts.resume) overrides.push('resume=true');
+      const config = await loadStageConfig(stage, opts.config, overrides);
+      const section = (config.ppo ?? config.grpo)!;
       let group: LocalServiceGroup | undefined;
       const controller = new AbortController();
       void io.interrupted.then((sig) => {
@@ -86,31 +40,30 @@ export function rlStageCommand(stage: 'ppo' | 'grpo'): Command {
         controller.abort();
       });
       try {
-        const services = stageSpec.services ?? { samplerAddresses: [], referenceAddress: '', rewardAddress: '' };
-        if (services.samplerAddresses.length === 0 && !services.referenceAddress && !services.rewardAddress) {
-          if (!spec.baseModelDir) throw new UsageError(`${opts.config}: base_model_dir: required key is missing`);
-          io.stderr.write(`posttrain ${stage}: no services in the spec; starting ${opts.samplers} sampler(s), a reference and a reward service on loopback\n`);
+        const { services } = section;
+        if (services.sampler_addresses.length === 0 && !services.reference_address && !services.reward_address) {
+          io.stderr.write(`posttrain ${stage}: no services in the config; starting ${opts.samplers} sampler(s), a reference and a reward service on loopback\n`);
           const specs: LocalServiceSpec[] = [];
-          for (let i = 0; i < opts.samplers; i++) specs.push({ name: 'policy-sampler', label: `policy-sampler-${i + 1}`, args: ['--model', spec.baseModelDir] });
-          specs.push({ name: 'reference', label: 'reference', args: ['--model', spec.baseModelDir] });
+          for (let i = 0; i < opts.samplers; i++) specs.push({ name: 'policy-sampler', label: `policy-sampler-${i + 1}`, args: ['--model', config.model] });
+          specs.push({ name: 'reference', label: 'reference', args: ['--model', config.model] });
           specs.push({ name: 'reward', label: 'reward', args: opts.rewardModel ? ['--reward-model', opts.rewardModel] : [] });
           group = await startLocalServices(specs, { host: '127.0.0.1', startupTimeoutMs: 180_000 });
-          stageSpec.services = {
-            samplerAddresses: group.services.filter((s) => s.name === 'policy-sampler').map((s) => s.address),
-            referenceAddress: group.services.find((s) => s.name === 'reference')!.address,
-            rewardAddress: group.services.find((s) => s.name === 'reward')!.address,
+          section.services = {
+            sampler_addresses: group.services.filter((s) => s.name === 'policy-sampler').map((s) => s.address),
+            reference_address: group.services.find((s) => s.name === 'reference')!.address,
+            reward_address: group.services.find((s) => s.name === 'reward')!.address,
           };
         }
-        let config;
+        let rlConfig;
         try {
-          config = resolveRlRunConfig(spec);
-        } catch (e) {
-          if (e instanceof RlConfigError) throw new UsageError(`${opts.config}: ${e.message}`);
-          throw e;
+          rlConfig = resolveRlRunConfig(config);
+        } catch (err) {
+          if (err instanceof RlConfigError) throw new UsageError(`${opts.config}: ${err.message}`);
+          throw err;
         }
         const progress = opts.progress ? new ProgressReporter({ keys: ['objective/scores', 'objective/kl', 'policy/clipfrac', 'loss/policy'] }) : undefined;
         let last = Date.now();
-        const result = await runRl(config, {
+        const result = await runRl(rlConfig, {
           signal: controller.signal,
           serviceRetryMs: opts.serviceRetryMs,
           callbacks: {

@@ -1,4 +1,4 @@
-import { loadRunConfig, RunConfigError, runStage, type Stage } from '@posttrain/training';
+import { loadRunConfig, RunConfigError, runStage, type OfflineStage, type RunConfig, type Stage } from '@posttrain/training';
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
 import { UsageError, type Command } from '../command';
 
@@ -9,7 +9,7 @@ const options = defineConfig({
   json: { kind: 'bool', flag: 'json', description: 'print the result as one JSON object at the end', default: false },
 });
 
-const TITLES: Record<Stage, string> = {
+const TITLES: Record<OfflineStage, string> = {
   lm: 'causal language modelling (pretraining) on {"text"} records',
   sft: 'supervised fine-tuning (assistant-only loss, packing, LoRA)',
   rm: 'reward-model training (Bradley-Terry on the scalar head)',
@@ -34,8 +34,25 @@ export function takeSetOverrides(argv: readonly string[]): { overrides: string[]
   return { overrides, rest };
 }
 
+/**
+ * Reads the run config of `posttrain <stage>` (every stage command: lm, sft,
+ * rm, dpo, ppo, grpo) with its `--set` overrides; a mistake, or a config of
+ * another stage, is a usage error naming the key.
+ */
+export async function loadStageConfig(stage: Stage, path: string, overrides: readonly string[]): Promise<RunConfig> {
+  let config: RunConfig;
+  try {
+    config = await loadRunConfig(path, overrides);
+  } catch (err) {
+    if (err instanceof RunConfigError) throw new UsageError(err.message);
+    throw err;
+  }
+  if (config.stage !== stage) throw new UsageError(`${path}: stage is "${config.stage}", but this is \`posttrain ${stage}\`; run \`posttrain ${config.stage}\` or set stage: ${stage}`);
+  return config;
+}
+
 /** `posttrain lm|sft|rm|dpo --config run.yaml [--set key=value ...]`: one offline training stage in this process. */
-export function trainStageCommand(stage: Stage): Command {
+export function trainStageCommand(stage: OfflineStage): Command {
   return {
     name: stage,
     summary: `train: ${TITLES[stage]}`,
@@ -45,14 +62,7 @@ export function trainStageCommand(stage: Stage): Command {
       const { overrides, rest } = takeSetOverrides(argv);
       const opts = parseConfig(options, { argv: rest });
       if (opts.resume) overrides.push('resume=true');
-      let config;
-      try {
-        config = await loadRunConfig(opts.config, overrides);
-      } catch (err) {
-        if (err instanceof RunConfigError) throw new UsageError(err.message);
-        throw err;
-      }
-      if (config.stage !== stage) throw new UsageError(`${opts.config}: stage is "${config.stage}", but this is \`posttrain ${stage}\`; run \`posttrain ${config.stage}\` or set stage: ${stage}`);
+      const config = await loadStageConfig(stage, opts.config, overrides);
       const controller = new AbortController();
       void io.interrupted.then((sig) => {
         io.stderr.write(`posttrain ${stage}: ${sig}: stopping at the next step boundary (the last checkpoint is kept)\n`);

@@ -826,6 +826,8 @@ export interface OptimizerSpec {
     | undefined;
   /** Clip the global gradient norm to this, > 0; 0 means no clipping. */
   maxGradNorm: number;
+  /** Warmup as a fraction of the steps, in [0, 1), instead of warmup_steps (SFT, RM, DPO). */
+  warmupRatio: number;
 }
 
 /** Low-rank adaptation: train rank-r adapters instead of the full weights. */
@@ -864,8 +866,10 @@ export interface RewardModelSpec {
 
 /** Direct preference optimisation. */
 export interface DpoSpec {
-  /** KL strength beta, > 0. */
-  beta: number;
+  /** KL strength beta, > 0; unset means 0.1 (0 is refused, not read as the default). */
+  beta?:
+    | number
+    | undefined;
   /** Which loss. */
   lossType: DpoLossType;
   /** Assumed label-noise rate in [0, 0.5). */
@@ -928,7 +932,7 @@ export interface PpoSpec {
   samplesPerPrompt: number;
   /** Optimisation epochs over each rollout batch, >= 1. */
   ppoEpochs: number;
-  /** Completions per minibatch, >= 1, dividing rollout_batch_size * samples_per_prompt. */
+  /** Completions per minibatch, dividing rollout_batch_size * samples_per_prompt; 0 means all of them. */
   minibatchSize: number;
   /** Lower clip epsilon: ratios below 1 - clip_low are clipped, in (0, 1). */
   clipLow: number;
@@ -990,9 +994,9 @@ export interface GrpoSpec {
   clipLow: number;
   /** Upper clip epsilon, > 0. */
   clipHigh: number;
-  /** Optimisation passes over each batch of rollouts (mu), >= 1. */
+  /** Optimisation passes over each batch of rollouts (mu), >= 0; 0 means 1. */
   updatesPerBatch: number;
-  /** Completions per minibatch, >= 1, dividing prompts_per_step * group_size. */
+  /** Completions per minibatch, dividing prompts_per_step * group_size; 0 means all of them. */
   minibatchSize: number;
   /** Handling of rollouts from older weights. */
   staleRollouts: StaleRolloutPolicy;
@@ -1002,7 +1006,12 @@ export interface GrpoSpec {
   sampling?: SamplingParams | undefined;
 }
 
-/** Everything a training run needs. The common fields apply to every stage. */
+/**
+ * Everything a training run needs. The common fields apply to every stage. The
+ * Trainer converts a RunSpec to the run config of `posttrain <stage> --config`
+ * (TRL's key names; docs/run-config.md maps each field to its key) and
+ * validates that, so its errors name both.
+ */
 export interface RunSpec {
   /** Unique run id ([a-z0-9-_], <= 64 chars); empty means generated. */
   runId: string;
@@ -1028,7 +1037,10 @@ export interface RunSpec {
   maxSteps: number;
   /** Stop after this many passes over the data, >= 0; 0 with max_steps 0 means 1. */
   maxEpochs: number;
-  /** Sequences (SFT), pairs (RM, DPO) or prompts (PPO, GRPO) per micro-batch, >= 1. */
+  /**
+   * Sequences (SFT), pairs (RM, DPO) per micro-batch, >= 1 (PPO and GRPO batch by
+   * their rollout_batch_size / prompts_per_step and minibatch_size instead).
+   */
   batchSize: number;
   /** Micro-batches accumulated per optimizer step, >= 1; 0 means 1. */
   gradAccumulationSteps: number;
@@ -3349,6 +3361,7 @@ function createBaseOptimizerSpec(): OptimizerSpec {
     beta2: undefined,
     epsilon: undefined,
     maxGradNorm: 0,
+    warmupRatio: 0,
   };
 }
 
@@ -3380,6 +3393,9 @@ export const OptimizerSpec: MessageFns<OptimizerSpec> = {
     }
     if (message.maxGradNorm !== 0) {
       writer.uint32(73).double(message.maxGradNorm);
+    }
+    if (message.warmupRatio !== 0) {
+      writer.uint32(81).double(message.warmupRatio);
     }
     return writer;
   },
@@ -3469,6 +3485,14 @@ export const OptimizerSpec: MessageFns<OptimizerSpec> = {
             message.maxGradNorm = reader.double();
             continue;
           }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.warmupRatio = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3512,6 +3536,11 @@ export const OptimizerSpec: MessageFns<OptimizerSpec> = {
         : isSet(object.max_grad_norm)
         ? globalThis.Number(object.max_grad_norm)
         : 0,
+      warmupRatio: isSet(object.warmupRatio)
+        ? globalThis.Number(object.warmupRatio)
+        : isSet(object.warmup_ratio)
+        ? globalThis.Number(object.warmup_ratio)
+        : 0,
     };
   },
 
@@ -3544,6 +3573,9 @@ export const OptimizerSpec: MessageFns<OptimizerSpec> = {
     if (message.maxGradNorm !== 0) {
       obj.maxGradNorm = floatToJson(message.maxGradNorm);
     }
+    if (message.warmupRatio !== 0) {
+      obj.warmupRatio = floatToJson(message.warmupRatio);
+    }
     return obj;
   },
 
@@ -3561,6 +3593,7 @@ export const OptimizerSpec: MessageFns<OptimizerSpec> = {
     message.beta2 = object.beta2 ?? undefined;
     message.epsilon = object.epsilon ?? undefined;
     message.maxGradNorm = object.maxGradNorm ?? 0;
+    message.warmupRatio = object.warmupRatio ?? 0;
     return message;
   },
 };
@@ -3925,12 +3958,12 @@ export const RewardModelSpec: MessageFns<RewardModelSpec> = {
 };
 
 function createBaseDpoSpec(): DpoSpec {
-  return { beta: 0, lossType: 0, labelSmoothing: 0, reference: undefined, maxLength: 0, maxPromptLength: 0 };
+  return { beta: undefined, lossType: 0, labelSmoothing: 0, reference: undefined, maxLength: 0, maxPromptLength: 0 };
 }
 
 export const DpoSpec: MessageFns<DpoSpec> = {
   encode(message: DpoSpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.beta !== 0) {
+    if (message.beta !== undefined) {
       writer.uint32(9).double(message.beta);
     }
     if (message.lossType !== 0) {
@@ -4039,7 +4072,7 @@ export const DpoSpec: MessageFns<DpoSpec> = {
 
   fromJSON(object: any): DpoSpec {
     return {
-      beta: isSet(object.beta) ? globalThis.Number(object.beta) : 0,
+      beta: isSet(object.beta) ? globalThis.Number(object.beta) : undefined,
       lossType: isSet(object.lossType)
         ? dpoLossTypeFromJSON(object.lossType)
         : isSet(object.loss_type)
@@ -4074,7 +4107,7 @@ export const DpoSpec: MessageFns<DpoSpec> = {
 
   toJSON(message: DpoSpec): unknown {
     const obj: any = {};
-    if (message.beta !== 0) {
+    if (message.beta !== undefined) {
       obj.beta = floatToJson(message.beta);
     }
     if (message.lossType !== 0) {
@@ -4102,7 +4135,7 @@ export const DpoSpec: MessageFns<DpoSpec> = {
   },
   fromPartial(object: DeepPartial<DpoSpec>): DpoSpec {
     const message = createBaseDpoSpec();
-    message.beta = object.beta ?? 0;
+    message.beta = object.beta ?? undefined;
     message.lossType = object.lossType ?? 0;
     message.labelSmoothing = object.labelSmoothing ?? 0;
     switch (object.reference?.$case) {

@@ -1,0 +1,72 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { RunSpec } from '@posttrain/proto';
+import { RpcError, status } from '@posttrain/rpc';
+import { resolveRlRunConfig } from '@posttrain/rl';
+import { loadRunConfig, type RunConfig } from '@posttrain/training';
+import { configToRunSpec } from './config-to-run-spec';
+import { runSpecToConfig } from './run-spec-to-config';
+
+const examples = join(__dirname, '..', '..', '..', 'examples', 'configs');
+
+/** The RunSpec as the Trainer receives it: encoded and decoded. */
+const overTheWire = (spec: RunSpec) => RunSpec.decode(RunSpec.encode(spec).finish());
+
+/** The services `posttrain ppo|grpo` would start (or the Trainer's own) for a config that names none. */
+function withServices(config: RunConfig): RunConfig {
+  const section = config.ppo ?? config.grpo;
+  if (section) section.services = { sampler_addresses: ['127.0.0.1:1', '127.0.0.1:2'], reference_address: '127.0.0.1:3', reward_address: '127.0.0.1:4' };
+  return config;
+}
+
+describe('the Trainer accepts the same content as a config file', () => {
+  const files = readdirSync(examples).filter((file) => file.endsWith('.yaml'));
+
+  test('examples/configs has the seven stage configs', () => {
+    assert.deepEqual(files.sort(), ['dpo.yaml', 'grpo.yaml', 'lm.yaml', 'ppo.yaml', 'rm.yaml', 'sft-lora.yaml', 'sft.yaml']);
+  });
+
+  for (const file of files) {
+    test(`${file}: the config resolved from the file equals the one resolved from its RunSpec at the Trainer's edge`, async () => {
+      const config = withServices(await loadRunConfig(join(examples, file)));
+      if (config.stage === 'lm') {
+        assert.throws(() => configToRunSpec(config), /stage: the Trainer runs sft, rm, dpo, ppo and grpo, not "lm"/);
+        return;
+      }
+      const spec = overTheWire(configToRunSpec(config));
+      const fromSpec = runSpecToConfig(spec, config.output_dir, config.run_id!);
+      if (config.stage === 'ppo' || config.stage === 'grpo') assert.deepEqual(resolveRlRunConfig(fromSpec), resolveRlRunConfig(config));
+      else assert.deepEqual(fromSpec, config);
+    });
+  }
+
+  test('a key a RunSpec has no field for is refused by the converter, not dropped', async () => {
+    const config = await loadRunConfig(join(examples, 'sft.yaml'), ['dataset.error_policy=skip']);
+    assert.throws(() => configToRunSpec(config), /dataset\.error_policy: a RunSpec has no field for it; expected "fail" \(the default\), got "skip"/);
+  });
+
+  test('dpo.beta: unset means 0.1; 0 is INVALID_ARGUMENT naming spec.dpo.beta, not the default', async () => {
+    const config = await loadRunConfig(join(examples, 'dpo.yaml'));
+    const spec = overTheWire(configToRunSpec(config));
+    const dpo = spec.stage!.value as { beta?: number };
+    dpo.beta = undefined;
+    assert.equal(runSpecToConfig(spec, 'runs', 'dpo').dpo!.beta, 0.1);
+    dpo.beta = 0;
+    assert.throws(
+      () => runSpecToConfig(overTheWire(spec), 'runs', 'dpo'),
+      (err: unknown) => err instanceof RpcError && err.code === status.INVALID_ARGUMENT && /^spec\.dpo\.beta: dpo\.beta: expected a finite number > 0, got number 0$/.test(err.message),
+    );
+  });
+
+  test('RL errors name the RunSpec field and the config key', async () => {
+    const spec = overTheWire(configToRunSpec(withServices(await loadRunConfig(join(examples, 'grpo.yaml')))));
+    const grpo = spec.stage!.value as { groupSize: number; kl?: { estimator: number } };
+    grpo.groupSize = 1;
+    assert.throws(() => runSpecToConfig(spec, 'runs', 'grpo'), (err: unknown) => err instanceof RpcError && /^spec\.grpo\.group_size: grpo\.num_generations: expected an integer >= 2, got number 1$/.test(err.message));
+    grpo.groupSize = 8;
+    grpo.kl!.estimator = 9;
+    assert.throws(() => runSpecToConfig(spec, 'runs', 'grpo'), (err: unknown) => err instanceof RpcError && /^spec\.grpo\.kl\.estimator: got 9, expected one of 0, 1, 2, 3$/.test(err.message));
+  });
+});
