@@ -45,34 +45,35 @@ function hostMaskedMean(values: Float32Array, mask: Float32Array): number {
   return count > 0 ? sum / count : 0;
 }
 
+/** Staleness counts (current version minus the rollout's) as rollout/staleness_<k> metrics, 0 to maxStaleness + 1 (the last: older). */
+function stalenessHistogram(rollouts: readonly Rollout[], current: number, maxStaleness: number): Record<string, number> {
+  const counts = new Array<number>(maxStaleness + 2).fill(0);
+  for (const rollout of rollouts) counts[Math.min(Math.max(0, current - rollout.weightsVersion), maxStaleness + 1)]++;
+  return Object.fromEntries(counts.map((count, k) => [k === maxStaleness + 1 ? 'rollout/staleness_older' : `rollout/staleness_${k}`, count]));
+}
+
 /**
  * Collects step `step`'s experience. Returns the rollout metrics alone (`experience: null`)
  * when every rollout was too stale to use.
  */
-export async function collectExperience(run: OnlineRun, step: number, signal?: AbortSignal): Promise<{ experience: Experience | null; rolloutMetrics: Record<string, number> }> {
+export async function collectExperience(run: OnlineRun, step: number): Promise<{ experience: Experience | null; rolloutMetrics: Record<string, number> }> {
   const { config } = run;
   const groupSize = config.samplesPerPrompt;
   const temperature = config.sampling.temperature;
 
-  // 1. Rollouts; stale ones counted and handled by the policy.
-  const prompts = await run.prompts.next();
-  const promptOf = new Map<string, { prompt: string | ChatMessage[]; groundTruth: string | null }>();
-  const rolloutPrompts = Array.from({ length: prompts.batchSize }, (_, i) => {
-    const id = `s${step}-p${i}-l${prompts.lines[i]}`;
-    promptOf.set(id, { prompt: prompts.prompts[i], groundTruth: prompts.groundTruths[i] });
-    const length = prompts.seqLen;
-    const row = Array.from(prompts.inputIds.subarray(i * length, (i + 1) * length));
-    const mask = prompts.attentionMask.subarray(i * length, (i + 1) * length);
-    return { id, tokenIds: row.filter((_, t) => mask[t] === 1) };
-  });
-  const generated = await run.pool.generate(rolloutPrompts, { n: groupSize, sampling: config.sampling, seed: config.seed, signal });
+  // 1. Rollouts (sent this step, or up to max_staleness steps ago); stale ones counted and handled by the policy.
+  const { prompts: promptOf, generated, waitSeconds } = await run.rollouts.take(step);
   const current = run.weightsVersion;
   const { kept, stale, dropped } = filterStaleRollouts(generated.rollouts, current, config.stale.maxStaleness, config.grpo ? groupSize : 1);
+  run.ledger.record(step, current, promptOf, generated.rollouts, kept);
   const rolloutMetrics: Record<string, number> = {
     'rollout/count': generated.rollouts.length,
     'rollout/stale': stale,
     'rollout/dropped': dropped,
     'rollout/retries': generated.retries,
+    'rollout/in_flight_steps': run.rollouts.inFlight,
+    'time/rollout_wait_seconds': waitSeconds,
+    ...stalenessHistogram(generated.rollouts, current, config.stale.maxStaleness),
     ...Object.fromEntries(config.samplers.map((address, i) => [`rollout/sampler_${i}`, generated.perSampler[address]])),
   };
   if (kept.length === 0) return { experience: null, rolloutMetrics };
@@ -85,9 +86,17 @@ export async function collectExperience(run: OnlineRun, step: number, signal?: A
   kept.forEach((rollout, b) => {
     if (rollout.weightsVersion === current) for (let t = 0; t < T; t++) freshTokens[b * T + t] = actionMask[b * T + t];
   });
+  // The sampler-vs-trainer gap: |log pi_trainer - log pi_sampler| and the k3 KL estimate of the
+  // sampler's tokens; on fresh rollouts it is numerics alone (a correctness alarm), on stale ones the policy change.
   const absDiff = oldLogProbs.map((v, i) => Math.abs(v - batch.behaviourLogProbs[i]));
-  const weights =
-    config.stale.policy === 'importance-correct'
+  const k3 = oldLogProbs.map((v, i) => {
+    const logRatio = batch.behaviourLogProbs[i] - v; // log(pi_sampler / pi_trainer) on the sampler's tokens
+    return Math.exp(-logRatio) - 1 + logRatio;
+  });
+  const tis = config.truncatedImportanceSampling;
+  const weights = tis
+    ? importanceWeights({ currentLogProbs: oldLogProbs, behaviourLogProbs: batch.behaviourLogProbs, actionMask, staleRows: kept.map(() => true), time: T, cap: tis.cap })
+    : config.stale.policy === 'importance-correct'
       ? importanceWeights({ currentLogProbs: oldLogProbs, behaviourLogProbs: batch.behaviourLogProbs, actionMask, staleRows: kept.map((r) => r.weightsVersion < current), time: T, cap: 1 + config.clipHigh })
       : new Float32Array(B * T).fill(1);
 
@@ -111,6 +120,9 @@ export async function collectExperience(run: OnlineRun, step: number, signal?: A
     ...rolloutMetrics,
     'rollout/completion_length': batch.completionLengths.reduce((a, b) => a + b, 0) / B,
     'rollout/logprob_diff': hostMaskedMean(absDiff, freshTokens),
+    'rollout/logprob_diff_all': hostMaskedMean(absDiff, actionMask),
+    'rollout/sampler_kl': hostMaskedMean(k3, actionMask),
+    'rollout/importance_weight_mean': hostMaskedMean(weights, actionMask),
   };
   return { experience: { rollouts: kept, batch, oldLogProbs, refLogProbs, scores: rewards, importanceWeights: weights, metrics }, rolloutMetrics };
 }

@@ -40,7 +40,7 @@ export function groupAdvantages(estimator: GroupEstimator, scores: tf.Tensor1D, 
   }
 }
 
-async function grpoStep(run: OnlineRun, step: number, signal: AbortSignal | undefined): Promise<StepOutcome> {
+async function grpoStep(run: OnlineRun, step: number): Promise<StepOutcome> {
   const { config } = run;
   const grpo = config.grpo!;
   const started = Date.now();
@@ -49,7 +49,7 @@ async function grpoStep(run: OnlineRun, step: number, signal: AbortSignal | unde
   const groupSize = config.samplesPerPrompt;
 
   // 1-4. Groups of rollouts, old log-probs, reference log-probs, scores.
-  const { experience, rolloutMetrics } = await collectExperience(run, step, signal);
+  const { experience, rolloutMetrics } = await collectExperience(run, step);
   if (!experience) return skippedStep(run, step, rolloutMetrics);
   const { batch, oldLogProbs, refLogProbs, scores } = experience;
   const { batch: B, time: T, actionMask } = batch;

@@ -27,6 +27,8 @@ import { AdamW, RunHarness, SkipCounter, TrainingError, readOptimizerTensors, wa
 import type { RlRunConfig } from './rl-run-config';
 import { RlConfigError } from './rl-run-config';
 import type { SamplerPoolOptions, WeightsPushResult } from './rollout-types';
+import { RolloutLedger } from './rollout-ledger';
+import { RolloutQueue } from './rollout-queue';
 import { SamplerPool } from './sampler-pool';
 import type { ReferenceLogProbs, RewardScorer } from './service-clients';
 import { referenceServiceClient, rewardServiceClient } from './service-clients';
@@ -96,6 +98,12 @@ export class OnlineRun {
   samples = 0;
   /** Prompts in the data file (train/epoch). */
   readonly promptCount: number;
+  /** The prompts of the steps to come, in flight on the samplers (up to max_staleness steps ahead). */
+  readonly rollouts: RolloutQueue;
+  /** rollout-ledger.jsonl: what each step consumed and dropped. */
+  readonly ledger: RolloutLedger;
+  /** The last weight push: seconds and bytes. */
+  lastPush = { seconds: 0, bytes: 0 };
   /** Rows per forward pass outside the minibatch updates. */
   readonly forwardChunk: number;
   /** Non-finite updates and steps without usable rollouts, counted across the run (and its resumes). */
@@ -120,6 +128,8 @@ export class OnlineRun {
     options: RunRlOptions,
   ) {
     this.promptCount = dataFile.length;
+    this.rollouts = new RolloutQueue(this, config.stale.maxStaleness, options.signal, harness.step + 1);
+    this.ledger = new RolloutLedger(harness.runDir, harness.resumedState?.step ?? null);
     this.forwardChunk = options.forwardChunk ?? 16;
     this.skips = harness.skipCounter(options.maxConsecutiveSkips ?? 5);
     const extra = harness.resumedState?.extra as OnlineExtraState | undefined;
@@ -202,8 +212,10 @@ export class OnlineRun {
 
   /** Sends the policy's weights to every sampler as `version`; the pool checks the acknowledged version. */
   async pushPolicy(version: number): Promise<WeightsPushResult> {
+    const started = Date.now();
     const bytes = serializeSafetensors(modelToHfTensors(this.policy.model));
     const result = await this.pool.pushWeights(bytes, version);
+    this.lastPush = { seconds: (Date.now() - started) / 1000, bytes: bytes.byteLength };
     for (const failure of result.failed) this.logger.warn('sampler missed a weights push; it gets no prompts until a push reaches it', { sampler: failure.sampler, version, error: failure.error });
     for (const sampler of result.background) this.logger.warn('sampler is benched after failures; its weights upload goes on in the background', { sampler, version });
     this.weightsVersion = version;
@@ -237,7 +249,7 @@ export class OnlineRun {
         optimizerT: this.policy.optimizer.t,
         scheduler: { ...this.schedule },
         rng: this.rng.getState(),
-        dataPosition: this.prompts.position(),
+        dataPosition: this.rollouts.position(),
         consecutiveSkips: skips.consecutive,
         skippedSteps: skips.total,
         extra: extra as unknown as Record<string, unknown>,
@@ -264,6 +276,7 @@ export class OnlineRun {
   /** Releases models, optimizers, connections and the data file (also after an error). */
   async close(): Promise<void> {
     this.harness.close();
+    await this.rollouts.settle();
     this.pool.close();
     this.reference?.close();
     this.reward.close();
@@ -282,7 +295,7 @@ export class OnlineRun {
 export async function runOnline(
   config: RlRunConfig,
   options: RunRlOptions,
-  stage: { withCritic: boolean; step(run: OnlineRun, step: number, signal: AbortSignal | undefined): Promise<StepOutcome> },
+  stage: { withCritic: boolean; step(run: OnlineRun, step: number): Promise<StepOutcome> },
 ): Promise<RunRlResult> {
   const run = await OnlineRun.open(config, options, stage.withCritic);
   try {
@@ -291,7 +304,7 @@ export async function runOnline(
       totalSteps: run.totalSteps,
       logEverySteps: config.logEverySteps,
       checkpointEverySteps: config.checkpointEverySteps,
-      runStep: (step) => stage.step(run, step, options.signal),
+      runStep: (step) => stage.step(run, step),
       checkpoint: (step) => run.checkpoint(step),
     });
     return await run.finish(status, lastMetrics);

@@ -44,7 +44,7 @@ export function explainedVariance(values: Float32Array, returns: Float32Array, m
   return varReturns === 0 ? Number.NaN : 1 - variance((i) => returns[i] - values[i]) / varReturns;
 }
 
-async function ppoStep(run: OnlineRun, step: number, signal: AbortSignal | undefined): Promise<StepOutcome> {
+async function ppoStep(run: OnlineRun, step: number): Promise<StepOutcome> {
   const { config } = run;
   const ppo = config.ppo!;
   const critic = run.critic!;
@@ -53,7 +53,7 @@ async function ppoStep(run: OnlineRun, step: number, signal: AbortSignal | undef
   const temperature = config.sampling.temperature;
 
   // 1-4. Rollouts, old log-probs, reference log-probs, scores.
-  const { experience, rolloutMetrics } = await collectExperience(run, step, signal);
+  const { experience, rolloutMetrics } = await collectExperience(run, step);
   if (!experience) return skippedStep(run, step, rolloutMetrics);
   const { batch, oldLogProbs, refLogProbs, scores } = experience;
   const { batch: B, time: T, actionMask } = batch;

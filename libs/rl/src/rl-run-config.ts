@@ -47,7 +47,10 @@ export interface RlRunConfig {
   clipHigh: number;
   dualClip: number | null;
   kl: { coefficient: number; adaptiveTarget: number | null; adaptiveHorizon: number; estimator: KlEstimator; placement: 'reward' | 'loss' };
+  /** Stale rollouts; maxStaleness >= 1 also makes the run asynchronous (generation that many steps ahead). */
   stale: { policy: StalePolicy; maxStaleness: number };
+  /** TIS: advantages weighted by min(pi_trainer / pi_sampler, cap) on every token; null: off. */
+  truncatedImportanceSampling: { cap: number } | null;
   /** Sampling parameters of the rollouts (seed and logprobs are set by the pool). */
   sampling: Omit<SamplingParams, 'seed' | 'logprobs'> & { temperature: number };
   ppo: { valueClip: number | null; gamma: number; gaeLambda: number; whitenAdvantages: boolean; valueLossCoefficient: number; entropyCoefficient: number; valueModelDir: string | null } | null;
@@ -135,6 +138,7 @@ export function resolveRlRunConfig(config: RunConfig): RlRunConfig {
     clipHigh: (ppo ? ppo.cliprange_high : grpo!.epsilon_high) ?? clipLow,
     kl: { coefficient: klCoefficient, adaptiveTarget: rl.kl_target, adaptiveHorizon: rl.kl_horizon, estimator: rl.kl_estimator, placement: rl.kl_placement },
     stale: { policy: rl.stale_rollouts, maxStaleness: rl.max_staleness },
+    truncatedImportanceSampling: rl.importance_sampling_correction ? { cap: rl.importance_sampling_cap } : null,
     sampling: samplingOf(rl),
   };
   if (ppo) {

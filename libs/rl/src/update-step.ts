@@ -94,6 +94,9 @@ export async function finishStep(run: OnlineRun, step: number, started: number, 
     'train/skipped_steps': run.skips.total,
     'train/samples': run.samples,
     'time/step_seconds': (Date.now() - started) / 1000,
+    'time/push_seconds': run.lastPush.seconds,
+    'time/generation_busy_seconds': run.rollouts.busySeconds(),
+    'push/bytes': run.lastPush.bytes,
   };
   run.logger.info('step', { step, totalSteps: run.totalSteps, scores: metrics['objective/scores'], kl: metrics['objective/kl'], klCoef: metrics['objective/kl_coef'] });
   return { metrics, skipped: false };

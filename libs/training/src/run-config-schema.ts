@@ -70,6 +70,8 @@ function rlSharedFields(stage: RlStage): Record<string, Field> {
     kl_horizon: { kind: 'int', min: 0, default: 0 },
     stale_rollouts: { kind: 'enum', values: STALE_ROLLOUT_POLICIES, default: 'drop' },
     max_staleness: { kind: 'int', min: 0, default: 0 },
+    importance_sampling_correction: { kind: 'bool', default: false },
+    importance_sampling_cap: { kind: 'number', min: 1, default: 2 },
     temperature: { kind: 'number', minExclusive: 0, default: 1 },
     top_p: { kind: 'number', minExclusive: 0, max: 1, nullable: true, default: null },
     top_k: { kind: 'int', min: 0, default: 0 },

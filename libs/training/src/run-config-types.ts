@@ -149,8 +149,18 @@ export interface RlSharedConfig {
   /** Horizon of the adaptive controller, in samples. */
   kl_horizon: number;
   stale_rollouts: StaleRolloutPolicy;
-  /** Most weights versions a rollout may lag behind. */
+  /**
+   * Most weights versions a rollout may lag behind. 0: synchronous (the samplers generate,
+   * then the trainer trains); k >= 1: asynchronous, generation runs up to k steps ahead of training.
+   */
   max_staleness: number;
+  /**
+   * Truncated importance sampling (TIS; TRL's vllm_importance_sampling_correction): every
+   * token's advantage is weighted by min(pi_trainer / pi_sampler, importance_sampling_cap),
+   * correcting for the sampler's policy differing from the trainer's (staleness, numerics).
+   */
+  importance_sampling_correction: boolean;
+  importance_sampling_cap: number;
   temperature: number;
   top_p: number | null;
   top_k: number;
