@@ -1,7 +1,6 @@
 import { parseDataConfig, type DataFieldNames, type DataFormat, type DataStyle } from './data-config';
-import { describeProblem, type DataProblem } from './data-error';
-import type { RecordSchema } from './parse-record';
-import { createReadSummary, readDataFile } from './read-data-file';
+import { describeProblem } from './data-error';
+import { createReadSummary, readDataFile, type DataReadSummary } from './read-data-file';
 
 export interface DataCheckOptions {
   /** Format override; default: detected from the first valid line. */
@@ -11,16 +10,12 @@ export interface DataCheckOptions {
   groundTruthField?: string;
 }
 
-/** What `posttrain data check` prints: the format, the counts, every problem. */
-export interface DataCheckReport {
-  file: string;
-  /** Null when no line was valid and no format was given. */
-  schema: RecordSchema | null;
-  lines: number;
-  valid: number;
-  invalid: number;
-  blank: number;
-  problems: DataProblem[];
+/**
+ * What `posttrain data check` prints: the format, the counts, every problem
+ * (the summary of reading the whole file; its schema is null when no line was
+ * valid and no format was given).
+ */
+export interface DataCheckReport extends DataReadSummary {
   /** True when the file has at least one valid record and no problem: a CLI exits non-zero otherwise. */
   ok: boolean;
 }

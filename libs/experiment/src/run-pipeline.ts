@@ -215,7 +215,9 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
     stages.push({ stage: current, title, kind, seconds, runDir, metrics });
     emit({ type: 'stage-end', stage: current, title, seconds, metrics });
   };
+  /** One offline training stage, begun and ended as a pipeline stage (its metrics: the last eval and the step count). */
   const train = async (stage: string, raw: Record<string, unknown>): Promise<RunResult> => {
+    begin(stage);
     const config = parseRunConfig({ output_dir: join(out, 'runs'), run_id: stage, seed: plan.seed, ...raw }, `${stage} stage`);
     const result = await runStage(config, {
       signal: options.signal,
@@ -224,6 +226,7 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
       callbacks: { onStep: (e) => emit({ type: 'step', stage, step: e.step, totalSteps: e.totalSteps, metrics: e.metrics }) },
     });
     if (result.status !== 'completed' || result.modelDir === null) throw new PipelineCancelledError(stage);
+    end('train', { ...(result.lastEval ?? {}), steps: result.step }, result.runDir);
     return result;
   };
 
@@ -322,7 +325,6 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
   // --- SFT (and the sweep) ---
   let sftDir = '';
   for (const n of sweepSizes) {
-    begin(`sft-${n}`);
     const sft = await train(`sft-${n}`, {
       stage: 'sft',
       model: baseDir,
@@ -330,25 +332,23 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
       train: trainConfig(plan, plan.sft),
       sft: { max_length: plan.base.pretrain.maxLength },
     });
-    end('train', { ...(sft.lastEval ?? {}), steps: sft.step }, sft.runDir);
     begin(`eval-sft-${n}`);
     end('eval', evalMetrics(await evaluateModel(`sft-${n}`, sft.modelDir!, n)));
     if (n === mainSize) sftDir = sft.modelDir!;
   }
 
   // --- reward model on the style pairs ---
-  begin('rm');
+  const stylePairsDataset = { train: taskFile('preference.jsonl'), eval: taskFile('preference-eval.jsonl') };
   const rm = await train('rm', {
     stage: 'rm',
     model: sftDir,
-    dataset: { train: taskFile('preference.jsonl'), eval: taskFile('preference-eval.jsonl') },
+    dataset: stylePairsDataset,
     train: trainConfig(plan, plan.rm),
     rm: { max_length: plan.base.pretrain.maxLength },
   });
   const rmAccuracy = rm.lastEval?.['eval/rewards/accuracies'] ?? Number.NaN;
   const rmPairs = stylePairs.lines.length;
   const rewardModelAccuracy: Estimate = { value: rmAccuracy, stderr: Math.sqrt((rmAccuracy * (1 - rmAccuracy)) / rmPairs) };
-  end('train', { ...(rm.lastEval ?? {}), steps: rm.step }, rm.runDir);
 
   const rl: RlCurve[] = [];
   const rlStage = async (stage: string, run: (onStep: (p: RlPoint, total: number, m: Record<string, number>) => void) => ReturnType<typeof runRlStage>): Promise<string> => {
@@ -370,15 +370,13 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
   }
 
   // --- DPO on the style pairs ---
-  begin('dpo');
   const dpo = await train('dpo', {
     stage: 'dpo',
     model: sftDir,
-    dataset: { train: taskFile('preference.jsonl'), eval: taskFile('preference-eval.jsonl') },
+    dataset: stylePairsDataset,
     train: trainConfig(plan, plan.dpo),
     dpo: { max_length: plan.base.pretrain.maxLength, beta: plan.dpo.beta },
   });
-  end('train', { ...(dpo.lastEval ?? {}), steps: dpo.step }, dpo.runDir);
   begin('eval-dpo');
   const dpoRow = await evaluateModel('dpo', dpo.modelDir!, mainSize);
   const implicit = evaluatePreferences(pairCache.get('dpo')!, pairCache.get(`sft-${mainSize}`)!).implicitReward!;

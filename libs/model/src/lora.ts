@@ -8,11 +8,11 @@
  * `base_model.model.<module>.lora_A.weight` [r, in] and `.lora_B.weight` [out, r]
  * (PyTorch Linear layout; transposed from ours on save and load).
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '@posttrain/random';
-import { readSafetensorsFile, serializeSafetensors } from '@posttrain/safetensors';
+import { readSafetensorsFile, serializeSafetensors, writeDirAtomic } from '@posttrain/safetensors';
 import type { LlamaModel, LoraSettings, LoraWeights } from './llama-model';
 import { uniqueVariableName } from './llama-model';
 
@@ -141,23 +141,10 @@ export async function saveLoraAdapter(model: LlamaModel, dir: string, options: {
     modules_to_save: lora.settings.modulesToSave.length > 0 ? lora.settings.modulesToSave : null,
     inference_mode: true,
   };
-  const parent = dirname(dir);
-  await mkdir(parent, { recursive: true });
-  const stamp = `${process.pid}-${Date.now()}-${Math.floor(Math.random() * 1e9)}`;
-  const tmp = join(parent, `.${basename(dir)}.tmp-${stamp}`);
-  await mkdir(tmp);
-  try {
+  await writeDirAtomic(dir, async (tmp) => {
     await writeFile(join(tmp, ADAPTER_CONFIG), JSON.stringify(config, null, 2) + '\n');
     await writeFile(join(tmp, ADAPTER_WEIGHTS), serializeSafetensors(tensors, { format: 'pt' }));
-    const old = join(parent, `.${basename(dir)}.old-${stamp}`);
-    const had = await stat(dir).then(() => true, () => false);
-    if (had) await rename(dir, old);
-    await rename(tmp, dir);
-    if (had) await rm(old, { recursive: true, force: true });
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  });
 }
 
 /** Parses a PEFT adapter_config.json into LoRA settings, rejecting options this implementation does not compute. */

@@ -7,9 +7,9 @@
  * then replaces the target by rename, so a crash leaves either the old or the
  * new checkpoint, never a mix.
  */
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { readSafetensorsCheckpoint, writeSafetensorsCheckpoint } from '@posttrain/safetensors';
+import { open, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pathExists, readSafetensorsCheckpoint, writeDirAtomic, writeSafetensorsCheckpoint } from '@posttrain/safetensors';
 import type { ModelConfig, ModelShape } from './model-config';
 import { countParameters, createModelConfig, modelConfigToJson, parseModelConfig } from './model-config';
 import type { GenerationDefaults, ModelHeads } from './llama-model';
@@ -18,15 +18,6 @@ import { checkModelFiles } from './check-model-files';
 
 /** Files besides the weights that belong to a model directory and are copied through on save. */
 export const ASSET_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json', 'chat_template.jinja'] as const;
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function readJson(path: string): Promise<unknown> {
   let text: string;
@@ -134,7 +125,7 @@ async function readAssets(dir: string): Promise<Map<string, string>> {
   const assets = new Map<string, string>();
   for (const f of ASSET_FILES) {
     const p = join(dir, f);
-    if (await exists(p)) assets.set(f, await readFile(p, 'utf8'));
+    if (await pathExists(p)) assets.set(f, await readFile(p, 'utf8'));
   }
   return assets;
 }
@@ -149,12 +140,7 @@ export interface SaveModelOptions {
  * a temp sibling directory is filled and then renamed over `dir`.
  */
 export async function saveModel(model: LlamaModel, dir: string, options: SaveModelOptions = {}): Promise<void> {
-  const parent = dirname(dir);
-  await mkdir(parent, { recursive: true });
-  const stamp = `${process.pid}-${Date.now()}-${Math.floor(Math.random() * 1e9)}`;
-  const tmp = join(parent, `.${basename(dir)}.tmp-${stamp}`);
-  await mkdir(tmp);
-  try {
+  await writeDirAtomic(dir, async (tmp) => {
     const config = { ...modelConfigToJson(model.config) };
     await writeFile(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
     await writeSafetensorsCheckpoint(tmp, modelToHfTensors(model), { maxShardBytes: options.maxShardBytes, metadata: { format: 'pt' } });
@@ -171,15 +157,7 @@ export async function saveModel(model: LlamaModel, dir: string, options: SaveMod
       if (g.topP !== undefined) gen.top_p = g.topP;
       await writeFile(join(tmp, 'generation_config.json'), JSON.stringify(gen, null, 2) + '\n');
     }
-    const old = join(parent, `.${basename(dir)}.old-${stamp}`);
-    const had = await exists(dir);
-    if (had) await rename(dir, old);
-    await rename(tmp, dir);
-    if (had) await rm(old, { recursive: true, force: true });
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  });
 }
 
 export interface InitModelDirOptions {
@@ -240,7 +218,7 @@ export async function modelInfo(dir: string): Promise<ModelInfo> {
   const heads = headsFor(config);
   const weightFiles: string[] = [];
   const indexPath = join(dir, 'model.safetensors.index.json');
-  if (await exists(indexPath)) {
+  if (await pathExists(indexPath)) {
     const index = (await readJson(indexPath)) as { weight_map?: Record<string, string> };
     if (typeof index !== 'object' || index === null || typeof index.weight_map !== 'object' || index.weight_map === null) {
       throw new Error(`${indexPath}: "weight_map" is missing; expected an object of tensor name -> file`);
@@ -248,7 +226,7 @@ export async function modelInfo(dir: string): Promise<ModelInfo> {
     if ('score.weight' in index.weight_map) heads.score = true;
     if ('lm_head.weight' in index.weight_map && !config.tieWordEmbeddings) heads.lm = true;
     weightFiles.push('model.safetensors.index.json', ...new Set(Object.values(index.weight_map)));
-  } else if (await exists(join(dir, 'model.safetensors'))) {
+  } else if (await pathExists(join(dir, 'model.safetensors'))) {
     weightFiles.push('model.safetensors');
     const names = await safetensorsTensorNames(join(dir, 'model.safetensors'));
     if (names.has('score.weight')) heads.score = true;

@@ -32,7 +32,7 @@ export { listServices } from './reflection-client';
 export type { CallContext, UnaryHandler, ServerStreamHandler, ClientStreamHandler, BidiStreamHandler, ServiceHandlers, AnyServiceDefinition, RequestOf, ResponseOf } from './handlers';
 export { status, Metadata } from '@grpc/grpc-js';
 export { runService, mainOf, commonServiceConfig } from './run-service';
-export type { ServiceDefinitionOptions, RunningService, CommonServiceConfig } from './run-service';
+export type { ServiceDefinitionOptions, ServiceSetupContext, RunningService, CommonServiceConfig } from './run-service';
 export { validateGenerateRequest, validateLogProbsRequest, validatePrompt, validateSamplingParams, validateWeightsHeader } from './validate-requests';
 export type { RequestLimits } from './validate-requests';
 export { checkMessageJson } from './strict-message-json';

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { createLogger, parseLogLevel, startTracing, type Logger } from '@posttrain/telemetry';
 import { ConfigError, defineConfig, describeConfig, parseConfig, type ConfigSchema } from '@posttrain/flags';
 import { PosttrainServer, type StartedServer } from './server';
@@ -32,7 +33,16 @@ export interface ServiceDefinitionOptions<S extends ConfigSchema> {
    * the service can answer; health turns SERVING then. Long loading may also
    * call `server.setServing(true)` itself later and return early.
    */
-  setup: (ctx: { server: PosttrainServer; config: ReturnType<typeof parseConfig<S>> & CommonServiceConfig; log: Logger }) => Promise<{ ready: Promise<void> } | void>;
+  setup: (ctx: ServiceSetupContext<S>) => Promise<{ ready: Promise<void> } | void>;
+}
+
+/** What a service's setup is given. */
+export interface ServiceSetupContext<S extends ConfigSchema> {
+  server: PosttrainServer;
+  config: ReturnType<typeof parseConfig<S>> & CommonServiceConfig;
+  log: Logger;
+  /** This replica's id, `<hostname>:<pid>`, which the service reports to callers. */
+  replicaId: string;
 }
 
 export interface RunningService {
@@ -56,7 +66,7 @@ export async function runService<S extends ConfigSchema>(def: ServiceDefinitionO
   startTracing({ serviceName: `posttrain-${def.name}` });
   const tls = loadServerTls({ cert: config.tlsCert, key: config.tlsKey, clientCa: config.tlsClientCa });
   const server = new PosttrainServer({ name: def.name, host: config.host, port: config.port, metricsPort: config.metricsPort, shutdownGraceMs: config.shutdownGraceMs, log, tls });
-  const prepared = await def.setup({ server, config, log });
+  const prepared = await def.setup({ server, config, log, replicaId: `${hostname()}:${process.pid}` });
   const started = await server.start();
   server.handleSignals();
   const ready = prepared && 'ready' in prepared ? prepared.ready : Promise.resolve();

@@ -42,6 +42,6 @@ export type { SafetensorsCheckpoint, WriteCheckpointOptions } from './safetensor
 export { DTYPE_SIZES, isSafetensorsDtype } from './safetensors-dtype';
 export type { SafetensorsDtype } from './safetensors-dtype';
 export { SafetensorsError } from './safetensors-error';
-export { readSafetensorsFile, readSafetensorsHeader, writeFileAtomic, writeSafetensorsFile } from './safetensors-file';
+export { pathExists, readSafetensorsFile, readSafetensorsHeader, writeDirAtomic, writeFileAtomic, writeSafetensorsFile } from './safetensors-file';
 export { serializeSafetensors } from './serialize-safetensors';
 export type { Float32TensorInput } from './serialize-safetensors';

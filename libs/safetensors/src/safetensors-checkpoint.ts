@@ -1,8 +1,8 @@
-import { mkdir, readFile, stat, unlink } from 'node:fs/promises';
+import { mkdir, readFile, unlink } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { DecodedTensor } from './parse-safetensors';
 import { SafetensorsError } from './safetensors-error';
-import { readSafetensorsFile, writeFileAtomic } from './safetensors-file';
+import { pathExists, readSafetensorsFile, writeFileAtomic } from './safetensors-file';
 import { serializeSafetensors, type Float32TensorInput } from './serialize-safetensors';
 
 /** File name of an unsharded checkpoint. */
@@ -37,9 +37,9 @@ export interface WriteCheckpointOptions {
  */
 export async function readSafetensorsCheckpoint(dir: string): Promise<SafetensorsCheckpoint> {
   const indexPath = join(dir, INDEX_FILE_NAME);
-  if (!(await exists(indexPath))) {
+  if (!(await pathExists(indexPath))) {
     const singlePath = join(dir, SINGLE_FILE_NAME);
-    if (!(await exists(singlePath))) {
+    if (!(await pathExists(singlePath))) {
       throw new SafetensorsError(dir, `no ${SINGLE_FILE_NAME} or ${INDEX_FILE_NAME} in the directory`);
     }
     const { tensors, metadata } = await readSafetensorsFile(singlePath);
@@ -58,7 +58,7 @@ export async function readSafetensorsCheckpoint(dir: string): Promise<Safetensor
   const files: string[] = [];
   for (const [file, expected] of byFile) {
     const shardPath = join(dir, file);
-    if (!(await exists(shardPath))) {
+    if (!(await pathExists(shardPath))) {
       throw new SafetensorsError(indexPath, `weight_map names shard "${file}" (for tensor "${expected[0]}"), which does not exist (${shardPath})`);
     }
     const shard = await readSafetensorsFile(shardPath);
@@ -183,15 +183,6 @@ async function listedShards(indexPath: string): Promise<string[]> {
     return [...new Set(Object.values(await readIndex(indexPath)))];
   } catch {
     return [];
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { checkHeaderLength, parseSafetensors, validateHeader, type DecodedTensor, type SafetensorsHeader } from './parse-safetensors';
 import { SafetensorsError } from './safetensors-error';
 import { serializeSafetensors, type Float32TensorInput } from './serialize-safetensors';
@@ -74,6 +74,41 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array | string):
     throw new SafetensorsError(path, `cannot write file: ${(err as Error).message}`);
   }
   await syncDirectory(dirname(path));
+}
+
+/**
+ * Writes a whole directory so that a crash leaves either the old `dir` or the
+ * complete new one, never a mix: `fill` writes into a temp sibling directory,
+ * which then replaces `dir` by rename. On failure the temp directory is
+ * removed and the error passes through unchanged.
+ */
+export async function writeDirAtomic(dir: string, fill: (tmp: string) => Promise<void>): Promise<void> {
+  const parent = dirname(dir);
+  await mkdir(parent, { recursive: true });
+  const stamp = `${process.pid}-${Date.now()}-${Math.floor(Math.random() * 1e9)}`;
+  const tmp = join(parent, `.${basename(dir)}.tmp-${stamp}`);
+  await mkdir(tmp);
+  try {
+    await fill(tmp);
+    const old = join(parent, `.${basename(dir)}.old-${stamp}`);
+    const had = await pathExists(dir);
+    if (had) await rename(dir, old);
+    await rename(tmp, dir);
+    if (had) await rm(old, { recursive: true, force: true });
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** Whether anything (a file, a directory) exists at `path`. */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Makes a rename durable; some platforms cannot open a directory, which only loses durability, not atomicity. */

@@ -32,8 +32,8 @@ export { ServingError, invalidField, preconditionFailed } from './serving-error'
 export type { ServingErrorKind } from './serving-error';
 export type { EngineStatsSnapshot } from './engine-stats';
 // Served models.
-export { loadServedModel, describeServedModel } from './served-model';
-export type { ServedModel, ServedModelDescription } from './served-model';
+export { loadServedModel, loadServiceModel, describeServedModel } from './served-model';
+export type { ServedModel, ServedModelDescription, ServiceModelOptions } from './served-model';
 // Log-probs of (prompt, completion) pairs.
 export { computeBatchLogProbs, planLogProbBatches, validateLogProbsPairs } from './batch-log-probs';
 export type { BatchLogProbs, BatchLogProbsOptions, LogProbsPair } from './batch-log-probs';

@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { initBackend, type BackendLogger } from '@posttrain/backend';
 import { loadModel, type LlamaModel } from '@posttrain/model';
 import { loadTokenizer, type Tokenizer } from '@posttrain/tokenizer';
 
@@ -45,6 +46,28 @@ export async function loadServedModel(dir: string): Promise<ServedModel> {
     // loadModel has already validated config.json; unreachable in practice
   }
   return { model, tokenizer, dir: abs, modelId, configJson };
+}
+
+export interface ServiceModelOptions {
+  /** Takes initBackend's "backend selected" record and the `<label> loaded` line. */
+  log: BackendLogger;
+  /** What the log line calls the model: `model` (the default), `reward model`. */
+  label?: string;
+  /** Throws when the model cannot serve this service (the reference needs an LM head); runs before the log line. */
+  check?: (served: ServedModel) => void;
+}
+
+/**
+ * A serving process's model at start: initialises the tfjs backend
+ * (initBackend), loads the directory (loadServedModel), checks it and logs
+ * `<label> loaded` with its id, directory and parameter count.
+ */
+export async function loadServiceModel(dir: string, o: ServiceModelOptions): Promise<ServedModel> {
+  await initBackend({ logger: o.log });
+  const served = await loadServedModel(dir);
+  o.check?.(served);
+  o.log.info(`${o.label ?? 'model'} loaded`, { model: served.modelId, dir: served.dir, parameters: served.model.parameterCount() });
+  return served;
 }
 
 /** What GetInfo reports about a served model (the fields of the wire's ModelDescription). */

@@ -47,6 +47,31 @@ export interface PreparedWeights {
   discard(): void;
 }
 
+/**
+ * Prepared weights that the first apply or discard spends: apply swaps them
+ * in, discard frees them; a second apply throws, a second discard does nothing.
+ */
+function spentOnce(o: { format: WeightsFormatName; tensorCount: number; swapIn(target: LlamaModel): void; free(): void }): PreparedWeights {
+  let spent = false;
+  return {
+    format: o.format,
+    tensorCount: o.tensorCount,
+    apply(target: LlamaModel) {
+      if (spent) throw new Error('prepared weights were already applied or discarded');
+      spent = true;
+      o.swapIn(target);
+    },
+    discard() {
+      if (!spent) o.free();
+      spent = true;
+    },
+  };
+}
+
+function disposeAdapters(adapters: ReadonlyMap<string, { a: tf.Tensor; b: tf.Tensor }>): void {
+  for (const w of adapters.values()) tf.dispose([w.a, w.b]);
+}
+
 function loraPrefix(layer: number, target: string): string {
   const block = ['gate_proj', 'up_proj', 'down_proj'].includes(target) ? 'mlp' : 'self_attn';
   return `model.layers.${layer}.${block}.${target}`;
@@ -98,25 +123,19 @@ function prepareFull(model: LlamaModel, bytes: Uint8Array): PreparedWeights {
   for (const [name, want] of expected) checkTensor(name, tensors.get(name)!, want);
   // Builds the new weights as variables now, so apply() is only assignments.
   const candidate = modelFromHfTensors(model.config, model.heads, tensors, 'upload');
-  let spent = false;
-  return {
+  return spentOnce({
     format: 'safetensors-full',
     tensorCount: expected.size,
-    apply(target: LlamaModel) {
-      if (spent) throw new Error('prepared weights were already applied or discarded');
-      spent = true;
+    swapIn(target) {
       for (const [name, v] of candidate.weights) target.weight(name).assign(v);
       candidate.dispose();
       if (target.lora) {
-        for (const w of target.lora.adapters.values()) tf.dispose([w.a, w.b]);
+        disposeAdapters(target.lora.adapters);
         target.lora = null;
       }
     },
-    discard() {
-      if (!spent) candidate.dispose();
-      spent = true;
-    },
-  };
+    free: () => candidate.dispose(),
+  });
 }
 
 function prepareLora(model: LlamaModel, bytes: Uint8Array, adapterConfigJson: string): PreparedWeights {
@@ -163,22 +182,16 @@ function prepareLora(model: LlamaModel, bytes: Uint8Array, adapterConfigJson: st
   }
   for (const [prefix, p] of parts) adapters.set(prefix, { a: p.a!, b: p.b! });
   const state: LoraState = { settings, adapters };
-  let spent = false;
-  return {
+  return spentOnce({
     format: 'lora-adapter',
     tensorCount: expected.size,
-    apply(target: LlamaModel) {
-      if (spent) throw new Error('prepared weights were already applied or discarded');
-      spent = true;
+    swapIn(target) {
       const old = target.lora;
       target.lora = state;
-      if (old) for (const w of old.adapters.values()) tf.dispose([w.a, w.b]);
+      if (old) disposeAdapters(old.adapters);
     },
-    discard() {
-      if (!spent) for (const w of adapters.values()) tf.dispose([w.a, w.b]);
-      spent = true;
-    },
-  };
+    free: () => disposeAdapters(adapters),
+  });
 }
 
 /**

@@ -1,7 +1,7 @@
 /** The operations of the task. `mul` multiplies by a single digit (2-9), so its worked steps stay one line. */
-export type Operation = 'add' | 'sub' | 'mul';
+export const OPERATIONS = ['add', 'sub', 'mul'] as const;
 
-export const OPERATIONS: readonly Operation[] = ['add', 'sub', 'mul'];
+export type Operation = (typeof OPERATIONS)[number];
 
 /** One problem: `a op b`. For `sub`, a >= b (answers are never negative); for `mul`, b is one digit. */
 export interface ArithmeticProblem {

@@ -65,6 +65,21 @@ function badFault(fault: ColumnFault, problem: ArithmeticProblem, why: string): 
   throw new Error(`fault ${JSON.stringify(fault)} does not apply to ${problem.a},${problem.b} (${problem.op}): ${why}`);
 }
 
+/** The carry (or borrow) into `column` as written: none when the column's fault drops it, which needs one to drop. */
+function carryWritten(problem: ArithmeticProblem, fault: ColumnFault | undefined, column: number, carry: number, what: 'carry' | 'borrow'): number {
+  if (fault?.kind !== 'drop-carry') return carry;
+  if (carry === 0) badFault(fault, problem, `no ${what} comes into column ${column}`);
+  return 0;
+}
+
+/** A column's result as written: off by the column's slip, which must keep it within 0..max. */
+function resultWritten(problem: ArithmeticProblem, fault: ColumnFault | undefined, column: number, value: number, max: number): number {
+  if (fault?.kind !== 'slip') return value;
+  const written = value + fault.delta;
+  if (written < 0 || written > max) badFault(fault, problem, `column ${column} would read ${written}`);
+  return written;
+}
+
 function solveAdd(problem: ArithmeticProblem, fault: ColumnFault | undefined): WorkedSolution {
   const da = digitsOf(problem.a);
   const db = digitsOf(problem.b);
@@ -76,16 +91,8 @@ function solveAdd(problem: ArithmeticProblem, fault: ColumnFault | undefined): W
     const x = da[i] ?? 0;
     const y = db[i] ?? 0;
     const f = faultAt(fault, i);
-    let carryIn = carry;
-    if (f?.kind === 'drop-carry') {
-      if (carryIn === 0) badFault(f, problem, `no carry comes into column ${i}`);
-      carryIn = 0;
-    }
-    let sum = x + y + carryIn;
-    if (f?.kind === 'slip') {
-      sum += f.delta;
-      if (sum < 0 || sum > 19) badFault(f, problem, `column ${i} would read ${sum}`);
-    }
+    const carryIn = carryWritten(problem, f, i, carry, 'carry');
+    const sum = resultWritten(problem, f, i, x + y + carryIn, 19);
     steps.push({ text: carryIn > 0 ? `${x}+${y}+${carryIn}=${sum}` : `${x}+${y}=${sum}`, carryIn, value: sum });
     digits.push(sum % 10);
     carry = Math.floor(sum / 10);
@@ -104,19 +111,11 @@ function solveSub(problem: ArithmeticProblem, fault: ColumnFault | undefined): W
     const x = da[i];
     const y = db[i] ?? 0;
     const f = faultAt(fault, i);
-    let borrowIn = borrow;
-    if (f?.kind === 'drop-carry') {
-      if (borrowIn === 0) badFault(f, problem, `no borrow comes into column ${i}`);
-      borrowIn = 0;
-    }
+    const borrowIn = carryWritten(problem, f, i, borrow, 'borrow');
     // Borrow 10 from the next column when the top digit is too small.
     borrow = x - y - borrowIn < 0 ? 1 : 0;
     const top = x + 10 * borrow;
-    let diff = top - y - borrowIn;
-    if (f?.kind === 'slip') {
-      diff += f.delta;
-      if (diff < 0 || diff > 9) badFault(f, problem, `column ${i} would read ${diff}`);
-    }
+    const diff = resultWritten(problem, f, i, top - y - borrowIn, 9);
     steps.push({ text: borrowIn > 0 ? `${top}-${y}-${borrowIn}=${diff}` : `${top}-${y}=${diff}`, carryIn: borrowIn, value: diff });
     digits.push(diff);
   }
@@ -133,16 +132,8 @@ function solveMul(problem: ArithmeticProblem, fault: ColumnFault | undefined): W
   for (let i = 0; i < da.length; i++) {
     const x = da[i];
     const f = faultAt(fault, i);
-    let carryIn = carry;
-    if (f?.kind === 'drop-carry') {
-      if (carryIn === 0) badFault(f, problem, `no carry comes into column ${i}`);
-      carryIn = 0;
-    }
-    let product = x * y + carryIn;
-    if (f?.kind === 'slip') {
-      product += f.delta;
-      if (product < 0 || product > 89) badFault(f, problem, `column ${i} would read ${product}`);
-    }
+    const carryIn = carryWritten(problem, f, i, carry, 'carry');
+    const product = resultWritten(problem, f, i, x * y + carryIn, 89);
     steps.push({ text: carryIn > 0 ? `${x}*${y}+${carryIn}=${product}` : `${x}*${y}=${product}`, carryIn, value: product });
     digits.push(product % 10);
     carry = Math.floor(product / 10);

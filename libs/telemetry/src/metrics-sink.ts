@@ -3,7 +3,8 @@
  * line: `step`, `time`, then the metrics by their TRL/CleanRL names) and
  * TensorBoard event files, behind one small interface.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { AppendFile } from './append-file';
 import { TensorBoardWriter } from './tensorboard-writer';
 
 /** One line of metrics.jsonl: the step, wall-clock time in seconds, and metric values. */
@@ -56,31 +57,29 @@ export function readMetricsJsonl(path: string): MetricsRecord[] {
 
 /** Appends metric records to a JSONL file. */
 export class JsonlMetricsSink implements MetricsSink {
-  private fd: number | null;
+  private readonly file: AppendFile;
 
   constructor(readonly path: string, private readonly now: () => number = () => Date.now() / 1000) {
-    this.fd = openSync(path, 'a');
+    this.file = new AppendFile(path, 'JsonlMetricsSink');
   }
 
   write(step: number, metrics: Record<string, number>): void {
-    if (this.fd === null) throw new Error(`JsonlMetricsSink: ${this.path} is closed`);
-    const rec: Record<string, number | string> = { step, time: this.now() };
-    for (const [k, v] of Object.entries(metrics)) {
-      if (k === 'step' || k === 'time') throw new Error(`JsonlMetricsSink: metric name ${JSON.stringify(k)} is reserved`);
-      rec[k] = encodeValue(v);
-    }
-    writeSync(this.fd, JSON.stringify(rec) + '\n');
+    this.file.append(() => {
+      const rec: Record<string, number | string> = { step, time: this.now() };
+      for (const [k, v] of Object.entries(metrics)) {
+        if (k === 'step' || k === 'time') throw new Error(`JsonlMetricsSink: metric name ${JSON.stringify(k)} is reserved`);
+        rec[k] = encodeValue(v);
+      }
+      return JSON.stringify(rec) + '\n';
+    });
   }
 
   flush(): void {
-    if (this.fd !== null) fsyncSync(this.fd);
+    this.file.flush();
   }
 
   close(): void {
-    if (this.fd === null) return;
-    fsyncSync(this.fd);
-    closeSync(this.fd);
-    this.fd = null;
+    this.file.close();
   }
 }
 

@@ -8,9 +8,10 @@
  *   Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
  *   Summary { repeated Value value = 1; }   Value { string tag = 1; float simple_value = 2; }
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { AppendFile } from './append-file';
 import { maskedCrc32c } from './crc32c';
 
 /** Protobuf wire format helpers (only the wire types an Event needs). */
@@ -37,18 +38,21 @@ class ProtoWriter {
   }
 
   double(field: number, value: number): this {
-    this.key(field, 1);
     const b = Buffer.alloc(8);
     b.writeDoubleLE(value);
-    this.parts.push(...b);
-    return this;
+    return this.fixed(field, 1, b);
   }
 
   float(field: number, value: number): this {
-    this.key(field, 5);
     const b = Buffer.alloc(4);
     b.writeFloatLE(value);
-    this.parts.push(...b);
+    return this.fixed(field, 5, b);
+  }
+
+  /** A fixed-width field (wire type 1: 64-bit, 5: 32-bit), its bytes little-endian. */
+  private fixed(field: number, wireType: 1 | 5, bytes: Uint8Array): this {
+    this.key(field, wireType);
+    this.parts.push(...bytes);
     return this;
   }
 
@@ -111,7 +115,7 @@ export interface TensorBoardWriterOptions {
  */
 export class TensorBoardWriter {
   readonly path: string;
-  private fd: number | null;
+  private readonly file: AppendFile;
   private readonly now: () => number;
 
   constructor(logDir: string, options: TensorBoardWriterOptions = {}) {
@@ -119,7 +123,7 @@ export class TensorBoardWriter {
     mkdirSync(logDir, { recursive: true });
     const t = this.now();
     this.path = join(logDir, `events.out.tfevents.${Math.floor(t)}.${hostname()}${options.suffix ?? ''}`);
-    this.fd = openSync(this.path, 'a');
+    this.file = new AppendFile(this.path, 'TensorBoardWriter');
     this.writeRecord(encodeFileVersionEvent(t));
   }
 
@@ -135,18 +139,14 @@ export class TensorBoardWriter {
 
   /** Forces what was written to disk. */
   flush(): void {
-    if (this.fd !== null) fsyncSync(this.fd);
+    this.file.flush();
   }
 
   close(): void {
-    if (this.fd === null) return;
-    fsyncSync(this.fd);
-    closeSync(this.fd);
-    this.fd = null;
+    this.file.close();
   }
 
   private writeRecord(data: Uint8Array): void {
-    if (this.fd === null) throw new Error(`TensorBoardWriter: ${this.path} is closed`);
-    writeSync(this.fd, frameTfRecord(data));
+    this.file.append(() => frameTfRecord(data));
   }
 }

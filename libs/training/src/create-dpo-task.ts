@@ -9,13 +9,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { dpoLoss } from '@posttrain/algorithms';
 import type { DpoLossType } from '@posttrain/algorithms';
-import type { DataConfig, DataPosition, PreferenceBatch, RecordSource, TokenizerLike } from '@posttrain/data';
+import type { DataConfig, PreferenceBatch, RecordSource, TokenizerLike } from '@posttrain/data';
 import { createPreferenceLoader } from '@posttrain/data';
 import type { LlamaModel } from '@posttrain/model';
 import { tokenLogProbs } from '@posttrain/model';
-import { preferenceBatchTokens, stackPreferenceRows } from './create-reward-task';
-import type { MicroBatchLoss, StageTask } from './stage-task';
-import { MetricMeans, tidyLossOutput } from './stage-task';
+import { pairWeightedEval, preferenceBatchTokens, stackPreferenceRows } from './create-reward-task';
+import type { MicroBatchLoss, StageTask, StageTaskOptions } from './stage-task';
+import { loaderTask, tidyLossOutput } from './stage-task';
 
 /**
  * Per-token log-probs of each sequence's tokens from promptLengths[i] (at least 1) to its end,
@@ -109,45 +109,18 @@ export function dpoBatchLoss(model: LlamaModel, batch: PreferenceBatch, cache: R
   return { loss: out.loss, metrics: { ...out.metrics }, tokens: preferenceBatchTokens(batch) };
 }
 
-export interface DpoTaskOptions extends DpoLossOptions {
-  model: LlamaModel;
-  tokenizer: TokenizerLike;
-  train: RecordSource;
-  eval: RecordSource | null;
-  trainData: DataConfig;
-  evalData: DataConfig;
+export interface DpoTaskOptions extends StageTaskOptions, DpoLossOptions {
   trainCache: ReferenceCache;
+  /** The eval split's reference cache; null when there is no eval split (evaluate() then returns null). */
   evalCache: ReferenceCache | null;
-  position?: DataPosition;
 }
 
 export function createDpoTask(o: DpoTaskOptions): StageTask<PreferenceBatch> {
-  const loader = createPreferenceLoader(o.train, o.tokenizer, o.trainData, o.position);
-  return {
-    next: () => loader.next(),
+  const evalCache = o.evalCache;
+  return loaderTask<PreferenceBatch>(o, {
+    createLoader: (source, config, position) => createPreferenceLoader(source, o.tokenizer, config, position),
     loss: (batch, seed) => dpoBatchLoss(o.model, batch, o.trainCache, o, seed),
-    position: () => loader.position(),
-    get epoch() {
-      return loader.currentEpoch;
-    },
-    async countEpochBatches() {
-      const dry = createPreferenceLoader(o.train, o.tokenizer, { ...o.trainData });
-      let n = 0;
-      for await (const _ of dry.epochBatches()) n++;
-      return n;
-    },
-    async evaluate() {
-      if (o.eval === null || o.evalCache === null) return null;
-      const evalLoader = createPreferenceLoader(o.eval, o.tokenizer, o.evalData);
-      const means = new MetricMeans();
-      for await (const batch of evalLoader.epochBatches()) {
-        const out = dpoBatchLoss(o.model, batch, o.evalCache, o);
-        out.loss.dispose();
-        const { 'loss/dpo': loss, ...rest } = out.metrics;
-        means.add({ loss, ...rest }, batch.batchSize);
-      }
-      return means.means('eval/');
-    },
-    dispose: () => undefined,
-  };
+    evalLoss: evalCache === null ? null : (batch) => dpoBatchLoss(o.model, batch, evalCache, o),
+    evalContribution: pairWeightedEval('loss/dpo'),
+  });
 }

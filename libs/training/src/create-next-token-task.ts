@@ -9,13 +9,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { sftLoss } from '@posttrain/algorithms';
-import type { DataConfig, RecordSource, SftBatch, TokenizerLike } from '@posttrain/data';
+import type { SftBatch } from '@posttrain/data';
 import { createSftLoader } from '@posttrain/data';
-import type { DataPosition } from '@posttrain/data';
 import type { LlamaModel } from '@posttrain/model';
 import { forwardHidden, lmLogits } from '@posttrain/model';
-import type { MicroBatchLoss, StageTask } from './stage-task';
-import { MetricMeans, toUint8, tidyLossOutput } from './stage-task';
+import type { MicroBatchLoss, StageTask, StageTaskOptions } from './stage-task';
+import { loaderTask, toUint8, tidyLossOutput } from './stage-task';
 
 /** SFT loss of one batch (differentiable). Metrics: loss/sft, sft/num_tokens, sft/mean_token_accuracy. */
 export function nextTokenBatchLoss(model: LlamaModel, batch: SftBatch, dropoutSeed?: number): MicroBatchLoss {
@@ -38,44 +37,15 @@ export function nextTokenBatchLoss(model: LlamaModel, batch: SftBatch, dropoutSe
   }
 }
 
-export interface SftTaskOptions {
-  model: LlamaModel;
-  tokenizer: TokenizerLike;
-  train: RecordSource;
-  eval: RecordSource | null;
-  trainData: DataConfig;
-  evalData: DataConfig;
-  position?: DataPosition;
-}
-
-export function createNextTokenTask(o: SftTaskOptions): StageTask<SftBatch> {
-  const loader = createSftLoader(o.train, o.tokenizer, o.trainData, o.position);
-  return {
-    next: () => loader.next(),
+export function createNextTokenTask(o: StageTaskOptions): StageTask<SftBatch> {
+  return loaderTask<SftBatch>(o, {
+    createLoader: (source, config, position) => createSftLoader(source, o.tokenizer, config, position),
     loss: (batch, seed) => nextTokenBatchLoss(o.model, batch, seed),
-    position: () => loader.position(),
-    get epoch() {
-      return loader.currentEpoch;
+    evalLoss: (batch) => nextTokenBatchLoss(o.model, batch),
+    // Token-weighted: the eval loss is the mean NLL over every counted token of the split.
+    evalContribution: ({ metrics }) => {
+      const n = metrics['sft/num_tokens'];
+      return n > 0 ? { metrics: { loss: metrics['loss/sft'], mean_token_accuracy: metrics['sft/mean_token_accuracy'] }, weight: n } : null;
     },
-    async countEpochBatches() {
-      const dry = createSftLoader(o.train, o.tokenizer, { ...o.trainData });
-      let n = 0;
-      for await (const _ of dry.epochBatches()) n++;
-      return n;
-    },
-    async evaluate() {
-      if (o.eval === null) return null;
-      const evalLoader = createSftLoader(o.eval, o.tokenizer, o.evalData);
-      // Token-weighted: the eval loss is the mean NLL over every counted token of the split.
-      const means = new MetricMeans();
-      for await (const batch of evalLoader.epochBatches()) {
-        const out = nextTokenBatchLoss(o.model, batch);
-        out.loss.dispose();
-        const n = out.metrics['sft/num_tokens'];
-        if (n > 0) means.add({ loss: out.metrics['loss/sft'], mean_token_accuracy: out.metrics['sft/mean_token_accuracy'] }, n);
-      }
-      return means.means('eval/');
-    },
-    dispose: () => undefined,
-  };
+  });
 }

@@ -6,12 +6,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { bradleyTerryLoss } from '@posttrain/algorithms';
-import type { DataConfig, DataPosition, PreferenceBatch, RecordSource, TokenizerLike } from '@posttrain/data';
+import type { PreferenceBatch } from '@posttrain/data';
 import { createPreferenceLoader } from '@posttrain/data';
 import type { LlamaModel } from '@posttrain/model';
 import { sequenceScores } from '@posttrain/model';
-import type { MicroBatchLoss, StageTask } from './stage-task';
-import { MetricMeans, toRows, tidyLossOutput } from './stage-task';
+import type { EvalContribution, MicroBatchLoss, StageTask, StageTaskOptions } from './stage-task';
+import { loaderTask, toRows, tidyLossOutput } from './stage-task';
 
 /** chosen rows then rejected rows as one [2B, T] token batch. */
 export function stackPreferenceRows(batch: PreferenceBatch): { inputIds: number[][]; attentionMask: number[][] } {
@@ -52,43 +52,25 @@ export function preferenceBatchTokens(batch: PreferenceBatch): number {
   return tokens;
 }
 
-export interface RewardTaskOptions extends RewardLossOptions {
-  model: LlamaModel;
-  tokenizer: TokenizerLike;
-  train: RecordSource;
-  eval: RecordSource | null;
-  trainData: DataConfig;
-  evalData: DataConfig;
-  position?: DataPosition;
+/**
+ * The eval contribution of a preference batch: its metrics with `lossKey`
+ * (`loss/reward`, `loss/dpo`) renamed `loss`, weighted by pairs, so that an
+ * accuracy is the share of all eval pairs ranked right.
+ */
+export function pairWeightedEval(lossKey: string): (out: MicroBatchLoss, batch: PreferenceBatch) => EvalContribution {
+  return (out, batch) => {
+    const { [lossKey]: loss, ...rest } = out.metrics;
+    return { metrics: { loss, ...rest }, weight: batch.batchSize };
+  };
 }
 
+export type RewardTaskOptions = StageTaskOptions & RewardLossOptions;
+
 export function createRewardTask(o: RewardTaskOptions): StageTask<PreferenceBatch> {
-  const loader = createPreferenceLoader(o.train, o.tokenizer, o.trainData, o.position);
-  return {
-    next: () => loader.next(),
+  return loaderTask<PreferenceBatch>(o, {
+    createLoader: (source, config, position) => createPreferenceLoader(source, o.tokenizer, config, position),
     loss: (batch, seed) => rewardBatchLoss(o.model, batch, o, seed),
-    position: () => loader.position(),
-    get epoch() {
-      return loader.currentEpoch;
-    },
-    async countEpochBatches() {
-      const dry = createPreferenceLoader(o.train, o.tokenizer, { ...o.trainData });
-      let n = 0;
-      for await (const _ of dry.epochBatches()) n++;
-      return n;
-    },
-    async evaluate() {
-      if (o.eval === null) return null;
-      const evalLoader = createPreferenceLoader(o.eval, o.tokenizer, o.evalData);
-      const means = new MetricMeans(); // pair-weighted: accuracy is the share of all eval pairs ranked right
-      for await (const batch of evalLoader.epochBatches()) {
-        const out = rewardBatchLoss(o.model, batch, o);
-        out.loss.dispose();
-        const { 'loss/reward': loss, ...rest } = out.metrics;
-        means.add({ loss, ...rest }, batch.batchSize);
-      }
-      return means.means('eval/');
-    },
-    dispose: () => undefined,
-  };
+    evalLoss: (batch) => rewardBatchLoss(o.model, batch, o),
+    evalContribution: pairWeightedEval('loss/reward'),
+  });
 }

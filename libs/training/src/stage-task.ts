@@ -6,7 +6,8 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { tidy as tfTidy } from '@tensorflow/tfjs-core';
-import type { DataPosition } from '@posttrain/data';
+import type { DataConfig, DataLoader, DataPosition, RecordSource, TokenizerLike } from '@posttrain/data';
+import type { LlamaModel } from '@posttrain/model';
 
 export interface MicroBatchLoss {
   /** Scalar loss (differentiable; call inside tf.variableGrads). */
@@ -29,6 +30,81 @@ export interface StageTask<B> {
   /** Training batches in one epoch (a dry pass over the data with a throwaway loader). */
   countEpochBatches(): Promise<number>;
   dispose(): void;
+}
+
+/** The training and eval splits of a stage, with their data configs. */
+export interface StageSplits {
+  train: RecordSource;
+  eval: RecordSource | null;
+  trainData: DataConfig;
+  evalData: DataConfig;
+  /** Where the training loader resumes; from the start when absent. */
+  position?: DataPosition;
+}
+
+/** What every stage task is built from: the model, the tokenizer and the splits. */
+export interface StageTaskOptions extends StageSplits {
+  model: LlamaModel;
+  tokenizer: TokenizerLike;
+}
+
+/** The part of a data loader that a loader task uses. */
+type BatchLoader<B> = Pick<DataLoader<unknown, B>, 'next' | 'position' | 'currentEpoch' | 'epochBatches'>;
+
+/** One eval batch's contribution to the split's metrics: its metrics (named without `eval/`) and their weight in the means. */
+export interface EvalContribution {
+  metrics: Record<string, number>;
+  weight: number;
+}
+
+/** What a stage adds to its splits to make a loader task. */
+export interface LoaderTaskStage<B> {
+  /** A loader over one split (createSftLoader or createPreferenceLoader, with the tokenizer bound). */
+  createLoader(source: RecordSource, config: DataConfig, position?: DataPosition): BatchLoader<B>;
+  /** The training loss of one batch. */
+  loss(batch: B, dropoutSeed: number): MicroBatchLoss;
+  /** The eval loss of one batch (no dropout); null when the stage cannot evaluate (evaluate() then returns null). */
+  evalLoss: ((batch: B) => MicroBatchLoss) | null;
+  /** What one batch's eval loss adds to the split's weighted means; null to leave the batch out. */
+  evalContribution(out: MicroBatchLoss, batch: B): EvalContribution | null;
+}
+
+/**
+ * A StageTask over a resumable training loader: next, position and epoch
+ * come from the loader, countEpochBatches makes a dry pass with a throwaway
+ * loader, and evaluate averages the eval batches' metrics (weighted as the
+ * stage says) under `eval/` names; it returns null without an eval split.
+ */
+export function loaderTask<B>(splits: StageSplits, stage: LoaderTaskStage<B>): StageTask<B> {
+  const loader = stage.createLoader(splits.train, splits.trainData, splits.position);
+  return {
+    next: () => loader.next(),
+    loss: (batch, seed) => stage.loss(batch, seed),
+    position: () => loader.position(),
+    get epoch() {
+      return loader.currentEpoch;
+    },
+    async countEpochBatches() {
+      const dry = stage.createLoader(splits.train, { ...splits.trainData });
+      let n = 0;
+      for await (const _ of dry.epochBatches()) n++;
+      return n;
+    },
+    async evaluate() {
+      const evalLoss = stage.evalLoss;
+      if (splits.eval === null || evalLoss === null) return null;
+      const evalLoader = stage.createLoader(splits.eval, splits.evalData);
+      const means = new MetricMeans();
+      for await (const batch of evalLoader.epochBatches()) {
+        const out = evalLoss(batch);
+        out.loss.dispose();
+        const c = stage.evalContribution(out, batch);
+        if (c !== null) means.add(c.metrics, c.weight);
+      }
+      return means.means('eval/');
+    },
+    dispose: () => undefined,
+  };
 }
 
 /** Int32Array 0/1 -> Uint8Array mask (what the model's forward takes). */

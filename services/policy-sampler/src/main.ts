@@ -7,12 +7,10 @@
  * Without --model the replica serves, but model methods answer FAILED_PRECONDITION.
  */
 import { constants as bufferConstants } from 'node:buffer';
-import { hostname } from 'node:os';
-import { initBackend } from '@posttrain/backend';
 import { PolicySamplerService } from '@posttrain/proto';
 import { defineConfig } from '@posttrain/flags';
 import { mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
-import { GenerationEngine, loadServedModel } from '@posttrain/serving';
+import { GenerationEngine, loadServiceModel } from '@posttrain/serving';
 import { createPolicySamplerHandlers, type PolicySamplerState } from './policy-sampler-handlers';
 
 const config = defineConfig({
@@ -31,18 +29,14 @@ export const policySamplerService: ServiceDefinitionOptions<typeof config> = {
   summary: 'batched rollout generation, log-probs and versioned weight updates',
   defaultPort: 50051,
   config,
-  setup: async ({ server, config: c, log }) => {
-    const state: PolicySamplerState = { ...c, replicaId: `${hostname()}:${process.pid}`, engine: null };
+  setup: async ({ server, config: c, log, replicaId }) => {
+    const state: PolicySamplerState = { ...c, replicaId, engine: null };
     server.add('posttrain.v1.PolicySampler', PolicySamplerService, createPolicySamplerHandlers(state));
-    const dir = c.model;
-    if (!dir) return;
+    if (!c.model) return;
     // Health stays NOT_SERVING until the model is loaded.
-    const ready = (async () => {
-      await initBackend({ logger: log });
-      const served = await loadServedModel(dir);
+    const ready = loadServiceModel(c.model, { log }).then((served) => {
       state.engine = new GenerationEngine(served, { ...c, registry: server.metrics });
-      log.info('model loaded', { model: served.modelId, dir: served.dir, parameters: served.model.parameterCount() });
-    })();
+    });
     return { ready };
   },
 };

@@ -5,12 +5,10 @@
  * Run: `node --import tsx services/reference/src/main.ts --model models/sft --port 50052` (or `posttrain up`).
  * Without --model the replica serves, but ComputeLogProbs answers FAILED_PRECONDITION.
  */
-import { hostname } from 'node:os';
-import { initBackend } from '@posttrain/backend';
 import { ReferenceModelService } from '@posttrain/proto';
 import { defineConfig } from '@posttrain/flags';
 import { mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
-import { loadServedModel } from '@posttrain/serving';
+import { loadServiceModel, type ServedModel } from '@posttrain/serving';
 import { createReferenceHandlers, type ReferenceState } from './reference-handlers';
 
 const config = defineConfig({
@@ -24,18 +22,18 @@ export const referenceService: ServiceDefinitionOptions<typeof config> = {
   summary: 'per-token log-probs of a frozen reference model',
   defaultPort: 50052,
   config,
-  setup: async ({ server, config: c, log }) => {
-    const state: ReferenceState = { ...c, replicaId: `${hostname()}:${process.pid}`, served: null };
+  setup: async ({ server, config: c, log, replicaId }) => {
+    const state: ReferenceState = { ...c, replicaId, served: null };
     server.add('posttrain.v1.ReferenceModel', ReferenceModelService, createReferenceHandlers(state));
     const dir = c.model;
     if (!dir) return;
     // Health stays NOT_SERVING until the model is loaded.
-    const ready = (async () => {
-      await initBackend({ logger: log });
-      state.served = await loadServedModel(dir);
-      if (!state.served.model.heads.lm) throw new Error(`${dir}: the model has no LM head; the reference serves a causal LM`);
-      log.info('model loaded', { model: state.served.modelId, dir: state.served.dir, parameters: state.served.model.parameterCount() });
-    })();
+    const checkLmHead = (served: ServedModel) => {
+      if (!served.model.heads.lm) throw new Error(`${dir}: the model has no LM head; the reference serves a causal LM`);
+    };
+    const ready = loadServiceModel(dir, { log, check: checkLmHead }).then((served) => {
+      state.served = served;
+    });
     return { ready };
   },
 };

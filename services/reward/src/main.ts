@@ -5,12 +5,10 @@
  * Run: `node --import tsx services/reward/src/main.ts --reward-model models/rm --port 50053` (or `posttrain up`).
  * Without --reward-model it scores rules only.
  */
-import { hostname } from 'node:os';
-import { initBackend } from '@posttrain/backend';
 import { RewardScorerService } from '@posttrain/proto';
 import { defineConfig } from '@posttrain/flags';
 import { mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
-import { createRewardModelFn, loadServedModel } from '@posttrain/serving';
+import { createRewardModelFn, loadServiceModel } from '@posttrain/serving';
 import { createRewardHandlers, type RewardState } from './reward-handlers';
 
 const config = defineConfig({
@@ -29,9 +27,9 @@ export const rewardService: ServiceDefinitionOptions<typeof config> = {
   summary: 'reward-model scores and verifiable rules, combined with weights',
   defaultPort: 50053,
   config,
-  setup: async ({ server, config: c, log }) => {
+  setup: async ({ server, config: c, log, replicaId }) => {
     const state: RewardState = {
-      replicaId: `${hostname()}:${process.pid}`,
+      replicaId,
       maxBatchItems: c.maxBatchItems,
       rewardModel: null,
       limits: { maxComponents: c.maxComponents, maxPatternChars: c.maxPatternChars, maxRepetitionNesting: c.maxRepetitionNesting },
@@ -39,15 +37,11 @@ export const rewardService: ServiceDefinitionOptions<typeof config> = {
       scoreTimeBudgetMs: c.scoreTimeBudgetMs,
     };
     server.add('posttrain.v1.RewardScorer', RewardScorerService, createRewardHandlers(state));
-    const dir = c.rewardModel;
-    if (!dir) return;
+    if (!c.rewardModel) return;
     // Health stays NOT_SERVING until the reward model is loaded.
-    const ready = (async () => {
-      await initBackend({ logger: log });
-      const served = await loadServedModel(dir);
+    const ready = loadServiceModel(c.rewardModel, { log, label: 'reward model' }).then((served) => {
       state.rewardModel = { served, score: createRewardModelFn(served, { batchSize: c.rewardModelBatch }) };
-      log.info('reward model loaded', { model: served.modelId, dir: served.dir, parameters: served.model.parameterCount() });
-    })();
+    });
     return { ready };
   },
 };
