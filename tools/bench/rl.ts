@@ -1,0 +1,141 @@
+// npm run bench:rl [-- --steps 8 --seed 0 --json]
+// Synchronous vs asynchronous GRPO (max_staleness 0 vs 1) on the demo task's
+// prompts and verifiable reward, from the shipped base model, with 1 and 2
+// policy samplers. The samplers, the reference and the reward service run as
+// separate processes on loopback; the trainer runs in this process. Prints per
+// configuration: steps/s and samples/s (over the steps after the first, which
+// carries start-up), the trainer's idle fraction (time waiting for rollouts /
+// step time), the samplers' idle fraction (time with no request in flight /
+// wall time), mean push seconds, and the final reward (mean of the last two
+// steps). With --json: one JSON object, asyncSpeedup = async steps/s over
+// sync steps/s with 1 sampler.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { initBackend } from '@posttrain/backend';
+import { RewardComponent } from '@posttrain/proto';
+import { resolveRlRunConfig, runRl, startService } from '@posttrain/rl';
+import type { ServiceProcess } from '@posttrain/rl';
+import { taskRewardComponents, writeTaskFiles } from '@posttrain/task';
+import { createLogger } from '@posttrain/telemetry';
+import { parseRunConfig } from '@posttrain/training';
+
+const args = process.argv.slice(2);
+function intFlag(name: string, fallback: number): number {
+  const i = args.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const value = Number(args[i + 1]);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name}: got ${JSON.stringify(args[i + 1])}, expected an integer >= 1`);
+  return value;
+}
+const known = new Set(['--steps', '--seed', '--json']);
+args.forEach((a, i) => {
+  if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown flag ${a}; expected --steps N, --seed N, --json`);
+  if (!a.startsWith('--') && !['--steps', '--seed'].includes(args[i - 1])) throw new Error(`unexpected argument ${JSON.stringify(a)}`);
+});
+const steps = intFlag('steps', 8);
+const seed = args.includes('--seed') ? intFlag('seed', 0) : 0;
+const json = args.includes('--json');
+if (steps < 3) throw new Error(`--steps: got ${steps}, expected at least 3 (the first step is left out of the rates)`);
+
+const root = resolve(__dirname, '..', '..');
+const model = join(root, 'models', 'tiny-arith-base');
+// The demo's GRPO settings (libs/experiment/src/pipeline-plan.ts).
+const grpo = { promptsPerStep: 4, groupSize: 8, learningRate: 5e-5, beta: 0.02, maxNewTokens: 80 };
+
+interface Measured {
+  samplers: number;
+  maxStaleness: number;
+  stepsPerSecond: number;
+  samplesPerSecond: number;
+  trainerIdle: number;
+  samplerIdle: number;
+  pushSeconds: number;
+  finalReward: number;
+}
+
+async function measure(out: string, prompts: string, samplers: ServiceProcess[], reference: ServiceProcess, reward: ServiceProcess, maxStaleness: number): Promise<Measured> {
+  const metrics: Record<string, number>[] = [];
+  const times: number[] = [];
+  const config = parseRunConfig(
+    {
+      stage: 'grpo',
+      run_id: `grpo-${samplers.length}s-k${maxStaleness}`,
+      output_dir: out,
+      model,
+      seed,
+      dataset: { train: prompts },
+      train: { max_steps: steps, learning_rate: grpo.learningRate, max_grad_norm: 1 },
+      grpo: {
+        services: { sampler_addresses: samplers.map((s) => s.address), reference_address: reference.address, reward_address: reward.address },
+        reward_components: taskRewardComponents().map((c) => RewardComponent.toJSON(c)),
+        prompts_per_step: grpo.promptsPerStep,
+        num_generations: grpo.groupSize,
+        mini_batch_size: grpo.promptsPerStep * grpo.groupSize,
+        beta: grpo.beta,
+        temperature: 1,
+        max_completion_length: grpo.maxNewTokens,
+        max_staleness: maxStaleness,
+      },
+    },
+    'bench:rl',
+  );
+  await runRl(resolveRlRunConfig(config), {
+    logger: createLogger({ service: 'bench', level: 'warn' }),
+    callbacks: {
+      onStep: (e) => {
+        metrics.push(e.metrics);
+        times.push(performance.now());
+        if (!json) process.stderr.write(`  ${samplers.length} sampler(s), max_staleness ${maxStaleness}: step ${e.step}/${e.totalSteps}\n`);
+      },
+    },
+  });
+  const seconds = (times[times.length - 1] - times[0]) / 1000; // steps 2..n
+  const later = metrics.slice(1);
+  const sum = (key: string, rows = later) => rows.reduce((a, m) => a + (m[key] ?? 0), 0);
+  const busy = metrics[metrics.length - 1]['time/generation_busy_seconds'] - metrics[0]['time/generation_busy_seconds'];
+  return {
+    samplers: samplers.length,
+    maxStaleness,
+    stepsPerSecond: later.length / seconds,
+    samplesPerSecond: sum('rollout/count') / seconds,
+    trainerIdle: sum('time/rollout_wait_seconds') / seconds,
+    samplerIdle: Math.max(0, 1 - busy / seconds),
+    pushSeconds: sum('time/push_seconds', metrics) / metrics.length,
+    finalReward: (metrics[metrics.length - 1]['objective/scores'] + metrics[metrics.length - 2]['objective/scores']) / 2,
+  };
+}
+
+async function main(): Promise<void> {
+  await initBackend({ logger: createLogger({ service: 'bench', level: 'warn' }) });
+  const out = await mkdtemp(join(tmpdir(), 'posttrain-bench-rl-'));
+  await writeTaskFiles(join(out, 'task'));
+  const prompts = join(out, 'task', 'prompts.jsonl');
+  const samplerArgs = ['--model', model, '--max-new-tokens', String(grpo.maxNewTokens)];
+  const services = await Promise.all([startService('policy-sampler', samplerArgs), startService('policy-sampler', samplerArgs), startService('reference', ['--model', model]), startService('reward', [])]);
+  const [first, second, reference, reward] = services;
+  const results: Measured[] = [];
+  try {
+    for (const samplers of [[first], [first, second]]) {
+      for (const maxStaleness of [0, 1]) results.push(await measure(out, prompts, samplers, reference, reward, maxStaleness));
+    }
+  } finally {
+    await Promise.all(services.map((s) => s.kill()));
+    await rm(out, { recursive: true, force: true });
+  }
+  const rate = (samplers: number, k: number) => results.find((r) => r.samplers === samplers && r.maxStaleness === k)!.stepsPerSecond;
+  const asyncSpeedup = rate(1, 1) / rate(1, 0);
+  if (json) {
+    process.stdout.write(JSON.stringify({ steps, seed, results, asyncSpeedup, asyncSpeedupTwoSamplers: rate(2, 1) / rate(2, 0) }) + '\n');
+    return;
+  }
+  const row = (cells: (string | number)[]) => cells.map((c) => String(c).padStart(12)).join('');
+  console.log(row(['samplers', 'staleness', 'steps/s', 'samples/s', 'trainer idle', 'sampler idle', 'push s', 'reward']));
+  for (const r of results) console.log(row([r.samplers, r.maxStaleness, r.stepsPerSecond.toFixed(3), r.samplesPerSecond.toFixed(2), r.trainerIdle.toFixed(2), r.samplerIdle.toFixed(2), r.pushSeconds.toFixed(3), r.finalReward.toFixed(3)]));
+  console.log(`async speedup (steps/s, max_staleness 1 over 0): ${asyncSpeedup.toFixed(2)}x with 1 sampler, ${(rate(2, 1) / rate(2, 0)).toFixed(2)}x with 2`);
+}
+
+main().catch((e: Error) => {
+  console.error(`bench:rl: ${e.message}`);
+  process.exit(1);
+});
