@@ -1,6 +1,7 @@
-// npm run bench:rl [-- --steps 8 --seed 0 --json]
+// npm run bench:rl [-- --steps 8 --seed 0 --model DIR --json]
 // Synchronous vs asynchronous GRPO (max_staleness 0 vs 1) on the demo task's
-// prompts and verifiable reward, from the shipped base model, with 1 and 2
+// prompts and verifiable reward, with the demo's GRPO settings, from the
+// shipped base model (or --model, e.g. a demo's SFT model), with 1 and 2
 // policy samplers. The samplers, the reference and the reward service run as
 // separate processes on loopback; the trainer runs in this process. Prints per
 // configuration: steps/s and samples/s (over the steps after the first, which
@@ -9,6 +10,7 @@
 // wall time), mean push seconds, and the final reward (mean of the last two
 // steps). With --json: one JSON object, asyncSpeedup = async steps/s over
 // sync steps/s with 1 sampler.
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -28,10 +30,10 @@ function intFlag(name: string, fallback: number): number {
   if (!Number.isInteger(value) || value < 1) throw new Error(`--${name}: got ${JSON.stringify(args[i + 1])}, expected an integer >= 1`);
   return value;
 }
-const known = new Set(['--steps', '--seed', '--json']);
+const known = new Set(['--steps', '--seed', '--model', '--json']);
 args.forEach((a, i) => {
-  if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown flag ${a}; expected --steps N, --seed N, --json`);
-  if (!a.startsWith('--') && !['--steps', '--seed'].includes(args[i - 1])) throw new Error(`unexpected argument ${JSON.stringify(a)}`);
+  if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown flag ${a}; expected --steps N, --seed N, --model DIR, --json`);
+  if (!a.startsWith('--') && !['--steps', '--seed', '--model'].includes(args[i - 1])) throw new Error(`unexpected argument ${JSON.stringify(a)}`);
 });
 const steps = intFlag('steps', 8);
 const seed = args.includes('--seed') ? intFlag('seed', 0) : 0;
@@ -39,7 +41,9 @@ const json = args.includes('--json');
 if (steps < 3) throw new Error(`--steps: got ${steps}, expected at least 3 (the first step is left out of the rates)`);
 
 const root = resolve(__dirname, '..', '..');
-const model = join(root, 'models', 'tiny-arith-base');
+const modelFlag = args.indexOf('--model');
+const model = modelFlag >= 0 ? resolve(args[modelFlag + 1] ?? '') : join(root, 'models', 'tiny-arith-base');
+if (!existsSync(join(model, 'config.json'))) throw new Error(`--model: ${JSON.stringify(model)} is not a model directory (no config.json)`);
 // The demo's GRPO settings (libs/experiment/src/pipeline-plan.ts).
 const grpo = { promptsPerStep: 4, groupSize: 8, learningRate: 5e-5, beta: 0.02, maxNewTokens: 80 };
 
@@ -129,7 +133,7 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify({ steps, seed, results, asyncSpeedup, asyncSpeedupTwoSamplers: rate(2, 1) / rate(2, 0) }) + '\n');
     return;
   }
-  const row = (cells: (string | number)[]) => cells.map((c) => String(c).padStart(12)).join('');
+  const row = (cells: (string | number)[]) => cells.map((c) => String(c).padStart(14)).join('');
   console.log(row(['samplers', 'staleness', 'steps/s', 'samples/s', 'trainer idle', 'sampler idle', 'push s', 'reward']));
   for (const r of results) console.log(row([r.samplers, r.maxStaleness, r.stepsPerSecond.toFixed(3), r.samplesPerSecond.toFixed(2), r.trainerIdle.toFixed(2), r.samplerIdle.toFixed(2), r.pushSeconds.toFixed(3), r.finalReward.toFixed(3)]));
   console.log(`async speedup (steps/s, max_staleness 1 over 0): ${asyncSpeedup.toFixed(2)}x with 1 sampler, ${(rate(2, 1) / rate(2, 0)).toFixed(2)}x with 2`);
