@@ -79,7 +79,7 @@ function dockerfileProblems(df: Dockerfile, service: string, gpu: boolean): stri
 
   const env = stageEnv(final);
   const expectEnv: Record<string, string> = { POSTTRAIN_HOST: '0.0.0.0', POSTTRAIN_PORT: port, POSTTRAIN_METRICS_PORT: METRICS_PORT, POSTTRAIN_PROTOS_DIR: '/app/protos' };
-  // The trainer writes runs; /app is root's, so it needs a directory of its own (the Job mounts its volume there).
+  // The trainer writes runs; /app is root's, so it needs a directory of its own (the Deployment and the trainer-run Job mount the runs volume there).
   if (service === 'trainer') expectEnv.POSTTRAIN_RUNS_DIR = '/data/runs';
   for (const [k, v] of Object.entries(expectEnv)) if (env.get(k) !== v) problems.push(`final stage: ENV ${k}=${env.get(k)}, expected ${v}`);
   const backend = env.get('POSTTRAIN_BACKEND');

@@ -7,6 +7,9 @@
  * for (const o of objects) await validateObject(o); // throws naming kind/name and the field
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 
 export interface K8sObject {
@@ -51,6 +54,22 @@ export function renderKustomize(dir: string): K8sObject[] {
   const r = spawnSync(kubectl, ['kustomize', dir], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   if (r.error || r.status !== 0) throw new Error(`kubectl kustomize ${dir} failed: ${r.error?.message ?? r.stderr.trim()}`);
   return parseManifests(r.stdout, `kubectl kustomize ${dir}`);
+}
+
+/**
+ * Renders `dir` with kustomize components added, as an overlay listing them
+ * under `components:` would (kustomize wants relative paths, so the
+ * throwaway kustomization names them from its own directory).
+ */
+export function renderWithComponents(dir: string, components: string[]): K8sObject[] {
+  const tmp = mkdtempSync(join(tmpdir(), 'posttrain-kustomize-'));
+  try {
+    const rel = (p: string) => JSON.stringify(relative(tmp, p));
+    writeFileSync(join(tmp, 'kustomization.yaml'), `resources: [${rel(dir)}]\ncomponents: [${components.map(rel).join(', ')}]\n`);
+    return renderKustomize(tmp);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 /** Parses a multi-document YAML stream; every document must be a Kubernetes object. */

@@ -6,6 +6,7 @@
  * @example
  * const problems = checkWorkloads(renderKustomize('deploy/k8s/overlays/cpu'), { overlay: 'cpu' });
  */
+import { parse } from 'yaml';
 import type { K8sObject } from './kustomize';
 
 export interface Port {
@@ -29,6 +30,9 @@ export interface Container {
   startupProbe?: Probe;
   readinessProbe?: Probe;
   livenessProbe?: Probe;
+  command?: string[];
+  args?: string[];
+  securityContext?: { allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean; runAsNonRoot?: boolean; capabilities?: { drop?: string[] } };
   lifecycle?: { preStop?: { exec?: { command?: string[] }; sleep?: { seconds: number } } };
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
@@ -39,7 +43,8 @@ export interface PodSpec {
   restartPolicy?: string;
   nodeSelector?: Record<string, string>;
   tolerations?: unknown[];
-  volumes?: { name: string; persistentVolumeClaim?: { claimName: string } }[];
+  volumes?: { name: string; persistentVolumeClaim?: { claimName: string }; configMap?: { name: string }; secret?: { secretName: string } }[];
+  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; seccompProfile?: { type: string } };
 }
 export interface PodTemplate {
   metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
@@ -51,7 +56,7 @@ export const WORKLOADS = {
   'policy-sampler': { kind: 'Deployment', port: 50051, modelEnv: 'POSTTRAIN_MODEL_DIR' },
   reference: { kind: 'Deployment', port: 50052, modelEnv: 'POSTTRAIN_MODEL_DIR' },
   reward: { kind: 'Deployment', port: 50053, modelEnv: 'POSTTRAIN_REWARD_MODEL_DIR' },
-  trainer: { kind: 'Job', port: 50054, modelEnv: undefined },
+  trainer: { kind: 'Deployment', port: 50054, modelEnv: undefined },
 } as const;
 export type WorkloadName = keyof typeof WORKLOADS;
 
@@ -117,13 +122,17 @@ export function checkWorkloads(objects: K8sObject[], opts: { gpu: boolean }): st
     const metrics = c.ports?.find((p) => p.name === 'metrics');
     if (grpc?.containerPort !== want.port) problems.push(`${id(o)}: container port "grpc" is ${grpc?.containerPort}, expected ${want.port} (the service's default)`);
     if (!metrics?.containerPort) problems.push(`${id(o)}: no container port named "metrics"`);
+    const { env, problems: envProblems } = effectiveEnv(c, objects);
+    // The kubelet's gRPC probes speak plaintext: with TLS on they ask the plaintext health port.
+    const healthPort = env.has('POSTTRAIN_HEALTH_PORT') ? Number(env.get('POSTTRAIN_HEALTH_PORT')) : undefined;
+    if (env.has('POSTTRAIN_TLS_CERT') && healthPort === undefined) problems.push(`${id(o)}: POSTTRAIN_TLS_CERT is set but POSTTRAIN_HEALTH_PORT is not: the kubelet's plaintext gRPC probes would fail the TLS handshake`);
+    const probePort = healthPort ?? want.port;
     for (const kind of ['startupProbe', 'readinessProbe', 'livenessProbe'] as const) {
       const probe = c[kind];
       if (!probe?.grpc) problems.push(`${id(o)}: ${kind} is not a native grpc probe`);
-      else if (probe.grpc.port !== want.port) problems.push(`${id(o)}: ${kind}.grpc.port ${probe.grpc.port}, expected ${want.port}`);
+      else if (probe.grpc.port !== probePort) problems.push(`${id(o)}: ${kind}.grpc.port ${probe.grpc.port}, expected ${probePort}${healthPort === undefined ? '' : ' (POSTTRAIN_HEALTH_PORT)'}`);
     }
 
-    const { env, problems: envProblems } = effectiveEnv(c, objects);
     problems.push(...envProblems.map((p) => `${id(o)}: ${p}`));
     if (env.get('POSTTRAIN_HOST') !== '0.0.0.0') problems.push(`${id(o)}: POSTTRAIN_HOST=${env.get('POSTTRAIN_HOST')}, expected 0.0.0.0`);
     if (env.get('POSTTRAIN_PORT') !== String(want.port)) problems.push(`${id(o)}: POSTTRAIN_PORT=${env.get('POSTTRAIN_PORT')}, expected ${want.port}`);
@@ -224,40 +233,78 @@ export function checkAutoscaling(objects: K8sObject[], opts: { local: boolean })
   return problems;
 }
 
-/** The trainer: a Job restarting on failure, its runs on a PVC, the other services' addresses resolvable. */
+/** Where `path` lies: the mount holding it and the pod volume behind that mount. */
+export function volumeOf(pod: PodTemplate, c: Container, path: string | undefined) {
+  const mount = c.volumeMounts?.find((m) => path !== undefined && (path === m.mountPath || path.startsWith(`${m.mountPath}/`)));
+  return { mount, volume: mount && pod.spec.volumes?.find((v) => v.name === mount.name) };
+}
+
+function checkRunsVolume(o: K8sObject, pod: PodTemplate, runsDir: string | undefined, objects: K8sObject[]): string[] {
+  const c = pod.spec.containers[0];
+  const { mount, volume } = volumeOf(pod, c, runsDir);
+  if (!runsDir) return [`${id(o)}: the runs directory is not set`];
+  if (!mount) return [`${id(o)}: the runs directory ${runsDir} is on no mounted volume`];
+  if (mount.readOnly) return [`${id(o)}: the runs volume at ${mount.mountPath} is read-only`];
+  const claim = volume?.persistentVolumeClaim?.claimName;
+  if (!claim) return [`${id(o)}: the runs volume ${mount.name} is not a PersistentVolumeClaim`];
+  if (!find(objects, 'PersistentVolumeClaim', claim)) return [`${id(o)}: PersistentVolumeClaim ${claim} is not in the overlay`];
+  return [];
+}
+
+/**
+ * The trainer's two shapes. The Trainer API: one Deployment replica (Recreate:
+ * the ReadWriteOnce runs volume), runs on a PVC, the other services'
+ * addresses resolvable. trainer-run: a Job running `trainer run --config` on
+ * a file of a mounted ConfigMap, failing with its run (restartPolicy Never),
+ * writing to the same runs claim.
+ */
 export function checkTrainer(objects: K8sObject[]): string[] {
   const problems: string[] = [];
-  const job = find(objects, 'Job', 'trainer');
-  if (!job) return ['Job/trainer: missing'];
-  if (find(objects, 'Deployment', 'trainer')) problems.push('Deployment/trainer: the trainer must be a Job');
-  const pod = podTemplate(job);
+  const dep = find(objects, 'Deployment', 'trainer');
+  if (!dep) return ['Deployment/trainer: missing'];
+  const spec = dep.spec as { replicas?: number; strategy?: { type?: string } };
+  if ((spec.replicas ?? 1) !== 1) problems.push(`Deployment/trainer: ${spec.replicas} replicas, expected 1 (one process owns the runs directory)`);
+  if (spec.strategy?.type !== 'Recreate') problems.push(`Deployment/trainer: strategy ${spec.strategy?.type ?? '(unset)'}, expected Recreate (the runs volume is ReadWriteOnce)`);
+  const pod = podTemplate(dep);
   const c = pod?.spec.containers[0];
-  if (!pod || !c) return ['Job/trainer: no container'];
-  if (pod.spec.restartPolicy !== 'OnFailure') problems.push(`Job/trainer: restartPolicy ${pod.spec.restartPolicy}, expected OnFailure (resume from the last checkpoint)`);
+  if (!pod || !c) return [...problems, 'Deployment/trainer: no container'];
   const { env } = effectiveEnv(c, objects);
-  const runsDir = env.get('POSTTRAIN_RUNS_DIR');
-  const mount = c.volumeMounts?.find((m) => runsDir !== undefined && (runsDir === m.mountPath || runsDir.startsWith(`${m.mountPath}/`)));
-  if (!runsDir) problems.push('Job/trainer: POSTTRAIN_RUNS_DIR not set');
-  else if (!mount) problems.push(`Job/trainer: POSTTRAIN_RUNS_DIR=${runsDir} is on no mounted volume`);
-  else if (mount.readOnly) problems.push(`Job/trainer: the runs volume at ${mount.mountPath} is read-only`);
-  else {
-    const claim = pod.spec.volumes?.find((v) => v.name === mount.name)?.persistentVolumeClaim?.claimName;
-    if (!claim) problems.push(`Job/trainer: the runs volume ${mount.name} is not a PersistentVolumeClaim`);
-    else if (!find(objects, 'PersistentVolumeClaim', claim)) problems.push(`Job/trainer: PersistentVolumeClaim ${claim} is not in the overlay`);
-  }
+  problems.push(...checkRunsVolume(dep, pod, env.get('POSTTRAIN_RUNS_DIR'), objects));
   // dns:///name:port must name a Service of the overlay with that port.
   for (const [key, service] of [['POSTTRAIN_SAMPLER_ADDRESSES', 'policy-sampler'], ['POSTTRAIN_REFERENCE_ADDRESS', 'reference'], ['POSTTRAIN_REWARD_ADDRESS', 'reward']] as const) {
-    const value = env.get(key);
-    const m = value === undefined ? null : /^dns:\/\/\/([a-z0-9-]+):(\d+)$/.exec(value);
-    if (!m) {
-      problems.push(`Job/trainer: ${key}=${value}, expected dns:///${service}:<port>`);
-      continue;
-    }
-    const svc = find(objects, 'Service', m[1]);
-    const ports = ((svc?.spec as { ports?: Port[] } | undefined)?.ports ?? []).map((p) => p.port);
-    if (m[1] !== service || !ports.includes(Number(m[2]))) problems.push(`Job/trainer: ${key}=${value} is no port of Service/${service}`);
+    const problem = checkServiceAddress(objects, env.get(key), service);
+    if (problem) problems.push(`Deployment/trainer: ${key}=${problem}`);
   }
+
+  const job = find(objects, 'Job', 'trainer-run');
+  if (!job) return [...problems, 'Job/trainer-run: missing'];
+  const jobPod = podTemplate(job);
+  const jc = jobPod?.spec.containers[0];
+  if (!jobPod || !jc) return [...problems, 'Job/trainer-run: no container'];
+  if (jobPod.spec.restartPolicy !== 'Never') problems.push(`Job/trainer-run: restartPolicy ${jobPod.spec.restartPolicy}, expected Never (the Job ends with the run's outcome)`);
+  const argv = [...(jc.command ?? []), ...(jc.args ?? [])];
+  const at = argv.findIndex((a, i) => a === 'trainer' && argv[i + 1] === 'run');
+  const configPath = argv.includes('--config') ? argv[argv.indexOf('--config') + 1] : undefined;
+  if (at < 0 || !configPath) return [...problems, `Job/trainer-run: runs "${argv.join(' ')}", expected posttrain trainer run --config <file>`];
+  const { volume } = volumeOf(jobPod, jc, configPath);
+  const cm = volume?.configMap && find(objects, 'ConfigMap', volume.configMap.name);
+  const key = configPath.split('/').pop() as string;
+  if (!cm) return [...problems, `Job/trainer-run: --config ${configPath} is on no ConfigMap volume of the overlay`];
+  const text = cm.data?.[key];
+  if (!text) return [...problems, `Job/trainer-run: ConfigMap/${cm.metadata.name} has no key ${key} (--config ${configPath})`];
+  const runConfig = parse(text) as { output_dir?: string };
+  problems.push(...checkRunsVolume(job, jobPod, runConfig.output_dir, objects));
   return problems;
+}
+
+/** '' when `value` is dns:///<service>:<port> of a port of that Service; otherwise the problem. */
+export function checkServiceAddress(objects: K8sObject[], value: string | null | undefined, service: string): string {
+  const m = value === undefined || value === null ? null : /^dns:\/\/\/([a-z0-9-]+):(\d+)$/.exec(value);
+  if (!m) return `${value}, expected dns:///${service}:<port>`;
+  const svc = find(objects, 'Service', m[1]);
+  const ports = ((svc?.spec as { ports?: Port[] } | undefined)?.ports ?? []).map((p) => p.port);
+  if (m[1] !== service || !ports.includes(Number(m[2]))) return `${value} is no port of Service/${service}`;
+  return '';
 }
 
 /**

@@ -8,6 +8,7 @@ import { MODEL_COMMANDS } from './commands/model';
 import { trainStageCommand } from './commands/train-stage';
 import { sampleCommand } from './commands/sample';
 import { rlStageCommand } from './commands/rl-stage';
+import { trainerRunCommand } from './commands/trainer-run';
 import { RUNS_COMMANDS } from './commands/runs';
 import { demoCommand } from './commands/demo';
 import { experimentCommand } from './commands/experiment';
@@ -25,6 +26,7 @@ export const COMMANDS: readonly Command[] = [
   trainStageCommand('dpo'),
   rlStageCommand('ppo'),
   rlStageCommand('grpo'),
+  trainerRunCommand,
   evalCommand,
   ...RUNS_COMMANDS,
   sampleCommand,

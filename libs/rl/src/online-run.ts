@@ -20,7 +20,7 @@ import { loadModel, modelToHfTensors, saveModel, withScoreHead } from '@posttrai
 import { Rng } from '@posttrain/random';
 import { serializeSafetensors } from '@posttrain/safetensors';
 import type { Logger } from '@posttrain/telemetry';
-import { createLogger } from '@posttrain/telemetry';
+import { createLogger, withSpan } from '@posttrain/telemetry';
 import { loadTokenizer } from '@posttrain/tokenizer';
 import type { LrSchedule, NamedVariable, RunCallbacks, StepOutcome } from '@posttrain/training';
 import { AdamW, RunHarness, SkipCounter, TrainingError, readOptimizerTensors, warmupStepsFor } from '@posttrain/training';
@@ -304,7 +304,9 @@ export async function runOnline(
       totalSteps: run.totalSteps,
       logEverySteps: config.logEverySteps,
       checkpointEverySteps: config.checkpointEverySteps,
-      runStep: (step) => stage.step(run, step),
+      // One span per step: the Generate, ComputeLogProbs, Score and LoadWeights
+      // calls made during it carry its context, so the services' spans are its descendants.
+      runStep: (step) => withSpan(`${config.algorithm}.step`, () => stage.step(run, step), { attributes: { 'posttrain.run_id': run.harness.runId, 'posttrain.step': step } }),
       checkpoint: (step) => run.checkpoint(step),
     });
     return await run.finish(status, lastMetrics);

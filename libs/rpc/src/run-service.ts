@@ -14,11 +14,12 @@ export function commonServiceConfig(defaultPort: number) {
     tlsCert: { kind: 'string', flag: 'tls-cert', env: 'POSTTRAIN_TLS_CERT', description: 'server certificate (PEM); with --tls-key turns TLS on' },
     tlsKey: { kind: 'string', flag: 'tls-key', env: 'POSTTRAIN_TLS_KEY', description: 'private key of --tls-cert (PEM)' },
     tlsClientCa: { kind: 'string', flag: 'tls-client-ca', env: 'POSTTRAIN_TLS_CLIENT_CA', description: 'CA (PEM) that client certificates must chain to: mutual TLS, clients without one are refused' },
+    healthPort: { kind: 'int', flag: 'health-port', env: 'POSTTRAIN_HEALTH_PORT', description: 'also serve grpc.health.v1 alone in plaintext on this port, for probes that cannot speak TLS (the kubelet\'s); unset = off', min: 0, max: 65535 },
     logLevel: { kind: 'string', flag: 'log-level', env: 'POSTTRAIN_LOG_LEVEL', description: 'debug, info, warn, error or silent', default: 'info', choices: ['debug', 'info', 'warn', 'error', 'silent'] },
   });
 }
 
-export type CommonServiceConfig = { host: string; port: number; metricsPort?: number; shutdownGraceMs: number; logLevel: string; tlsCert?: string; tlsKey?: string; tlsClientCa?: string };
+export type CommonServiceConfig = { host: string; port: number; metricsPort?: number; shutdownGraceMs: number; logLevel: string; tlsCert?: string; tlsKey?: string; tlsClientCa?: string; healthPort?: number };
 
 export interface ServiceDefinitionOptions<S extends ConfigSchema> {
   /** Short name: `policy-sampler`, `reference`, `reward`, `trainer`. */
@@ -65,7 +66,7 @@ export async function runService<S extends ConfigSchema>(def: ServiceDefinitionO
   const log = createLogger({ service: def.name, level: parseLogLevel(config.logLevel) });
   startTracing({ serviceName: `posttrain-${def.name}` });
   const tls = loadServerTls({ cert: config.tlsCert, key: config.tlsKey, clientCa: config.tlsClientCa });
-  const server = new PosttrainServer({ name: def.name, host: config.host, port: config.port, metricsPort: config.metricsPort, shutdownGraceMs: config.shutdownGraceMs, log, tls });
+  const server = new PosttrainServer({ name: def.name, host: config.host, port: config.port, metricsPort: config.metricsPort, shutdownGraceMs: config.shutdownGraceMs, log, tls, healthPort: config.healthPort });
   const prepared = await def.setup({ server, config, log, replicaId: `${hostname()}:${process.pid}` });
   const started = await server.start();
   server.handleSignals();

@@ -22,6 +22,12 @@ export interface ServerOptions {
   log?: Logger;
   /** TLS, and mutual TLS when it has a client CA; unset = plaintext. */
   tls?: ServerTls;
+  /**
+   * Also serve grpc.health.v1 alone, in plaintext, on this port (0 = any free
+   * port); undefined = off. For probes that cannot speak TLS (the kubelet's
+   * gRPC probes) when `tls` is set; it answers what the main port's health does.
+   */
+  healthPort?: number;
 }
 
 export interface StartedServer {
@@ -29,6 +35,7 @@ export interface StartedServer {
   address: string;
   port: number;
   metricsPort?: number;
+  healthPort?: number;
 }
 
 function metadataCarrier(md: Metadata): Record<string, string> {
@@ -89,6 +96,7 @@ export class PosttrainServer {
   private readonly requests: Counter<'method' | 'code'>;
   private readonly latency: Histogram<'method'>;
   private metricsServer?: MetricsServer;
+  private healthServer?: Server;
   private shuttingDown?: Promise<void>;
   private started = false;
 
@@ -132,8 +140,17 @@ export class PosttrainServer {
       this.metricsServer = await startMetricsServer(this.metrics, this.options.metricsPort, host);
       result.metricsPort = this.metricsServer.port;
     }
+    if (this.options.healthPort !== undefined) {
+      const healthPort = this.options.healthPort;
+      const healthServer = new Server();
+      this.health.addToServer(healthServer);
+      result.healthPort = await new Promise<number>((resolve, reject) =>
+        healthServer.bindAsync(`${host}:${healthPort}`, serverCredentials(undefined), (err, p) => (err ? reject(new Error(`cannot listen on ${host}:${healthPort} (health port): ${err.message}`)) : resolve(p))),
+      );
+      this.healthServer = healthServer;
+    }
     const tls = this.options.tls ? (this.options.tls.clientCa ? 'mutual' : 'server') : 'off';
-    this.log.lifecycle('listening', { event: 'listening', address: result.address, port: bound, metrics_port: result.metricsPort, services: this.serviceNames, tls });
+    this.log.lifecycle('listening', { event: 'listening', address: result.address, port: bound, metrics_port: result.metricsPort, health_port: result.healthPort, services: this.serviceNames, tls });
     return result;
   }
 
@@ -168,6 +185,7 @@ export class PosttrainServer {
         this.server.forceShutdown();
       }
       await this.metricsServer?.close();
+      this.healthServer?.forceShutdown();
       this.log.info('stopped', { event: 'stopped', forced: !clean });
     })();
     return this.shuttingDown;

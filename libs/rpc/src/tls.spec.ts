@@ -11,6 +11,7 @@ import { PosttrainServer } from './server';
 import { EchoService, type EchoRequest, type EchoResponse } from './test-support';
 import { clientTlsFromEnv, loadServerTls, type ClientTls } from './tls';
 import { makeTestCertificates } from './test-certificates';
+import { checkHealth } from './health';
 
 const quiet = createLogger({ service: 'test', level: 'silent' });
 
@@ -69,6 +70,25 @@ describe('TLS and mutual TLS on loopback, certificates from openssl', { timeout:
     assert.equal((await call(mutual.address, clientTlsFromEnv(env)!)).text, 'over tls');
     assert.equal(clientTlsFromEnv({}), undefined);
     assert.throws(() => clientTlsFromEnv({ POSTTRAIN_TLS_CLIENT_CERT: file('client.pem') }), /POSTTRAIN_TLS_CLIENT_CERT and POSTTRAIN_TLS_CLIENT_KEY: got only the certificate, expected both or neither/);
+  });
+
+  test('with TLS, a plaintext health port answers grpc.health.v1 as the TLS port would (for the kubelet\'s gRPC probes), and closes on shutdown', async () => {
+    const tls = loadServerTls({ cert: file('server.pem'), key: file('server.key'), clientCa: file('ca.pem') });
+    const server = new PosttrainServer({ name: 'tls-health', host: '127.0.0.1', port: 0, shutdownGraceMs: 100, log: quiet, tls, healthPort: 0 });
+    const started = await server.start();
+    assert.ok(started.healthPort && started.healthPort !== started.port, JSON.stringify(started));
+    const health = `127.0.0.1:${started.healthPort}`;
+    try {
+      assert.equal(await checkHealth(health), 'NOT_SERVING');
+      server.setServing(true);
+      assert.equal(await checkHealth(health), 'SERVING');
+      // The health port serves nothing else; the TLS port still refuses plaintext.
+      await assert.rejects(call(health, false), (e: ServiceError) => e.code === status.UNIMPLEMENTED);
+      await assert.rejects(checkHealth(started.address), (e: ServiceError) => e.code === status.UNAVAILABLE);
+    } finally {
+      await server.shutdown();
+    }
+    await assert.rejects(checkHealth(health), (e: ServiceError) => e.code === status.UNAVAILABLE);
   });
 
   test('bad server TLS options name the option', () => {

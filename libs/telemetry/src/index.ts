@@ -18,7 +18,7 @@
  */
 export { createLogger, parseLogLevel, LOG_LEVELS } from './logger';
 export type { Logger, LogFields, LogLevel, LoggerOptions } from './logger';
-export { startTracing, getTracer, injectContext, extractContext, withSpan, SpanKind, SpanStatusCode } from './tracing';
+export { startTracing, startTracingIfExported, tracesExportConfigured, getTracer, injectContext, extractContext, withSpan, SpanKind, SpanStatusCode } from './tracing';
 export type { Tracing, TracingOptions, Span, Context } from './tracing';
 export { createMetricsRegistry, startMetricsServer } from './metrics-server';
 export type { MetricsServer } from './metrics-server';

@@ -28,7 +28,7 @@ let active: { sdk: NodeSDK; tracing: Tracing } | undefined;
  */
 export function startTracing(options: TracingOptions): Tracing {
   if (active) return active.tracing;
-  const exportConfigured = Boolean(process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_TRACES_EXPORTER);
+  const exportConfigured = tracesExportConfigured();
   const sdk = new NodeSDK({
     serviceName: options.serviceName,
     instrumentations: [],
@@ -49,6 +49,21 @@ export function startTracing(options: TracingOptions): Tracing {
   };
   active = { sdk, tracing };
   return tracing;
+}
+
+/** Whether the environment names somewhere to export spans (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_TRACES_EXPORTER). */
+export function tracesExportConfigured(env: Record<string, string | undefined> = process.env): boolean {
+  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_TRACES_EXPORTER);
+}
+
+/**
+ * For processes that are not services (a CLI run, the Trainer's run worker):
+ * starts tracing only when spans would be exported, so each RL step's span
+ * and the calls below it reach the collector. Shut it down before exiting,
+ * or the last batch of spans is lost.
+ */
+export function startTracingIfExported(serviceName: string): Tracing | undefined {
+  return tracesExportConfigured() ? startTracing({ serviceName }) : undefined;
 }
 
 /** The tracer used by every posttrain component (a no-op until startTracing). */

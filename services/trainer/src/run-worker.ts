@@ -10,7 +10,7 @@
  * away (the IPC channel closes): a run whose Trainer died is resumed from
  * its last checkpoint, not continued blind.
  */
-import { createLogger, parseLogLevel } from '@posttrain/telemetry';
+import { createLogger, parseLogLevel, startTracingIfExported } from '@posttrain/telemetry';
 import { executeRunJob, type RunJob, type RunJobResult } from './run-job';
 
 export type ToWorker = { type: 'start'; runId: string; job: RunJob } | { type: 'cancel' };
@@ -40,6 +40,7 @@ function main(): void {
     if (msg.type === 'cancel') return controller.abort();
     if (msg.type !== 'start' || started) return;
     started = true;
+    const tracing = startTracingIfExported('posttrain-trainer-run');
     const logger = createLogger({ service: 'trainer', level: parseLogLevel(process.env.POSTTRAIN_LOG_LEVEL ?? 'info'), fields: { run_id: msg.runId, worker_pid: process.pid } });
     executeRunJob(msg.job, {
       signal: controller.signal,
@@ -54,6 +55,7 @@ function main(): void {
         (result) => send({ type: 'done', result: { status: result.status, runDir: result.runDir, lastMetrics: result.lastMetrics, lastEval: result.lastEval ?? null } }),
         (err: Error) => send({ type: 'error', message: err?.message ?? String(err) }),
       )
+      .then(() => tracing?.shutdown())
       .then(() => process.exit(0));
   });
 }

@@ -1,6 +1,7 @@
 import { resolveRlRunConfig, RlConfigError, runRl } from '@posttrain/rl';
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
 import { ProgressReporter } from '@posttrain/training';
+import { startTracingIfExported } from '@posttrain/telemetry';
 import { UsageError, type Command } from '../command';
 import { startLocalServices, type LocalServiceGroup, type LocalServiceSpec } from '../local-services';
 import { loadStageConfig, takeSetOverrides } from './train-stage';
@@ -34,6 +35,7 @@ export function rlStageCommand(stage: 'ppo' | 'grpo'): Command {
       const config = await loadStageConfig(stage, opts.config, overrides);
       const section = (config.ppo ?? config.grpo)!;
       let group: LocalServiceGroup | undefined;
+      const tracing = startTracingIfExported(`posttrain-${stage}`);
       const controller = new AbortController();
       void io.interrupted.then((sig) => {
         io.stderr.write(`posttrain ${stage}: ${sig}: stopping at the next step boundary (a final checkpoint is written)\n`);
@@ -86,6 +88,7 @@ export function rlStageCommand(stage: 'ppo' | 'grpo'): Command {
         return result.status === 'completed' ? 0 : 130;
       } finally {
         await group?.stop();
+        await tracing?.shutdown();
       }
     },
   };

@@ -34,19 +34,23 @@ export function takeSetOverrides(argv: readonly string[]): { overrides: string[]
   return { overrides, rest };
 }
 
+/** A run config of any stage with its `--set` overrides; a mistake is a usage error naming the key. */
+export async function readRunConfigOrUsage(path: string, overrides: readonly string[]): Promise<RunConfig> {
+  try {
+    return await loadRunConfig(path, overrides);
+  } catch (err) {
+    if (err instanceof RunConfigError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
 /**
  * Reads the run config of `posttrain <stage>` (every stage command: lm, sft,
  * rm, dpo, ppo, grpo) with its `--set` overrides; a mistake, or a config of
  * another stage, is a usage error naming the key.
  */
 export async function loadStageConfig(stage: Stage, path: string, overrides: readonly string[]): Promise<RunConfig> {
-  let config: RunConfig;
-  try {
-    config = await loadRunConfig(path, overrides);
-  } catch (err) {
-    if (err instanceof RunConfigError) throw new UsageError(err.message);
-    throw err;
-  }
+  const config = await readRunConfigOrUsage(path, overrides);
   if (config.stage !== stage) throw new UsageError(`${path}: stage is "${config.stage}", but this is \`posttrain ${stage}\`; run \`posttrain ${config.stage}\` or set stage: ${stage}`);
   return config;
 }
