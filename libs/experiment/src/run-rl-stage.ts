@@ -83,12 +83,12 @@ export interface RlStageOptions {
 }
 
 /** Runs GRPO (task reward) or PPO (reward model in `rewardModelDir`) from `modelDir` on `promptsFile` into <outputDir>/<runId>. */
-export async function runRlStage(o: RlStageOptions & ({ algorithm: 'grpo'; settings: GrpoSettings } | { algorithm: 'ppo'; settings: PpoSettings; rewardModelDir: string })): Promise<RlStageRun> {
-  const s = o.settings;
-  const services = await o.launch([
-    { name: 'policy-sampler', args: ['--model', o.modelDir, '--max-new-tokens', String(s.maxNewTokens)] },
-    { name: 'reference', args: ['--model', o.modelDir] },
-    { name: 'reward', args: o.algorithm === 'ppo' ? ['--reward-model', o.rewardModelDir] : [] },
+export async function runRlStage(options: RlStageOptions & ({ algorithm: 'grpo'; settings: GrpoSettings } | { algorithm: 'ppo'; settings: PpoSettings; rewardModelDir: string })): Promise<RlStageRun> {
+  const s = options.settings;
+  const services = await options.launch([
+    { name: 'policy-sampler', args: ['--model', options.modelDir, '--max-new-tokens', String(s.maxNewTokens)] },
+    { name: 'reference', args: ['--model', options.modelDir] },
+    { name: 'reward', args: options.algorithm === 'ppo' ? ['--reward-model', options.rewardModelDir] : [] },
   ]);
   try {
     const [sampler, reference, reward] = services.addresses;
@@ -96,8 +96,8 @@ export async function runRlStage(o: RlStageOptions & ({ algorithm: 'grpo'; setti
     const sampling = { temperature: s.temperature, max_completion_length: s.maxNewTokens };
     let perStep: number;
     let section: Record<string, unknown>;
-    if (o.algorithm === 'grpo') {
-      const grpo = o.settings;
+    if (options.algorithm === 'grpo') {
+      const grpo = options.settings;
       perStep = grpo.promptsPerStep * grpo.groupSize;
       section = {
         services: serviceAddresses,
@@ -111,7 +111,7 @@ export async function runRlStage(o: RlStageOptions & ({ algorithm: 'grpo'; setti
         ...sampling,
       };
     } else {
-      const ppo = o.settings;
+      const ppo = options.settings;
       perStep = ppo.rolloutBatchSize;
       section = {
         services: serviceAddresses,
@@ -130,43 +130,43 @@ export async function runRlStage(o: RlStageOptions & ({ algorithm: 'grpo'; setti
         kl_coef: ppo.klCoefficient,
         kl_estimator: 'k1',
         kl_placement: 'reward',
-        value_model: o.rewardModelDir,
+        value_model: options.rewardModelDir,
         ...sampling,
       };
     }
     const config = parseRunConfig(
       {
-        stage: o.algorithm,
-        run_id: o.runId,
-        output_dir: o.outputDir,
-        model: o.modelDir,
-        dataset: { train: o.promptsFile },
-        seed: o.seed,
+        stage: options.algorithm,
+        run_id: options.runId,
+        output_dir: options.outputDir,
+        model: options.modelDir,
+        dataset: { train: options.promptsFile },
+        seed: options.seed,
         train: { max_steps: s.steps, learning_rate: s.learningRate, max_grad_norm: 1 },
-        [o.algorithm]: section,
+        [options.algorithm]: section,
       },
-      `${o.algorithm} stage`,
+      `${options.algorithm} stage`,
     );
     const points: RlPoint[] = [];
     const correctKey = `rewards/${CORRECT_COMPONENT}`;
     const result = await runRl(resolveRlRunConfig(config), {
-      signal: o.signal,
-      logger: o.logger,
+      signal: options.signal,
+      logger: options.logger,
       callbacks: {
         onStep: (e) => {
           const p: RlPoint = {
             step: e.step,
             samples: e.step * perStep,
             score: e.metrics['objective/scores'],
-            accuracy: o.algorithm === 'grpo' && typeof e.metrics[correctKey] === 'number' ? e.metrics[correctKey] : null,
+            accuracy: options.algorithm === 'grpo' && typeof e.metrics[correctKey] === 'number' ? e.metrics[correctKey] : null,
             kl: e.metrics['objective/kl'],
           };
           points.push(p);
-          o.onStep?.(p, e.totalSteps, e.metrics);
+          options.onStep?.(p, e.totalSteps, e.metrics);
         },
       },
     });
-    if (result.status !== 'completed' || result.modelDir === null) throw new Error(`${o.algorithm.toUpperCase()} run ${o.runId} was cancelled at step ${result.step}`);
+    if (result.status !== 'completed' || result.modelDir === null) throw new Error(`${options.algorithm.toUpperCase()} run ${options.runId} was cancelled at step ${result.step}`);
     return { runDir: result.runDir, modelDir: result.modelDir, points };
   } finally {
     await services.stop();

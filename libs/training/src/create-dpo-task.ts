@@ -80,14 +80,14 @@ function responseMask(batch: PreferenceBatch): Float32Array {
   return out;
 }
 
-export function dpoBatchLoss(model: LlamaModel, batch: PreferenceBatch, cache: ReferenceCache, o: DpoLossOptions, dropoutSeed?: number): MicroBatchLoss {
+export function dpoBatchLoss(model: LlamaModel, batch: PreferenceBatch, cache: ReferenceCache, options: DpoLossOptions, dropoutSeed?: number): MicroBatchLoss {
   const { batchSize: B, seqLen: T } = batch;
   const refs = batch.lines.map((line) => {
     const r = cache.get(line);
     if (!r) throw new Error(`DPO: no cached reference log-probs for line ${line}`);
     return r;
   });
-  const average = o.lossType === 'ipo';
+  const average = options.lossType === 'ipo';
   const refChosen = Float32Array.from(refs, (r) => (average ? r.chosen / Math.max(1, r.chosenTokens) : r.chosen));
   const refRejected = Float32Array.from(refs, (r) => (average ? r.rejected / Math.max(1, r.rejectedTokens) : r.rejected));
   const maskData = responseMask(batch);
@@ -101,9 +101,9 @@ export function dpoBatchLoss(model: LlamaModel, batch: PreferenceBatch, cache: R
       policyRejectedLogProbs: tf.slice(seq, [B], [B]) as tf.Tensor1D,
       referenceChosenLogProbs: tf.tensor1d(refChosen),
       referenceRejectedLogProbs: tf.tensor1d(refRejected),
-      beta: o.beta,
-      lossType: o.lossType,
-      labelSmoothing: o.labelSmoothing,
+      beta: options.beta,
+      lossType: options.lossType,
+      labelSmoothing: options.labelSmoothing,
     });
   });
   return { loss: out.loss, metrics: { ...out.metrics }, tokens: preferenceBatchTokens(batch) };
@@ -115,12 +115,12 @@ export interface DpoTaskOptions extends StageTaskOptions, DpoLossOptions {
   evalCache: ReferenceCache | null;
 }
 
-export function createDpoTask(o: DpoTaskOptions): StageTask<PreferenceBatch> {
-  const evalCache = o.evalCache;
-  return loaderTask<PreferenceBatch>(o, {
-    createLoader: (source, config, position) => createPreferenceLoader(source, o.tokenizer, config, position),
-    loss: (batch, seed) => dpoBatchLoss(o.model, batch, o.trainCache, o, seed),
-    evalLoss: evalCache === null ? null : (batch) => dpoBatchLoss(o.model, batch, evalCache, o),
+export function createDpoTask(options: DpoTaskOptions): StageTask<PreferenceBatch> {
+  const evalCache = options.evalCache;
+  return loaderTask<PreferenceBatch>(options, {
+    createLoader: (source, config, position) => createPreferenceLoader(source, options.tokenizer, config, position),
+    loss: (batch, seed) => dpoBatchLoss(options.model, batch, options.trainCache, options, seed),
+    evalLoss: evalCache === null ? null : (batch) => dpoBatchLoss(options.model, batch, evalCache, options),
     evalContribution: pairWeightedEval('loss/dpo'),
   });
 }

@@ -37,11 +37,11 @@ export function nextTokenBatchLoss(model: LlamaModel, batch: SftBatch, dropoutSe
   }
 }
 
-export function createNextTokenTask(o: StageTaskOptions): StageTask<SftBatch> {
-  return loaderTask<SftBatch>(o, {
-    createLoader: (source, config, position) => createSftLoader(source, o.tokenizer, config, position),
-    loss: (batch, seed) => nextTokenBatchLoss(o.model, batch, seed),
-    evalLoss: (batch) => nextTokenBatchLoss(o.model, batch),
+export function createNextTokenTask(options: StageTaskOptions): StageTask<SftBatch> {
+  return loaderTask<SftBatch>(options, {
+    createLoader: (source, config, position) => createSftLoader(source, options.tokenizer, config, position),
+    loss: (batch, seed) => nextTokenBatchLoss(options.model, batch, seed),
+    evalLoss: (batch) => nextTokenBatchLoss(options.model, batch),
     // Token-weighted: the eval loss is the mean NLL over every counted token of the split.
     evalContribution: ({ metrics }) => {
       const n = metrics['sft/num_tokens'];

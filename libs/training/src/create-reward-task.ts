@@ -27,7 +27,7 @@ export interface RewardLossOptions {
   centerRewardsCoefficient: number | null;
 }
 
-export function rewardBatchLoss(model: LlamaModel, batch: PreferenceBatch, o: RewardLossOptions, dropoutSeed?: number): MicroBatchLoss {
+export function rewardBatchLoss(model: LlamaModel, batch: PreferenceBatch, options: RewardLossOptions, dropoutSeed?: number): MicroBatchLoss {
   const B = batch.batchSize;
   const rows = stackPreferenceRows(batch);
   const out = tidyLossOutput(() => {
@@ -37,8 +37,8 @@ export function rewardBatchLoss(model: LlamaModel, batch: PreferenceBatch, o: Re
     return bradleyTerryLoss({
       chosenRewards,
       rejectedRewards,
-      margin: o.margin === 0 ? undefined : o.margin,
-      centeringCoefficient: o.centerRewardsCoefficient ?? 0,
+      margin: options.margin === 0 ? undefined : options.margin,
+      centeringCoefficient: options.centerRewardsCoefficient ?? 0,
     });
   });
   return { loss: out.loss, metrics: { ...out.metrics }, tokens: preferenceBatchTokens(batch) };
@@ -66,11 +66,11 @@ export function pairWeightedEval(lossKey: string): (out: MicroBatchLoss, batch: 
 
 export type RewardTaskOptions = StageTaskOptions & RewardLossOptions;
 
-export function createRewardTask(o: RewardTaskOptions): StageTask<PreferenceBatch> {
-  return loaderTask<PreferenceBatch>(o, {
-    createLoader: (source, config, position) => createPreferenceLoader(source, o.tokenizer, config, position),
-    loss: (batch, seed) => rewardBatchLoss(o.model, batch, o, seed),
-    evalLoss: (batch) => rewardBatchLoss(o.model, batch, o),
+export function createRewardTask(options: RewardTaskOptions): StageTask<PreferenceBatch> {
+  return loaderTask<PreferenceBatch>(options, {
+    createLoader: (source, config, position) => createPreferenceLoader(source, options.tokenizer, config, position),
+    loss: (batch, seed) => rewardBatchLoss(options.model, batch, options, seed),
+    evalLoss: (batch) => rewardBatchLoss(options.model, batch, options),
     evalContribution: pairWeightedEval('loss/reward'),
   });
 }
