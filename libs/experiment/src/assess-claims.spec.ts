@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { assessClaims, atLeast, atMost, judgeClaims, marginalGains, pairedDifference, poolClaimInputs, poolEstimates } from './assess-claims';
 import type { ClaimInputs } from './assess-claims';
-import type { Estimate, ModelEvaluation, PipelineResult } from './run-pipeline';
+import type { Estimate, ModelEvaluation, PipelineResult } from './pipeline-types';
 import { meanAndStderr, softmaxEntropy } from './model-evaluation';
 
 const e = (value: number, stderr = 0): Estimate => ({ value, stderr });

@@ -14,7 +14,7 @@
  * A claim holds when all its checks hold; it did not hold when one did not;
  * otherwise it is not shown (or not measured).
  */
-import type { Estimate, PipelineResult } from './run-pipeline';
+import type { Estimate, PipelineResult } from './pipeline-types';
 import { meanAndStderr } from './model-evaluation';
 import { firstReaching } from './run-rl-stage';
 

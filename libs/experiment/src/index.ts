@@ -17,8 +17,9 @@
  */
 export { pipelinePlan } from './pipeline-plan';
 export type { PipelinePlan, TrainSettings } from './pipeline-plan';
-export { runPipeline, pipelineStages, PipelineCancelledError } from './run-pipeline';
-export type { Estimate, PipelineEvent, PipelineResult, RunPipelineOptions, StageOutcome, ModelEvaluation, RlCurve } from './run-pipeline';
+export { runPipeline, pipelineStages } from './run-pipeline';
+export { PipelineCancelledError } from './pipeline-types';
+export type { Estimate, PipelineEvent, PipelineResult, RunPipelineOptions, StageOutcome, ModelEvaluation, RlCurve } from './pipeline-types';
 export { firstReaching, runRlStage } from './run-rl-stage';
 export type { GrpoSettings, PpoSettings, RlPoint, RlStageOptions, RlStageRun, ServiceLauncher } from './run-rl-stage';
 export { assessClaims, atLeast, atMost, CLAIMS, claimInputs, judgeClaims, marginalGains, pairedDifference, poolClaimInputs, poolEstimates } from './assess-claims';

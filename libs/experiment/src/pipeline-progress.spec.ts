@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { pipelineProgress } from './pipeline-progress';
-import type { PipelineEvent } from './run-pipeline';
+import type { PipelineEvent } from './pipeline-types';
 
 function sink(): { stream: Writable; text: () => string } {
   const chunks: string[] = [];

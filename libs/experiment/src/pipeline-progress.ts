@@ -1,5 +1,5 @@
 import { ProgressReporter } from '@posttrain/training';
-import type { PipelineEvent } from './run-pipeline';
+import type { PipelineEvent } from './pipeline-types';
 
 export interface PipelineProgressOptions {
   /** Force the mode; default stream.isTTY. */

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { MetricsRecord } from '@posttrain/telemetry';
 import { readMetricsJsonl, renderRunReport } from '@posttrain/telemetry';
 import type { Claim } from './assess-claims';
-import type { ModelEvaluation, PipelineResult } from './run-pipeline';
+import type { ModelEvaluation, PipelineResult } from './pipeline-types';
 import { modelTable, seedSummaryTable, stageTable } from './results-table';
 
 /** Curves worth a chart in the whole-pipeline report (the per-run reports keep all of them). */

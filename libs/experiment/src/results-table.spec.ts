@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { seedSummaryTable } from './results-table';
-import type { Estimate, ModelEvaluation, PipelineResult } from './run-pipeline';
+import type { Estimate, ModelEvaluation, PipelineResult } from './pipeline-types';
 
 const e = (value: number): Estimate => ({ value, stderr: 0 });
 

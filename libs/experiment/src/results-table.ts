@@ -1,5 +1,5 @@
 import type { Claim } from './assess-claims';
-import type { Estimate, PipelineResult } from './run-pipeline';
+import type { Estimate, PipelineResult } from './pipeline-types';
 
 const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : 'n/a');
 const pctPm = (e: Estimate | null): string => (e === null || !Number.isFinite(e.value) ? 'n/a' : `${(100 * e.value).toFixed(1)}% ± ${(100 * e.stderr).toFixed(1)}`);

@@ -10,7 +10,6 @@
  * What it returns is plain arrays [B*T] aligned like the RolloutBatch.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ChatMessage } from '@posttrain/data';
 import type { OnlineRun } from './online-run';
 import type { RolloutBatch } from './rollout-batch';
 import { buildRolloutBatch, mapRowChunks, policyForward } from './rollout-batch';
