@@ -1,4 +1,4 @@
-// npm run bench:rl [-- --steps 8 --seed 0 --model DIR --json]
+// npm run bench:rl [-- --steps 8 --seed 0 --model DIR --samplers 1,2 --json]
 // Synchronous vs asynchronous GRPO (max_staleness 0 vs 1) on the demo task's
 // prompts and verifiable reward, with the demo's GRPO settings, from the
 // shipped base model (or --model, e.g. a demo's SFT model), with 1 and 2
@@ -30,11 +30,14 @@ function intFlag(name: string, fallback: number): number {
   if (!Number.isInteger(value) || value < 1) throw new Error(`--${name}: got ${JSON.stringify(args[i + 1])}, expected an integer >= 1`);
   return value;
 }
-const known = new Set(['--steps', '--seed', '--model', '--json']);
+const known = new Set(['--steps', '--seed', '--model', '--samplers', '--json']);
 args.forEach((a, i) => {
-  if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown flag ${a}; expected --steps N, --seed N, --model DIR, --json`);
-  if (!a.startsWith('--') && !['--steps', '--seed', '--model'].includes(args[i - 1])) throw new Error(`unexpected argument ${JSON.stringify(a)}`);
+  if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown flag ${a}; expected --steps N, --seed N, --model DIR, --samplers 1,2, --json`);
+  if (!a.startsWith('--') && !['--steps', '--seed', '--model', '--samplers'].includes(args[i - 1])) throw new Error(`unexpected argument ${JSON.stringify(a)}`);
 });
+const samplersFlag = args.indexOf('--samplers');
+const samplerCounts = samplersFlag >= 0 ? (args[samplersFlag + 1] ?? '').split(',').map(Number) : [1, 2];
+if (samplerCounts.length === 0 || samplerCounts.some((n) => n !== 1 && n !== 2)) throw new Error(`--samplers: got ${JSON.stringify(args[samplersFlag + 1])}, expected 1, 2 or 1,2`);
 const steps = intFlag('steps', 8);
 const seed = args.includes('--seed') ? intFlag('seed', 0) : 0;
 const json = args.includes('--json');
@@ -120,17 +123,17 @@ async function main(): Promise<void> {
   const [first, second, reference, reward] = services;
   const results: Measured[] = [];
   try {
-    for (const samplers of [[first], [first, second]]) {
+    for (const samplers of samplerCounts.map((n) => (n === 1 ? [first] : [first, second]))) {
       for (const maxStaleness of [0, 1]) results.push(await measure(out, prompts, samplers, reference, reward, maxStaleness));
     }
   } finally {
     await Promise.all(services.map((s) => s.kill()));
     await rm(out, { recursive: true, force: true });
   }
-  const rate = (samplers: number, k: number) => results.find((r) => r.samplers === samplers && r.maxStaleness === k)!.stepsPerSecond;
+  const rate = (samplers: number, k: number) => results.find((r) => r.samplers === samplers && r.maxStaleness === k)?.stepsPerSecond ?? Number.NaN;
   const asyncSpeedup = rate(1, 1) / rate(1, 0);
   if (json) {
-    process.stdout.write(JSON.stringify({ steps, seed, results, asyncSpeedup, asyncSpeedupTwoSamplers: rate(2, 1) / rate(2, 0) }) + '\n');
+    process.stdout.write(JSON.stringify({ steps, seed, model, results, asyncSpeedup, asyncSpeedupTwoSamplers: rate(2, 1) / rate(2, 0) }) + '\n');
     return;
   }
   const row = (cells: (string | number)[]) => cells.map((c) => String(c).padStart(14)).join('');
