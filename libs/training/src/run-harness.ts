@@ -30,6 +30,8 @@ export interface StepEvent {
   /** This step's metrics (train/loss, train/grad_norm, train/learning_rate, stage metrics). */
   metrics: Record<string, number>;
   skipped: boolean;
+  /** When the step ended (ms since the epoch), so that a consumer in another process can time its delivery. */
+  at?: number;
 }
 
 export interface RunCallbacks {
@@ -189,7 +191,7 @@ export class RunHarness {
       lastMetrics = outcome.metrics;
       const logStep = step % loop.logEverySteps === 0 || step === loop.totalSteps || step === 1;
       if (logStep || outcome.skipped) this.metrics.write(step, outcome.metrics);
-      callbacks?.onStep?.({ step, totalSteps: loop.totalSteps, metrics: outcome.metrics, skipped: outcome.skipped });
+      callbacks?.onStep?.({ step, totalSteps: loop.totalSteps, metrics: outcome.metrics, skipped: outcome.skipped, at: Date.now() });
       await loop.afterStep?.(step, outcome, logStep);
       const every = loop.checkpointEverySteps ?? 0;
       if (every > 0 && step % every === 0 && step !== loop.totalSteps) await loop.checkpoint(step);

@@ -162,8 +162,9 @@ export class RunRegistry {
     });
   }
 
-  private emit(rec: RunRecord, event: Omit<RunEvent, 'sequence' | 'runId' | 'time'>): void {
-    const e = RunEvent.fromPartial({ ...event, sequence: rec.events.length + 1, runId: rec.run.id, time: new Date() });
+  /** Appends an event to the run's history; `at` is when it happened (default: now). */
+  private emit(rec: RunRecord, event: Omit<RunEvent, 'sequence' | 'runId' | 'time'>, at = new Date()): void {
+    const e = RunEvent.fromPartial({ ...event, sequence: rec.events.length + 1, runId: rec.run.id, time: at });
     rec.events.push(e);
     try {
       const dir = this.recordDir(rec.run.id);
@@ -212,7 +213,8 @@ export class RunRegistry {
             run.lastStep = e.step;
             run.totalSteps = e.totalSteps;
             run.metricsSummary = { ...run.metricsSummary, ...e.metrics };
-            this.emit(rec, { event: { $case: 'metrics', value: { step: e.step, epoch: 0, samples: 0, tokens: 0, split: 'train', values: e.metrics } } });
+            // The event's time is when the worker ended the step, so a watcher can time the delivery end to end.
+            this.emit(rec, { event: { $case: 'metrics', value: { step: e.step, epoch: 0, samples: 0, tokens: 0, split: 'train', values: e.metrics } } }, e.at !== undefined ? new Date(e.at) : undefined);
             if (Date.now() - rec.savedAt >= RECORD_EVERY_MS) this.save(rec);
           },
           onEval: (e) => this.emit(rec, { event: { $case: 'metrics', value: { step: e.step, epoch: 0, samples: 0, tokens: 0, split: 'eval', values: e.metrics } } }),

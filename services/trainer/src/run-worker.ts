@@ -15,7 +15,7 @@ import { executeRunJob, type RunJob, type RunJobResult } from './run-job';
 
 export type ToWorker = { type: 'start'; runId: string; job: RunJob } | { type: 'cancel' };
 export type FromWorker =
-  | { type: 'step'; step: number; totalSteps: number; metrics: Record<string, number>; skipped: boolean }
+  | { type: 'step'; step: number; totalSteps: number; metrics: Record<string, number>; skipped: boolean; at?: number }
   | { type: 'eval'; step: number; metrics: Record<string, number> }
   | { type: 'checkpoint'; step: number; path: string }
   | { type: 'done'; result: RunJobResult }

@@ -212,15 +212,20 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
     assert.ok(existsSync(join(dir, 'runs', 'sft-out', 'run.json')), 'the run record stays in the runs directory');
   });
 
-  test('health and GetRun answer within 1 s while an SFT run trains in its worker', async (t) => {
+  test('health and GetRun answer within 1 s at p99 while an SFT run trains in its worker, and WatchRun delivers each step within 2 s', async (t) => {
     const spec = sftSpec('sft-live', 80);
     spec.checkpointEverySteps = 1000;
     await client.unary('startRun', { spec });
     const probeClient = createClient(TrainerService, [address], { maxAttempts: 1, deadlineMs: 5_000 });
     const latencies: number[] = [];
     const stepArrivals: number[] = [];
+    const deliveryMs: number[] = [];
     const watcher = (async () => {
-      for await (const e of client.serverStream('watchRun', { runId: 'sft-live', afterSequence: 0, historyOnly: false })) if (e.event?.$case === 'metrics' && e.event.value.split === 'train') stepArrivals.push(Date.now());
+      for await (const e of client.serverStream('watchRun', { runId: 'sft-live', afterSequence: 0, historyOnly: false })) {
+        if (e.event?.$case !== 'metrics' || e.event.value.split !== 'train') continue;
+        stepArrivals.push(Date.now());
+        deliveryMs.push(Date.now() - e.time!.getTime()); // the event's time is when the worker ended the step
+      }
     })();
     let state = RunState.PENDING;
     while (state === RunState.PENDING || state === RunState.RUNNING) {
@@ -240,6 +245,9 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
     t.diagnostic(`health + GetRun over ${latencies.length} probes during ${((stepArrivals.at(-1)! - stepArrivals[0]) / 1000).toFixed(1)} s of training: p50 ${latencies[Math.floor(latencies.length / 2)].toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${latencies.at(-1)!.toFixed(1)} ms`);
     assert.ok(p99 < 1000, `health + GetRun p99 ${p99.toFixed(0)} ms over ${latencies.length} probes, expected < 1000 ms`);
     assert.equal(stepArrivals.length, 80);
+    const slowest = Math.max(...deliveryMs);
+    t.diagnostic(`WatchRun delivery of step metrics (worker's step end -> watcher): p50 ${deliveryMs.sort((a, b) => a - b)[40].toFixed(0)} ms, max ${slowest.toFixed(0)} ms`);
+    assert.ok(slowest < 2000, `WatchRun delivered a step's metrics ${slowest} ms after the worker ended the step, expected < 2000 ms`);
     assert.ok(stepArrivals.at(-1)! - stepArrivals[0] > 500, 'step metrics arrived spread over the run, not all at its end');
   });
 });
