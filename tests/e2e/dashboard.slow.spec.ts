@@ -107,21 +107,21 @@ describe('Trainer dashboard in headless Chromium', { timeout: 300_000, skip: !ex
       const stateThen = await page.getAttribute('tr[data-run-id="dash-sft"] [data-state]', 'data-state');
       assert.equal(stateThen, 'RUNNING', `the first points arrived while the run was running (${first} of ${STEPS})`);
       assert.ok(first < STEPS, `the curve had ${first} of ${STEPS} points when first drawn`);
-      await page.waitForFunction(([sel, n]) => Number(document.querySelector(sel as string)?.getAttribute('data-points')) > (n as number), [chart, first] as const, { timeout: 120_000 });
+      await page.waitForFunction(`Number(document.querySelector('${chart}')?.getAttribute('data-points')) > ${first}`, undefined, { timeout: 120_000 });
 
       await page.waitForSelector('tr[data-run-id="dash-sft"] [data-state="SUCCEEDED"]', { timeout: 240_000 });
       assert.equal((await client.unary('getRun', { runId: 'dash-sft' })).state, RunState.SUCCEEDED);
-      await page.waitForFunction(([sel, n]) => Number(document.querySelector(sel as string)?.getAttribute('data-points')) === n, [chart, STEPS] as const, { timeout: 10_000 });
+      await page.waitForFunction(`Number(document.querySelector('${chart}')?.getAttribute('data-points')) === ${STEPS}`, undefined, { timeout: 10_000 });
       // The name is shown as text, not markup.
       assert.equal(await page.textContent('tr[data-run-id="dash-sft"] td:nth-child(2)'), 'tiny <sft> & co');
       assert.match((await page.textContent('#latest')) ?? '', new RegExp(`step ${STEPS}[\\s\\S]*train/loss`));
-      const canvas = await page.$eval(`${chart} canvas`, (c) => {
-        const el = c as HTMLCanvasElement;
-        const px = el.getContext('2d')!.getImageData(0, 0, el.width, el.height).data;
+      const canvas = (await page.evaluate(`(() => {
+        const c = document.querySelector('${chart} canvas');
+        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let painted = 0;
         for (let i = 3; i < px.length; i += 4) if (px[i] !== 0) painted++;
         return painted;
-      });
+      })()`)) as number;
       assert.ok(canvas > 100, `the loss curve's canvas is drawn (${canvas} painted pixels)`);
 
       await page.waitForSelector('#services [data-health="SERVING"]', { timeout: 30_000 });
