@@ -16,6 +16,7 @@ describe('posttrain up', { timeout: 180_000 }, () => {
   let up: ChildProcess;
   let services: Record<string, string[]> = {};
   let processes: { label: string; address: string; pid: number }[] = [];
+  let dashboard = '';
   const stderr: string[] = [];
 
   before(async () => {
@@ -23,8 +24,9 @@ describe('posttrain up', { timeout: 180_000 }, () => {
     createInterface({ input: up.stderr! }).on('line', (l) => stderr.push(l));
     services = await new Promise((resolve, reject) => {
       createInterface({ input: up.stdout! }).on('line', (line) => {
-        const parsed = JSON.parse(line) as { services: Record<string, string[]>; processes: typeof processes };
+        const parsed = JSON.parse(line) as { services: Record<string, string[]>; processes: typeof processes; dashboard: string };
         processes = parsed.processes;
+        dashboard = parsed.dashboard;
         resolve(parsed.services);
       });
       up.once('exit', (code) => reject(new Error(`posttrain up exited with ${code}: ${stderr.join('\n')}`)));
@@ -41,6 +43,19 @@ describe('posttrain up', { timeout: 180_000 }, () => {
   test('starts every service, two sampler replicas included', () => {
     assert.equal(services['policy-sampler'].length, 2);
     for (const name of ['reference', 'reward', 'trainer']) assert.equal(services[name]?.length, 1, name);
+  });
+
+  test("prints the trainer's dashboard, which lists the other services' health", async () => {
+    assert.match(dashboard, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    assert.deepEqual(await (await fetch(`${dashboard}api/runs`)).json(), { runs: [] });
+    const expected = [...services['policy-sampler'], ...services.reference, ...services.reward].sort();
+    let listed: { address: string; health: string }[] = [];
+    for (let i = 0; i < 100 && !(listed.length === expected.length && listed.every((s) => s.health === 'SERVING')); i++) {
+      listed = ((await (await fetch(`${dashboard}api/services`)).json()) as { services: typeof listed }).services;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(listed.map((s) => s.address).sort(), expected);
+    assert.ok(listed.every((s) => s.health === 'SERVING'), JSON.stringify(listed));
   });
 
   test('each answers SERVING on grpc.health.v1 and lists its service through reflection', async () => {

@@ -17,6 +17,8 @@ export interface LocalService {
   address: string;
   pid: number;
   process: ChildProcess;
+  /** The trainer's dashboard (its `dashboard` log line), when it serves one. */
+  dashboardUrl?: string;
 }
 
 export interface RestartPolicy {
@@ -98,12 +100,14 @@ export class LocalServiceGroup {
       options.onLog?.(spec.label, line);
     };
     createInterface({ input: child.stderr! }).on('line', remember);
+    let dashboardUrl: string | undefined;
     const address = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${spec.label} did not start listening within ${options.startupTimeoutMs ?? 60_000} ms; last output:\n${tail.join('\n')}`)), options.startupTimeoutMs ?? 60_000);
       createInterface({ input: child.stdout! }).on('line', (line) => {
         remember(line);
         try {
-          const rec = JSON.parse(line) as { event?: string; address?: string };
+          const rec = JSON.parse(line) as { event?: string; address?: string; url?: string };
+          if (rec.event === 'dashboard' && rec.url) dashboardUrl = rec.url;
           if (rec.event === 'listening' && rec.address) {
             clearTimeout(timer);
             resolve(rec.address);
@@ -120,7 +124,7 @@ export class LocalServiceGroup {
     await waitForServing(address, { timeoutMs: options.startupTimeoutMs ?? 60_000 });
     const existing = this.services.find((s) => s.label === spec.label);
     const svc: LocalService = existing ?? { label: spec.label, name: spec.name, address, pid: child.pid!, process: child };
-    Object.assign(svc, { address, pid: child.pid!, process: child });
+    Object.assign(svc, { address, pid: child.pid!, process: child, dashboardUrl });
     if (!existing) this.services.push(svc);
     child.once('exit', (code, signal) => {
       if (this.stopping) return;

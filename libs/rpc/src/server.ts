@@ -98,6 +98,7 @@ export class PosttrainServer {
   private metricsServer?: MetricsServer;
   private healthServer?: Server;
   private shuttingDown?: Promise<void>;
+  private readonly shutdownHooks: (() => Promise<void> | void)[] = [];
   private started = false;
 
   constructor(private readonly options: ServerOptions) {
@@ -167,6 +168,11 @@ export class PosttrainServer {
     return this.inflight.size;
   }
 
+  /** Runs `hook` during shutdown, after the calls in flight are drained (e.g. to close a service's own HTTP server). */
+  onShutdown(hook: () => Promise<void> | void): void {
+    this.shutdownHooks.push(hook);
+  }
+
   /**
    * NOT_SERVING at once (so load balancers stop sending), then wait for calls
    * in flight up to the grace period, then cancel what is left.
@@ -186,6 +192,13 @@ export class PosttrainServer {
       }
       await this.metricsServer?.close();
       this.healthServer?.forceShutdown();
+      for (const hook of this.shutdownHooks) {
+        try {
+          await hook();
+        } catch (err) {
+          this.log.warn('a shutdown hook failed', { err });
+        }
+      }
       this.log.info('stopped', { event: 'stopped', forced: !clean });
     })();
     return this.shuttingDown;

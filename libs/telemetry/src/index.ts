@@ -27,5 +27,5 @@ export { TensorBoardWriter, encodeScalarEvent, encodeFileVersionEvent, frameTfRe
 export type { TensorBoardWriterOptions } from './tensorboard-writer';
 export { JsonlMetricsSink, TensorBoardMetricsSink, fanOutMetricsSinks, readMetricsJsonl, truncateMetricsJsonl } from './metrics-sink';
 export type { MetricsRecord, MetricsSink } from './metrics-sink';
-export { renderRunReport, writeRunReport, summariseMetrics, metricSeries } from './run-report';
+export { renderRunReport, writeRunReport, summariseMetrics, metricSeries, loadUplot, escapeHtml, scriptJson } from './run-report';
 export type { RunReportInput, MetricSummary } from './run-report';

@@ -31,7 +31,8 @@ export interface MetricSummary {
 const nodeRequire = createRequire(__filename);
 let uplotAssets: { js: string; css: string } | null = null;
 
-function loadUplot(): { js: string; css: string } {
+/** uPlot's script and stylesheet (from the `uplot` package), read once, for pages that inline them. */
+export function loadUplot(): { js: string; css: string } {
   if (uplotAssets) return uplotAssets;
   const js = nodeRequire.resolve('uplot/dist/uPlot.iife.min.js');
   const css = nodeRequire.resolve('uplot/dist/uPlot.min.css');
@@ -39,12 +40,13 @@ function loadUplot(): { js: string; css: string } {
   return uplotAssets;
 }
 
-function escapeHtml(s: string): string {
+/** Text safe inside HTML element content and double-quoted attributes. */
+export function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
 /** JSON that is safe inside a <script> element. */
-function scriptJson(value: unknown): string {
+export function scriptJson(value: unknown): string {
   return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 }
 

@@ -10,7 +10,9 @@ import { resolve } from 'node:path';
 import { TrainerService } from '@posttrain/proto';
 import { defineConfig } from '@posttrain/flags';
 import { mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
+import { startDashboardServer } from './dashboard-server';
 import { RunRegistry } from './run-registry';
+import { ServiceHealthPoller } from './service-health';
 import { createTrainerHandlers } from './trainer-handlers';
 
 const config = defineConfig({
@@ -21,6 +23,9 @@ const config = defineConfig({
   samplerAddresses: { kind: 'list', flag: 'sampler-addresses', env: 'POSTTRAIN_SAMPLER_ADDRESSES', description: 'policy samplers for PPO/GRPO runs whose spec names none (comma-separated)', default: [] as string[] },
   referenceAddress: { kind: 'string', flag: 'reference-address', env: 'POSTTRAIN_REFERENCE_ADDRESS', description: 'reference service for PPO/GRPO runs whose spec names none', default: '' },
   rewardAddress: { kind: 'string', flag: 'reward-address', env: 'POSTTRAIN_REWARD_ADDRESS', description: 'reward service for PPO/GRPO runs whose spec names none', default: '' },
+  dashboardPort: { kind: 'int', flag: 'dashboard-port', env: 'POSTTRAIN_DASHBOARD_PORT', description: 'serve the live run dashboard (HTTP, read-only) on this port of --host; unset = off, 0 = any free port', min: 0, max: 65535 },
+  dashboardMaxClients: { kind: 'int', flag: 'dashboard-max-clients', env: 'POSTTRAIN_DASHBOARD_MAX_CLIENTS', description: 'open dashboard pages (event streams) at most; one more is answered 503', default: 16, min: 1, max: 1000 },
+  dashboardHealthIntervalMs: { kind: 'int', flag: 'dashboard-health-interval-ms', env: 'POSTTRAIN_DASHBOARD_HEALTH_INTERVAL_MS', description: "how often the dashboard checks the default services' health and the samplers' weights version", default: 5_000, min: 200, max: 600_000 },
   serviceRetryMs: { kind: 'int', flag: 'service-retry-ms', env: 'POSTTRAIN_SERVICE_RETRY_MS', description: 'how long PPO/GRPO calls to the reference and reward services retry UNAVAILABLE (a restarting pod) before the run fails', default: 60_000, min: 0 },
 });
 
@@ -39,6 +44,18 @@ export const trainerService: ServiceDefinitionOptions<typeof config> = {
       serviceRetryMs: c.serviceRetryMs,
     });
     server.add('posttrain.v1.Trainer', TrainerService, handlers);
+    if (c.dashboardPort !== undefined) {
+      let broadcast: (s: ReturnType<ServiceHealthPoller['current']>) => void = () => undefined;
+      const poller = new ServiceHealthPoller({ samplerAddresses: c.samplerAddresses, referenceAddress: c.referenceAddress, rewardAddress: c.rewardAddress }, c.dashboardHealthIntervalMs, (s) => broadcast(s));
+      const dashboard = await startDashboardServer(registry, c.host, c.dashboardPort, { maxClients: c.dashboardMaxClients, services: () => poller.current() });
+      broadcast = (s) => dashboard.handler.broadcastServices(s);
+      poller.start();
+      server.onShutdown(async () => {
+        poller.stop();
+        await dashboard.close();
+      });
+      log.lifecycle('dashboard', { event: 'dashboard', url: dashboard.url, port: dashboard.port });
+    }
     if (c.resumeInterrupted) {
       for (const run of registry.interrupted()) {
         try {

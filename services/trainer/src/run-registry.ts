@@ -67,6 +67,7 @@ export function readEventHistory(file: string, log: Logger): RunEvent[] {
  */
 export class RunRegistry {
   private readonly runs = new Map<string, RunRecord>();
+  private readonly subscribers = new Set<(e: RunEvent) => void>();
   private queue: Promise<void> = Promise.resolve();
 
   constructor(
@@ -174,6 +175,19 @@ export class RunRegistry {
       this.log.warn('cannot append to a run history', { run_id: rec.run.id, err });
     }
     for (const l of [...rec.listeners]) l();
+    for (const s of [...this.subscribers]) {
+      try {
+        s(e);
+      } catch (err) {
+        this.log.warn('a run event subscriber failed', { run_id: rec.run.id, err });
+      }
+    }
+  }
+
+  /** Calls `listener` with every event of every run as it is recorded (the events WatchRun streams); returns the unsubscribe. */
+  subscribe(listener: (e: RunEvent) => void): () => void {
+    this.subscribers.add(listener);
+    return () => this.subscribers.delete(listener);
   }
 
   private setState(rec: RunRecord, state: RunState): void {
