@@ -82,8 +82,7 @@ describe('a real Prometheus scrapes the services and a GRPO run', { timeout: 600
   };
 
   before(async () => {
-    if (!existsSync(PROMETHEUS))
-      throw new Error(`${PROMETHEUS} is missing: install Debian's prometheus package (apt-get install prometheus, as .ci/run does) or set POSTTRAIN_SKIP_PROMETHEUS=1 to skip this test`);
+    if (!existsSync(PROMETHEUS)) return; // the test fails, saying so
     await initBackend({ logger: createLogger({ service: 'test', level: 'warn' }) });
     dir = await mkdtemp(join(tmpdir(), 'posttrain-prometheus-'));
     model = await writeTinyPolicy(11);
@@ -100,6 +99,7 @@ describe('a real Prometheus scrapes the services and a GRPO run', { timeout: 600
   });
 
   test('every service metric and the trainer gauges reach Prometheus and move during the run', async (t) => {
+    assert.ok(existsSync(PROMETHEUS), `${PROMETHEUS} is missing: install Debian's prometheus package (apt-get install prometheus, as .ci/run does) or set POSTTRAIN_SKIP_PROMETHEUS=1 to skip this test`);
     const started = Date.now();
     const [trainerPort, webPort] = [await freePort(), await freePort()];
     const jobs: Record<string, number> = { 'policy-sampler': services[0].metricsPort!, reference: services[1].metricsPort!, reward: services[2].metricsPort!, trainer: trainerPort };
