@@ -21,6 +21,8 @@ const repoRoot = resolve(__dirname, '..', '..', '..');
 export interface ServiceProcess {
   name: string;
   address: string;
+  /** The Prometheus /metrics port, when `--metrics-port` was among the arguments. */
+  metricsPort?: number;
   child: ChildProcess;
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -36,16 +38,16 @@ export async function startService(name: 'policy-sampler' | 'reference' | 'rewar
     tail.push(l);
     if (tail.length > 20) tail.shift();
   });
-  const address = await new Promise<string>((ok, fail) => {
+  const listening = await new Promise<{ address: string; metricsPort?: number }>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`${name} did not listen within 120 s:\n${tail.join('\n')}`)), 120_000);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       tail.push(line);
       if (tail.length > 20) tail.shift();
       try {
-        const rec = JSON.parse(line) as { event?: string; address?: string };
+        const rec = JSON.parse(line) as { event?: string; address?: string; metrics_port?: number };
         if (rec.event === 'listening' && rec.address) {
           clearTimeout(timer);
-          ok(rec.address);
+          ok({ address: rec.address, metricsPort: rec.metrics_port });
         }
       } catch {
         // not JSON: kept for the error message
@@ -53,10 +55,12 @@ export async function startService(name: 'policy-sampler' | 'reference' | 'rewar
     });
     child.once('exit', (code, signal) => (clearTimeout(timer), fail(new Error(`${name} exited (${signal ?? code}):\n${tail.join('\n')}`))));
   });
+  const { address, metricsPort } = listening;
   await waitForServing(address, { timeoutMs: 120_000 });
   return {
     name,
     address,
+    metricsPort,
     child,
     kill: (signal: NodeJS.Signals = 'SIGTERM') =>
       new Promise<void>((done) => {

@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../main';
@@ -65,6 +66,30 @@ describe('posttrain ppo / grpo', { timeout: 400_000 }, () => {
       const r = await cli(argv);
       assert.equal(r.code, 2, `${argv.join(' ')}: ${r.err}`);
       assert.match(r.err, re);
+    }
+  });
+
+  test('--metrics-port, --metrics-host and --metrics-linger-s are checked before any service starts', async () => {
+    const busy = createServer();
+    await new Promise<void>((ok) => busy.listen(0, '127.0.0.1', () => ok()));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const grpo = ['grpo', '--config', join(examples, 'grpo.yaml')];
+      const cases: [string[], RegExp][] = [
+        [[...grpo, '--metrics-port', '70000'], /--metrics-port: got "70000", expected a value <= 65535/],
+        [[...grpo, '--metrics-port', 'nine'], /--metrics-port: got "nine", expected an integer/],
+        [[...grpo, '--metrics-port', '0', '--metrics-linger-s', '-1'], /--metrics-linger-s: got "-1", expected a value >= 0/],
+        [[...grpo, '--metrics-port', String(port)], new RegExp(`--metrics-port ${port} --metrics-host 127\\.0\\.0\\.1: cannot serve /metrics there \\(.*EADDRINUSE.*\\); expected a free port on a local address`)],
+        [[...grpo, '--metrics-port', '0', '--metrics-host', '192.0.2.1'], /--metrics-port 0 --metrics-host 192\.0\.2\.1: cannot serve \/metrics there \(.*EADDRNOTAVAIL.*\)/],
+      ];
+      for (const [argv, re] of cases) {
+        const r = await cli(argv);
+        assert.equal(r.code, 2, `${argv.join(' ')}: ${r.err}`);
+        assert.match(r.err, re);
+        assert.doesNotMatch(r.err, /starting .* on loopback/, 'no service was started');
+      }
+    } finally {
+      await new Promise<void>((ok) => busy.close(() => ok()));
     }
   });
 });

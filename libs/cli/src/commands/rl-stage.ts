@@ -1,7 +1,7 @@
 import { resolveRlRunConfig, RlConfigError, runRl } from '@posttrain/rl';
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
 import { ProgressReporter } from '@posttrain/training';
-import { startTracingIfExported } from '@posttrain/telemetry';
+import { startTracingIfExported, startTrainMetricsServer, type TrainMetricsServer } from '@posttrain/telemetry';
 import { UsageError, type Command } from '../command';
 import { startLocalServices, type LocalServiceGroup, type LocalServiceSpec } from '../local-services';
 import { loadStageConfig, takeSetOverrides } from './train-stage';
@@ -13,6 +13,9 @@ const options = defineConfig({
   rewardModel: { kind: 'string', flag: 'reward-model', description: 'reward model directory for the reward service started on the fly (for reward_model components)' },
   progress: { kind: 'bool', flag: 'progress', description: 'progress bar on a terminal, log lines otherwise', default: true },
   json: { kind: 'bool', flag: 'json', description: 'print the result as one JSON object at the end', default: false },
+  metricsPort: { kind: 'int', flag: 'metrics-port', description: 'serve the run\'s progress (step, loss, reward, KL, push seconds) as Prometheus gauges on /metrics at this port; unset = off, 0 = any free port', min: 0, max: 65535 },
+  metricsHost: { kind: 'string', flag: 'metrics-host', description: 'address the --metrics-port server binds', default: '127.0.0.1' },
+  metricsLingerS: { kind: 'number', flag: 'metrics-linger-s', description: 'after the run, keep /metrics up until a scraper that has been reading it reads the last step, at most this many seconds', default: 15, min: 0, max: 600 },
   serviceRetryMs: { kind: 'int', flag: 'service-retry-ms', env: 'POSTTRAIN_SERVICE_RETRY_MS', description: 'how long calls to the reference and reward services retry UNAVAILABLE before the run fails', default: 60_000, min: 0 },
 });
 
@@ -35,6 +38,7 @@ export function rlStageCommand(stage: 'ppo' | 'grpo'): Command {
       const config = await loadStageConfig(stage, opts.config, overrides);
       const section = (config.ppo ?? config.grpo)!;
       let group: LocalServiceGroup | undefined;
+      let metrics: TrainMetricsServer | undefined;
       const tracing = startTracingIfExported(`posttrain-${stage}`);
       const controller = new AbortController();
       void io.interrupted.then((sig) => {
@@ -42,6 +46,14 @@ export function rlStageCommand(stage: 'ppo' | 'grpo'): Command {
         controller.abort();
       });
       try {
+        if (opts.metricsPort !== undefined) {
+          try {
+            metrics = await startTrainMetricsServer(opts.metricsPort, opts.metricsHost, { service: `posttrain-${stage}`, ...(config.run_id ? { run_id: config.run_id } : {}) });
+          } catch (err) {
+            throw new UsageError(`--metrics-port ${opts.metricsPort} --metrics-host ${opts.metricsHost}: cannot serve /metrics there (${(err as Error).message}); expected a free port on a local address`);
+          }
+          io.stderr.write(`posttrain ${stage}: Prometheus metrics on http://${opts.metricsHost}:${metrics.port}/metrics\n`);
+        }
         const { services } = section;
         if (services.sampler_addresses.length === 0 && !services.reference_address && !services.reward_address) {
           io.stderr.write(`posttrain ${stage}: no services in the config; starting ${opts.samplers} sampler(s), a reference and a reward service on loopback\n`);
@@ -74,6 +86,7 @@ export function rlStageCommand(stage: 'ppo' | 'grpo'): Command {
               const tokens = (e.metrics['rollout/count'] ?? 0) * (e.metrics['rollout/completion_length'] ?? 0);
               progress?.update({ step: e.step, totalSteps: e.totalSteps, tokensPerSecond: tokens / Math.max(1e-3, (now - last) / 1000), metrics: e.metrics, logStep: true });
               last = now;
+              metrics?.update(e.step, e.totalSteps, e.metrics);
             },
           },
         });
@@ -87,6 +100,7 @@ export function rlStageCommand(stage: 'ppo' | 'grpo'): Command {
         }
         return result.status === 'completed' ? 0 : 130;
       } finally {
+        await metrics?.close(opts.metricsLingerS * 1000);
         await group?.stop();
         await tracing?.shutdown();
       }
