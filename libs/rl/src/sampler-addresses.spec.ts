@@ -17,9 +17,9 @@ describe('sampler address sources', () => {
     assert.equal(parseDnsTarget('[fd00::1]:1'), null, 'an IP literal is not a name to resolve');
   });
 
-  test('an address file: one host:port a line, blank lines and # comments ignored, duplicates once, sorted; a bad line named with its number', () => {
+  test('an address file: one host:port a line, blank lines and # comments ignored, duplicates once, in file order; a bad line named with its number', () => {
     const text = '# samplers\n\n10.0.0.2:50051   # second\n10.0.0.1:50051\r\n  10.0.0.2:50051\n[fd00::3]:50051\n';
-    assert.deepEqual(parseAddressFile(text, 'f'), ['10.0.0.1:50051', '10.0.0.2:50051', '[fd00::3]:50051']);
+    assert.deepEqual(parseAddressFile(text, 'f'), ['10.0.0.2:50051', '10.0.0.1:50051', '[fd00::3]:50051']);
     assert.throws(() => parseAddressFile('10.0.0.1:50051\nsampler-2\n', '/etc/samplers'), /^AddressSourceError: \/etc\/samplers:2: got "sampler-2", expected host:port \(a port in 1\.\.65535\) or a # comment$/);
   });
 

@@ -34,7 +34,7 @@ export interface SamplerAddressSource {
   readonly description: string;
   /** How often the pool asks again (ms); 0 for a fixed list. */
   readonly refreshMs: number;
-  /** The current addresses: non-empty, deduplicated, sorted for a stable order (a fixed list keeps its own). */
+  /** The current addresses: non-empty, deduplicated; a list and a file keep their order, DNS answers are sorted. */
   resolve(): Promise<string[]>;
 }
 
@@ -60,7 +60,8 @@ export function parseDnsTarget(text: string): { host: string; port: number } | n
 
 /**
  * The addresses of a sampler file: one host:port a line; blank lines and
- * everything after a `#` are ignored; a line listed twice counts once. Throws
+ * everything after a `#` are ignored; a line listed twice counts once (in
+ * the order of the file, which numbers the replicas' metrics). Throws
  * naming the file, line and text of a line that is not host:port.
  */
 export function parseAddressFile(text: string, path: string): string[] {
@@ -71,7 +72,7 @@ export function parseAddressFile(text: string, path: string): string[] {
     if (!parseHostPort(line)) throw new AddressSourceError(`${path}:${i + 1}: got ${JSON.stringify(line)}, expected host:port (a port in 1..65535) or a # comment`, false);
     seen.add(line);
   });
-  return [...seen].sort();
+  return [...seen];
 }
 
 /** A pool's starting list: non-empty, each a non-empty string, none twice. */
