@@ -146,6 +146,7 @@ export class ReplicaSync {
     this.restarts++;
     r.heldVersion = Math.min(r.heldVersion, reported);
     r.needsSync = true;
+    r.recovered(); // it answered: a bench from its downtime must not hold the re-sync back
     this.onEvent?.({ kind: 'restarted', sampler: r.address, detail: why });
     this.sync(r);
   }

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@posttrain/backend';
@@ -9,6 +9,7 @@ import { createClient } from '@posttrain/rpc';
 import { createLogger } from '@posttrain/telemetry';
 import { resolveRlRunConfig } from './rl-run-config';
 import { runRl } from './run-rl';
+import { SamplerPool } from './sampler-pool';
 import { HAS_DIGIT, rewardComponentsJson, rlConfig, startService, writePrompts, writeTinyPolicy } from './test-support';
 import type { ServiceProcess } from './test-support';
 
@@ -25,7 +26,8 @@ async function versionOf(address: string): Promise<number> {
 // A GRPO run whose samplers come from a file re-read every second, over real
 // sampler processes on loopback: a third replica is added to the file mid-run,
 // then a replica is SIGKILLed and restarted on its port (with its initial
-// weights, version 0).
+// weights, version 0). Then the pool alone over the same processes, with a
+// restart between two pushes, so that the restart has to be noticed.
 describe('online RL with an elastic sampler pool', { timeout: 900_000 }, () => {
   let model: string;
   let prompts: string;
@@ -47,12 +49,12 @@ describe('online RL with an elastic sampler pool', { timeout: 900_000 }, () => {
   });
 
   test('a replica added to the address file gets traffic within 10 s with the current weights; one SIGKILLed and restarted on its port is re-synced and serves again; every prompt counted once', async () => {
-    const maxSteps = 60;
+    const maxSteps = 200;
     const steps: { at: number; metrics: Record<string, number> }[] = [];
     let addedAt = 0;
     let killedAt = 0;
     let restartedAt = 0;
-    let restarting: Promise<void> | null = null;
+    let restarting: Promise<void> | undefined;
     const port = samplers[1].address.split(':').pop()!;
     const config = rlConfig({ runId: 'grpo-elastic', outputDir, model, prompts, maxSteps, learningRate: 1e-3 }, 'grpo', {
       services: { sampler_file: addressFile, sampler_refresh_seconds: 1, reference_address: null, reward_address: reward.address },
@@ -72,8 +74,8 @@ describe('online RL with an elastic sampler pool', { timeout: 900_000 }, () => {
             addedAt = Date.now();
             void appendFile(addressFile, `${samplers[2].address} # added mid-run\n`);
           }
-          // Once the newcomer served, replica 1 is killed and comes back on its port with its initial weights.
-          if (!restarting && e.metrics['pool/sampler_2'] > 0) {
+          // Then replica 1 is killed and comes back on its port with its initial weights (a restart takes 5-20 s; steps go on meanwhile).
+          if (e.step === 5) {
             restarting = (async () => {
               killedAt = Date.now();
               await samplers[1].kill('SIGKILL');
@@ -114,5 +116,45 @@ describe('online RL with an elastic sampler pool', { timeout: 900_000 }, () => {
     const servedAgain = steps.findIndex((s) => s.at > restartedAt && s.metrics['pool/sampler_1'] > 0);
     assert.ok(servedAgain >= 0, 'the restarted replica served again');
     assert.deepEqual(await Promise.all(samplers.map((s) => versionOf(s.address))), [result.weightsVersion, result.weightsVersion, result.weightsVersion], 'every replica holds the last pushed version');
+  });
+
+  test('a real sampler restarted between pushes refuses Generate by min_weights_version; the pool re-syncs it and it serves again', async () => {
+    const weights = new Uint8Array(await readFile(join(model, 'model.safetensors')));
+    const failures: string[] = [];
+    const pool = new SamplerPool([samplers[0].address, samplers[1].address], { onRetry: (e) => failures.push(`${e.sampler === samplers[1].address ? 'restarted' : e.sampler}: ${e.error}`) });
+    try {
+      const version = Math.max(...(await pool.weightsVersions()).map((v) => v ?? 0)) + 1;
+      assert.equal((await pool.pushWeights(weights, version)).acked.length, 2);
+      const port = samplers[1].address.split(':').pop()!;
+      await samplers[1].kill('SIGKILL');
+      samplers[1] = await startService('policy-sampler', [...args(), '--port', port]);
+      assert.equal(await versionOf(samplers[1].address), 0, 'restarted with its initial weights');
+      const sampling = { temperature: 1, topK: 0, maxNewTokens: 4, stop: [], stopTokenIds: [] };
+      const prompts = Array.from({ length: 8 }, (_, i) => ({ id: `p${i}`, tokenIds: [5, 6 + i] }));
+      // The pool's channel to it reconnects first: a call while it is still reconnecting is UNAVAILABLE, which benches the replica
+      // (5 s, then 10, 20...); with @grpc/grpc-js 1.14 the single calls at the end of each bench were seen to keep failing so
+      // for 30 s while a new client connected at once, so the channel is polled until it answers.
+      const restartedAt = Date.now();
+      let seen: (number | null)[] = [];
+      while ((seen = await pool.weightsVersions(2_000))[1] !== 0 && Date.now() - restartedAt < 30_000) await new Promise((r) => setTimeout(r, 250));
+      console.log(`the pool's channel reached the restarted replica ${Date.now() - restartedAt} ms after it listened`);
+      assert.deepEqual(seen, [version, 0], `the pool's channel reaches the restarted replica (${Date.now() - restartedAt} ms)`);
+      // Calls until one reaches the restarted replica.
+      const deadline = Date.now() + 30_000;
+      for (let call = 0; pool.stats().restarts === 0 && Date.now() < deadline; call++) {
+        const res = await pool.generate(prompts.map((p) => ({ ...p, id: `c${call}-${p.id}` })), { n: 2, sampling, seed: 1 });
+        assert.equal(res.rollouts.length, 16);
+        assert.ok(res.rollouts.every((r) => r.weightsVersion === version), 'nothing sampled from the initial weights');
+      }
+      assert.equal(pool.stats().restarts, 1, `the refusal was noticed as a restart; failed attempts: ${failures.join('; ')}`);
+      while (pool.stats().ready < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(await versionOf(samplers[1].address), version, 're-synced');
+      const again = await pool.generate(prompts.map((p) => ({ ...p, id: `q${p.id}` })), { n: 2, sampling, seed: 2 });
+      assert.ok(again.perSampler[samplers[1].address] > 0, 'it serves again');
+      assert.ok(again.rollouts.every((r) => r.weightsVersion === version));
+      assert.equal(pool.stats().resyncs, 1);
+    } finally {
+      pool.close();
+    }
   });
 });
