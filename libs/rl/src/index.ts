@@ -5,7 +5,9 @@
  * `collect-experience.ts` the rollouts, reference log-probs and scores, and
  * `sampler-pool.ts` the fan-out over every PolicySampler replica (retries on
  * another replica, no rollout lost or counted twice, stale rollouts dropped or
- * importance-weighted). The reference and reward services are reached through
+ * importance-weighted), elastic when its addresses come from DNS or a file
+ * (`sampler-addresses.ts`; joining and restarted replicas are brought to the
+ * current weights by `replica-sync.ts`). The reference and reward services are reached through
  * two small interfaces (`service-clients.ts`), whose gRPC adapters are the
  * only place protos appear.
  *
@@ -39,7 +41,9 @@ export type { ReferenceLogProbs, RewardScorer, RewardItem, CompletionTokens, Ser
 // Building blocks (the sampler pool, stale rollouts, rollout batches and forward passes).
 export { SamplerPool } from './sampler-pool';
 export { promptSeed } from './rollout-types';
-export type { RolloutPrompt, Rollout, SamplerPoolOptions, GenerateRolloutsOptions, RolloutsResult, WeightsPushResult } from './rollout-types';
+export type { RolloutPrompt, Rollout, SamplerPoolOptions, SamplerPoolEvent, SamplerPoolStats, GenerateRolloutsOptions, RolloutsResult, WeightsPushResult } from './rollout-types';
+export { AddressSourceError, dnsAddressSource, fileAddressSource, fixedAddressSource, parseAddressFile, samplerAddressSource } from './sampler-addresses';
+export type { HostResolver, SamplerAddressSource, SamplerSourceConfig } from './sampler-addresses';
 export { filterStaleRollouts, importanceWeights } from './stale-rollouts';
 export type { StalePolicy, StaleFilterResult } from './stale-rollouts';
 export { buildRolloutBatch, selectRows, selectRowsOf, policyForward, criticValues, mapRowChunks } from './rollout-batch';

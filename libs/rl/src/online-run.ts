@@ -26,9 +26,10 @@ import type { LrSchedule, NamedVariable, RunCallbacks, StepOutcome } from '@post
 import { AdamW, RunHarness, SkipCounter, TrainingError, readOptimizerTensors, warmupStepsFor } from '@posttrain/training';
 import type { RlRunConfig } from './rl-run-config';
 import { RlConfigError } from './rl-run-config';
-import type { SamplerPoolOptions, WeightsPushResult } from './rollout-types';
+import type { SamplerPoolEvent, SamplerPoolOptions, WeightsPushResult } from './rollout-types';
 import { RolloutLedger } from './rollout-ledger';
 import { RolloutQueue } from './rollout-queue';
+import { AddressSourceError, samplerAddressSource } from './sampler-addresses';
 import { SamplerPool } from './sampler-pool';
 import type { ReferenceLogProbs, RewardScorer } from './service-clients';
 import { referenceServiceClient, rewardServiceClient } from './service-clients';
@@ -88,6 +89,49 @@ interface OnlineExtraState {
   klController: ReturnType<KlController['getState']>;
   weightsVersion: number;
   valueOptimizerT: number;
+}
+
+/** A pool change in the run's log: joins, leaves and re-syncs as info, the rest as warnings. */
+function logPoolEvent(logger: Logger, e: SamplerPoolEvent): void {
+  const messages: Record<SamplerPoolEvent['kind'], string> = {
+    added: 'sampler joined the pool; it gets the current weights before any prompt',
+    removed: 'sampler left the pool; its prompts in flight are re-issued elsewhere',
+    restarted: 'sampler lost its weights (restarted); re-syncing it',
+    resynced: 'sampler re-synced to the current weights',
+    'resync-failed': 'sampler re-sync failed; retried after its bench',
+    'source-error': 'sampler addresses could not be refreshed; the pool is left as it is',
+  };
+  const fields = { sampler: e.sampler, ...(e.detail ? { detail: e.detail } : {}) };
+  if (e.kind === 'added' || e.kind === 'removed' || e.kind === 'resynced') logger.info(messages[e.kind], fields);
+  else logger.warn(messages[e.kind], fields);
+}
+
+/**
+ * The run's sampler pool: the fixed list, or one following sampler_dns or sampler_file (its
+ * first addresses waited for up to `waitMs`; a source that cannot be read is a config error).
+ */
+async function openSamplerPool(config: RlRunConfig, options: SamplerPoolOptions, waitMs: number, signal?: AbortSignal): Promise<SamplerPool> {
+  const source = config.samplerSource;
+  if (source.kind === 'list') return new SamplerPool(config.samplers, options);
+  try {
+    return await SamplerPool.open(samplerAddressSource(source), options, waitMs, signal);
+  } catch (err) {
+    if (!(err instanceof AddressSourceError)) throw err;
+    const key = `${config.algorithm}.services.${source.kind === 'dns' ? 'sampler_dns' : 'sampler_file'}`;
+    throw new RlConfigError(key, `${err.message}${err.retryable ? ` (waited ${waitMs} ms)` : ''}`);
+  }
+}
+
+/** pool/* step metrics: size, replicas ready, re-syncs, restarts noticed, and completions per replica in the step's rollouts. */
+export function poolMetrics(pool: SamplerPool): Record<string, number> {
+  const stats = pool.stats();
+  return {
+    'pool/size': stats.size,
+    'pool/ready': stats.ready,
+    'pool/resyncs': stats.resyncs,
+    'pool/restarts': stats.restarts,
+    ...Object.fromEntries(stats.replicas.map((r) => [`pool/sampler_${r.index}`, r.acceptedLast])),
+  };
 }
 
 /** The state of an online run between steps; see the file header. */
@@ -204,7 +248,7 @@ export class OnlineRun {
     }
 
     // Services.
-    const pool = new SamplerPool(config.samplers, { onRetry: (e) => logger.warn('rollout attempt failed; prompt re-issued', e), ...options.pool });
+    const pool = await openSamplerPool(config, { onRetry: (e) => logger.warn('rollout attempt failed; prompt re-issued', e), onEvent: (e) => logPoolEvent(logger, e), ...options.pool }, serviceRetryMs, options.signal);
     const reference = config.kl.coefficient > 0 ? referenceServiceClient(config.referenceAddress!, { retryWindowMs: serviceRetryMs }) : null;
     const reward = rewardServiceClient(config.rewardAddress, config.rewardComponents, { retryWindowMs: serviceRetryMs });
     return new OnlineRun(config, harness, logger, tokenizer, dataFile, prompts, policy, critic, schedule, totalSteps, kl, rng, pool, reference, reward, options);

@@ -65,6 +65,22 @@ describe('resolveRlRunConfig', () => {
     unresolvable(() => resolveRlRunConfig({ ...rlConfig(common, 'ppo', ppoSection), stage: 'sft' }), 'stage', /expected "ppo" or "grpo"/);
   });
 
+  test('sampler addresses from exactly one source: a fixed list, a DNS name, or a file, the last two refreshed', () => {
+    const withSamplers = (keys: Record<string, unknown>) => grpo({ services: { sampler_addresses: [], reference_address: null, reward_address: 'w:4', ...keys } });
+    assert.deepEqual(grpo().samplerSource, { kind: 'list', addresses: ['a:1', 'b:2'] });
+    assert.deepEqual(withSamplers({ sampler_dns: 'samplers.ns.svc:50051' }).samplerSource, { kind: 'dns', host: 'samplers.ns.svc', port: 50051, refreshSeconds: 10 });
+    assert.deepEqual(withSamplers({ sampler_dns: 'dns:///samplers:7', sampler_refresh_seconds: 2.5 }).samplerSource, { kind: 'dns', host: 'samplers', port: 7, refreshSeconds: 2.5 });
+    assert.deepEqual(withSamplers({ sampler_file: '/etc/samplers' }).samplerSource, { kind: 'file', path: '/etc/samplers', refreshSeconds: 10 });
+    assert.deepEqual(withSamplers({ sampler_file: '/etc/samplers' }).samplers, []);
+    unresolvable(() => withSamplers({}), 'grpo.services.sampler_addresses', /got \[\], expected at least one PolicySampler address \(or sampler_dns, or sampler_file\)/);
+    unresolvable(() => grpo({ services: { ...services, sampler_file: '/f' } }), 'grpo.services.sampler_file', /set together with sampler_addresses; expected exactly one of sampler_addresses, sampler_dns, sampler_file/);
+    unresolvable(() => withSamplers({ sampler_dns: 's:1', sampler_file: '/f' }), 'grpo.services.sampler_file', /set together with sampler_dns/);
+    unresolvable(() => withSamplers({ sampler_dns: 'samplers' }), 'grpo.services.sampler_dns', /got "samplers", expected name:port \(a headless Service and the samplers' port/);
+    unresolvable(() => grpo({ services: { ...services, sampler_refresh_seconds: 5 } }), 'grpo.services.sampler_refresh_seconds', /got 5, expected null: a fixed sampler_addresses list is not refreshed/);
+    unresolvable(() => grpo({ services: { ...services, sampler_addresses: ['a:1', 'a:1'] } }), 'grpo.services.sampler_addresses[1]', /"a:1" is listed twice/);
+    invalid(() => withSamplers({ sampler_dns: 's:1', sampler_refresh_seconds: 0 }), /grpo\.services\.sampler_refresh_seconds: expected a finite number > 0 or null, got number 0/);
+  });
+
   test('keys of the offline stages are errors for ppo and grpo, saying why', () => {
     const raw = rlRawConfig(common, 'grpo', grpoSection);
     const train = raw.train as Record<string, unknown>;

@@ -11,6 +11,7 @@ import { checkMessageJson } from '@posttrain/rpc';
 import { GRPO_LOSS_AGGREGATIONS, type AdvantageEstimatorName, type LrSchedulerType, type RlSharedConfig, type RunConfig } from '@posttrain/training';
 import type { SamplingParams } from '@posttrain/proto';
 import type { StalePolicy } from './stale-rollouts';
+import { parseDnsTarget, type SamplerSourceConfig } from './sampler-addresses';
 
 export type GroupEstimator = AdvantageEstimatorName;
 
@@ -35,7 +36,10 @@ export interface RlRunConfig {
   keepCheckpoints: number | null;
   resume: boolean;
   logEverySteps: number;
+  /** The fixed list of sampler addresses; [] when the samplers come from sampler_dns or sampler_file. */
   samplers: string[];
+  /** Where the sampler pool finds its replicas: the fixed list, a DNS name or a file, refreshed. */
+  samplerSource: SamplerSourceConfig;
   referenceAddress: string | null;
   rewardAddress: string;
   rewardComponents: RewardComponent[];
@@ -82,6 +86,33 @@ function samplingOf(rl: RlSharedConfig): RlRunConfig['sampling'] {
   return { temperature: rl.temperature, topP: rl.top_p ?? undefined, topK: rl.top_k, maxNewTokens: rl.max_completion_length ?? undefined, stop: [...rl.stop], stopTokenIds: [...rl.stop_token_ids] };
 }
 
+/** Default of sampler_refresh_seconds. */
+export const DEFAULT_SAMPLER_REFRESH_SECONDS = 10;
+
+/** Exactly one of sampler_addresses, sampler_dns, sampler_file; sampler_refresh_seconds only with the last two. */
+function samplerSourceOf(services: RlSharedConfig['services'], section: string): SamplerSourceConfig {
+  const { sampler_addresses: addresses, sampler_dns: dns = null, sampler_file: file = null, sampler_refresh_seconds: refresh = null } = services;
+  const named = [addresses.length > 0 && 'sampler_addresses', dns !== null && 'sampler_dns', file !== null && 'sampler_file'].filter((key): key is string => key !== false);
+  if (named.length === 0) throw new RlConfigError(`${section}.sampler_addresses`, 'got [], expected at least one PolicySampler address (or sampler_dns, or sampler_file)');
+  if (named.length > 1) throw new RlConfigError(`${section}.${named[1]}`, `set together with ${named[0]}; expected exactly one of sampler_addresses, sampler_dns, sampler_file`);
+  if (addresses.length > 0) {
+    if (refresh !== null) throw new RlConfigError(`${section}.sampler_refresh_seconds`, `got ${refresh}, expected null: a fixed sampler_addresses list is not refreshed (it applies to sampler_dns and sampler_file)`);
+    const seen = new Set<string>();
+    addresses.forEach((address, i) => {
+      if (seen.has(address)) throw new RlConfigError(`${section}.sampler_addresses[${i}]`, `${JSON.stringify(address)} is listed twice`);
+      seen.add(address);
+    });
+    return { kind: 'list', addresses: [...addresses] };
+  }
+  const refreshSeconds = refresh ?? DEFAULT_SAMPLER_REFRESH_SECONDS;
+  if (dns !== null) {
+    const target = parseDnsTarget(dns);
+    if (!target) throw new RlConfigError(`${section}.sampler_dns`, `got ${JSON.stringify(dns)}, expected name:port (a headless Service and the samplers' port, e.g. "samplers.ns.svc:50051", or "dns:///samplers.ns.svc:50051")`);
+    return { kind: 'dns', ...target, refreshSeconds };
+  }
+  return { kind: 'file', path: file!, refreshSeconds };
+}
+
 /** Resolves a parsed run config (parseRunConfig, loadRunConfig) whose stage is ppo or grpo. */
 export function resolveRlRunConfig(config: RunConfig): RlRunConfig {
   const algorithm = config.stage;
@@ -91,7 +122,7 @@ export function resolveRlRunConfig(config: RunConfig): RlRunConfig {
   const rl: RlSharedConfig = (ppo ?? grpo)!;
   const { services } = rl;
   const klCoefficient = ppo ? ppo.kl_coef : grpo!.beta;
-  if (services.sampler_addresses.length === 0) throw new RlConfigError(`${algorithm}.services.sampler_addresses`, 'got [], expected at least one PolicySampler address');
+  const samplerSource = samplerSourceOf(services, `${algorithm}.services`);
   if (services.reward_address === null) throw new RlConfigError(`${algorithm}.services.reward_address`, 'got null, expected a RewardScorer address');
   const rewardComponents = rewardComponentsOf(rl.reward_components, algorithm);
   if (klCoefficient > 0 && services.reference_address === null) {
@@ -128,6 +159,7 @@ export function resolveRlRunConfig(config: RunConfig): RlRunConfig {
     resume: config.resume,
     logEverySteps: train.logging_steps,
     samplers: [...services.sampler_addresses],
+    samplerSource,
     referenceAddress: services.reference_address,
     rewardAddress: services.reward_address,
     rewardComponents,

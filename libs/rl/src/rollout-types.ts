@@ -3,7 +3,7 @@
  * the sampler's per-token log-probs and weights version), the pool's options,
  * and the per-prompt sampling seed.
  */
-import type { FinishReason, SamplingParams } from '@posttrain/proto';
+import type { Completion, FinishReason, SamplingParams } from '@posttrain/proto';
 
 /** A prompt to sample from, already tokenised (chat template applied); `id` is unique within one call. */
 export interface RolloutPrompt {
@@ -53,6 +53,32 @@ export interface SamplerPoolOptions {
   initialUploadBytesPerSecond?: number;
   /** Called on every failed attempt (for logs). */
   onRetry?: (e: { promptId: string; sampler: string; attempt: number; error: string }) => void;
+  /** Called when a replica joins or leaves, restarts, is re-synced, or the address source fails (for logs). */
+  onEvent?: (e: SamplerPoolEvent) => void;
+}
+
+/** What changed in an elastic pool. */
+export interface SamplerPoolEvent {
+  kind: 'added' | 'removed' | 'restarted' | 'resynced' | 'resync-failed' | 'source-error';
+  /** The replica's address; the source's description for source-error. */
+  sampler: string;
+  detail?: string;
+}
+
+/** The pool now (SamplerPool.stats). */
+export interface SamplerPoolStats {
+  /** Replicas in the pool. */
+  size: number;
+  /** Replicas holding the newest pushed weights, not benched: the ones prompts go to. */
+  ready: number;
+  /** Uploads of the newest weights outside a push, to a replica that joined or restarted. */
+  resyncs: number;
+  /** Replicas noticed holding older weights than they acknowledged (restarted). */
+  restarts: number;
+  /** Replicas that joined and left since the pool opened. */
+  added: number;
+  removed: number;
+  replicas: { address: string; index: number; weightsVersion: number; benched: boolean; needsSync: boolean; acceptedLast: number; acceptedTotal: number }[];
 }
 
 export interface GenerateRolloutsOptions {
@@ -94,4 +120,21 @@ export function promptSeed(seed: number, promptId: string): number {
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   return h & 0x7fffffff;
+}
+
+/** One request's complete set of completions (by sample index) as rollouts, in sample order. */
+export function rolloutsOf(promptId: string, completions: ReadonlyMap<number, Completion>, sampler: string): Rollout[] {
+  return [...completions.values()]
+    .sort((x, y) => x.sampleIndex - y.sampleIndex)
+    .map((c) => ({
+      promptId,
+      sampleIndex: c.sampleIndex,
+      promptTokenIds: c.promptTokenIds,
+      tokenIds: c.tokenIds,
+      text: c.text,
+      logprobs: c.logprobs,
+      finishReason: c.finishReason,
+      weightsVersion: c.weightsVersion,
+      sampler,
+    }));
 }

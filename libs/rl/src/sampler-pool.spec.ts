@@ -1,84 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FinishReason, PolicySamplerService, WeightsAssembler } from '@posttrain/proto';
-import type { Completion, GenerateRequest, GenerateResponse, WeightsAck, WeightsChunk } from '@posttrain/proto';
-import { PosttrainServer, RpcError, status } from '@posttrain/rpc';
-import type { ServiceHandlers } from '@posttrain/rpc';
-import { createLogger } from '@posttrain/telemetry';
 import { SamplerPool } from './sampler-pool';
+import { startFake, type Fake } from './fake-sampler';
 import { promptSeed } from './rollout-types';
 
-// Fake PolicySampler replicas in this process (real gRPC on loopback): each
-// answers with completions derived from the request's seed, so a re-issued
-// prompt can be recognised, and can be told to fail in the middle of a stream.
-type Mode = 'ok' | 'fail-mid-stream' | 'short-stream' | 'hang' | 'wrong-ack' | 'frozen';
-
-interface Fake {
-  server: PosttrainServer;
-  address: string;
-  mode: Mode;
-  version: number;
-  requests: GenerateRequest[];
-  uploads: number;
-}
-
-function completionFor(req: GenerateRequest, sampleIndex: number, version: number): Completion {
-  const seed = req.sampling!.seed!;
-  const ids = [3 + (seed % 50), 3 + sampleIndex];
-  return {
-    promptIndex: 0,
-    sampleIndex,
-    promptTokenIds: req.prompts[0].input?.$case === 'tokenIds' ? req.prompts[0].input.value.ids : [],
-    tokenIds: ids,
-    text: ids.join(' '),
-    logprobs: [-0.5, -0.25],
-    finishReason: FinishReason.STOP,
-    stopString: '',
-    weightsVersion: version,
-  };
-}
-
-async function startFake(mode: Mode, version = 0): Promise<Fake> {
-  const server = new PosttrainServer({ name: 'fake-sampler', host: '127.0.0.1', port: 0, shutdownGraceMs: 100, log: createLogger({ service: 'fake', level: 'error' }) });
-  const fake = { server, address: '', mode, version, requests: [], uploads: 0 } as Fake;
-  const handlers: ServiceHandlers<typeof PolicySamplerService> = {
-    generate: async function* (req: GenerateRequest, ctx): AsyncIterable<GenerateResponse> {
-      fake.requests.push(req);
-      if (fake.mode === 'hang' || fake.mode === 'frozen') {
-        await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
-        return;
-      }
-      for (let s = 0; s < req.n; s++) {
-        if (s === 1 && fake.mode === 'fail-mid-stream') throw new RpcError(status.UNAVAILABLE, 'replica going away');
-        if (s === 1 && fake.mode === 'short-stream') return;
-        yield { completions: [completionFor(req, s, fake.version)] };
-      }
-    },
-    computeLogProbs: async () => {
-      throw new RpcError(status.UNIMPLEMENTED, 'not in the fake');
-    },
-    loadWeights: async (chunks: AsyncIterable<WeightsChunk>, ctx): Promise<WeightsAck> => {
-      if (fake.mode === 'frozen') {
-        fake.uploads++;
-        await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
-        throw ctx.signal.reason;
-      }
-      const assembler = new WeightsAssembler(1 << 20);
-      for await (const c of chunks) assembler.push(c);
-      const { header, bytes } = assembler.finish();
-      fake.version = header.version;
-      return { version: fake.mode === 'wrong-ack' ? header.version - 1 : header.version, bytesReceived: bytes.byteLength, duplicate: false, tensorsLoaded: 1 };
-    },
-    getInfo: async () => {
-      throw new RpcError(status.UNIMPLEMENTED, 'not in the fake');
-    },
-  };
-  server.add('posttrain.v1.PolicySampler', PolicySamplerService, handlers);
-  fake.address = (await server.start()).address;
-  server.setServing(true);
-  return fake;
-}
-
+// Fake PolicySampler replicas in this process (fake-sampler.ts).
 const prompts = (k: number) => Array.from({ length: k }, (_, i) => ({ id: `p${i}`, tokenIds: [5, 6 + i] }));
 const sampling = { topK: 0, stop: [], stopTokenIds: [], temperature: 1, maxNewTokens: 4 };
 
@@ -90,7 +16,7 @@ describe('SamplerPool', { timeout: 60_000 }, () => {
   after(async () => {
     await Promise.all(fakes.map((f) => f.server.shutdown()));
   });
-  const reset = () => fakes.forEach((f) => (f.requests = []));
+  const reset = () => fakes.forEach((f) => ((f.requests = []), (f.versionAtRequest = [])));
 
   test('spreads prompts over every replica and returns each completion once, in prompt then sample order', async () => {
     reset();

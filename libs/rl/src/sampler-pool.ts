@@ -25,24 +25,29 @@
  * benched replica are not waited for: they go on in the background, and one
  * that lands brings the replica back.
  *
+ * The pool is elastic: given an address source (sampler-addresses.ts: a DNS
+ * name or a file, refreshed), it adds and removes replicas between and during
+ * calls. A replica that leaves has its prompts in flight cancelled and
+ * re-issued elsewhere; one that joins, or restarts with its initial weights,
+ * is brought to the last pushed weights before it gets a prompt
+ * (replica-sync.ts). A fixed list is never refreshed.
+ *
  * The sampling seed of a prompt is derived from (seed, prompt id), not from
  * the replica or the attempt, so a re-issued prompt samples the same
  * completions from the same weights.
  */
 import type { ServiceError } from '@grpc/grpc-js';
-import { PolicySamplerService, WeightsFormat, weightsChunks } from '@posttrain/proto';
+import { WeightsFormat, weightsChunks } from '@posttrain/proto';
 import type { Completion } from '@posttrain/proto';
-import { createClient, status } from '@posttrain/rpc';
-import type { RpcClient } from '@posttrain/rpc';
+import { status } from '@posttrain/rpc';
 import { LatencyBudget } from './latency-budget';
-import type { GenerateRolloutsOptions, Rollout, RolloutPrompt, RolloutsResult, SamplerPoolOptions, WeightsPushResult } from './rollout-types';
-import { promptSeed } from './rollout-types';
-
-function describeError(err: unknown): string {
-  const e = err as Partial<ServiceError>;
-  if (typeof e.code === 'number') return `${status[e.code] ?? e.code}: ${e.details ?? e.message}`;
-  return (err as Error).message ?? String(err);
-}
+import { Replica, ReplicaSync, describeError, lostWeights } from './replica-sync';
+import type { PushedWeights } from './replica-sync';
+import type { SamplerAddressSource } from './sampler-addresses';
+import { checkAddressList, firstAddresses } from './sampler-addresses';
+import type { GenerateRolloutsOptions, Rollout, RolloutPrompt, RolloutsResult, SamplerPoolOptions, SamplerPoolStats, WeightsPushResult } from './rollout-types';
+import { promptSeed, rolloutsOf } from './rollout-types';
+import { poolTuning, type PoolTuning } from './pool-tuning';
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -51,76 +56,115 @@ const sleep = (ms: number, signal?: AbortSignal) =>
   });
 
 export class SamplerPool {
-  readonly addresses: readonly string[];
-  private readonly clients: RpcClient<typeof PolicySamplerService>[];
-  private readonly opts: Required<Omit<SamplerPoolOptions, 'onRetry'>> & Pick<SamplerPoolOptions, 'onRetry'>;
-  private readonly benchedUntil: number[];
-  /** Failures in a row per replica (UNAVAILABLE, deadline, failed push); a success resets it. */
-  private readonly failures: number[];
-  /** Newest weights version each replica acknowledged (0: none this pool pushed). */
-  private readonly heldVersion: number[];
-  /** Upload in flight per replica, so that a slow one is not stacked. */
-  private readonly uploading: (Promise<void> | null)[];
-  private latestPushed = 0;
+  private replicas: Replica[] = [];
+  /** Stable number of every address seen (order of first appearance). */
+  private readonly indexOf = new Map<string, number>();
+  private readonly opts: PoolTuning;
+  private readonly sync: ReplicaSync;
   /** Generate deadlines: ms per requested token. */
   readonly generateBudget: LatencyBudget;
   /** LoadWeights deadlines: ms per byte. */
   readonly uploadBudget: LatencyBudget;
   private cursor = 0;
+  private added = 0;
+  private removed = 0;
+  private refreshTimer: NodeJS.Timeout | null = null;
+  private closed = false;
 
-  constructor(addresses: readonly string[], options: SamplerPoolOptions = {}) {
-    if (addresses.length === 0) throw new Error('sampler_addresses: empty, expected at least one PolicySampler address');
-    const seen = new Set<string>();
-    addresses.forEach((a, i) => {
-      if (typeof a !== 'string' || a.trim() === '') throw new Error(`sampler_addresses[${i}]: got ${JSON.stringify(a)}, expected host:port`);
-      if (seen.has(a)) throw new Error(`sampler_addresses[${i}]: ${a} is listed twice`);
-      seen.add(a);
-    });
-    this.addresses = [...addresses];
-    this.clients = addresses.map((a) => createClient(PolicySamplerService, [a], { maxAttempts: 1, serviceLabel: 'policy sampler', channelOptions: { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 2_000 } }));
-    this.benchedUntil = addresses.map(() => 0);
-    this.failures = addresses.map(() => 0);
-    this.heldVersion = addresses.map(() => 0);
-    this.uploading = addresses.map(() => null);
-    this.opts = {
-      requestTimeoutMs: options.requestTimeoutMs ?? 120_000,
-      minRequestTimeoutMs: options.minRequestTimeoutMs ?? 5_000,
-      initialMsPerToken: options.initialMsPerToken ?? 250,
-      deadlineSlack: options.deadlineSlack ?? 4,
-      assumedMaxNewTokens: options.assumedMaxNewTokens ?? 256,
-      maxAttemptsPerPrompt: options.maxAttemptsPerPrompt ?? 2 * addresses.length + 1,
-      maxInFlightPerSampler: options.maxInFlightPerSampler ?? 8,
-      benchMs: options.benchMs ?? 5_000,
-      maxBenchMs: options.maxBenchMs ?? 60_000,
-      loadWeightsTimeoutMs: options.loadWeightsTimeoutMs ?? 60_000,
-      minLoadWeightsTimeoutMs: options.minLoadWeightsTimeoutMs ?? 5_000,
-      initialUploadBytesPerSecond: options.initialUploadBytesPerSecond ?? 20_000_000,
-      onRetry: options.onRetry,
-    };
-    for (const key of ['requestTimeoutMs', 'minRequestTimeoutMs', 'initialMsPerToken', 'deadlineSlack', 'assumedMaxNewTokens', 'benchMs', 'maxBenchMs', 'loadWeightsTimeoutMs', 'minLoadWeightsTimeoutMs', 'initialUploadBytesPerSecond'] as const) {
-      const v = this.opts[key];
-      if (!Number.isFinite(v) || v <= 0) throw new Error(`sampler pool ${key}: got ${v}, expected a number > 0`);
-    }
+  /**
+   * A pool of `addresses`; with a `source` whose refreshMs > 0, the addresses
+   * are asked for again every refreshMs and the pool follows them.
+   */
+  constructor(
+    addresses: readonly string[],
+    options: SamplerPoolOptions = {},
+    private readonly source: SamplerAddressSource | null = null,
+  ) {
+    checkAddressList(addresses);
+    this.opts = poolTuning(options);
     const o = this.opts;
     this.generateBudget = new LatencyBudget({ initialMsPerUnit: o.initialMsPerToken, slack: o.deadlineSlack, floorMs: o.minRequestTimeoutMs, capMs: o.requestTimeoutMs });
     this.uploadBudget = new LatencyBudget({ initialMsPerUnit: 1000 / o.initialUploadBytesPerSecond, slack: o.deadlineSlack, floorMs: o.minLoadWeightsTimeoutMs, capMs: o.loadWeightsTimeoutMs });
+    this.sync = new ReplicaSync(this.uploadBudget, o, o.onEvent);
+    this.replicas = addresses.map((a) => this.openReplica(a));
+    if (source && source.refreshMs > 0) this.scheduleRefresh();
   }
 
-  /** A failure of replica i: benched for benchMs, doubled per failure in a row, at most maxBenchMs. */
-  private bench(i: number): void {
-    this.failures[i]++;
-    this.benchedUntil[i] = Date.now() + Math.min(this.opts.maxBenchMs, this.opts.benchMs * 2 ** (this.failures[i] - 1));
+  /**
+   * A pool following `source`: its first addresses are waited for while the
+   * source has none yet (at most waitMs), then it refreshes every refreshMs.
+   */
+  static async open(source: SamplerAddressSource, options: SamplerPoolOptions = {}, waitMs = 60_000, signal?: AbortSignal): Promise<SamplerPool> {
+    return new SamplerPool(await firstAddresses(source, waitMs, signal), options, source);
   }
 
-  private recovered(i: number): void {
-    this.failures[i] = 0;
-    this.benchedUntil[i] = 0;
+  /** The replicas' addresses now. */
+  get addresses(): readonly string[] {
+    return this.replicas.map((r) => r.address);
+  }
+
+  private openReplica(address: string): Replica {
+    if (!this.indexOf.has(address)) this.indexOf.set(address, this.indexOf.size);
+    return new Replica(address, this.indexOf.get(address)!);
+  }
+
+  /**
+   * Makes the pool's replicas `addresses`: a new one joins (and gets the last
+   * pushed weights before any prompt), a missing one leaves (its prompts in
+   * flight are re-issued on the others).
+   */
+  setAddresses(addresses: readonly string[]): void {
+    if (this.closed) return;
+    if (addresses.length === 0) throw new Error('setAddresses: empty, expected at least one PolicySampler address');
+    const wanted = new Set(addresses);
+    for (const r of this.replicas.filter((r) => !wanted.has(r.address))) {
+      r.remove();
+      this.removed++;
+      this.opts.onEvent?.({ kind: 'removed', sampler: r.address });
+    }
+    const kept = this.replicas.filter((r) => !r.removed);
+    const have = new Set(kept.map((r) => r.address));
+    for (const address of wanted) {
+      if (have.has(address)) continue;
+      const r = this.openReplica(address);
+      kept.push(r);
+      this.added++;
+      this.opts.onEvent?.({ kind: 'added', sampler: address });
+      this.sync.joined(r);
+    }
+    this.replicas = kept;
+  }
+
+  /** Asks the source again, follows it, and probes the replicas' weights versions (restarts); a failing source leaves the pool as it is. */
+  async refresh(): Promise<void> {
+    if (!this.source || this.closed) return;
+    try {
+      this.setAddresses(await this.source.resolve());
+    } catch (err) {
+      this.opts.onEvent?.({ kind: 'source-error', sampler: this.source.description, detail: (err as Error).message });
+    }
+    await this.sync.probe(this.replicas, Math.min(5_000, Math.max(1_000, this.source.refreshMs)));
+    this.sync.kick(this.replicas);
+  }
+
+  private scheduleRefresh(): void {
+    this.refreshTimer = setTimeout(() => {
+      void this.refresh().finally(() => {
+        if (!this.closed) this.scheduleRefresh();
+      });
+    }, this.source!.refreshMs);
+    this.refreshTimer.unref();
+  }
+
+  private maxAttempts(): number {
+    return this.opts.maxAttemptsPerPrompt ?? 2 * this.replicas.length + 1;
   }
 
   /**
    * Samples n completions for every prompt. Resolves when every prompt has a
    * complete set; rejects when a prompt failed maxAttemptsPerPrompt times
-   * (naming it and the errors) or the signal aborts.
+   * (naming it and the errors), when no replica could take a prompt for
+   * requestTimeoutMs, or when the signal aborts.
    */
   async generate(prompts: readonly RolloutPrompt[], options: GenerateRolloutsOptions): Promise<RolloutsResult> {
     const { n } = options;
@@ -131,30 +175,33 @@ export class SamplerPool {
       ids.add(p.id);
     }
     const done = new Map<string, Rollout[]>();
-    const attempts = new Map<string, { count: number; timeouts: number; failedOn: Set<number>; errors: string[] }>(prompts.map((p) => [p.id, { count: 0, timeouts: 0, failedOn: new Set(), errors: [] }]));
+    const attempts = new Map<string, { count: number; timeouts: number; failedOn: Set<Replica>; errors: string[] }>(prompts.map((p) => [p.id, { count: 0, timeouts: 0, failedOn: new Set(), errors: [] }]));
     const units = n * (options.sampling.maxNewTokens ?? this.opts.assumedMaxNewTokens);
     const pending: RolloutPrompt[] = [...prompts];
-    const inFlight = this.addresses.map(() => 0);
+    const inFlight = new Map<Replica, number>();
     let retries = 0;
     let fatal: Error | null = null;
     const running = new Set<Promise<void>>();
 
-    const attempt = async (p: RolloutPrompt, replica: number): Promise<void> => {
+    const attempt = async (p: RolloutPrompt, r: Replica): Promise<void> => {
       const a = attempts.get(p.id)!;
       a.count++;
       const got = new Map<number, Completion>();
       const began = Date.now();
       const deadlineMs = this.generateBudget.deadlineMs(units, a.timeouts);
+      const signal = options.signal ? AbortSignal.any([options.signal, r.abort.signal]) : r.abort.signal;
       try {
-        const stream = this.clients[replica].serverStream(
+        const stream = r.client.serverStream(
           'generate',
           {
             prompts: [{ input: { $case: 'tokenIds', value: { ids: [...p.tokenIds] } } }],
             n,
             sampling: { ...options.sampling, stop: options.sampling.stop ?? [], stopTokenIds: options.sampling.stopTokenIds ?? [], logprobs: true, seed: promptSeed(options.seed, p.id) },
+            // A replica that lost the weights it acknowledged (restarted) refuses instead of sampling from older ones.
+            minWeightsVersion: r.heldVersion > 0 ? r.heldVersion : undefined,
             requestId: p.id,
           },
-          { deadlineMs, signal: options.signal },
+          { deadlineMs, signal },
         );
         for await (const res of stream) {
           for (const c of res.completions) {
@@ -167,35 +214,29 @@ export class SamplerPool {
         if (got.size !== n) throw new Error(`stream ended after ${got.size} of ${n} completions`);
         if (done.has(p.id)) throw new Error(`internal: prompt ${p.id} completed twice`);
         this.generateBudget.observe(Date.now() - began, units);
-        this.recovered(replica);
-        const address = this.addresses[replica];
-        done.set(
-          p.id,
-          [...got.values()]
-            .sort((x, y) => x.sampleIndex - y.sampleIndex)
-            .map((c) => ({
-              promptId: p.id,
-              sampleIndex: c.sampleIndex,
-              promptTokenIds: c.promptTokenIds,
-              tokenIds: c.tokenIds,
-              text: c.text,
-              logprobs: c.logprobs,
-              finishReason: c.finishReason,
-              weightsVersion: c.weightsVersion,
-              sampler: address,
-            })),
-        );
+        r.recovered();
+        done.set(p.id, rolloutsOf(p.id, got, r.address));
       } catch (err) {
         if (options.signal?.aborted) return;
+        if (r.removed) {
+          // It left the pool: not a failure of the prompt, which goes to another replica.
+          a.count--;
+          retries++;
+          this.opts.onRetry?.({ promptId: p.id, sampler: r.address, attempt: a.count, error: 'the replica left the pool' });
+          pending.push(p);
+          return;
+        }
         const code = (err as Partial<ServiceError>).code;
         const message = code === status.DEADLINE_EXCEEDED ? `${describeError(err)} (deadline ${deadlineMs} ms for ${units} requested tokens)` : describeError(err);
         if (code === status.DEADLINE_EXCEEDED) a.timeouts++;
-        if (code === status.UNAVAILABLE || code === status.DEADLINE_EXCEEDED || code === status.CANCELLED) this.bench(replica);
-        a.failedOn.add(replica);
-        a.errors.push(`${this.addresses[replica]}: ${message}`);
-        this.opts.onRetry?.({ promptId: p.id, sampler: this.addresses[replica], attempt: a.count, error: message });
+        if (code === status.UNAVAILABLE || code === status.DEADLINE_EXCEEDED || code === status.CANCELLED) r.bench(this.opts);
+        const lost = lostWeights(err);
+        if (lost) this.sync.restarted(r, lost.reported, `Generate refused: ${message}`);
+        a.failedOn.add(r);
+        a.errors.push(`${r.address}: ${message}`);
+        this.opts.onRetry?.({ promptId: p.id, sampler: r.address, attempt: a.count, error: message });
         // A refusal of the request itself (bad argument) fails the same way everywhere: stop now.
-        if (code === status.INVALID_ARGUMENT || a.count >= this.opts.maxAttemptsPerPrompt) {
+        if (code === status.INVALID_ARGUMENT || a.count >= this.maxAttempts()) {
           fatal ??= new Error(`prompt ${p.id}: no complete set of ${n} completions after ${a.count} attempt(s): ${a.errors.join('; ')}`);
           return;
         }
@@ -204,58 +245,77 @@ export class SamplerPool {
       }
     };
 
+    let stalledSince = 0;
     while (done.size < prompts.length) {
       if (fatal) break;
       if (options.signal?.aborted) throw new Error('generate: aborted');
+      this.sync.kick(this.replicas);
       let dispatched = false;
       while (pending.length > 0) {
         const p = pending[0];
-        const replica = this.pickReplica(inFlight, attempts.get(p.id)!.failedOn);
-        if (replica < 0) break;
+        const r = this.pickReplica(inFlight, attempts.get(p.id)!.failedOn);
+        if (!r) break;
         pending.shift();
-        inFlight[replica]++;
-        const job: Promise<void> = attempt(p, replica).finally(() => {
-          inFlight[replica]--;
+        inFlight.set(r, (inFlight.get(r) ?? 0) + 1);
+        const job: Promise<void> = attempt(p, r).finally(() => {
+          inFlight.set(r, inFlight.get(r)! - 1);
           running.delete(job);
         });
         running.add(job);
         dispatched = true;
       }
-      if (running.size > 0) await Promise.race(running);
-      else if (!dispatched && pending.length > 0) await sleep(Math.min(this.opts.benchMs, 250), options.signal); // every replica benched: wait
+      if (running.size > 0) {
+        stalledSince = 0;
+        await Promise.race(running);
+      } else if (!dispatched && pending.length > 0) {
+        // Every replica benched, or (elastic pool) every one still being brought to the newest weights: wait.
+        stalledSince ||= Date.now();
+        if (Date.now() - stalledSince > this.opts.requestTimeoutMs) {
+          fatal = new Error(`${pending.length} prompt(s) waited ${this.opts.requestTimeoutMs} ms for a sampler replica holding weights version ${this.sync.latestVersion}: ${this.replicas.map((r) => `${r.address} holds ${r.heldVersion}${r.needsSync ? ' (being re-synced)' : ''}`).join('; ')}`);
+          break;
+        }
+        await sleep(Math.min(this.opts.benchMs, 250), options.signal);
+      }
     }
     await Promise.all(running);
     if (fatal) throw fatal;
     if (options.signal?.aborted) throw new Error('generate: aborted');
     const rollouts = prompts.flatMap((p) => done.get(p.id)!);
-    const perSampler: Record<string, number> = Object.fromEntries(this.addresses.map((a) => [a, 0]));
-    for (const r of rollouts) perSampler[r.sampler]++;
+    const perSampler: Record<string, number> = Object.fromEntries(this.replicas.map((r) => [r.address, 0]));
+    for (const r of rollouts) perSampler[r.sampler] = (perSampler[r.sampler] ?? 0) + 1;
+    for (const r of this.replicas) {
+      r.acceptedLast = perSampler[r.address];
+      r.acceptedTotal += r.acceptedLast;
+    }
     return { rollouts, retries, perSampler };
   }
 
   /**
    * Next replica round-robin with a free slot, preferring one this prompt has
-   * not failed on and that is not benched; -1 when none has a free slot.
+   * not failed on and that is not benched; null when none has a free slot. A
+   * replica being brought to the newest weights (joined, restarted) gets none.
    */
-  private pickReplica(inFlight: number[], failedOn: Set<number>): number {
-    const count = this.addresses.length;
+  private pickReplica(inFlight: Map<Replica, number>, failedOn: Set<Replica>): Replica | null {
+    const list = this.replicas;
+    const count = list.length;
     const now = Date.now();
-    const free = (i: number) => inFlight[i] < this.opts.maxInFlightPerSampler;
+    const latest = this.sync.latestVersion;
+    const free = (r: Replica) => !r.needsSync && (inFlight.get(r) ?? 0) < this.opts.maxInFlightPerSampler;
     // Usable: not benched, and holding the newest weights this pool pushed.
-    const usable = (i: number) => this.benchedUntil[i] <= now && this.heldVersion[i] >= this.latestPushed;
-    const tiers: ((i: number) => boolean)[] = [(i) => free(i) && !failedOn.has(i) && usable(i), (i) => free(i) && usable(i)];
+    const usable = (r: Replica) => r.benchedUntil <= now && r.heldVersion >= latest && !r.needsSync;
+    const tiers: ((r: Replica) => boolean)[] = [(r) => free(r) && !failedOn.has(r) && usable(r), (r) => free(r) && usable(r)];
     // Only when no replica is usable do we try the others (a benched one may be back).
-    if (!this.addresses.some((_, i) => usable(i))) tiers.push((i) => free(i) && !failedOn.has(i), free);
+    if (!list.some(usable)) tiers.push((r) => free(r) && !failedOn.has(r), free);
     for (const ok of tiers) {
       for (let k = 0; k < count; k++) {
         const i = (this.cursor + k) % count;
-        if (ok(i)) {
+        if (ok(list[i])) {
           this.cursor = (i + 1) % count;
-          return i;
+          return list[i];
         }
       }
     }
-    return -1;
+    return null;
   }
 
   /**
@@ -263,31 +323,21 @@ export class SamplerPool {
    * parallel, each with a deadline scaled to the bytes. Each ack must name
    * `version` (else the replica is reported failed). Uploads to benched
    * replicas go on in the background and are not waited for, unless no other
-   * replica acknowledged. Rejects only when no replica acknowledged.
+   * replica acknowledged. Rejects only when no replica acknowledged. The pool
+   * keeps the bytes for replicas that join or restart later.
    */
   async pushWeights(safetensorsBytes: Uint8Array, version: number): Promise<WeightsPushResult> {
     if (!Number.isSafeInteger(version) || version < 1) throw new Error(`weights version: got ${version}, expected an integer >= 1`);
-    const chunks = [...weightsChunks(safetensorsBytes, { version, format: WeightsFormat.SAFETENSORS_FULL })];
-    const bytes = safetensorsBytes.byteLength;
-    const deadlineMs = this.uploadBudget.deadlineMs(bytes);
+    const weights: PushedWeights = { version, bytes: safetensorsBytes.byteLength, chunks: [...weightsChunks(safetensorsBytes, { version, format: WeightsFormat.SAFETENSORS_FULL })] };
+    const deadlineMs = this.uploadBudget.deadlineMs(weights.bytes);
     const result: WeightsPushResult = { acked: [], failed: [], duplicates: [], background: [] };
-    this.latestPushed = Math.max(this.latestPushed, version);
-    const upload = async (i: number, into: WeightsPushResult): Promise<void> => {
-      const address = this.addresses[i];
-      const began = Date.now();
-      try {
-        const ack = await this.clients[i].clientStream('loadWeights', chunks, { deadlineMs });
-        if (ack.version !== version) throw new Error(`acknowledged version ${ack.version}, expected ${version}`);
-        if (ack.bytesReceived !== bytes) throw new Error(`acknowledged ${ack.bytesReceived} bytes, sent ${bytes}`);
-        this.uploadBudget.observe(Date.now() - began, bytes);
-        into.acked.push(address);
-        if (ack.duplicate) into.duplicates.push(address);
-        this.heldVersion[i] = Math.max(this.heldVersion[i], version);
-        this.recovered(i);
-      } catch (err) {
-        const code = (err as Partial<ServiceError>).code;
-        into.failed.push({ sampler: address, error: code === status.DEADLINE_EXCEEDED ? `${describeError(err)} (deadline ${deadlineMs} ms for ${bytes} bytes)` : describeError(err) });
-        this.bench(i);
+    if (version >= this.sync.latestVersion) this.sync.latest = weights;
+    const upload = async (r: Replica, into: WeightsPushResult): Promise<void> => {
+      const outcome = await this.sync.upload(r, weights, deadlineMs);
+      if (!outcome.ok) into.failed.push({ sampler: r.address, error: outcome.error });
+      else {
+        into.acked.push(r.address);
+        if (outcome.duplicate) into.duplicates.push(r.address);
       }
     };
     const now = Date.now();
@@ -295,20 +345,19 @@ export class SamplerPool {
     const background: Promise<void>[] = [];
     // Outcomes of background uploads land here, not in the result the caller already holds.
     const late: WeightsPushResult = { acked: [], failed: [], duplicates: [], background: [] };
-    this.clients.forEach((_, i) => {
-      const address = this.addresses[i];
-      if (this.uploading[i]) {
-        result.failed.push({ sampler: address, error: 'an earlier upload to it is still in flight' });
-        return;
+    for (const r of this.replicas) {
+      if (r.uploading) {
+        result.failed.push({ sampler: r.address, error: 'an earlier upload to it is still in flight' });
+        continue;
       }
-      const inBackground = this.benchedUntil[i] > now;
-      const job = upload(i, inBackground ? late : result).finally(() => (this.uploading[i] = null));
-      this.uploading[i] = job;
+      const inBackground = r.benchedUntil > now;
+      const job = upload(r, inBackground ? late : result).finally(() => (r.uploading = null));
+      r.uploading = job;
       if (inBackground) {
-        result.background.push(address);
+        result.background.push(r.address);
         background.push(job);
       } else waited.push(job);
-    });
+    }
     await Promise.all(waited);
     if (result.acked.length === 0 && background.length > 0) {
       await Promise.all(background);
@@ -323,10 +372,28 @@ export class SamplerPool {
 
   /** The weights version each replica reports (null for one that does not answer). */
   async weightsVersions(timeoutMs = 10_000): Promise<(number | null)[]> {
-    return Promise.all(this.clients.map((c) => c.unary('getInfo', {}, { deadlineMs: timeoutMs }).then((info) => info.weightsVersion, () => null)));
+    return Promise.all(this.replicas.map((r) => r.client.unary('getInfo', {}, { deadlineMs: timeoutMs }).then((info) => info.weightsVersion, () => null)));
+  }
+
+  /** Size, re-syncs, restarts, joins and leaves, and each replica's version and accepted completions. */
+  stats(): SamplerPoolStats {
+    const now = Date.now();
+    const latest = this.sync.latestVersion;
+    const replicas = this.replicas.map((r) => ({ address: r.address, index: r.index, weightsVersion: r.heldVersion, benched: r.benchedUntil > now, needsSync: r.needsSync, acceptedLast: r.acceptedLast, acceptedTotal: r.acceptedTotal }));
+    return {
+      size: replicas.length,
+      ready: replicas.filter((r) => !r.benched && !r.needsSync && r.weightsVersion >= latest).length,
+      resyncs: this.sync.resyncs,
+      restarts: this.sync.restarts,
+      added: this.added,
+      removed: this.removed,
+      replicas,
+    };
   }
 
   close(): void {
-    for (const c of this.clients) c.close();
+    this.closed = true;
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    for (const r of this.replicas) r.client.close();
   }
 }

@@ -10,6 +10,7 @@ import type { AdamW, NamedVariable, StepOutcome } from '@posttrain/training';
 import { clipGradNorm } from '@posttrain/training';
 import type { Experience } from './collect-experience';
 import type { OnlineRun } from './online-run';
+import { poolMetrics } from './online-run';
 import type { RolloutBatch } from './rollout-batch';
 import { selectRows, selectRowsOf } from './rollout-batch';
 
@@ -72,7 +73,7 @@ export function skippedStep(run: OnlineRun, step: number, rolloutMetrics: Record
   const maxStaleness = run.config.stale.maxStaleness;
   run.skips.record(true, (inARow) => `step ${step}: ${inARow} steps in a row had no usable rollouts (all older than max_staleness = ${maxStaleness}); the samplers are not receiving weight pushes`);
   run.logger.warn('every rollout of the step was too stale; step skipped', { step, stale: rolloutMetrics['rollout/stale'], dropped: rolloutMetrics['rollout/dropped'] });
-  return { metrics: { ...rolloutMetrics, 'train/skipped_steps': run.skips.total }, skipped: true };
+  return { metrics: { ...rolloutMetrics, ...poolMetrics(run.pool), 'train/skipped_steps': run.skips.total }, skipped: true };
 }
 
 /**
@@ -89,6 +90,7 @@ export async function finishStep(run: OnlineRun, step: number, started: number, 
     ...experience.metrics,
     'rollout/weights_version': run.weightsVersion,
     'rollout/samplers_acked': push.acked.length,
+    ...poolMetrics(run.pool),
     'train/learning_rate': lr,
     'train/epoch': (step * run.config.promptsPerStep) / run.promptCount,
     'train/skipped_steps': run.skips.total,

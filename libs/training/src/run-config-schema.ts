@@ -81,7 +81,15 @@ function rlSharedFields(stage: RlStage): Record<string, Field> {
     reward_components: { kind: 'list', of: 'object', minItems: 0, default: [] },
     services: {
       kind: 'section',
-      fields: { sampler_addresses: { kind: 'list', of: 'string', minItems: 0, default: [] }, reference_address: nullableString(), reward_address: nullableString() },
+      fields: {
+        // Exactly one source of sampler addresses: a fixed list, a DNS name re-resolved, or a file re-read (rl-run-config.ts checks).
+        sampler_addresses: { kind: 'list', of: 'string', minItems: 0, default: [] },
+        sampler_dns: nullableString(),
+        sampler_file: nullableString(),
+        sampler_refresh_seconds: { kind: 'number', minExclusive: 0, nullable: true, default: null },
+        reference_address: nullableString(),
+        reward_address: nullableString(),
+      },
     },
   };
 }

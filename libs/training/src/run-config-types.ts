@@ -129,7 +129,14 @@ export interface DpoStageConfig {
 
 /** The serving tier an RL run drives; with none named, `posttrain ppo|grpo` starts them and the Trainer uses its own. */
 export interface RlServicesConfig {
+  /** A fixed list of PolicySampler addresses (host:port). */
   sampler_addresses: string[];
+  /** host:port of a headless Service whose A records are the sampler replicas, re-resolved every sampler_refresh_seconds. */
+  sampler_dns?: string | null;
+  /** A file of sampler addresses (one host:port a line, # comments), re-read every sampler_refresh_seconds. */
+  sampler_file?: string | null;
+  /** How often sampler_dns or sampler_file is refreshed (seconds); null: 10. */
+  sampler_refresh_seconds?: number | null;
   reference_address: string | null;
   reward_address: string | null;
 }

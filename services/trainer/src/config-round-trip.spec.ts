@@ -47,6 +47,13 @@ describe('the Trainer accepts the same content as a config file', () => {
     assert.throws(() => configToRunSpec(config), /dataset\.error_policy: a RunSpec has no field for it; expected "fail" \(the default\), got "skip"/);
   });
 
+  test('sampler_dns, sampler_file and sampler_refresh_seconds are refused by the converter: a RunSpec carries a fixed sampler list only', async () => {
+    const dns = await loadRunConfig(join(examples, 'grpo.yaml'), ['grpo.services.sampler_dns=samplers.ns.svc:50051', 'grpo.services.reward_address=127.0.0.1:4']);
+    assert.throws(() => configToRunSpec(dns), /^Error: grpo\.services\.sampler_dns: a RunSpec has no field for it \(RolloutServices carries sampler_addresses only; the Trainer uses a fixed list\); expected null, got "samplers\.ns\.svc:50051"$/);
+    const file = await loadRunConfig(join(examples, 'ppo.yaml'), ['ppo.services.sampler_file=/etc/samplers']);
+    assert.throws(() => configToRunSpec(file), /^Error: ppo\.services\.sampler_file: a RunSpec has no field for it/);
+  });
+
   test('dpo.beta: unset means 0.1; 0 is INVALID_ARGUMENT naming spec.dpo.beta, not the default', async () => {
     const config = await loadRunConfig(join(examples, 'dpo.yaml'));
     const spec = overTheWire(configToRunSpec(config));

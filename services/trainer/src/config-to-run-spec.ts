@@ -31,6 +31,11 @@ function checkRepresentable(config: RunConfig): void {
   }
   if (config.dataset.format === 'implicit-preference') throw new Error('dataset.format: a RunSpec has no "implicit-preference" format; expected it unset');
   if (config.lm) throw new Error('stage: the Trainer runs sft, rm, dpo, ppo and grpo, not "lm"');
+  const rl = config.ppo ?? config.grpo;
+  for (const key of ['sampler_dns', 'sampler_file', 'sampler_refresh_seconds'] as const) {
+    const value = rl?.services[key] ?? null;
+    if (value !== null) throw new Error(`${config.stage}.services.${key}: a RunSpec has no field for it (RolloutServices carries sampler_addresses only; the Trainer uses a fixed list); expected null, got ${JSON.stringify(value)}`);
+  }
 }
 
 function samplingOf(rl: RlSharedConfig): SamplingParams {

@@ -55,7 +55,7 @@ export function rlStageCommand(stage: 'ppo' | 'grpo'): Command {
           io.stderr.write(`posttrain ${stage}: Prometheus metrics on http://${opts.metricsHost}:${metrics.port}/metrics\n`);
         }
         const { services } = section;
-        if (services.sampler_addresses.length === 0 && !services.reference_address && !services.reward_address) {
+        if (services.sampler_addresses.length === 0 && !services.sampler_dns && !services.sampler_file && !services.reference_address && !services.reward_address) {
           io.stderr.write(`posttrain ${stage}: no services in the config; starting ${opts.samplers} sampler(s), a reference and a reward service on loopback\n`);
           const specs: LocalServiceSpec[] = [];
           for (let i = 0; i < opts.samplers; i++) specs.push({ name: 'policy-sampler', label: `policy-sampler-${i + 1}`, args: ['--model', config.model] });
@@ -63,6 +63,7 @@ export function rlStageCommand(stage: 'ppo' | 'grpo'): Command {
           specs.push({ name: 'reward', label: 'reward', args: opts.rewardModel ? ['--reward-model', opts.rewardModel] : [] });
           group = await startLocalServices(specs, { host: '127.0.0.1', startupTimeoutMs: 180_000 });
           section.services = {
+            ...services,
             sampler_addresses: group.services.filter((s) => s.name === 'policy-sampler').map((s) => s.address),
             reference_address: group.services.find((s) => s.name === 'reference')!.address,
             reward_address: group.services.find((s) => s.name === 'reward')!.address,
