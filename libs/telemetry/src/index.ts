@@ -22,8 +22,8 @@ export { startTracing, startTracingIfExported, tracesExportConfigured, getTracer
 export type { Tracing, TracingOptions, Span, Context } from './tracing';
 export { createMetricsRegistry, startMetricsServer } from './metrics-server';
 export type { MetricsServer } from './metrics-server';
-export { startTrainMetricsServer, TRAIN_GAUGES } from './train-metrics';
-export type { TrainMetricsServer } from './train-metrics';
+export { startTrainMetricsServer, registerTrainGauges, TRAIN_GAUGES } from './train-metrics';
+export type { TrainMetricsServer, TrainGauges } from './train-metrics';
 export { crc32c, maskedCrc32c } from './crc32c';
 export { TensorBoardWriter, encodeScalarEvent, encodeFileVersionEvent, frameTfRecord } from './tensorboard-writer';
 export type { TensorBoardWriterOptions } from './tensorboard-writer';

@@ -12,6 +12,7 @@ import { defineConfig } from '@posttrain/flags';
 import { mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
 import { startDashboardServer } from './dashboard-server';
 import { RunRegistry } from './run-registry';
+import { exportRunGauges } from './run-gauges';
 import { ServiceHealthPoller } from './service-health';
 import { createTrainerHandlers } from './trainer-handlers';
 
@@ -44,6 +45,7 @@ export const trainerService: ServiceDefinitionOptions<typeof config> = {
       serviceRetryMs: c.serviceRetryMs,
     });
     server.add('posttrain.v1.Trainer', TrainerService, handlers);
+    exportRunGauges(registry, server.metrics);
     if (c.dashboardPort !== undefined) {
       let broadcast: (s: ReturnType<ServiceHealthPoller['current']>) => void = () => undefined;
       const poller = new ServiceHealthPoller({ samplerAddresses: c.samplerAddresses, referenceAddress: c.referenceAddress, rewardAddress: c.rewardAddress }, c.dashboardHealthIntervalMs, (s) => broadcast(s));

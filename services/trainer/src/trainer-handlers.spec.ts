@@ -12,6 +12,7 @@ import { writeTaskFiles } from '@posttrain/task';
 import { createLogger } from '@posttrain/telemetry';
 import { buildBuiltinTokenizerFiles, createBuiltinTokenizer } from '@posttrain/tokenizer';
 import { RunRegistry } from './run-registry';
+import { exportRunGauges } from './run-gauges';
 import { createTrainerHandlers } from './trainer-handlers';
 
 describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
@@ -22,6 +23,7 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
   const server = new PosttrainServer({ name: 'trainer', host: '127.0.0.1', port: 0, shutdownGraceMs: 1000, log });
   let client: ReturnType<typeof createClient<typeof TrainerService>>;
   let address = '';
+  let runs: RunRegistry;
 
   before(async () => {
     await initBackend({ backend: 'cpu', logger: { info: () => undefined } });
@@ -32,7 +34,8 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
       assets: { 'tokenizer.json': JSON.stringify(files.tokenizerJson), 'tokenizer_config.json': JSON.stringify(files.tokenizerConfig), 'special_tokens_map.json': JSON.stringify(files.specialTokensMap) },
     });
     await writeTaskFiles(data, { seed: 1, sftSizes: [40], corpusSize: 20, preferenceSize: 20, promptsSize: 8, evalSize: 8 });
-    server.add('posttrain.v1.Trainer', TrainerService, createTrainerHandlers(new RunRegistry(join(dir, 'runs'), log), { roots: { models: join(dir, 'model'), data } }));
+    runs = new RunRegistry(join(dir, 'runs'), log);
+    server.add('posttrain.v1.Trainer', TrainerService, createTrainerHandlers(runs, { roots: { models: join(dir, 'model'), data } }));
     ({ address } = await server.start());
     server.setServing(true);
     client = createClient(TrainerService, [address], { maxAttempts: 1, deadlineMs: 120_000 });
@@ -215,6 +218,7 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
   test('health and GetRun answer within 1 s at p99 while an SFT run trains in its worker, and WatchRun delivers each step within 2 s', async (t) => {
     const spec = sftSpec('sft-live', 80);
     spec.checkpointEverySteps = 1000;
+    const stopGauges = exportRunGauges(runs, server.metrics);
     await client.unary('startRun', { spec });
     const probeClient = createClient(TrainerService, [address], { maxAttempts: 1, deadlineMs: 5_000 });
     const latencies: number[] = [];
@@ -245,6 +249,13 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
     t.diagnostic(`health + GetRun over ${latencies.length} probes during ${((stepArrivals.at(-1)! - stepArrivals[0]) / 1000).toFixed(1)} s of training: p50 ${latencies[Math.floor(latencies.length / 2)].toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${latencies.at(-1)!.toFixed(1)} ms`);
     assert.ok(p99 < 1000, `health + GetRun p99 ${p99.toFixed(0)} ms over ${latencies.length} probes, expected < 1000 ms`);
     assert.equal(stepArrivals.length, 80);
+    // The run's progress on the Trainer's metrics port, from the same events.
+    stopGauges();
+    const exposition = await server.metrics.metrics();
+    assert.match(exposition, /posttrain_train_step\{[^}]*run_id="sft-live"[^}]*\} 80\n/);
+    assert.match(exposition, /posttrain_train_total_steps\{[^}]*run_id="sft-live"[^}]*\} 80\n/);
+    const loss = /posttrain_train_loss\{[^}]*run_id="sft-live"[^}]*\} ([0-9.e+-]+)\n/.exec(exposition);
+    assert.ok(loss && Number(loss[1]) > 0, `SFT's train/loss exported as posttrain_train_loss: ${exposition.split('\n').filter((l) => l.startsWith('posttrain_train')).join('; ')}`);
     const slowest = Math.max(...deliveryMs);
     t.diagnostic(`WatchRun delivery of step metrics (worker's step end -> watcher): p50 ${deliveryMs.sort((a, b) => a - b)[40].toFixed(0)} ms, max ${slowest.toFixed(0)} ms`);
     assert.ok(slowest < 2000, `WatchRun delivered a step's metrics ${slowest} ms after the worker ended the step, expected < 2000 ms`);
