@@ -197,8 +197,8 @@ export class OnlineRun {
       callbacks: options.callbacks,
       signal: options.signal,
     });
-    if (!existsSync(join(config.baseModelDir, 'config.json'))) throw new RlConfigError('base_model_dir', `${JSON.stringify(config.baseModelDir)} is not a model directory (no config.json)`);
-    if (!existsSync(config.datasetPath)) throw new RlConfigError('dataset.paths[0]', `file ${JSON.stringify(config.datasetPath)} does not exist`);
+    if (!existsSync(join(config.baseModelDir, 'config.json'))) throw new RlConfigError('model', `${JSON.stringify(config.baseModelDir)} is not a model directory (no config.json)`);
+    if (!existsSync(config.datasetPath)) throw new RlConfigError('dataset.train', `file ${JSON.stringify(config.datasetPath)} does not exist`);
     const resumeFrom = harness.resumeFrom;
     const resumed = harness.resumedState;
     const extra = resumed?.extra as OnlineExtraState | undefined;
@@ -214,7 +214,7 @@ export class OnlineRun {
 
     // The policy, and for PPO the critic: a value model, or a score head on a copy of the policy.
     const policyModel = await loadModel(resumeFrom ? join(resumeFrom, 'model') : config.baseModelDir);
-    if (!policyModel.heads.lm) throw new RlConfigError('base_model_dir', `${config.baseModelDir} has no LM head; the policy needs one`);
+    if (!policyModel.heads.lm) throw new RlConfigError('model', `${config.baseModelDir} has no LM head; the policy needs one`);
     let criticModel: LlamaModel | null = null;
     if (withCritic) {
       const valueModelDir = config.ppo?.valueModelDir ?? null;

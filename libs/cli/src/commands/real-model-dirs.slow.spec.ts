@@ -170,8 +170,8 @@ describe('a tiny random qwen3 model (q/k RMSNorm) through DPO and GRPO', { timeo
     assert.ok(Number.isFinite(dpoResult.lastMetrics['rewards/margins']), JSON.stringify(dpoResult.lastMetrics));
 
     const grpo = await cli([
-      'grpo', '--config', join(examples, 'grpo.yaml'), '--set', `base_model_dir=${join(dir, 'runs', 'qwen3-dpo', 'model')}`, '--set', `output_dir=${join(dir, 'runs')}`, '--set', 'run_id=qwen3-grpo',
-      '--set', 'max_steps=2', '--set', `dataset.paths=[${join(data, 'prompts.jsonl')}]`, '--set', 'grpo.prompts_per_step=2', '--set', 'grpo.group_size=4', '--set', 'grpo.minibatch_size=8', '--set', 'grpo.sampling.max_new_tokens=8', '--no-progress', '--json',
+      'grpo', '--config', join(examples, 'grpo.yaml'), '--set', `model=${join(dir, 'runs', 'qwen3-dpo', 'model')}`, '--set', `output_dir=${join(dir, 'runs')}`, '--set', 'run_id=qwen3-grpo',
+      '--set', 'train.max_steps=2', '--set', `dataset.train=${join(data, 'prompts.jsonl')}`, '--set', 'grpo.prompts_per_step=2', '--set', 'grpo.num_generations=4', '--set', 'grpo.mini_batch_size=8', '--set', 'grpo.max_completion_length=8', '--no-progress', '--json',
     ]);
     assert.equal(grpo.code, 0, grpo.err + grpo.out);
     const grpoResult = JSON.parse(grpo.out.trim().split('\n').pop()!);
