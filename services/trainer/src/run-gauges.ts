@@ -9,12 +9,10 @@ import type { RunRegistry } from './run-registry';
  */
 export function exportRunGauges(registry: RunRegistry, metrics: PosttrainServer['metrics']): () => void {
   const gauges = registerTrainGauges(metrics, ['run_id']);
-  const totals = new Map<string, number>();
   return registry.subscribe((event) => {
     if (event.event?.$case !== 'metrics' || event.event.value.split !== 'train') return;
-    const run = registry.get(event.runId);
-    const total = run?.totalSteps ?? totals.get(event.runId) ?? 0;
-    totals.set(event.runId, total);
-    gauges.update(event.event.value.step, total, event.event.value.values, { run_id: event.runId });
+    // The registry records the run's total steps before it emits the step's event.
+    const totalSteps = registry.get(event.runId)?.totalSteps ?? 0;
+    gauges.update(event.event.value.step, totalSteps, event.event.value.values, { run_id: event.runId });
   });
 }
