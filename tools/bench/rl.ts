@@ -15,6 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { initBackend } from '@posttrain/backend';
+import { defineConfig, parseConfig } from '@posttrain/flags';
 import { RewardComponent } from '@posttrain/proto';
 import { resolveRlRunConfig, runRl, startService } from '@posttrain/rl';
 import type { ServiceProcess } from '@posttrain/rl';
@@ -22,29 +23,20 @@ import { taskRewardComponents, writeTaskFiles } from '@posttrain/task';
 import { createLogger } from '@posttrain/telemetry';
 import { parseRunConfig } from '@posttrain/training';
 
-const args = process.argv.slice(2);
-function intFlag(name: string, fallback: number, min: number): number {
-  const i = args.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const value = Number(args[i + 1]);
-  if (!Number.isInteger(value) || value < min) throw new Error(`--${name}: got ${JSON.stringify(args[i + 1])}, expected an integer >= ${min}`);
-  return value;
-}
-const known = new Set(['--steps', '--seed', '--model', '--samplers', '--json']);
-args.forEach((a, i) => {
-  if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown flag ${a}; expected --steps N, --seed N, --model DIR, --samplers 1,2, --json`);
-  if (!a.startsWith('--') && !['--steps', '--seed', '--model', '--samplers'].includes(args[i - 1])) throw new Error(`unexpected argument ${JSON.stringify(a)}`);
+const options = defineConfig({
+  steps: { kind: 'int', flag: 'steps', description: 'GRPO steps per configuration (the first is left out of the rates)', default: 8, min: 3 },
+  seed: { kind: 'int', flag: 'seed', description: 'run seed', default: 0, min: 0 },
+  model: { kind: 'string', flag: 'model', description: 'start model directory (default: the shipped base model)' },
+  samplers: { kind: 'list', flag: 'samplers', description: 'sampler counts to measure: 1, 2 or 1,2', default: ['1', '2'] },
+  json: { kind: 'bool', flag: 'json', description: 'print one JSON object', default: false },
 });
-const samplersFlag = args.indexOf('--samplers');
-const samplerCounts = samplersFlag >= 0 ? (args[samplersFlag + 1] ?? '').split(',').map(Number) : [1, 2];
-if (samplerCounts.length === 0 || samplerCounts.some((n) => n !== 1 && n !== 2)) throw new Error(`--samplers: got ${JSON.stringify(args[samplersFlag + 1])}, expected 1, 2 or 1,2`);
-const steps = intFlag('steps', 8, 3);
-const seed = intFlag('seed', 0, 0);
-const json = args.includes('--json');
+const flags = parseConfig(options, { argv: process.argv.slice(2) });
+const { steps, seed, json } = flags;
+const samplerCounts = flags.samplers.map(Number);
+if (samplerCounts.length === 0 || samplerCounts.some((n) => n !== 1 && n !== 2)) throw new Error(`--samplers: got ${JSON.stringify(flags.samplers.join(','))}, expected 1, 2 or 1,2`);
 
 const root = resolve(__dirname, '..', '..');
-const modelFlag = args.indexOf('--model');
-const model = modelFlag >= 0 ? resolve(args[modelFlag + 1] ?? '') : join(root, 'models', 'tiny-arith-base');
+const model = flags.model !== undefined ? resolve(flags.model) : join(root, 'models', 'tiny-arith-base');
 if (!existsSync(join(model, 'config.json'))) throw new Error(`--model: ${JSON.stringify(model)} is not a model directory (no config.json)`);
 // The demo's GRPO settings (libs/experiment/src/pipeline-plan.ts).
 const grpo = { promptsPerStep: 4, groupSize: 8, learningRate: 5e-5, beta: 0.02, maxNewTokens: 80 };
