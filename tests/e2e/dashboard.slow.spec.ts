@@ -107,11 +107,21 @@ describe('Trainer dashboard in headless Chromium', { timeout: 300_000, skip: !ex
       const stateThen = await page.getAttribute('tr[data-run-id="dash-sft"] [data-state]', 'data-state');
       assert.equal(stateThen, 'RUNNING', `the first points arrived while the run was running (${first} of ${STEPS})`);
       assert.ok(first < STEPS, `the curve had ${first} of ${STEPS} points when first drawn`);
-      await page.waitForFunction(`Number(document.querySelector('${chart}')?.getAttribute('data-points')) > ${first}`, undefined, { timeout: 120_000 });
+      // Polled through the DOM attribute, not waitForFunction: a string predicate is an eval the page's CSP refuses.
+      const waitForPoints = async (ok: (points: number) => boolean, what: string, timeoutMs: number): Promise<void> => {
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+          const points = Number(await page.getAttribute(chart, 'data-points'));
+          if (ok(points)) return;
+          if (Date.now() > deadline) throw new Error(`the curve has ${points} points after ${timeoutMs} ms, expected ${what}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
+      await waitForPoints((points) => points > first, `more than ${first}`, 120_000);
 
       await page.waitForSelector('tr[data-run-id="dash-sft"] [data-state="SUCCEEDED"]', { timeout: 240_000 });
       assert.equal((await client.unary('getRun', { runId: 'dash-sft' })).state, RunState.SUCCEEDED);
-      await page.waitForFunction(`Number(document.querySelector('${chart}')?.getAttribute('data-points')) === ${STEPS}`, undefined, { timeout: 10_000 });
+      await waitForPoints((points) => points === STEPS, `${STEPS}`, 10_000);
       // The name is shown as text, not markup.
       assert.equal(await page.textContent('tr[data-run-id="dash-sft"] td:nth-child(2)'), 'tiny <sft> & co');
       assert.match((await page.textContent('#latest')) ?? '', new RegExp(`step ${STEPS}[\\s\\S]*train/loss`));
