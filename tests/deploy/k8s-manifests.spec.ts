@@ -131,8 +131,8 @@ describe('kustomize manifests', () => {
     const config = parseRunConfig(parse(text), 'trainer-run-config/run.yaml');
     const services = config.grpo?.services ?? assert.fail(`stage ${config.stage}, expected grpo`);
     assert.deepEqual(
-      [...services.sampler_addresses.map((a) => checkServiceAddress(objects, a, 'policy-sampler')), checkServiceAddress(objects, services.reference_address, 'reference'), checkServiceAddress(objects, services.reward_address, 'reward')],
-      ['', '', ''],
+      [services.sampler_addresses.length, checkServiceAddress(objects, `dns:///${services.sampler_dns}`, 'policy-sampler'), checkServiceAddress(objects, services.reference_address, 'reference'), checkServiceAddress(objects, services.reward_address, 'reward')],
+      [0, '', '', ''],
     );
   });
 

@@ -271,7 +271,11 @@ export function checkTrainer(objects: K8sObject[]): string[] {
   const { env } = effectiveEnv(c, objects);
   problems.push(...checkRunsVolume(dep, pod, env.get('POSTTRAIN_RUNS_DIR'), objects));
   // dns:///name:port must name a Service of the overlay with that port.
-  for (const [key, service] of [['POSTTRAIN_SAMPLER_ADDRESSES', 'policy-sampler'], ['POSTTRAIN_REFERENCE_ADDRESS', 'reference'], ['POSTTRAIN_REWARD_ADDRESS', 'reward']] as const) {
+  // The samplers as an elastic pool (each pod dialled, each given every weight push), not one dns:/// channel.
+  if (env.has('POSTTRAIN_SAMPLER_ADDRESSES')) problems.push(`Deployment/trainer: POSTTRAIN_SAMPLER_ADDRESSES=${env.get('POSTTRAIN_SAMPLER_ADDRESSES')}, expected POSTTRAIN_SAMPLER_DNS (a dns:/// channel would round-robin weight pushes over the pods)`);
+  const dnsProblem = checkServiceAddress(objects, `dns:///${env.get('POSTTRAIN_SAMPLER_DNS') ?? ''}`, 'policy-sampler');
+  if (dnsProblem) problems.push(`Deployment/trainer: POSTTRAIN_SAMPLER_DNS=${env.get('POSTTRAIN_SAMPLER_DNS')}: ${dnsProblem}`);
+  for (const [key, service] of [['POSTTRAIN_REFERENCE_ADDRESS', 'reference'], ['POSTTRAIN_REWARD_ADDRESS', 'reward']] as const) {
     const problem = checkServiceAddress(objects, env.get(key), service);
     if (problem) problems.push(`Deployment/trainer: ${key}=${problem}`);
   }

@@ -1,19 +1,23 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { initBackend } from '@posttrain/backend';
 import { createLogger } from '@posttrain/telemetry';
+import { parseRunConfig } from '@posttrain/training';
 import { resolveRlRunConfig } from './rl-run-config';
 import type { LedgerEntry } from './rollout-ledger';
 import { runRl } from './run-rl';
-import { HAS_DIGIT, rewardComponentsJson, rlConfig, startService, writePrompts, writeTinyPolicy } from './test-support';
+import { HAS_DIGIT, rewardComponentsJson, rlRawConfig, startService, writePrompts, writeTinyPolicy } from './test-support';
 import type { ServiceProcess } from './test-support';
 
 // Asynchronous GRPO (max_staleness >= 1): generation runs ahead of training on a sampler,
 // the reference and the reward service as separate processes on loopback.
+const repoRoot = resolve(__dirname, '..', '..', '..');
+
 describe('asynchronous RL', { timeout: 900_000 }, () => {
   let model: string;
   let prompts: string;
@@ -32,22 +36,22 @@ describe('asynchronous RL', { timeout: 900_000 }, () => {
     await Promise.all([sampler, reference, reward].filter(Boolean).map((s) => s.kill()));
   });
 
-  const grpo = (runId: string, maxSteps: number, extra: Record<string, unknown> = {}, common: { checkpointEvery?: number; resume?: boolean } = {}) =>
-    resolveRlRunConfig(
-      rlConfig({ runId, outputDir, model, prompts, maxSteps, learningRate: 3e-3, ...common }, 'grpo', {
-        services: { sampler_addresses: [sampler.address], reference_address: reference.address, reward_address: reward.address },
-        reward_components: rewardComponentsJson(HAS_DIGIT),
-        prompts_per_step: 4,
-        num_generations: 4,
-        num_iterations: 2,
-        mini_batch_size: 8,
-        beta: 0.02,
-        temperature: 1,
-        max_completion_length: 8,
-        max_staleness: 1,
-        ...extra,
-      }),
-    );
+  const section = (extra: Record<string, unknown>) => ({
+    services: { sampler_addresses: [sampler.address], reference_address: reference.address, reward_address: reward.address },
+    reward_components: rewardComponentsJson(HAS_DIGIT),
+    prompts_per_step: 4,
+    num_generations: 4,
+    num_iterations: 2,
+    mini_batch_size: 8,
+    beta: 0.02,
+    temperature: 1,
+    max_completion_length: 8,
+    max_staleness: 1,
+    ...extra,
+  });
+  const grpoRaw = (runId: string, maxSteps: number, extra: Record<string, unknown> = {}, common: { checkpointEvery?: number; resume?: boolean } = {}) =>
+    rlRawConfig({ runId, outputDir, model, prompts, maxSteps, learningRate: 3e-3, ...common }, 'grpo', section(extra));
+  const grpo = (...args: Parameters<typeof grpoRaw>) => resolveRlRunConfig(parseRunConfig(grpoRaw(...args), 'grpo spec config'));
   const ledgerOf = (runDir: string): LedgerEntry[] =>
     readFileSync(join(runDir, 'rollout-ledger.jsonl'), 'utf8')
       .split('\n')
@@ -96,5 +100,41 @@ describe('asynchronous RL', { timeout: 900_000 }, () => {
     const lines = ledger.flatMap((e) => [...e.consumed, ...e.dropped]);
     assert.equal(lines.length, 32);
     assert.equal(new Set(lines).size, 32, `every prompt once over 8 steps of 4 (64 prompts, one shuffled epoch): ${lines.join(' ')}`);
+  });
+
+  test('an asynchronous run SIGKILLed mid-step (posttrain grpo as its own process) and resumed consumes every prompt exactly once', async () => {
+    const runId = 'async-sigkill';
+    const runDir = join(outputDir, runId);
+    const configPath = join(outputDir, `${runId}.json`);
+    writeFileSync(configPath, JSON.stringify(grpoRaw(runId, 8, { max_staleness: 2 }, { checkpointEvery: 2 })));
+    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'posttrain.js'), 'grpo', '--config', configPath, '--no-progress'], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, POSTTRAIN_LOG_LEVEL: 'warn' },
+    });
+    let stderr = '';
+    child.stderr.on('data', (c) => (stderr += String(c)));
+    const exited = new Promise<string>((done) => child.once('exit', (code, signal) => done(signal ?? `exit ${code}`)));
+    const ledgerLines = () => (existsSync(join(runDir, 'rollout-ledger.jsonl')) ? ledgerOf(runDir).length : 0);
+    // Killed as soon as step 3 has consumed its rollouts (its ledger line is written before its update):
+    // the checkpoint is step 2, and step 3's update, with rollouts in flight for steps 4 and 5, is lost.
+    const deadline = Date.now() + 300_000;
+    while (ledgerLines() < 3 && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(child.exitCode, null, `the run ended before it could be killed: ${stderr}`);
+    child.kill('SIGKILL');
+    assert.equal(await exited, 'SIGKILL');
+    const ledgerAtKill = ledgerLines();
+    const checkpoints = readdirSync(join(runDir, 'checkpoints')).filter((d) => /^step-\d+$/.test(d)).map((d) => Number(d.slice(5)));
+    const lastCheckpoint = Math.max(...checkpoints);
+    assert.ok(ledgerAtKill > lastCheckpoint, `the kill should come after steps past the checkpoint: ledger ${ledgerAtKill} lines, checkpoint step ${lastCheckpoint}`);
+
+    const resumed = await runRl(grpo(runId, 8, { max_staleness: 2 }, { checkpointEvery: 2, resume: true }));
+    assert.equal(resumed.status, 'completed');
+    assert.equal(resumed.runDir, runDir);
+    const ledger = ledgerOf(runDir);
+    assert.deepEqual(ledger.map((e) => e.step), [1, 2, 3, 4, 5, 6, 7, 8], 'steps past the checkpoint are cut from the ledger and run again');
+    const lines = ledger.flatMap((e) => [...e.consumed, ...e.dropped]);
+    assert.equal(new Set(lines).size, 32, `every prompt once over 8 steps of 4: ${lines.join(' ')}`);
+    assert.equal(lines.length, 32);
   });
 });

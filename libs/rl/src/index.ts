@@ -42,7 +42,7 @@ export type { ReferenceLogProbs, RewardScorer, RewardItem, CompletionTokens, Ser
 export { SamplerPool } from './sampler-pool';
 export { promptSeed } from './rollout-types';
 export type { RolloutPrompt, Rollout, SamplerPoolOptions, SamplerPoolEvent, SamplerPoolStats, GenerateRolloutsOptions, RolloutsResult, WeightsPushResult } from './rollout-types';
-export { AddressSourceError, dnsAddressSource, fileAddressSource, fixedAddressSource, parseAddressFile, samplerAddressSource } from './sampler-addresses';
+export { AddressSourceError, dnsAddressSource, fileAddressSource, fixedAddressSource, parseAddressFile, parseDnsTarget, samplerAddressSource } from './sampler-addresses';
 export type { HostResolver, SamplerAddressSource, SamplerSourceConfig } from './sampler-addresses';
 export { filterStaleRollouts, importanceWeights } from './stale-rollouts';
 export type { StalePolicy, StaleFilterResult } from './stale-rollouts';

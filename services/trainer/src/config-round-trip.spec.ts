@@ -7,7 +7,7 @@ import { RpcError, status } from '@posttrain/rpc';
 import { resolveRlRunConfig } from '@posttrain/rl';
 import { loadRunConfig, type RunConfig } from '@posttrain/training';
 import { configToRunSpec } from './config-to-run-spec';
-import { runSpecToConfig } from './run-spec-to-config';
+import { runSpecToConfig, runSpecToRlRunConfig } from './run-spec-to-config';
 
 const examples = join(__dirname, '..', '..', '..', 'examples', 'configs');
 
@@ -47,11 +47,30 @@ describe('the Trainer accepts the same content as a config file', () => {
     assert.throws(() => configToRunSpec(config), /dataset\.error_policy: a RunSpec has no field for it; expected "fail" \(the default\), got "skip"/);
   });
 
-  test('sampler_dns, sampler_file and sampler_refresh_seconds are refused by the converter: a RunSpec carries a fixed sampler list only', async () => {
-    const dns = await loadRunConfig(join(examples, 'grpo.yaml'), ['grpo.services.sampler_dns=samplers.ns.svc:50051', 'grpo.services.reward_address=127.0.0.1:4']);
-    assert.throws(() => configToRunSpec(dns), /^Error: grpo\.services\.sampler_dns: a RunSpec has no field for it \(RolloutServices carries sampler_addresses only; the Trainer uses a fixed list\); expected null, got "samplers\.ns\.svc:50051"$/);
-    const file = await loadRunConfig(join(examples, 'ppo.yaml'), ['ppo.services.sampler_file=/etc/samplers']);
-    assert.throws(() => configToRunSpec(file), /^Error: ppo\.services\.sampler_file: a RunSpec has no field for it/);
+  test('sampler_dns, sampler_file and sampler_refresh_seconds cross the wire: the elastic pool a config names is the one the Trainer runs', async () => {
+    const dns = await loadRunConfig(join(examples, 'grpo.yaml'), ['grpo.services.sampler_dns=samplers.ns.svc:50051', 'grpo.services.sampler_refresh_seconds=2.5', 'grpo.services.reference_address=127.0.0.1:3', 'grpo.services.reward_address=127.0.0.1:4']);
+    const fromDns = runSpecToConfig(overTheWire(configToRunSpec(dns)), dns.output_dir, dns.run_id!);
+    assert.deepEqual(resolveRlRunConfig(fromDns).samplerSource, { kind: 'dns', host: 'samplers.ns.svc', port: 50051, refreshSeconds: 2.5 });
+    assert.deepEqual(resolveRlRunConfig(fromDns), resolveRlRunConfig(dns));
+    const file = await loadRunConfig(join(examples, 'ppo.yaml'), ['ppo.services.sampler_file=/data/samplers.txt', 'ppo.services.reference_address=127.0.0.1:3', 'ppo.services.reward_address=127.0.0.1:4']);
+    const fromFile = runSpecToConfig(overTheWire(configToRunSpec(file)), file.output_dir, file.run_id!);
+    assert.deepEqual(resolveRlRunConfig(fromFile).samplerSource, { kind: 'file', path: '/data/samplers.txt', refreshSeconds: 10 });
+  });
+
+  test('a RunSpec naming two sampler sources, or a refresh period for a fixed list, is INVALID_ARGUMENT naming the field', async () => {
+    const spec = overTheWire(configToRunSpec(withServices(await loadRunConfig(join(examples, 'grpo.yaml')))));
+    const services = (spec.stage!.value as { services: { samplerDns: string; samplerRefreshSeconds: number } }).services;
+    services.samplerDns = 'samplers:50051';
+    assert.throws(
+      () => runSpecToRlRunConfig(spec, 'runs', 'grpo'),
+      (err: unknown) => err instanceof RpcError && err.code === status.INVALID_ARGUMENT && /^spec\.grpo\.services\.sampler_dns: grpo\.services\.sampler_dns: set together with sampler_addresses; expected exactly one of/.test(err.message),
+    );
+    services.samplerDns = '';
+    services.samplerRefreshSeconds = 5;
+    assert.throws(
+      () => runSpecToRlRunConfig(spec, 'runs', 'grpo'),
+      (err: unknown) => err instanceof RpcError && /^spec\.grpo\.services\.sampler_refresh_seconds: grpo\.services\.sampler_refresh_seconds: got 5, expected null: a fixed sampler_addresses list is not refreshed/.test(err.message),
+    );
   });
 
   test('dpo.beta: unset means 0.1; 0 is INVALID_ARGUMENT naming spec.dpo.beta, not the default', async () => {

@@ -31,11 +31,6 @@ function checkRepresentable(config: RunConfig): void {
   }
   if (config.dataset.format === 'implicit-preference') throw new Error('dataset.format: a RunSpec has no "implicit-preference" format; expected it unset');
   if (config.lm) throw new Error('stage: the Trainer runs sft, rm, dpo, ppo and grpo, not "lm"');
-  const rl = config.ppo ?? config.grpo;
-  for (const key of ['sampler_dns', 'sampler_file', 'sampler_refresh_seconds'] as const) {
-    const value = rl?.services[key] ?? null;
-    if (value !== null) throw new Error(`${config.stage}.services.${key}: a RunSpec has no field for it (RolloutServices carries sampler_addresses only; the Trainer uses a fixed list); expected null, got ${JSON.stringify(value)}`);
-  }
 }
 
 function samplingOf(rl: RlSharedConfig): SamplingParams {
@@ -44,7 +39,14 @@ function samplingOf(rl: RlSharedConfig): SamplingParams {
 
 function rlSharedOf(rl: RlSharedConfig, klCoefficient: number) {
   return {
-    services: { samplerAddresses: rl.services.sampler_addresses, referenceAddress: rl.services.reference_address ?? '', rewardAddress: rl.services.reward_address ?? '' },
+    services: {
+      samplerAddresses: rl.services.sampler_addresses,
+      samplerDns: rl.services.sampler_dns ?? '',
+      samplerFile: rl.services.sampler_file ?? '',
+      samplerRefreshSeconds: rl.services.sampler_refresh_seconds ?? 0,
+      referenceAddress: rl.services.reference_address ?? '',
+      rewardAddress: rl.services.reward_address ?? '',
+    },
     rewardComponents: rl.reward_components.map((component) => RewardComponent.fromJSON(component)),
     minibatchSize: rl.mini_batch_size ?? 0,
     kl: { coefficient: klCoefficient, adaptiveTarget: rl.kl_target ?? undefined, adaptiveHorizon: rl.kl_horizon, estimator: KL_ESTIMATOR.valueOf(rl.kl_estimator), placement: KL_PLACEMENT.valueOf(rl.kl_placement) },

@@ -11,6 +11,7 @@ import { TrainerService } from '@posttrain/proto';
 import { defineConfig } from '@posttrain/flags';
 import { mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
 import { startDashboardServer } from './dashboard-server';
+import { defaultRolloutServices, defaultSamplerSource } from './default-services';
 import { RunRegistry } from './run-registry';
 import { exportRunGauges } from './run-gauges';
 import { ServiceHealthPoller } from './service-health';
@@ -22,6 +23,9 @@ const config = defineConfig({
   dataRoot: { kind: 'string', flag: 'data-root', env: 'POSTTRAIN_DATA_ROOT', description: 'the root every RunSpec dataset file must lie in', default: 'data' },
   resumeInterrupted: { kind: 'bool', flag: 'resume-interrupted', env: 'POSTTRAIN_RESUME_INTERRUPTED', description: 'at start, resume the runs that were active when the trainer last stopped', default: false },
   samplerAddresses: { kind: 'list', flag: 'sampler-addresses', env: 'POSTTRAIN_SAMPLER_ADDRESSES', description: 'policy samplers for PPO/GRPO runs whose spec names none (comma-separated)', default: [] as string[] },
+  samplerDns: { kind: 'string', flag: 'sampler-dns', env: 'POSTTRAIN_SAMPLER_DNS', description: 'instead of --sampler-addresses: an elastic sampler pool from a headless Service, name:port, resolved again every --sampler-refresh-seconds (replicas that join are synced to the current weights first)', default: '' },
+  samplerFile: { kind: 'string', flag: 'sampler-file', env: 'POSTTRAIN_SAMPLER_FILE', description: 'instead of --sampler-addresses: an elastic sampler pool from a file of host:port lines, read again every --sampler-refresh-seconds', default: '' },
+  samplerRefreshSeconds: { kind: 'number', flag: 'sampler-refresh-seconds', env: 'POSTTRAIN_SAMPLER_REFRESH_SECONDS', description: 'how often --sampler-dns or --sampler-file is read again (seconds)', default: 10, min: 0.1, max: 3600 },
   referenceAddress: { kind: 'string', flag: 'reference-address', env: 'POSTTRAIN_REFERENCE_ADDRESS', description: 'reference service for PPO/GRPO runs whose spec names none', default: '' },
   rewardAddress: { kind: 'string', flag: 'reward-address', env: 'POSTTRAIN_REWARD_ADDRESS', description: 'reward service for PPO/GRPO runs whose spec names none', default: '' },
   dashboardPort: { kind: 'int', flag: 'dashboard-port', env: 'POSTTRAIN_DASHBOARD_PORT', description: 'serve the live run dashboard (HTTP, read-only) on this port of --host; unset = off, 0 = any free port', min: 0, max: 65535 },
@@ -39,8 +43,9 @@ export const trainerService: ServiceDefinitionOptions<typeof config> = {
     const runsDir = resolve(c.runsDir);
     mkdirSync(runsDir, { recursive: true });
     const registry = new RunRegistry(runsDir, log);
+    const defaultServices = defaultRolloutServices(c);
     const handlers = createTrainerHandlers(registry, {
-      defaultServices: { samplerAddresses: c.samplerAddresses, referenceAddress: c.referenceAddress, rewardAddress: c.rewardAddress },
+      defaultServices,
       roots: { models: c.modelsRoot, data: c.dataRoot, runs: runsDir },
       serviceRetryMs: c.serviceRetryMs,
     });
@@ -48,7 +53,7 @@ export const trainerService: ServiceDefinitionOptions<typeof config> = {
     exportRunGauges(registry, server.metrics);
     if (c.dashboardPort !== undefined) {
       let broadcast: (s: ReturnType<ServiceHealthPoller['current']>) => void = () => undefined;
-      const poller = new ServiceHealthPoller({ samplerAddresses: c.samplerAddresses, referenceAddress: c.referenceAddress, rewardAddress: c.rewardAddress }, c.dashboardHealthIntervalMs, (s) => broadcast(s));
+      const poller = new ServiceHealthPoller({ samplerAddresses: c.samplerAddresses, samplerSource: defaultSamplerSource(defaultServices), referenceAddress: c.referenceAddress, rewardAddress: c.rewardAddress }, c.dashboardHealthIntervalMs, (s) => broadcast(s));
       const dashboard = await startDashboardServer(registry, c.host, c.dashboardPort, { maxClients: c.dashboardMaxClients, services: () => poller.current() });
       broadcast = (s) => dashboard.handler.broadcastServices(s);
       poller.start();

@@ -90,7 +90,14 @@ function rlSharedOf(stageSpec: PpoSpec | GrpoSpec, section: string): Record<stri
     max_staleness: unlessZero(stageSpec.maxStaleness),
     ...samplingOf(stageSpec.sampling),
     reward_components: stageSpec.rewardComponents.map((component) => RewardComponent.toJSON(component)),
-    services: { sampler_addresses: services?.samplerAddresses ?? [], reference_address: unlessEmpty(services?.referenceAddress), reward_address: unlessEmpty(services?.rewardAddress) },
+    services: {
+      sampler_addresses: services?.samplerAddresses ?? [],
+      sampler_dns: unlessEmpty(services?.samplerDns),
+      sampler_file: unlessEmpty(services?.samplerFile),
+      sampler_refresh_seconds: services?.samplerRefreshSeconds ? services.samplerRefreshSeconds : null,
+      reference_address: unlessEmpty(services?.referenceAddress),
+      reward_address: unlessEmpty(services?.rewardAddress),
+    },
   });
 }
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { initBackend } from '@posttrain/backend';
 import { initModelDir } from '@posttrain/model';
-import { RunState, TrainerService, type RunEvent, type RunSpec } from '@posttrain/proto';
+import { RolloutServices, RunState, TrainerService, type RunEvent, type RunSpec } from '@posttrain/proto';
 import { checkHealth, createClient, PosttrainServer, status } from '@posttrain/rpc';
 import { writeTaskFiles } from '@posttrain/task';
 import { createLogger } from '@posttrain/telemetry';
@@ -146,12 +146,12 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
     const grpo = sftSpec('g1', 2);
     grpo.dataset!.paths = [join(data, 'prompts.jsonl')];
     grpo.dataset!.evalPaths = [];
-    grpo.stage = { $case: 'grpo', value: { services: { samplerAddresses: ['127.0.0.1:1'], referenceAddress: '', rewardAddress: '' }, rewardComponents: [], promptsPerStep: 2, groupSize: 4, advantageEstimator: 0, lossAggregation: 0, clipLow: 0, clipHigh: 0, updatesPerBatch: 0, minibatchSize: 0, staleRollouts: 0, maxStaleness: 0 } } as RunSpec['stage'];
+    grpo.stage = { $case: 'grpo', value: { services: RolloutServices.fromPartial({ samplerAddresses: ['127.0.0.1:1'] }), rewardComponents: [], promptsPerStep: 2, groupSize: 4, advantageEstimator: 0, lossAggregation: 0, clipLow: 0, clipHigh: 0, updatesPerBatch: 0, minibatchSize: 0, staleRollouts: 0, maxStaleness: 0 } } as RunSpec['stage'];
     await assert.rejects(client.unary('startRun', { spec: grpo }), invalid(/^spec\.grpo\.services\.reward_address: /));
 
     // A spec naming no services takes the trainer's own (POSTTRAIN_*_ADDRESS): the run is accepted with them.
     const registry = new RunRegistry(join(dir, 'runs-defaults'), log);
-    const handlers = createTrainerHandlers(registry, { defaultServices: { samplerAddresses: ['127.0.0.1:9'], referenceAddress: '127.0.0.1:9', rewardAddress: '127.0.0.1:9' }, roots: { models: model, data } });
+    const handlers = createTrainerHandlers(registry, { defaultServices: RolloutServices.fromPartial({ samplerAddresses: ['127.0.0.1:9'], referenceAddress: '127.0.0.1:9', rewardAddress: '127.0.0.1:9' }), roots: { models: model, data } });
     const bare = sftSpec('g2', 2);
     bare.dataset!.paths = [join(data, 'prompts.jsonl')];
     bare.dataset!.evalPaths = [];
@@ -159,6 +159,16 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
     const accepted = await handlers.startRun({ spec: bare }, undefined as never);
     registry.cancel('g2', 'test');
     assert.deepEqual((accepted.spec!.stage!.value as { services: { samplerAddresses: string[] } }).services.samplerAddresses, ['127.0.0.1:9']);
+    // An elastic pool as the default (--sampler-dns in Kubernetes) reaches the run's config as sampler_dns.
+    const dnsRegistry = new RunRegistry(join(dir, 'runs-dns'), log);
+    const dnsHandlers = createTrainerHandlers(dnsRegistry, { defaultServices: RolloutServices.fromPartial({ samplerDns: 'policy-sampler:50051', samplerRefreshSeconds: 5, referenceAddress: '127.0.0.1:9', rewardAddress: '127.0.0.1:9' }), roots: { models: model, data } });
+    const viaDns = await dnsHandlers.startRun({ spec: { ...bare, runId: 'g3' } }, undefined as never);
+    dnsRegistry.cancel('g3', 'test');
+    assert.deepEqual(RolloutServices.toJSON((viaDns.spec!.stage!.value as { services: RolloutServices }).services), { samplerDns: 'policy-sampler:50051', samplerRefreshSeconds: 5, referenceAddress: '127.0.0.1:9', rewardAddress: '127.0.0.1:9' });
+    await dnsRegistry.drain();
+    // A sampler_file outside the data root is refused like any other path.
+    const outsideFile = { ...bare, runId: 'g4', stage: { $case: 'grpo', value: { ...(bare.stage!.value as object), services: RolloutServices.fromPartial({ samplerFile: '/etc/hosts', referenceAddress: '127.0.0.1:9', rewardAddress: '127.0.0.1:9' }) } } } as RunSpec;
+    await assert.rejects(client.unary('startRun', { spec: outsideFile }), invalid(/^spec\.grpo\.services\.sampler_file: "\/etc\/hosts" resolves to "\/etc\/hosts", outside the data root/));
     await registry.drain();
     await assert.rejects(client.unary('getRun', { runId: 'nope' }), (e: ServiceError) => e.code === status.NOT_FOUND);
     await assert.rejects(client.unary('listRuns', { pageSize: 1, pageToken: 'forged' }), invalid(/^page_token/));

@@ -1,8 +1,9 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ListRunsResponse, RunSpec, RunState, type RolloutServices, type TrainerService } from '@posttrain/proto';
+import { ListRunsResponse, RolloutServices, RunSpec, RunState, type TrainerService } from '@posttrain/proto';
 import { invalidArgument, notFound, RpcError, status, type ServiceHandlers } from '@posttrain/rpc';
 import { RUN_ID_PATTERN, RUN_ID_RULE } from '@posttrain/training';
+import { namesServices } from './default-services';
 import { forkRunWorker } from './fork-run-worker';
 import { confinePath, resolvePathRoots, type PathRoots } from './path-roots';
 import { isFinished, type RunRegistry } from './run-registry';
@@ -51,6 +52,9 @@ export function confineSpecPaths(spec: RunSpec, roots: PathRoots): RunSpec {
   ds.evalPaths = ds.evalPaths.map((p, i) => confinePath(`spec.dataset.eval_paths[${i}]`, p, ['data'], roots));
   const st = out.stage!;
   if (st.$case === 'dpo' && st.value.reference?.$case === 'precomputedReferencePath') st.value.reference.value = confinePath('spec.dpo.precomputed_reference_path', st.value.reference.value, ['data', 'runs'], roots);
+  if ((st.$case === 'ppo' || st.$case === 'grpo') && st.value.services?.samplerFile) {
+    st.value.services.samplerFile = confinePath(`spec.${st.$case}.services.sampler_file`, st.value.services.samplerFile, ['data'], roots);
+  }
   if (st.$case === 'ppo' && st.value.valueModelDir) st.value.valueModelDir = confinePath('spec.ppo.value_model_dir', st.value.valueModelDir, ['models', 'runs'], roots);
   return out;
 }
@@ -85,7 +89,7 @@ export interface TrainerHandlerOptions {
  * confined to the roots first.
  */
 export function createTrainerHandlers(registry: RunRegistry, options: TrainerHandlerOptions = {}): ServiceHandlers<typeof TrainerService> {
-  const defaultServices = options.defaultServices ?? { samplerAddresses: [], referenceAddress: '', rewardAddress: '' };
+  const defaultServices = options.defaultServices ?? RolloutServices.fromPartial({});
   const roots = resolvePathRoots({ models: options.roots?.models ?? 'models', data: options.roots?.data ?? 'data', runs: options.roots?.runs ?? registry.runsDir });
   const workerExecutor = (id: string, stage: string, outputDir: string, job: RunJob): RunExecutor => ({
     stage,
@@ -105,8 +109,7 @@ export function createTrainerHandlers(registry: RunRegistry, options: TrainerHan
       if (stage === 'ppo' || stage === 'grpo') {
         // A spec that names no services uses the trainer's own (POSTTRAIN_*_ADDRESS in Kubernetes).
         const stageSpec = spec.stage!.value as { services?: RolloutServices };
-        const named = stageSpec.services && (stageSpec.services.samplerAddresses.length > 0 || stageSpec.services.referenceAddress || stageSpec.services.rewardAddress);
-        if (!named) stageSpec.services = { ...defaultServices, samplerAddresses: [...defaultServices.samplerAddresses] };
+        if (!namesServices(stageSpec.services)) stageSpec.services = { ...defaultServices, samplerAddresses: [...defaultServices.samplerAddresses] };
         const rl = runSpecToRlRunConfig(spec, spec.outputDir, id);
         executor = workerExecutor(id, stage, rl.outputDir, { kind: 'rl', config: rl, serviceRetryMs: options.serviceRetryMs });
       } else {

@@ -910,12 +910,31 @@ export interface KlSpec {
 
 /** Addresses of the services an RL run calls. */
 export interface RolloutServices {
-  /** PolicySampler addresses (host:port, or dns:///name:port for client-side round-robin); at least one. */
+  /**
+   * PolicySampler addresses (host:port, or dns:///name:port for client-side round-robin).
+   * Exactly one of sampler_addresses, sampler_dns and sampler_file names the samplers.
+   */
   samplerAddresses: string[];
   /** ReferenceModel address; required when the KL coefficient is > 0. */
   referenceAddress: string;
   /** RewardScorer address; at least one reward component requires it. */
   rewardAddress: string;
+  /**
+   * An elastic sampler pool from DNS: "name:port" (or "dns:///name:port"), a headless
+   * Service resolved to every address it has, again every sampler_refresh_seconds;
+   * replicas that join get the current weights before any prompt. Empty: not used.
+   */
+  samplerDns: string;
+  /**
+   * An elastic sampler pool from a file of host:port lines (a mounted ConfigMap), re-read
+   * every sampler_refresh_seconds; it must lie in the Trainer's data root. Empty: not used.
+   */
+  samplerFile: string;
+  /**
+   * How often sampler_dns or sampler_file is read again, in seconds, in [0.1, 3600];
+   * 0 means 10. Must be 0 with sampler_addresses.
+   */
+  samplerRefreshSeconds: number;
 }
 
 /** PPO with a learned critic and a KL penalty to the reference (RLHF). */
@@ -4300,7 +4319,14 @@ export const KlSpec: MessageFns<KlSpec> = {
 };
 
 function createBaseRolloutServices(): RolloutServices {
-  return { samplerAddresses: [], referenceAddress: "", rewardAddress: "" };
+  return {
+    samplerAddresses: [],
+    referenceAddress: "",
+    rewardAddress: "",
+    samplerDns: "",
+    samplerFile: "",
+    samplerRefreshSeconds: 0,
+  };
 }
 
 export const RolloutServices: MessageFns<RolloutServices> = {
@@ -4313,6 +4339,15 @@ export const RolloutServices: MessageFns<RolloutServices> = {
     }
     if (message.rewardAddress !== "") {
       writer.uint32(26).string(message.rewardAddress);
+    }
+    if (message.samplerDns !== "") {
+      writer.uint32(34).string(message.samplerDns);
+    }
+    if (message.samplerFile !== "") {
+      writer.uint32(42).string(message.samplerFile);
+    }
+    if (message.samplerRefreshSeconds !== 0) {
+      writer.uint32(49).double(message.samplerRefreshSeconds);
     }
     return writer;
   },
@@ -4354,6 +4389,30 @@ export const RolloutServices: MessageFns<RolloutServices> = {
             message.rewardAddress = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.samplerDns = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.samplerFile = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.samplerRefreshSeconds = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4383,6 +4442,21 @@ export const RolloutServices: MessageFns<RolloutServices> = {
         : isSet(object.reward_address)
         ? globalThis.String(object.reward_address)
         : "",
+      samplerDns: isSet(object.samplerDns)
+        ? globalThis.String(object.samplerDns)
+        : isSet(object.sampler_dns)
+        ? globalThis.String(object.sampler_dns)
+        : "",
+      samplerFile: isSet(object.samplerFile)
+        ? globalThis.String(object.samplerFile)
+        : isSet(object.sampler_file)
+        ? globalThis.String(object.sampler_file)
+        : "",
+      samplerRefreshSeconds: isSet(object.samplerRefreshSeconds)
+        ? globalThis.Number(object.samplerRefreshSeconds)
+        : isSet(object.sampler_refresh_seconds)
+        ? globalThis.Number(object.sampler_refresh_seconds)
+        : 0,
     };
   },
 
@@ -4397,6 +4471,15 @@ export const RolloutServices: MessageFns<RolloutServices> = {
     if (message.rewardAddress !== "") {
       obj.rewardAddress = message.rewardAddress;
     }
+    if (message.samplerDns !== "") {
+      obj.samplerDns = message.samplerDns;
+    }
+    if (message.samplerFile !== "") {
+      obj.samplerFile = message.samplerFile;
+    }
+    if (message.samplerRefreshSeconds !== 0) {
+      obj.samplerRefreshSeconds = floatToJson(message.samplerRefreshSeconds);
+    }
     return obj;
   },
 
@@ -4408,6 +4491,9 @@ export const RolloutServices: MessageFns<RolloutServices> = {
     message.samplerAddresses = object.samplerAddresses?.map((e) => e) || [];
     message.referenceAddress = object.referenceAddress ?? "";
     message.rewardAddress = object.rewardAddress ?? "";
+    message.samplerDns = object.samplerDns ?? "";
+    message.samplerFile = object.samplerFile ?? "";
+    message.samplerRefreshSeconds = object.samplerRefreshSeconds ?? 0;
     return message;
   },
 };
