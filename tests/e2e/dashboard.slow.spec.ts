@@ -178,6 +178,9 @@ describe('Trainer dashboard in headless Chromium', { timeout: 300_000, skip: !ex
 
       const shot = process.env.POSTTRAIN_DASHBOARD_SCREENSHOT;
       if (shot) {
+        // The picture shows the SFT run's 40-step curves (click its row) above the GRPO run's samples.
+        await page.click('tr[data-run-id="dash-sft"]');
+        await page.waitForSelector('[data-metric="train/loss"][data-points="40"]', { timeout: 10_000 });
         mkdirSync(dirname(shot), { recursive: true });
         await page.screenshot({ path: shot, fullPage: true });
       }

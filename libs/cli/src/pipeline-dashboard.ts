@@ -45,6 +45,7 @@ export function pipelineFeed(source: MemoryRunSource, prefix = ''): PipelineFeed
 export function startPipelineDashboard(source: MemoryRunSource, name: 'demo' | 'experiment', host: string, port: number): Promise<DashboardServer> {
   return startDashboardServer(source, host, port, {
     maxClients: MAX_CLIENTS,
+    maxClientsSetting: `fixed in posttrain ${name}`,
     page: { title: `posttrain ${name}`, noServices: `The ${name} starts its serving services per RL stage; their health is not checked here.` },
   });
 }

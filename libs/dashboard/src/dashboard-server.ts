@@ -18,6 +18,8 @@ export interface DashboardSource {
 export interface DashboardOptions {
   /** Open event streams at most; one more is answered 503. */
   maxClients: number;
+  /** How a user raises maxClients, named in the 503 message; default the Trainer's flag, --dashboard-max-clients. */
+  maxClientsSetting?: string;
   /** The serving services' statuses (empty when the trainer knows no addresses). */
   services?: () => ServiceStatus[];
   /** Runs whose metric history a new event stream replays, newest first. */
@@ -161,7 +163,7 @@ export class DashboardHandler {
   private stream(req: IncomingMessage, res: ServerResponse): void {
     if (this.clients.size >= this.options.maxClients) {
       res.writeHead(503, { ...SECURITY_HEADERS, 'content-type': 'text/plain; charset=utf-8', 'retry-after': '10' });
-      res.end(`too many dashboard clients: ${this.clients.size} streams open, at most ${this.options.maxClients} (--dashboard-max-clients)\n`);
+      res.end(`too many dashboard clients: ${this.clients.size} streams open, at most ${this.options.maxClients} (${this.options.maxClientsSetting ?? '--dashboard-max-clients'})\n`);
       return;
     }
     res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
