@@ -7,7 +7,7 @@ import { chromium, type BrowserContext } from 'playwright-core';
 import { initBackend } from '@posttrain/backend';
 import { startLocalServices, type LocalServiceGroup } from '@posttrain/cli';
 import { initModelDir } from '@posttrain/model';
-import { RunState, TrainerService, type RunSpec } from '@posttrain/proto';
+import { RunSpec, RunState, TrainerService } from '@posttrain/proto';
 import { createClient } from '@posttrain/rpc';
 import { writeTaskFiles } from '@posttrain/task';
 import { buildBuiltinTokenizerFiles, createBuiltinTokenizer } from '@posttrain/tokenizer';
@@ -15,7 +15,8 @@ import { buildBuiltinTokenizerFiles, createBuiltinTokenizer } from '@posttrain/t
 // The Trainer's live dashboard as a user sees it: the service started with
 // --dashboard-port, a real policy sampler and reward service for its health
 // panel, an SFT run started over gRPC, and the page open in headless
-// Chromium while the run trains. POSTTRAIN_DASHBOARD_SCREENSHOT=<png> saves
+// Chromium while the run trains; then a two-step GRPO run over the same
+// sampler and reward service, whose generations show in "Recent samples". POSTTRAIN_DASHBOARD_SCREENSHOT=<png> saves
 // the finished page (docs/images/dashboard.png is made this way).
 const CHROMIUM = '/usr/bin/chromium';
 const STEPS = 40;
@@ -63,7 +64,30 @@ describe('Trainer dashboard in headless Chromium', { timeout: 300_000, skip: !ex
     stage: { $case: 'sft', value: { assistantOnlyLoss: true, completionOnlyLoss: true, packing: false, maxLength: 128 } },
   } as RunSpec;
 
-  test('a curve gains points while an SFT run trains, the run ends SUCCEEDED on the page, and the services show their health', async () => {
+  const grpoSpec = RunSpec.fromPartial({
+    runId: 'dash-grpo',
+    name: 'tiny grpo',
+    baseModelDir: model,
+    dataset: { paths: [join(data, 'prompts.jsonl')] },
+    seed: 12,
+    maxSteps: 2,
+    batchSize: 4,
+    optimizer: { learningRate: 0.003, maxGradNorm: 1 },
+    logEverySteps: 1,
+    stage: {
+      $case: 'grpo',
+      value: {
+        rewardComponents: [{ name: 'has_digit', weight: 1, rule: { $case: 'regex', value: { pattern: '[0-9]', flags: '', fullMatch: false, negate: false } } }],
+        promptsPerStep: 2,
+        groupSize: 2,
+        updatesPerBatch: 1,
+        minibatchSize: 4,
+        sampling: { maxNewTokens: 8, temperature: 1 },
+      },
+    },
+  });
+
+  test('a curve gains points while an SFT run trains, the run ends SUCCEEDED on the page, the services show their health, and a GRPO run shows its samples', async () => {
     const env = { POSTTRAIN_LOG_LEVEL: 'warn' };
     const serving = await startLocalServices(
       [
@@ -134,13 +158,29 @@ describe('Trainer dashboard in headless Chromium', { timeout: 300_000, skip: !ex
       })()`)) as number;
       assert.ok(canvas > 100, `the loss curve's canvas is drawn (${canvas} painted pixels)`);
 
+      // A short GRPO run (the trainer's own sampler and reward service; beta 0: no reference): its samples appear as rows.
+      await client.unary('startRun', { spec: grpoSpec });
+      await page.waitForSelector('#samples tbody tr[data-run-id="dash-grpo"]', { timeout: 180_000 });
+      const samples = await page.$$eval('#samples tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+      assert.ok(samples.length >= 1 && samples.length <= 8, `${samples.length} sample rows`);
+      const [runId, step, prompt, , reward] = samples[0];
+      assert.equal(runId, 'dash-grpo');
+      assert.ok(Number(step) >= 1, `step ${step}`);
+      assert.ok(prompt.length > 0, 'the prompt text is shown');
+      assert.ok(reward === '0' || reward === '1', `the has-digit reward is 0 or 1, got ${reward}`);
+      assert.equal(await page.isHidden('#no-samples'), true);
+      await page.waitForSelector('tr[data-run-id="dash-grpo"] [data-state="SUCCEEDED"]', { timeout: 180_000 });
+
       await page.waitForSelector('#services [data-health="SERVING"]', { timeout: 30_000 });
       const rows = await page.$$eval('#services tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].slice(0, 4).map((td) => td.textContent)));
       assert.deepEqual(rows.map((r) => [r[0], r[2]]), [['policy-sampler', 'SERVING'], ['reward', 'SERVING']]);
-      assert.equal(rows[0][3], '0', 'the sampler reports weights version 0 (the weights it read at start)');
+      assert.ok(Number(rows[0][3]) >= 1, `the sampler reports the weights the GRPO run pushed (version ${rows[0][3]})`);
 
       const shot = process.env.POSTTRAIN_DASHBOARD_SCREENSHOT;
       if (shot) {
+        // The picture shows the SFT run's 40-step curves (click its row) above the GRPO run's samples.
+        await page.click('tr[data-run-id="dash-sft"]');
+        await page.waitForSelector('[data-metric="train/loss"][data-points="40"]', { timeout: 10_000 });
         mkdirSync(dirname(shot), { recursive: true });
         await page.screenshot({ path: shot, fullPage: true });
       }

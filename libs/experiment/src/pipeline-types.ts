@@ -3,13 +3,14 @@
  * outcome, the evaluation of every model, the RL curves and the result.
  */
 import type { Logger } from '@posttrain/telemetry';
+import type { GenerationSample } from '@posttrain/training';
 import type { Claim } from './assess-claims';
 import type { PipelinePlan } from './pipeline-plan';
 import type { RlPoint, ServiceLauncher } from './run-rl-stage';
 
 export type PipelineEvent =
   | { type: 'stage-start'; stage: string; title: string; index: number; total: number }
-  | { type: 'step'; stage: string; step: number; totalSteps: number; metrics: Record<string, number> }
+  | { type: 'step'; stage: string; step: number; totalSteps: number; metrics: Record<string, number>; /** A few generations with their rewards (PPO, GRPO). */ samples?: GenerationSample[] }
   | { type: 'stage-end'; stage: string; title: string; seconds: number; metrics: Record<string, number> };
 
 export interface StageOutcome {

@@ -32,7 +32,7 @@ import { evaluateAnswers } from './evaluate-answers';
 import { evaluatePreferences, meanAndStderr, measureStyle, modelCompleteFn, pairLogProbs, tokenizePairs } from './model-evaluation';
 import type { PipelinePlan, TrainSettings } from './pipeline-plan';
 import { readEvalData } from './read-eval-data';
-import type { RlPoint } from './run-rl-stage';
+import type { RlStageOptions } from './run-rl-stage';
 import { runRlStage } from './run-rl-stage';
 import type { Estimate, ModelEvaluation, PipelineResult, RlCurve, RunPipelineOptions, StageOutcome } from './pipeline-types';
 import { PipelineCancelledError } from './pipeline-types';
@@ -262,9 +262,9 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
   const rewardModelAccuracy: Estimate = { value: rmAccuracy, stderr: Math.sqrt((rmAccuracy * (1 - rmAccuracy)) / rmPairs) };
 
   const rl: RlCurve[] = [];
-  const rlStage = async (stage: string, run: (onStep: (p: RlPoint, total: number, m: Record<string, number>) => void) => ReturnType<typeof runRlStage>): Promise<string> => {
+  const rlStage = async (stage: string, run: (onStep: NonNullable<RlStageOptions['onStep']>) => ReturnType<typeof runRlStage>): Promise<string> => {
     begin(stage);
-    const result = await run((p, totalSteps, metrics) => emit({ type: 'step', stage, step: p.step, totalSteps, metrics: { 'train/loss': metrics['loss/policy'] ?? Number.NaN, ...metrics } }));
+    const result = await run((p, totalSteps, metrics, samples) => emit({ type: 'step', stage, step: p.step, totalSteps, metrics: { 'train/loss': metrics['loss/policy'] ?? Number.NaN, ...metrics }, samples }));
     rl.push({ stage, points: result.points });
     const last = result.points[result.points.length - 1];
     end('train', { steps: last.step, samples: last.samples, 'objective/scores': last.score, 'objective/kl': last.kl, ...(last.accuracy !== null ? { 'rewards/correct': last.accuracy } : {}) }, result.runDir);

@@ -16,6 +16,7 @@ import { RewardComponent } from '@posttrain/proto';
 import { resolveRlRunConfig, runRl } from '@posttrain/rl';
 import type { Logger } from '@posttrain/telemetry';
 import { parseRunConfig } from '@posttrain/training';
+import type { GenerationSample } from '@posttrain/training';
 import { CORRECT_COMPONENT, taskRewardComponents } from '@posttrain/task';
 
 /** Starts services (each given its own args) and returns their addresses in order, with a stop function. */
@@ -79,7 +80,8 @@ export interface RlStageOptions {
   launch: ServiceLauncher;
   logger?: Logger;
   signal?: AbortSignal;
-  onStep?: (p: RlPoint, totalSteps: number, metrics: Record<string, number>) => void;
+  /** After each step: its point, metrics and a few of its generations with their rewards. */
+  onStep?: (p: RlPoint, totalSteps: number, metrics: Record<string, number>, samples: GenerationSample[]) => void;
 }
 
 /** Runs GRPO (task reward) or PPO (reward model in `rewardModelDir`) from `modelDir` on `promptsFile` into <outputDir>/<runId>. */
@@ -162,7 +164,7 @@ export async function runRlStage(options: RlStageOptions & ({ algorithm: 'grpo';
             kl: e.metrics['objective/kl'],
           };
           points.push(p);
-          options.onStep?.(p, e.totalSteps, e.metrics);
+          options.onStep?.(p, e.totalSteps, e.metrics, e.samples ?? []);
         },
       },
     });

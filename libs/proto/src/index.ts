@@ -109,6 +109,8 @@ export {
   DatasetSpec,
   DpoLossType,
   DpoSpec,
+  GenerationSample,
+  GenerationSamples,
   GetRunRequest,
   GrpoSpec,
   KlEstimator,

@@ -10,6 +10,8 @@
  * What it returns is plain arrays [B*T] aligned like the RolloutBatch.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { GenerationSample } from '@posttrain/training';
+import { spreadIndices } from '@posttrain/training';
 import type { OnlineRun } from './online-run';
 import type { RolloutBatch } from './rollout-batch';
 import { buildRolloutBatch, mapRowChunks, policyForward } from './rollout-batch';
@@ -29,7 +31,12 @@ export interface Experience {
   importanceWeights: Float32Array;
   /** rollout/* and rewards/* metrics. */
   metrics: Record<string, number>;
+  /** A few rollouts as text with their scores (spread over the batch), for the run's events. */
+  samples: GenerationSample[];
 }
+
+/** Rollouts the step reports as text (StepEvent.samples). */
+export const SAMPLES_PER_STEP = 4;
 
 /** Mean of values[i] over mask[i] = 1 (0 when none). */
 function hostMaskedMean(values: Float32Array, mask: Float32Array): number {
@@ -123,5 +130,7 @@ export async function collectExperience(run: OnlineRun, step: number): Promise<{
     'rollout/sampler_kl': hostMaskedMean(k3, actionMask),
     'rollout/importance_weight_mean': hostMaskedMean(weights, actionMask),
   };
-  return { experience: { rollouts: kept, batch, oldLogProbs, refLogProbs, scores: rewards, importanceWeights: weights, metrics }, rolloutMetrics };
+  // The prompt as the policy saw it: its token ids decoded (chat template applied).
+  const samples = spreadIndices(kept.length, SAMPLES_PER_STEP).map((i) => ({ prompt: run.tokenizer.decode(kept[i].promptTokenIds), completion: kept[i].text, reward: rewards[i] }));
+  return { experience: { rollouts: kept, batch, oldLogProbs, refLogProbs, scores: rewards, importanceWeights: weights, metrics, samples }, rolloutMetrics };
 }

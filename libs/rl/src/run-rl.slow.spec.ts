@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@posttrain/backend';
 import { createLogger } from '@posttrain/telemetry';
+import type { StepEvent } from '@posttrain/training';
 import { resolveRlRunConfig } from './rl-run-config';
 import { runRl } from './run-rl';
 import { HAS_DIGIT, SHORT, rewardComponentsJson, rlConfig, startService, writePrompts, writeTinyPolicy } from './test-support';
@@ -110,8 +111,17 @@ describe('online RL over the serving tier', { timeout: 900_000 }, () => {
         ...sampling,
       },
     );
-    const result = await runRl(resolveRlRunConfig(config), { callbacks: { onStep: (e) => steps.push(e.metrics) } });
+    const samples: StepEvent['samples'][] = [];
+    const result = await runRl(resolveRlRunConfig(config), { callbacks: { onStep: (e) => (steps.push(e.metrics), samples.push(e.samples)) } });
     assert.equal(result.status, 'completed');
+    // Each step reports 4 of its 16 rollouts as text, one per group: the decoded prompt, the completion and its score.
+    for (const [i, step] of samples.entries()) {
+      assert.equal(step?.length, 4, `step ${i + 1}: ${JSON.stringify(step)}`);
+      for (const s of step!) {
+        assert.match(s.prompt, /[0-9]\+[0-9]=/, 'the prompt text as the policy saw it');
+        assert.equal(s.reward, /[0-9]/.test(s.completion) ? 1 : 0, `has_digit reward of ${JSON.stringify(s.completion)}`);
+      }
+    }
     const scores = steps.map((m) => m['objective/scores']);
     console.log('GRPO objective/scores by step:', scores.map((s) => s.toFixed(2)).join(' '));
     assert.ok(mean(scores.slice(-3)) > mean(scores.slice(0, 3)) + 0.25, scores.join(' '));

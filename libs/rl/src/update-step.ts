@@ -101,5 +101,5 @@ export async function finishStep(run: OnlineRun, step: number, started: number, 
     'push/bytes': run.lastPush.bytes,
   };
   run.logger.info('step', { step, totalSteps: run.totalSteps, scores: metrics['objective/scores'], kl: metrics['objective/kl'], klCoef: metrics['objective/kl_coef'] });
-  return { metrics, skipped: false };
+  return { metrics, skipped: false, samples: experience.samples };
 }

@@ -67,6 +67,8 @@ export { runStage } from './run-stage';
 export type { RunStageOptions, RunResult } from './run-stage';
 export { RunHarness, SkipCounter, TrainingError, timestampId } from './run-harness';
 export type { RunHarnessSettings, RunCallbacks, StepEvent, StepOutcome, StageLoop } from './run-harness';
+export { MAX_GENERATION_SAMPLES, MAX_SAMPLE_CHARS, boundGenerationSamples, spreadIndices, truncateSampleText } from './generation-samples';
+export type { GenerationSample } from './generation-samples';
 export { AdamW } from './adamw-optimizer';
 export type { AdamWOptions, NamedVariable, OptimizerTensors } from './adamw-optimizer';
 export { learningRateAt, warmupStepsFor } from './learning-rate-at';

@@ -21,6 +21,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Logger, MetricsSink } from '@posttrain/telemetry';
 import { JsonlMetricsSink, TensorBoardMetricsSink, fanOutMetricsSinks, truncateMetricsJsonl, writeRunReport } from '@posttrain/telemetry';
+import type { GenerationSample } from './generation-samples';
+import { boundGenerationSamples } from './generation-samples';
 import type { CheckpointContents, TrainerState } from './train-checkpoint';
 import { checkpointsDir, listCheckpoints, pruneCheckpoints, readTrainerState, saveCheckpoint } from './train-checkpoint';
 
@@ -32,6 +34,8 @@ export interface StepEvent {
   skipped: boolean;
   /** When the step ended (ms since the epoch), so that a consumer in another process can time its delivery. */
   at?: number;
+  /** A few of the step's generations with their rewards (online stages), bounded as in generation-samples.ts. */
+  samples?: GenerationSample[];
 }
 
 export interface RunCallbacks {
@@ -74,6 +78,8 @@ export interface StepOutcome {
   metrics: Record<string, number>;
   /** The step changed no weights (a non-finite update, no usable rollouts). */
   skipped: boolean;
+  /** A few of the step's generations with their rewards (online stages). */
+  samples?: GenerationSample[];
 }
 
 export interface StageLoop {
@@ -191,7 +197,7 @@ export class RunHarness {
       lastMetrics = outcome.metrics;
       const logStep = step % loop.logEverySteps === 0 || step === loop.totalSteps || step === 1;
       if (logStep || outcome.skipped) this.metrics.write(step, outcome.metrics);
-      callbacks?.onStep?.({ step, totalSteps: loop.totalSteps, metrics: outcome.metrics, skipped: outcome.skipped, at: Date.now() });
+      callbacks?.onStep?.({ step, totalSteps: loop.totalSteps, metrics: outcome.metrics, skipped: outcome.skipped, at: Date.now(), ...(outcome.samples?.length ? { samples: boundGenerationSamples(outcome.samples) } : {}) });
       await loop.afterStep?.(step, outcome, logStep);
       const every = loop.checkpointEverySteps ?? 0;
       if (every > 0 && step % every === 0 && step !== loop.totalSteps) await loop.checkpoint(step);

@@ -4,9 +4,9 @@ import { request } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RunSpec } from '@posttrain/proto';
+import { RunSpec, type GenerationSamples } from '@posttrain/proto';
 import { createLogger } from '@posttrain/telemetry';
-import { startDashboardServer, sseFrame, type DashboardServer } from './dashboard-server';
+import { startDashboardServer, sseFrame, type DashboardServer } from '@posttrain/dashboard';
 import { RunRegistry, type RunExecutor } from './run-registry';
 
 const HOSTILE = '<script>alert("x")</script>&';
@@ -19,7 +19,7 @@ function steppingExecutor(steps: number, gate: () => Promise<void>): RunExecutor
     execute: async ({ callbacks }) => {
       for (let s = 1; s <= steps; s++) {
         await gate();
-        callbacks.onStep?.({ step: s, totalSteps: steps, metrics: { 'train/loss': 3 / s, 'train/learning_rate': 1e-3 }, skipped: false });
+        callbacks.onStep?.({ step: s, totalSteps: steps, metrics: { 'train/loss': 3 / s, 'train/learning_rate': 1e-3 }, skipped: false, samples: [{ prompt: HOSTILE, completion: `answer ${s}`, reward: s / 2 }] });
       }
       return { status: 'completed', runDir: '/tmp', lastMetrics: { 'train/loss': 3 / steps } };
     },
@@ -128,6 +128,11 @@ describe('trainer dashboard HTTP handlers', () => {
     await stream.waitFor((f) => f.some((x) => x.event === 'run' && (x.data as { state: string }).state === 'SUCCEEDED'));
     const metrics = stream.frames.filter((f) => f.event === 'metrics').map((f) => f.data as { runId: string; step: number; split: string; values: Record<string, number> });
     assert.deepEqual(metrics.map((m) => [m.runId, m.step, m.split, m.values['train/loss']]), [['run-a', 1, 'train', 3], ['run-a', 2, 'train', 1.5], ['run-a', 3, 'train', 1]]);
+    // Each step's samples follow its metrics, as one samples event.
+    const samples = stream.frames.filter((f) => f.event === 'samples').map((f) => f.data as { runId: string; step: number; time: string; samples: { prompt: string; completion: string; reward: number }[] });
+    assert.deepEqual(samples.map((g) => [g.runId, g.step, g.samples]), [1, 2, 3].map((s) => ['run-a', s, [{ prompt: HOSTILE, completion: `answer ${s}`, reward: s / 2 }]]));
+    assert.ok(samples.every((g) => !Number.isNaN(Date.parse(g.time))), 'samples carry their time');
+    assert.deepEqual(registry.events('run-a', 0).map((e) => e.event?.$case).filter((c) => c === 'metrics' || c === 'samples'), ['metrics', 'samples', 'metrics', 'samples', 'metrics', 'samples']);
     const states = stream.frames.filter((f) => f.event === 'run').map((f) => (f.data as { state: string }).state);
     assert.deepEqual(states, ['PENDING', 'RUNNING', 'SUCCEEDED', 'SUCCEEDED'], 'one run event per state change, and one for finished');
     stream.close();
@@ -138,11 +143,17 @@ describe('trainer dashboard HTTP handlers', () => {
     const listed = (JSON.parse(runs.body) as { runs: { id: string; name: string; state: string; lastStep: number; totalSteps: number; stage: string }[] }).runs;
     assert.deepEqual(listed.map((r) => [r.id, r.name, r.state, r.lastStep, r.totalSteps, r.stage]), [['run-a', HOSTILE, 'SUCCEEDED', 3, 3, 'sft']]);
 
-    // A new stream replays the history: the run and its three steps.
+    // A new stream replays the history: the run, its three steps and its newest two samples events.
     const late = await openStream(dash.url);
-    await late.waitFor((f) => f.filter((x) => x.event === 'metrics').length === 3);
+    await late.waitFor((f) => f.filter((x) => x.event === 'metrics').length === 3 && f.filter((x) => x.event === 'samples').length === 2);
     assert.deepEqual((late.frames.find((f) => f.event === 'runs')!.data as { id: string }[]).map((r) => r.id), ['run-a']);
+    assert.deepEqual(late.frames.filter((f) => f.event === 'samples').map((f) => (f.data as { step: number }).step), [2, 3]);
     late.close();
+
+    // The samples are in the run's history on disk: a restarted trainer has them.
+    const reloaded = new RunRegistry(join(dir, 'runs'), createLogger({ service: 'trainer', level: 'silent' }));
+    const kept = reloaded.events('run-a', 0).filter((e) => e.event?.$case === 'samples').map((e) => (e.event as { value: GenerationSamples }).value);
+    assert.deepEqual(kept.map((g) => [g.step, g.samples[0].completion, g.samples[0].reward]), [[1, 'answer 1', 0.5], [2, 'answer 2', 1], [3, 'answer 3', 1.5]]);
   });
 
   test('the page escapes run names and ids and inlines uPlot; its CSP allows only its own scripts', async () => {
@@ -153,6 +164,8 @@ describe('trainer dashboard HTTP handlers', () => {
     assert.ok(!page.body.includes(HOSTILE), 'the raw name never appears');
     assert.doesNotMatch(page.body, /<script[^>]+src=/, 'no external scripts');
     assert.match(page.body, /uPlot/);
+    assert.match(page.body, /<table id="samples"[^>]*><thead><tr><th>run<\/th><th>step<\/th><th>prompt<\/th><th>completion<\/th><th>reward<\/th>/, 'the recent samples table');
+    assert.doesNotMatch(page.body, /innerHTML/, 'text goes in with textContent');
     assert.match(String(page.headers['content-security-policy']), /^default-src 'none'; script-src 'sha256-[^']+' 'sha256-[^']+';/);
     assert.equal(page.headers['x-content-type-options'], 'nosniff');
   });

@@ -43,7 +43,7 @@ export function forkRunWorker(runId: string, job: RunJob, options: ForkRunWorker
     child.on('message', (msg: FromWorker) => {
       switch (msg.type) {
         case 'step':
-          callbacks.onStep?.({ step: msg.step, totalSteps: msg.totalSteps, metrics: msg.metrics, skipped: msg.skipped, at: msg.at });
+          callbacks.onStep?.({ step: msg.step, totalSteps: msg.totalSteps, metrics: msg.metrics, skipped: msg.skipped, at: msg.at, samples: msg.samples });
           break;
         case 'eval':
           callbacks.onEval?.({ step: msg.step, metrics: msg.metrics });

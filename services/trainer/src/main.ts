@@ -7,10 +7,10 @@
  */
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { startDashboardServer } from '@posttrain/dashboard';
 import { TrainerService } from '@posttrain/proto';
 import { defineConfig } from '@posttrain/flags';
 import { mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
-import { startDashboardServer } from './dashboard-server';
 import { defaultRolloutServices, defaultSamplerSource } from './default-services';
 import { RunRegistry } from './run-registry';
 import { exportRunGauges } from './run-gauges';

@@ -2,6 +2,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, write
 import { join } from 'node:path';
 import { LogLevel, Run, RunEvent, RunState, type RunSpec, type Checkpoint } from '@posttrain/proto';
 import type { RunCallbacks } from '@posttrain/training';
+import { boundGenerationSamples } from '@posttrain/training';
 import type { Logger } from '@posttrain/telemetry';
 
 /** What executes a run: an offline stage (libs/training) or an online one (libs/rl). */
@@ -228,7 +229,10 @@ export class RunRegistry {
             run.totalSteps = e.totalSteps;
             run.metricsSummary = { ...run.metricsSummary, ...e.metrics };
             // The event's time is when the worker ended the step, so a watcher can time the delivery end to end.
-            this.emit(rec, { event: { $case: 'metrics', value: { step: e.step, epoch: 0, samples: 0, tokens: 0, split: 'train', values: e.metrics } } }, e.at !== undefined ? new Date(e.at) : undefined);
+            const at = e.at !== undefined ? new Date(e.at) : undefined;
+            this.emit(rec, { event: { $case: 'metrics', value: { step: e.step, epoch: 0, samples: 0, tokens: 0, split: 'train', values: e.metrics } } }, at);
+            // A few of the step's generations (online stages), after its metrics; bounded again here since they come from another process.
+            if (e.samples?.length) this.emit(rec, { event: { $case: 'samples', value: { step: e.step, samples: boundGenerationSamples(e.samples) } } }, at);
             if (Date.now() - rec.savedAt >= RECORD_EVERY_MS) this.save(rec);
           },
           onEval: (e) => this.emit(rec, { event: { $case: 'metrics', value: { step: e.step, epoch: 0, samples: 0, tokens: 0, split: 'eval', values: e.metrics } } }),

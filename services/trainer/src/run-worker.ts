@@ -5,17 +5,19 @@
  * of memory, a native abort) ends the run, not the Trainer.
  *
  * Protocol (IPC, structured clone), parent -> worker: `start` once, then
- * `cancel` at most once; worker -> parent: `step`, `eval`, `checkpoint`
- * events, then `done` or `error`. The worker exits when its parent goes
- * away (the IPC channel closes): a run whose Trainer died is resumed from
- * its last checkpoint, not continued blind.
+ * `cancel` at most once; worker -> parent: `step` (with a few generations
+ * of an online step), `eval`, `checkpoint` events, then `done` or `error`.
+ * The worker exits when its parent goes away (the IPC channel closes): a
+ * run whose Trainer died is resumed from its last checkpoint, not continued
+ * blind.
  */
 import { createLogger, parseLogLevel, startTracingIfExported } from '@posttrain/telemetry';
+import type { GenerationSample } from '@posttrain/training';
 import { executeRunJob, type RunJob, type RunJobResult } from './run-job';
 
 export type ToWorker = { type: 'start'; runId: string; job: RunJob } | { type: 'cancel' };
 export type FromWorker =
-  | { type: 'step'; step: number; totalSteps: number; metrics: Record<string, number>; skipped: boolean; at?: number }
+  | { type: 'step'; step: number; totalSteps: number; metrics: Record<string, number>; skipped: boolean; at?: number; samples?: GenerationSample[] }
   | { type: 'eval'; step: number; metrics: Record<string, number> }
   | { type: 'checkpoint'; step: number; path: string }
   | { type: 'done'; result: RunJobResult }

@@ -1,19 +1,7 @@
+import type { ServiceStatus } from '@posttrain/dashboard';
 import { PolicySamplerService } from '@posttrain/proto';
 import type { SamplerAddressSource } from '@posttrain/rl';
 import { checkHealth, createClient, type RpcClient } from '@posttrain/rpc';
-
-/** One serving service as the dashboard shows it. */
-export interface ServiceStatus {
-  role: 'policy-sampler' | 'reference' | 'reward';
-  address: string;
-  /** grpc.health.v1 status, or UNREACHABLE when the check failed. */
-  health: string;
-  /** The sampler's loaded weights version (GetInfo); samplers only, when it answered. */
-  weightsVersion?: number;
-  /** Why the last check failed, if it did. */
-  error?: string;
-  checkedAt: string;
-}
 
 export interface ServiceTargets {
   samplerAddresses: readonly string[];

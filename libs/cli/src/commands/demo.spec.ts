@@ -56,6 +56,8 @@ describe('posttrain demo --quick', () => {
     assert.match(io.out(), /base model plain-text competence: /);
     assert.ok(io.out().includes(`report:  ${join(out, 'report.html')}`));
     assert.match(io.err(), /\[12\/12\] eval-grpo/);
+    // The live dashboard's address comes first on stderr (each stage a run while it runs).
+    assert.match(io.err(), /^posttrain demo --quick: writing to .*\nposttrain demo: live dashboard at http:\/\/127\.0\.0\.1:\d+\/\n/);
   });
 
   test('refuses an output directory that already holds a run', async () => {

@@ -2,10 +2,14 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { claimInputs, formatResultsMarkdown, formatTextTable, judgeClaims, modelTable, seedSummaryTable, PipelineCancelledError, pipelinePlan, pipelineProgress, poolClaimInputs, runPipeline, writePipelineArtifacts } from '@posttrain/experiment';
 import type { PipelineResult, ServiceLauncher } from '@posttrain/experiment';
+import { MemoryRunSource } from '@posttrain/dashboard';
+import type { DashboardServer } from '@posttrain/dashboard';
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
+import { RunState } from '@posttrain/proto';
 import { type Command, type CommandIO, UsageError } from '../command';
 import { repoRoot } from '../repo-paths';
 import { startLocalServices } from '../local-services';
+import { pipelineFeed, startPipelineDashboard } from '../pipeline-dashboard';
 
 const pipelineOptions = defineConfig({
   out: { kind: 'string', flag: 'out', description: 'output directory (must be new or empty); default runs/<name>-<UTC time>' },
@@ -14,6 +18,8 @@ const pipelineOptions = defineConfig({
   seeds: { kind: 'list', flag: 'seeds', description: 'experiment: seeds to run and pool, comma-separated', default: ['0', '1', '2'] },
   fromScratch: { kind: 'bool', flag: 'from-scratch', description: 'rebuild the base model from its recipe first (about an hour on 2 cores; --quick: a toy base in seconds) instead of starting from the shipped models/tiny-arith-base', default: false },
   baseModel: { kind: 'string', flag: 'base-model', description: 'start from this base model directory instead of the shipped models/tiny-arith-base' },
+  dashboard: { kind: 'bool', flag: 'dashboard', description: 'serve the live dashboard (runs, curves, recent samples) on 127.0.0.1 while the stages run; --no-dashboard: none', default: true },
+  dashboardPort: { kind: 'int', flag: 'dashboard-port', description: "the live dashboard's port on 127.0.0.1; default 0, a free port", min: 0, max: 65535 },
 });
 
 /** The options block of `demo` and `experiment` help. */
@@ -68,22 +74,35 @@ export async function runPipelineCommand(name: 'demo' | 'experiment', argv: read
   if (!opts.fromScratch && !existsSync(join(baseModelDir, 'config.json'))) {
     throw new UsageError(`${opts.baseModel ? '--base-model' : 'the shipped base model'}: ${baseModelDir} holds no config.json; pass --base-model DIR or rebuild it with --from-scratch`);
   }
+  if (!opts.dashboard && opts.dashboardPort !== undefined) throw new UsageError(`--dashboard-port: got ${opts.dashboardPort} with --no-dashboard, expected one or the other`);
   const ac = new AbortController();
   void io.interrupted.then((sig) => {
     io.stderr.write(`\n${sig}: stopping at the next step boundary\n`);
     ac.abort();
   });
   io.stderr.write(`posttrain ${name}${opts.quick ? ' --quick' : ''}: writing to ${out}; base model: ${opts.fromScratch ? 'rebuilt from scratch' : baseModelDir}\n`);
+  const source = new MemoryRunSource();
+  let dashboard: DashboardServer | null = null;
+  if (opts.dashboard) {
+    dashboard = await startPipelineDashboard(source, name, '127.0.0.1', opts.dashboardPort ?? 0);
+    io.stderr.write(`posttrain ${name}: live dashboard at ${dashboard.url}\n`);
+  }
   const runs: PipelineResult[] = [];
+  let feed = pipelineFeed(source);
   try {
     for (const seed of seeds) {
+      feed = pipelineFeed(source, seeds.length > 1 ? `seed-${seed}/` : '');
+      const progress = pipelineProgress(io.stderr as NodeJS.WritableStream & { isTTY?: boolean });
       const plan = pipelinePlan(name, { quick: opts.quick, seed });
       const dir = seeds.length > 1 ? join(out, `seed-${seed}`) : out;
       if (seeds.length > 1) io.stderr.write(`--- seed ${seed} (${runs.length + 1} of ${seeds.length}) ---\n`);
       const result = await runPipeline(plan, dir, {
         signal: ac.signal,
         launchServices: localLauncher(io),
-        onEvent: pipelineProgress(io.stderr as NodeJS.WritableStream & { isTTY?: boolean }),
+        onEvent: (e) => {
+          progress(e);
+          feed.onEvent(e);
+        },
         baseModelDir,
         // With several seeds, the base model is rebuilt once (first seed) and shared.
         fromScratch: opts.fromScratch && runs.length === 0,
@@ -93,11 +112,14 @@ export async function runPipelineCommand(name: 'demo' | 'experiment', argv: read
       if (seeds.length > 1) writePipelineArtifacts(dir, [result], result.claims, formatResultsMarkdown([result]));
     }
   } catch (e) {
+    feed.stop(e instanceof PipelineCancelledError ? RunState.CANCELLED : RunState.FAILED, e instanceof Error ? e.message : String(e));
     if (e instanceof PipelineCancelledError) {
       io.stderr.write(`posttrain ${name}: ${e.message}; finished stages are kept in ${out}\n`);
       return 130;
     }
     throw e;
+  } finally {
+    await dashboard?.close();
   }
   const pooled = runs.length > 1 ? poolClaimInputs(runs.map((r) => claimInputs(r))) : null;
   const claims = pooled ? judgeClaims(pooled) : runs[0].claims;
@@ -127,6 +149,6 @@ export const demoCommand: Command = {
   name: 'demo',
   summary: 'watch a tiny pretrained model go base -> SFT -> reward model + PPO, DPO, GRPO on the built-in task; claims + report.html',
   help: () =>
-    `usage: posttrain demo [--out DIR] [--quick] [--seed N] [--from-scratch] [--base-model DIR]\n\nStarts from the shipped base model (models/tiny-arith-base: pretrained on the built-in arithmetic\ntask's prose corpus; it does the sums in plain text but has never seen a chat turn), then runs SFT,\na reward model on style preferences, PPO with that reward model and a KL penalty to SFT, DPO from\nSFT, and GRPO with the verifiable reward from SFT and from base (samplers, reference and reward\nservices started on loopback), evaluating each model: answer accuracy, format rate, preferred-style\nrate and style entropy, preference ranking. Ends with a results table, the claims of the seed\ndocuments judged with their standard errors, and one report.html. No GPU; under 5 minutes on 2 CPU\ncores (--quick: toy sizes, about a minute). --from-scratch first rebuilds the base model from its\nrecipe (about an hour on 2 cores).\n\nOptions:\n${pipelineOptionsHelp()}\n`,
+    `usage: posttrain demo [--out DIR] [--quick] [--seed N] [--from-scratch] [--base-model DIR] [--dashboard-port N | --no-dashboard]\n\nStarts from the shipped base model (models/tiny-arith-base: pretrained on the built-in arithmetic\ntask's prose corpus; it does the sums in plain text but has never seen a chat turn), then runs SFT,\na reward model on style preferences, PPO with that reward model and a KL penalty to SFT, DPO from\nSFT, and GRPO with the verifiable reward from SFT and from base (samplers, reference and reward\nservices started on loopback), evaluating each model: answer accuracy, format rate, preferred-style\nrate and style entropy, preference ranking. Ends with a results table, the claims of the seed\ndocuments judged with their standard errors, and one report.html. No GPU; under 5 minutes on 2 CPU\ncores (--quick: toy sizes, about a minute). --from-scratch first rebuilds the base model from its\nrecipe (about an hour on 2 cores). While the stages run, a live dashboard (each stage a run: curves,\nlatest step, recent PPO/GRPO samples with their rewards) is served on 127.0.0.1; its address is\nprinted first.\n\nOptions:\n${pipelineOptionsHelp()}\n`,
   run: (argv, io) => runPipelineCommand('demo', argv, io),
 };

@@ -705,7 +705,40 @@ export interface RunEvent {
     | //
     /** The run finished; always the last event. */
     { $case: "finished"; value: RunFinished }
+    | //
+    /**
+     * A few of an online step's rollouts (PPO, GRPO), recorded right after
+     * that step's metrics event.
+     */
+    { $case: "samples"; value: GenerationSamples }
     | undefined;
+}
+
+/**
+ * A few generations of one online step with their rewards, for people to
+ * read (the dashboard's "Recent samples"); not a training record. Bounded so
+ * that run histories stay small: at most 8 samples per event, and prompt and
+ * completion each cut to at most 500 characters (UTF-16 code units), a cut
+ * text ending in "...".
+ */
+export interface GenerationSamples {
+  /** Optimizer step whose rollouts these are. */
+  step: number;
+  /** The samples, at most 8, in the order the step collected them. */
+  samples: GenerationSample[];
+}
+
+/** One rollout: the prompt as the policy saw it, what it generated, and its reward. */
+export interface GenerationSample {
+  /** The prompt text (chat template applied), at most 500 characters. */
+  prompt: string;
+  /** The generated completion text, at most 500 characters. */
+  completion: string;
+  /**
+   * The scalar score of the completion: the reward service's (PPO's reward
+   * model and/or rules, GRPO's rules), before any KL penalty.
+   */
+  reward: number;
 }
 
 /** Metrics recorded at one step. */
@@ -2210,6 +2243,9 @@ export const RunEvent: MessageFns<RunEvent> = {
       case "finished":
         RunFinished.encode(message.event.value, writer.uint32(66).fork()).join();
         break;
+      case "samples":
+        GenerationSamples.encode(message.event.value, writer.uint32(74).fork()).join();
+        break;
     }
     return writer;
   },
@@ -2291,6 +2327,14 @@ export const RunEvent: MessageFns<RunEvent> = {
             message.event = { $case: "finished", value: RunFinished.decode(reader, reader.uint32()) };
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.event = { $case: "samples", value: GenerationSamples.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2324,6 +2368,8 @@ export const RunEvent: MessageFns<RunEvent> = {
         ? { $case: "stateChanged", value: runStateFromJSON(object.state_changed) }
         : isSet(object.finished)
         ? { $case: "finished", value: RunFinished.fromJSON(object.finished) }
+        : isSet(object.samples)
+        ? { $case: "samples", value: GenerationSamples.fromJSON(object.samples) }
         : undefined,
     };
   },
@@ -2349,6 +2395,8 @@ export const RunEvent: MessageFns<RunEvent> = {
       obj.stateChanged = runStateToJSON(message.event.value);
     } else if (message.event?.$case === "finished") {
       obj.finished = RunFinished.toJSON(message.event.value);
+    } else if (message.event?.$case === "samples") {
+      obj.samples = GenerationSamples.toJSON(message.event.value);
     }
     return obj;
   },
@@ -2392,7 +2440,201 @@ export const RunEvent: MessageFns<RunEvent> = {
         }
         break;
       }
+      case "samples": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "samples", value: GenerationSamples.fromPartial(object.event.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseGenerationSamples(): GenerationSamples {
+  return { step: 0, samples: [] };
+}
+
+export const GenerationSamples: MessageFns<GenerationSamples> = {
+  encode(message: GenerationSamples, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.step !== 0) {
+      writer.uint32(8).int64(message.step);
+    }
+    for (const v of message.samples) {
+      GenerationSample.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GenerationSamples {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGenerationSamples();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.step = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.samples.push(GenerationSample.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GenerationSamples {
+    return {
+      step: isSet(object.step) ? globalThis.Number(object.step) : 0,
+      samples: globalThis.Array.isArray(object?.samples)
+        ? object.samples.map((e: any) => GenerationSample.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GenerationSamples): unknown {
+    const obj: any = {};
+    if (message.step !== 0) {
+      obj.step = Math.round(message.step);
+    }
+    if (message.samples?.length) {
+      obj.samples = message.samples.map((e) => GenerationSample.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GenerationSamples>): GenerationSamples {
+    return GenerationSamples.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GenerationSamples>): GenerationSamples {
+    const message = createBaseGenerationSamples();
+    message.step = object.step ?? 0;
+    message.samples = object.samples?.map((e) => GenerationSample.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGenerationSample(): GenerationSample {
+  return { prompt: "", completion: "", reward: 0 };
+}
+
+export const GenerationSample: MessageFns<GenerationSample> = {
+  encode(message: GenerationSample, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.prompt !== "") {
+      writer.uint32(10).string(message.prompt);
+    }
+    if (message.completion !== "") {
+      writer.uint32(18).string(message.completion);
+    }
+    if (message.reward !== 0) {
+      writer.uint32(25).double(message.reward);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GenerationSample {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGenerationSample();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.prompt = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.completion = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.reward = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GenerationSample {
+    return {
+      prompt: isSet(object.prompt) ? globalThis.String(object.prompt) : "",
+      completion: isSet(object.completion) ? globalThis.String(object.completion) : "",
+      reward: isSet(object.reward) ? globalThis.Number(object.reward) : 0,
+    };
+  },
+
+  toJSON(message: GenerationSample): unknown {
+    const obj: any = {};
+    if (message.prompt !== "") {
+      obj.prompt = message.prompt;
+    }
+    if (message.completion !== "") {
+      obj.completion = message.completion;
+    }
+    if (message.reward !== 0) {
+      obj.reward = floatToJson(message.reward);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GenerationSample>): GenerationSample {
+    return GenerationSample.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GenerationSample>): GenerationSample {
+    const message = createBaseGenerationSample();
+    message.prompt = object.prompt ?? "";
+    message.completion = object.completion ?? "";
+    message.reward = object.reward ?? 0;
     return message;
   },
 };

@@ -1,26 +1,35 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { RunState, type Run, type RunEvent } from '@posttrain/proto';
-import type { ServiceStatus } from './service-health';
-import { renderDashboardPage, type RunSummary } from './dashboard-page';
+import type { ServiceStatus } from './service-status';
+import { renderDashboardPage, type PageText, type RunSummary } from './dashboard-page';
 
-/** What the dashboard reads: the run registry (the same events WatchRun streams). */
+/** What the dashboard reads: the Trainer's run registry (the same events WatchRun streams), or the demo's pipeline (MemoryRunSource). */
 export interface DashboardSource {
+  /** The runs, newest first. */
   list(): Run[];
   get(id: string): Run | undefined;
   events(id: string, after: number): RunEvent[];
   subscribe(listener: (e: RunEvent) => void): () => void;
+  /** The stage a run shows; default: its spec's stage case. */
+  stageOf?(run: Run): string;
 }
 
 export interface DashboardOptions {
   /** Open event streams at most; one more is answered 503. */
   maxClients: number;
+  /** How a user raises maxClients, named in the 503 message; default the Trainer's flag, --dashboard-max-clients. */
+  maxClientsSetting?: string;
   /** The serving services' statuses (empty when the trainer knows no addresses). */
   services?: () => ServiceStatus[];
   /** Runs whose metric history a new event stream replays, newest first. */
   replayRuns?: number;
   /** Metric events replayed per run (the newest). */
   replayPoints?: number;
+  /** Generation-samples events replayed per run (the newest); default 2. */
+  replaySamples?: number;
+  /** The page's title and the note shown when there are no services. */
+  page?: PageText;
   /** Comment lines that keep idle streams open through proxies (ms). */
   heartbeatMs?: number;
 }
@@ -29,11 +38,11 @@ export interface DashboardOptions {
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 const ROUTES = 'the dashboard serves /, /api/runs, /api/services and /events';
 
-export function runSummary(run: Run): RunSummary {
+export function runSummary(run: Run, stage = run.spec?.stage?.$case ?? ''): RunSummary {
   return {
     id: run.id,
     name: run.name,
-    stage: run.spec?.stage?.$case ?? '',
+    stage,
     state: RunState[run.state] ?? String(run.state),
     lastStep: run.lastStep,
     totalSteps: run.totalSteps,
@@ -54,6 +63,20 @@ function metricsPayload(e: RunEvent): { runId: string; step: number; split: stri
   if (e.event?.$case !== 'metrics') return null;
   const m = e.event.value;
   return { runId: e.runId, step: m.step, split: m.split, values: m.values };
+}
+
+interface SamplesPayload {
+  runId: string;
+  step: number;
+  /** When the step's samples were recorded (ISO 8601): the page shows the newest first. */
+  time: string;
+  samples: { prompt: string; completion: string; reward: number }[];
+}
+
+function samplesPayload(e: RunEvent): SamplesPayload | null {
+  if (e.event?.$case !== 'samples') return null;
+  const g = e.event.value;
+  return { runId: e.runId, step: g.step, time: e.time?.toISOString() ?? '', samples: g.samples.map((x) => ({ prompt: x.prompt, completion: x.completion, reward: x.reward })) };
 }
 
 const SECURITY_HEADERS = {
@@ -94,7 +117,7 @@ export class DashboardHandler {
       return;
     }
     if (path === '/' || path === '/index.html') return this.page(res);
-    if (path === '/api/runs') return this.json(res, { runs: this.source.list().map(runSummary) });
+    if (path === '/api/runs') return this.json(res, { runs: this.summaries() });
     if (path === '/api/services') return this.json(res, { services: this.options.services?.() ?? [] });
     if (path === '/events') return this.stream(req, res);
     res.writeHead(404, { ...SECURITY_HEADERS, 'content-type': 'text/plain; charset=utf-8' });
@@ -114,7 +137,7 @@ export class DashboardHandler {
   }
 
   private page(res: ServerResponse): void {
-    const { html, scriptHashes } = renderDashboardPage(this.source.list().map(runSummary));
+    const { html, scriptHashes } = renderDashboardPage(this.summaries(), this.options.page);
     res.writeHead(200, {
       ...SECURITY_HEADERS,
       'content-type': 'text/html; charset=utf-8',
@@ -122,6 +145,14 @@ export class DashboardHandler {
       'content-security-policy': `default-src 'none'; script-src ${scriptHashes.map((h) => `'sha256-${h}'`).join(' ')}; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'`,
     });
     res.end(html);
+  }
+
+  private summaries(runs = this.source.list()): RunSummary[] {
+    return runs.map((r) => this.summary(r));
+  }
+
+  private summary(run: Run): RunSummary {
+    return runSummary(run, this.source.stageOf?.(run));
   }
 
   private json(res: ServerResponse, body: unknown): void {
@@ -132,7 +163,7 @@ export class DashboardHandler {
   private stream(req: IncomingMessage, res: ServerResponse): void {
     if (this.clients.size >= this.options.maxClients) {
       res.writeHead(503, { ...SECURITY_HEADERS, 'content-type': 'text/plain; charset=utf-8', 'retry-after': '10' });
-      res.end(`too many dashboard clients: ${this.clients.size} streams open, at most ${this.options.maxClients} (--dashboard-max-clients)\n`);
+      res.end(`too many dashboard clients: ${this.clients.size} streams open, at most ${this.options.maxClients} (${this.options.maxClientsSetting ?? '--dashboard-max-clients'})\n`);
       return;
     }
     res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
@@ -142,10 +173,13 @@ export class DashboardHandler {
     req.on('close', drop);
     res.on('close', drop);
     const runs = this.source.list();
-    let out = 'retry: 2000\n\n' + sseFrame('reset', {}) + sseFrame('runs', runs.map(runSummary));
+    let out = 'retry: 2000\n\n' + sseFrame('reset', {}) + sseFrame('runs', this.summaries(runs));
     for (const run of runs.slice(0, this.options.replayRuns ?? 20)) {
-      const points = this.source.events(run.id, 0).map(metricsPayload).filter((p) => p !== null);
+      const history = this.source.events(run.id, 0);
+      const points = history.map(metricsPayload).filter((p) => p !== null);
       for (const p of points.slice(-(this.options.replayPoints ?? 5000))) out += sseFrame('metrics', p);
+      const samples = history.map(samplesPayload).filter((p) => p !== null);
+      for (const p of samples.slice(-(this.options.replaySamples ?? 2))) out += sseFrame('samples', p);
     }
     const services = this.options.services?.() ?? [];
     if (services.length > 0) out += sseFrame('services', services);
@@ -155,8 +189,10 @@ export class DashboardHandler {
   private onRunEvent(e: RunEvent): void {
     const metrics = metricsPayload(e);
     if (metrics) return this.send(sseFrame('metrics', metrics));
+    const samples = samplesPayload(e);
+    if (samples) return this.send(sseFrame('samples', samples));
     const run = this.source.get(e.runId);
-    if (run && (e.event?.$case === 'stateChanged' || e.event?.$case === 'finished' || e.event?.$case === 'checkpoint')) this.send(sseFrame('run', runSummary(run)));
+    if (run && (e.event?.$case === 'stateChanged' || e.event?.$case === 'finished' || e.event?.$case === 'checkpoint')) this.send(sseFrame('run', this.summary(run)));
   }
 
   private send(chunk: string): void {

@@ -1,7 +1,9 @@
 /**
  * The dashboard page: runs with their state, live uPlot curves of the
- * selected run's metrics, its latest step, and the serving services. uPlot
- * is inlined (no CDN); the page reads /events (server-sent events).
+ * selected run's metrics, its latest step, the newest generations of online
+ * runs with their rewards, and the serving services. uPlot is inlined (no
+ * CDN); the page reads /events (server-sent events). Untrusted text (run
+ * names, prompts, completions) is set with textContent, never as HTML.
  */
 import { createHash } from 'node:crypto';
 import { escapeHtml, loadUplot } from '@posttrain/telemetry';
@@ -19,6 +21,22 @@ export interface RunSummary {
   metrics: Record<string, number>;
 }
 
+/** What differs between the Trainer's page and the demo's. */
+export interface PageText {
+  /** The page's heading and title; default "posttrain trainer". */
+  title?: string;
+  /** Shown when there are no services to check. */
+  noServices?: string;
+}
+
+const DEFAULT_TEXT: Required<PageText> = {
+  title: 'posttrain trainer',
+  noServices: 'The trainer knows no service addresses (--sampler-addresses, --reference-address, --reward-address).',
+};
+
+/** Rows of the "Recent samples" table at most. */
+export const SAMPLE_ROWS = 8;
+
 const STYLE = `
 body { font-family: system-ui, sans-serif; margin: 1rem 1.5rem; color: #222; }
 h1 { font-size: 1.3rem; margin: 0 0 .6rem; } h2 { font-size: 1.05rem; margin: 1rem 0 .4rem; }
@@ -28,6 +46,7 @@ table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: .
 #charts { display: flex; flex-wrap: wrap; gap: .8rem; } .chart { border: 1px solid #eee; padding: .3rem; }
 #conn { font-size: .85rem; color: #666; } .muted { color: #888; }
 .layout { display: flex; gap: 2rem; flex-wrap: wrap; align-items: flex-start; }
+#samples td.text { white-space: pre-wrap; font-family: ui-monospace, monospace; max-width: 32rem; overflow-wrap: anywhere; }
 `;
 
 /** Metrics whose curves are drawn: reward, KL, losses and accuracies (train and eval). */
@@ -36,7 +55,7 @@ const CURVE_PATTERN = '^(eval/)?(objective/scores|objective/kl|train/loss|loss/p
 const CLIENT = `
 (function () {
   var CURVE = new RegExp(${JSON.stringify(CURVE_PATTERN)});
-  var runs = {}, order = [], selected = null, pinned = false, charts = {}, dirty = false;
+  var runs = {}, order = [], selected = null, pinned = false, charts = {}, dirty = false, sampleEvents = [];
   function el(tag, text, cls) { var e = document.createElement(tag); if (text !== undefined) e.textContent = String(text); if (cls) e.className = cls; return e; }
   function fmt(v) { if (typeof v !== 'number' || !isFinite(v)) return String(v); if (v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e5)) return v.toExponential(3); return String(Number(v.toPrecision(5))); }
   function run(id) { return runs[id] || (runs[id] = { summary: { id: id, name: id, stage: '', state: 'PENDING', lastStep: 0, totalSteps: 0 }, series: {}, latest: null }); }
@@ -100,14 +119,31 @@ const CLIENT = `
     document.getElementById('services').style.display = list.length ? '' : 'none';
     document.getElementById('no-services').style.display = list.length ? 'none' : '';
   }
+  function onSamples(g) {
+    sampleEvents.push(g);
+    sampleEvents.sort(function (a, b) { return a.time < b.time ? 1 : a.time > b.time ? -1 : 0; });
+    var rows = [];
+    sampleEvents.forEach(function (ev) { ev.samples.forEach(function (s) { if (rows.length < ${SAMPLE_ROWS}) rows.push({ runId: ev.runId, step: ev.step, s: s }); }); });
+    sampleEvents = sampleEvents.slice(0, ${SAMPLE_ROWS});
+    var body = document.querySelector('#samples tbody'); body.textContent = '';
+    rows.forEach(function (r) {
+      var tr = el('tr'); tr.setAttribute('data-run-id', r.runId);
+      tr.appendChild(el('td', r.runId)); tr.appendChild(el('td', r.step));
+      tr.appendChild(el('td', r.s.prompt, 'text')); tr.appendChild(el('td', r.s.completion, 'text')); tr.appendChild(el('td', fmt(r.s.reward)));
+      body.appendChild(tr);
+    });
+    document.getElementById('samples').style.display = rows.length ? '' : 'none';
+    document.getElementById('no-samples').style.display = rows.length ? 'none' : '';
+  }
   function parse(e) { return JSON.parse(e.data); }
   var conn = document.getElementById('conn'), es = new EventSource('events');
   es.onopen = function () { conn.textContent = 'live'; conn.setAttribute('data-live', 'true'); };
   es.onerror = function () { conn.textContent = 'disconnected; retrying'; conn.setAttribute('data-live', 'false'); };
-  es.addEventListener('reset', function () { runs = {}; order = []; });
+  es.addEventListener('reset', function () { runs = {}; order = []; sampleEvents = []; });
   es.addEventListener('runs', function (e) { parse(e).slice().reverse().forEach(upsert); renderAll(); });
   es.addEventListener('run', function (e) { var s = parse(e), fresh = order.indexOf(s.id) < 0, before = selected; upsert(s); if (fresh || before !== selected) renderAll(); else schedule(); });
   es.addEventListener('metrics', function (e) { onMetrics(parse(e)); });
+  es.addEventListener('samples', function (e) { onSamples(parse(e)); });
   es.addEventListener('services', function (e) { onServices(parse(e)); });
 })();
 `;
@@ -122,10 +158,10 @@ function shell(): { head: string; tail: string; scriptHashes: string[] } {
   if (cached) return cached;
   const { js, css } = loadUplot();
   const head = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>posttrain trainer</title>
+<html lang="en"><head><meta charset="utf-8"><title>@@TITLE@@</title>
 <style>${css}</style><style>${STYLE}</style></head>
 <body>
-<h1>posttrain trainer <span id="conn" data-live="false">connecting</span></h1>
+<h1>@@TITLE@@ <span id="conn" data-live="false">connecting</span></h1>
 <div class="layout"><div>
 <h2>Runs</h2>
 <table id="runs"><thead><tr><th>run</th><th>name</th><th>stage</th><th>state</th><th>step</th><th>error</th></tr></thead><tbody>
@@ -134,11 +170,14 @@ function shell(): { head: string; tail: string; scriptHashes: string[] } {
 <h2>Latest step</h2><div id="latest"><p class="muted">no steps yet</p></div>
 </div><div>
 <h2>Services</h2>
-<p id="no-services" class="muted">The trainer knows no service addresses (--sampler-addresses, --reference-address, --reward-address).</p>
+<p id="no-services" class="muted">@@NO_SERVICES@@</p>
 <table id="services" style="display:none"><thead><tr><th>role</th><th>address</th><th>health</th><th>weights version</th><th>error</th><th>checked</th></tr></thead><tbody></tbody></table>
 </div></div>
 <h2 id="charts-title">Curves</h2>
 <div id="charts"></div>
+<h2>Recent samples</h2>
+<p id="no-samples" class="muted">No samples yet: PPO and GRPO steps record a few generations with their rewards.</p>
+<table id="samples" style="display:none"><thead><tr><th>run</th><th>step</th><th>prompt</th><th>completion</th><th>reward</th></tr></thead><tbody></tbody></table>
 <script>${js}</script>
 <script>${CLIENT}</script>
 </body></html>
@@ -148,8 +187,12 @@ function shell(): { head: string; tail: string; scriptHashes: string[] } {
 }
 
 /** The page, with the runs table filled in (escaped) for the first paint; the script keeps it live. */
-export function renderDashboardPage(runs: RunSummary[]): { html: string; scriptHashes: string[] } {
-  const { head, tail, scriptHashes } = shell();
+export function renderDashboardPage(runs: RunSummary[], text: PageText = {}): { html: string; scriptHashes: string[] } {
+  const { title, noServices } = { ...DEFAULT_TEXT, ...text };
+  const shellParts = shell();
+  const head = shellParts.head.replaceAll('@@TITLE@@', escapeHtml(title));
+  const tail = shellParts.tail.replace('@@NO_SERVICES@@', escapeHtml(noServices));
+  const { scriptHashes } = shellParts;
   const rows = runs
     .map((r) => `<tr data-run-id="${escapeHtml(r.id)}"><td>${escapeHtml(r.id)}</td><td>${escapeHtml(r.name)}</td><td>${escapeHtml(r.stage)}</td><td class="state-${escapeHtml(r.state)}" data-state="${escapeHtml(r.state)}">${escapeHtml(r.state)}</td><td>${r.lastStep}${r.totalSteps ? ` / ${r.totalSteps}` : ''}</td><td>${escapeHtml(r.errorMessage)}</td></tr>`)
     .join('\n');
