@@ -1,58 +1,41 @@
 /**
  * `npm run reliability`: a bounded reliability suite on loopback. It starts
- * the four services (two sampler replicas, a tiny model), sends every RPC
+ * the four services (three sampler replicas, a tiny model), sends every RPC
  * malformed and edge-case requests (fixed cases and seeded random bytes),
- * then injects faults into short GRPO runs (SIGSTOP and SIGKILL of a
- * sampler, SIGKILL and restart of the reward and reference services), and
+ * puts bounded concurrent load on a sampler and the reward service
+ * (load.ts), then injects faults into short GRPO runs (SIGSTOP and SIGKILL of
+ * a sampler, SIGKILL and restart of the reward and reference services) and
+ * SIGKILLs the Trainer mid-run and resumes the run (trainer-kill.ts), and
  * prints one table: scenario, expected status, observed, pass. It ends with
- * the counts (cases, crashes, statuses by code, faults survived, rollouts
- * lost) and exits 1 if any row failed.
+ * the counts (cases, crashes, statuses by code, faults survived, runs and
+ * rollouts lost) and exits 1 if any row failed.
  *
- * Bounded: about 210 requests, 4 short runs (the longest stopped 5 steps after a 30 s freeze), every call with a
- * deadline; nothing leaves 127.0.0.1. `--quick` (CI) keeps the requests and
- * two of the faults.
+ * Bounded: about 210 requests plus 15 s of load per service (128-256 callers), 4 short GRPO runs (the longest stopped 5 steps after a 30 s freeze) and 2 short SFT runs, every call with a
+ * deadline; nothing leaves 127.0.0.1. `--quick` (CI) keeps the requests,
+ * 4 s of load per service and three of the faults.
  */
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ServiceError } from '@grpc/grpc-js';
 import { initBackend } from '@posttrain/backend';
-import { startLocalServices } from '@posttrain/cli';
 import { ExtractionMode, PolicySamplerService, ReferenceModelService, RewardScorerService, RunSpec, TrainerService, WatchRunRequest, WeightsFormat } from '@posttrain/proto';
 import type { RewardComponent } from '@posttrain/proto';
 import { HAS_DIGIT, resolveRlRunConfig, rewardComponentsJson, rlConfig, runRl, startService, writePrompts, writeTinyPolicy } from '@posttrain/rl';
 import type { ServiceProcess } from '@posttrain/rl';
-import { checkHealth, createClient, status } from '@posttrain/rpc';
+import { checkHealth, createClient } from '@posttrain/rpc';
 import type { AnyServiceDefinition } from '@posttrain/rpc';
 import { createLogger } from '@posttrain/telemetry';
+import { loadServices } from './load';
+import { byCode, count, outcome, rows } from './tally';
+import { killTrainerAndResume, startTrainer, type TrainerRoots } from './trainer-kill';
 
 const quick = process.argv.includes('--quick');
+const MAX_UPLOAD = 6 * 1024 ** 3;
 const quiet = createLogger({ service: 'reliability', level: 'error' });
-
-interface Row {
-  scenario: string;
-  expected: string;
-  observed: string;
-  pass: boolean;
-}
-const rows: Row[] = [];
-const byCode = new Map<string, number>();
-const codeName = (c: number) => status[c] ?? `CODE_${c}`;
-
-/** Status of a settled call: OK or the error's code name. */
-async function outcome(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'OK';
-  } catch (err) {
-    const e = err as Partial<ServiceError>;
-    return typeof e.code === 'number' ? codeName(e.code) : `ERROR ${(err as Error).message?.slice(0, 80)}`;
-  }
-}
 
 async function expectStatus(scenario: string, expected: string[], call: () => Promise<unknown>): Promise<void> {
   const observed = await outcome(call());
-  byCode.set(observed, (byCode.get(observed) ?? 0) + 1);
+  count(observed);
   rows.push({ scenario, expected: expected.join('|'), observed, pass: expected.includes(observed) });
 }
 
@@ -112,16 +95,20 @@ async function main(): Promise<number> {
   const dataRoot = join(work, 'data');
   mkdirSync(dataRoot, { recursive: true });
   writeFileSync(join(dataRoot, 'ok.jsonl'), '{"prompt":"1+1=","ground_truth":"2"}\n');
-  const samplerArgs = ['--model', model, '--max-new-tokens', '16'];
-  const samplers: ServiceProcess[] = await Promise.all([startService('policy-sampler', samplerArgs), startService('policy-sampler', samplerArgs)]);
+  const samplerArgs = ['--model', model, '--max-new-tokens', '16', '--max-upload-bytes', String(MAX_UPLOAD)];
+  // A third replica with a small queue bound takes the load, so RESOURCE_EXHAUSTED is exercised and the GRPO runs' replicas stay as they are.
+  const [loadSampler, ...samplers]: ServiceProcess[] = await Promise.all([startService('policy-sampler', [...samplerArgs, '--max-queue-depth', '16', '--max-batch-sequences', '16']), startService('policy-sampler', samplerArgs), startService('policy-sampler', samplerArgs)]);
   let reference = await startService('reference', ['--model', model]);
   let reward = await startService('reward', []);
-  const trainerGroup = await startLocalServices([{ name: 'trainer', label: 'trainer', args: ['--runs-dir', runsDir, '--models-root', join(work, 'models'), '--data-root', dataRoot], env: { POSTTRAIN_LOG_LEVEL: 'error' } }], { host: '127.0.0.1', startupTimeoutMs: 120_000 });
+  const roots: TrainerRoots = { runsDir, modelsRoot: join(work, 'models'), dataRoot };
+  const trainerGroup = await startTrainer(roots);
+  let restartedTrainer: Awaited<ReturnType<typeof startTrainer>> | null = null;
   const trainerAddress = trainerGroup.services[0].address;
   const opts = { maxAttempts: 1, deadlineMs: 20_000 };
   let faultsInjected = 0;
   let faultsSurvived = 0;
   let rolloutsLost = 0;
+  let runsLost = 0;
   try {
     // --- malformed and edge-case requests, every RPC ---
     const sampler = createClient(PolicySamplerService, [samplers[0].address], opts);
@@ -154,7 +141,10 @@ async function main(): Promise<number> {
     const data = { chunk: { $case: 'data' as const, value: { offset: 0, data: Buffer.from('abc') } } };
     await expectStatus('LoadWeights: data before the header', IA, () => sampler.clientStream('loadWeights', [data]));
     await expectStatus('LoadWeights: an empty stream', IA, () => sampler.clientStream('loadWeights', []));
-    await expectStatus('LoadWeights: total_bytes 5 GiB (over the bound, nothing allocated)', IA, () => sampler.clientStream('loadWeights', [header({ totalBytes: 5 * 1024 ** 3 })]));
+    // Over 4 GiB is accepted for the header (large uploads go to a file under --upload-dir, free space checked first);
+    // this stream then ends without its data. Over --max-upload-bytes is refused before anything is allocated.
+    await expectStatus('LoadWeights: total_bytes 5 GiB, no data (bound 6 GiB; file or disk check)', ['INVALID_ARGUMENT', 'RESOURCE_EXHAUSTED'], () => sampler.clientStream('loadWeights', [header({ totalBytes: 5 * 1024 ** 3 })]));
+    await expectStatus('LoadWeights: total_bytes over --max-upload-bytes 6 GiB', IA, () => sampler.clientStream('loadWeights', [header({ totalBytes: MAX_UPLOAD + 1 })]));
     await expectStatus('LoadWeights: version 0', IA, () => sampler.clientStream('loadWeights', [header({ version: 0 }), data]));
     await expectStatus('LoadWeights: sha256 not hex', IA, () => sampler.clientStream('loadWeights', [header({ sha256: 'zz' }), data]));
     await expectStatus('LoadWeights: 3 bytes that are not safetensors', IA, () => sampler.clientStream('loadWeights', [header({}), data]));
@@ -222,7 +212,7 @@ async function main(): Promise<number> {
         const client = raw[service];
         const call = kind === 'unary' ? client.unary(method as never, bytes as never) : kind === 'server' ? drain(client.serverStream(method as never, bytes as never), 50) : client.clientStream(method as never, [bytes] as never);
         const observed = await outcome(call);
-        byCode.set(observed, (byCode.get(observed) ?? 0) + 1);
+        count(observed);
         counts.set(observed, (counts.get(observed) ?? 0) + 1);
         if (!notInternal.includes(observed)) ok = false;
       }
@@ -230,8 +220,11 @@ async function main(): Promise<number> {
     }
     for (const c of [sampler, ref, rew, trainer, ...Object.values(raw)]) c.close();
 
+    // --- load: concurrent Generate and Score calls ---
+    await loadServices(loadSampler.address, reward.address, quick);
+
     // Nothing crashed: every process is alive and SERVING.
-    const all = [...samplers, reference, reward];
+    const all = [loadSampler, ...samplers, reference, reward];
     let crashes = 0;
     for (const s of all) if (s.child.exitCode !== null || s.child.signalCode !== null) crashes++;
     if (trainerGroup.services[0].process.exitCode !== null) crashes++;
@@ -323,10 +316,19 @@ async function main(): Promise<number> {
         if (step === 2) killed = samplers[1].kill('SIGKILL');
       }, async () => void (await killed));
     }
+
+    // --- SIGKILL of the Trainer service mid-run, restart on the same runs directory, resume ---
+    faultsInjected++;
+    const killed = await killTrainerAndResume(trainerGroup, roots, model, quick).catch((err: Error) => ({ restarted: null, survived: false, observed: `failed: ${err.message.slice(0, 120)}` }));
+    restartedTrainer = killed.restarted;
+    if (killed.survived) faultsSurvived++;
+    else runsLost++;
+    rows.push({ scenario: 'SIGKILL of the Trainer after a checkpoint of an SFT run, restart, resume', expected: 'INTERRUPTED, resumes to the uninterrupted weights', observed: killed.observed, pass: killed.survived });
   } finally {
     for (const s of samplers) if (s.child.exitCode === null) s.child.kill('SIGCONT');
-    await Promise.all([...samplers, reference, reward].map((s) => s.kill('SIGKILL')));
+    await Promise.all([loadSampler, ...samplers, reference, reward].map((s) => s.kill('SIGKILL')));
     await trainerGroup.stop(2_000);
+    await restartedTrainer?.stop(2_000);
   }
 
   // --- the table ---
@@ -338,7 +340,7 @@ async function main(): Promise<number> {
   const failed = rows.filter((r) => !r.pass).length;
   const requests = [...byCode.values()].reduce((a, b) => a + b, 0);
   console.log(`\nrequests: ${requests}; statuses: ${[...byCode].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c} ${n}`).join(', ')}`);
-  console.log(`faults injected: ${faultsInjected}, survived: ${faultsSurvived}; rollouts lost: ${rolloutsLost}`);
+  console.log(`faults injected: ${faultsInjected}, survived: ${faultsSurvived}; runs lost: ${runsLost}; rollouts lost: ${rolloutsLost}`);
   console.log(`rows: ${rows.length}, failed: ${failed}; ${((Date.now() - began) / 1000).toFixed(0)} s${quick ? ' (--quick)' : ''}`);
   return failed === 0 ? 0 : 1;
 }

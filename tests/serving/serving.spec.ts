@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
 import * as tf from '@tensorflow/tfjs-core';
@@ -19,6 +20,7 @@ describe('serving tier end to end', { timeout: 240_000 }, () => {
   let policyDir: string;
   let updateDir: string;
   let rmDir: string;
+  let uploadDir: string;
   let sampler: RpcClient<typeof PolicySamplerService>;
   let small: RpcClient<typeof PolicySamplerService>;
   let reference: RpcClient<typeof ReferenceModelService>;
@@ -27,10 +29,12 @@ describe('serving tier end to end', { timeout: 240_000 }, () => {
 
   before(async () => {
     await tf.setBackend('cpu'); // this process only writes models and checks numbers; the services pick their own backend
+    uploadDir = await mkdtemp(join(tmpdir(), 'posttrain-uploads-'));
     [policyDir, updateDir, rmDir] = await Promise.all([writeTinyModel(7), writeTinyModel(8), writeTinyModel(5, tinyConfig('sequence-classification'))]);
     group = await startLocalServices(
       [
-        { name: 'policy-sampler', label: 'sampler', args: ['--model', policyDir, '--max-new-tokens', '64'] },
+        // Uploads above 1000 bytes (every real one here) go through the file path (--upload-dir), the garbage ones stay in memory.
+        { name: 'policy-sampler', label: 'sampler', args: ['--model', policyDir, '--max-new-tokens', '64', '--upload-memory-bytes', '1000', '--upload-dir', uploadDir] },
         { name: 'policy-sampler', label: 'small', args: ['--model', policyDir, '--max-batch-sequences', '1', '--max-queue-depth', '1', '--max-new-tokens', '100'] },
         { name: 'reference', label: 'reference', args: ['--model', policyDir] },
         { name: 'reward', label: 'reward', args: ['--reward-model', rmDir] },
@@ -180,6 +184,7 @@ describe('serving tier end to end', { timeout: 240_000 }, () => {
     assert.equal(info.weightsVersion, 1);
     assert.equal(info.weightsFormat, WeightsFormat.SAFETENSORS_FULL);
     await assert.rejects(generateAll(sampler, gen({ ...probe, minWeightsVersion: 2 })), isCode(status.FAILED_PRECONDITION, /min_weights_version/));
+    assert.deepEqual(await readdir(uploadDir), [], 'every upload written to --upload-dir was removed, refused or applied');
   });
 
   test('bad input: every RPC answers INVALID_ARGUMENT naming the field, and the services keep serving', async () => {

@@ -167,4 +167,7 @@ export { TensorFormatError, decodeTensor, decodeTensorAs, dtypeByteWidth, encode
 export type { DecodedTensor, TensorDType, TensorErrorReason, TensorTypedArray, TypedArrayByDType } from './tensor';
 
 // LoadWeights streams: chunking (sender) and verified reassembly (receiver)
-export { MAX_WEIGHTS_CHUNK_BYTES, WEIGHTS_CHUNK_BYTES, WeightsAllocationError, WeightsAssembler, WeightsUploadError, sha256Hex, weightsChunks } from './weights-upload';
+export { MAX_WEIGHTS_CHUNK_BYTES, WEIGHTS_CHUNK_BYTES, WeightsAllocationError, WeightsAssembler, WeightsStreamContract, WeightsUploadError, allocateUpload, sha256Hex, weightsChunks } from './weights-upload';
+export type { AcceptedChunk } from './weights-upload';
+export { WeightsSpool } from './weights-spool';
+export type { SpooledWeights, WeightsSpoolOptions } from './weights-spool';

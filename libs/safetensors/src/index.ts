@@ -43,5 +43,7 @@ export { DTYPE_SIZES, isSafetensorsDtype } from './safetensors-dtype';
 export type { SafetensorsDtype } from './safetensors-dtype';
 export { SafetensorsError } from './safetensors-error';
 export { pathExists, readSafetensorsFile, readSafetensorsHeader, writeDirAtomic, writeFileAtomic, writeSafetensorsFile } from './safetensors-file';
+export { openSafetensors, readSafetensorsFileByTensor, safetensorsFileTensors } from './safetensors-tensors';
+export type { RawTensor } from './safetensors-tensors';
 export { serializeSafetensors } from './serialize-safetensors';
 export type { Float32TensorInput } from './serialize-safetensors';

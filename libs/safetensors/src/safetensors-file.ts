@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { checkHeaderLength, parseSafetensors, validateHeader, type DecodedTensor, type SafetensorsHeader } from './parse-safetensors';
+import { parseSafetensors, type DecodedTensor, type SafetensorsHeader } from './parse-safetensors';
 import { SafetensorsError } from './safetensors-error';
+import { openSafetensors } from './safetensors-tensors';
 import { serializeSafetensors, type Float32TensorInput } from './serialize-safetensors';
 
 /** Reads and validates a .safetensors file; errors name the file (see parseSafetensors for views vs copies). */
@@ -24,25 +25,9 @@ export async function readSafetensorsFile(
  * shapes, offsets against the file size), without reading the tensor data.
  */
 export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
-  let handle;
-  try {
-    handle = await open(path, 'r');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new SafetensorsError(path, code === 'ENOENT' ? 'file not found' : `cannot read file: ${(err as Error).message}`);
-  }
-  try {
-    const { size } = await handle.stat();
-    const first8 = new Uint8Array(8);
-    await handle.read(first8, 0, Math.min(8, size), 0);
-    const headerLength = checkHeaderLength(first8, size, path);
-    const headerBytes = new Uint8Array(headerLength);
-    const { bytesRead } = await handle.read(headerBytes, 0, headerLength, 8);
-    if (bytesRead !== headerLength) throw new SafetensorsError(path, `file shrank while reading the header (${bytesRead} of ${headerLength} bytes)`);
-    return validateHeader(headerBytes, size, path);
-  } finally {
-    await handle.close();
-  }
+  const { handle, header } = await openSafetensors(path);
+  await handle.close();
+  return header;
 }
 
 /** Writes float32 tensors to a .safetensors file atomically (temp file, fsync, rename, fsync of the directory). */

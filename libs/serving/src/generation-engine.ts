@@ -14,7 +14,7 @@ import { admitRequest, checkMinWeightsVersion } from './request-admission';
 import type { ServedModel } from './served-model';
 import { preconditionFailed, ServingError } from './serving-error';
 import { WeightSwap, type WeightsLoadResult } from './weight-swap';
-import type { WeightsFormatName, WeightsUpload } from './weights-update';
+import type { WeightsFormatName, WeightsPayload, WeightsUpload } from './weights-update';
 
 export interface EngineOptions {
   /** Most sequences decoded together. */
@@ -120,8 +120,8 @@ export class GenerationEngine {
   }
 
   /** Applies a verified upload between decoding steps, with no sequence running (see WeightSwap.load). */
-  loadWeights(upload: WeightsUpload, bytes: Uint8Array): Promise<WeightsLoadResult> {
-    return this.swaps.load(upload, bytes);
+  loadWeights(upload: WeightsUpload, payload: WeightsPayload): Promise<WeightsLoadResult> {
+    return this.swaps.load(upload, payload);
   }
 
   /** Refuses new work, fails waiting requests and frees the cache; the model itself belongs to the caller. */

@@ -39,7 +39,7 @@ export { computeBatchLogProbs, planLogProbBatches, validateLogProbsPairs } from 
 export type { BatchLogProbs, BatchLogProbsOptions, LogProbsPair } from './batch-log-probs';
 // Weight uploads.
 export type { WeightsLoadResult } from './weight-swap';
-export type { WeightsUpload, WeightsFormatName } from './weights-update';
+export type { WeightsUpload, WeightsFormatName, WeightsPayload } from './weights-update';
 // Reward-model scoring.
 export { createRewardModelFn, rewardModelInput } from './reward-model-scorer';
 export type { RewardModelScorerOptions, RewardModelItem } from './reward-model-scorer';

@@ -8,7 +8,7 @@
  */
 import type { LlamaModel } from '@posttrain/model';
 import { preconditionFailed, ServingError } from './serving-error';
-import { checkWeightsManifest, prepareWeights, type PreparedWeights, type WeightsFormatName, type WeightsUpload } from './weights-update';
+import { checkWeightsManifest, prepareWeights, type PreparedWeights, type WeightsFormatName, type WeightsPayload, type WeightsUpload } from './weights-update';
 
 export interface WeightsLoadResult {
   version: number;
@@ -90,14 +90,14 @@ export class WeightSwap {
   }
 
   /**
-   * Applies a verified upload (bytes whose size and SHA-256 match the header):
+   * Applies a verified upload (bytes or a file whose size and SHA-256 match the header):
    * the same version with the same checksum is a duplicate (nothing changes);
    * an older or equal version otherwise is failed-precondition; a bad payload
    * is invalid-argument and leaves the old weights serving. Uploads are
    * serialised; the swap happens between decoding steps with no sequence running.
    */
-  load(upload: WeightsUpload, bytes: Uint8Array): Promise<WeightsLoadResult> {
-    const run = this.uploadLock.then(() => this.loadNow(upload, bytes));
+  load(upload: WeightsUpload, payload: WeightsPayload): Promise<WeightsLoadResult> {
+    const run = this.uploadLock.then(() => this.loadNow(upload, payload));
     this.uploadLock = run.catch(() => undefined);
     return run;
   }
@@ -114,10 +114,10 @@ export class WeightSwap {
     return upload.version === this.loadedVersion && upload.sha256 === this.loadedSha256;
   }
 
-  private async loadNow(upload: WeightsUpload, bytes: Uint8Array): Promise<WeightsLoadResult> {
+  private async loadNow(upload: WeightsUpload, payload: WeightsPayload): Promise<WeightsLoadResult> {
     if (this.isDuplicate(upload)) return { version: this.loadedVersion, duplicate: true, tensorsLoaded: 0 };
     this.checkUploadHeader(upload);
-    const prepared = prepareWeights(this.model, upload, bytes);
+    const prepared = await prepareWeights(this.model, upload, payload);
     await new Promise<void>((resolve, reject) => {
       this.pendingSwap = { prepared, upload, resolve, reject };
       this.requestTurn();

@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { expectedWeightShapes, modelFromHfTensors, parseAdapterConfig, type LlamaModel, type LoraState, type LoraWeights } from '@posttrain/model';
-import { parseSafetensors, type DecodedTensor } from '@posttrain/safetensors';
+import { parseSafetensors, readSafetensorsFileByTensor, type DecodedTensor } from '@posttrain/safetensors';
 import { invalidField } from './serving-error';
 
 /** How an upload's bytes are laid out: a full model.safetensors, or a PEFT LoRA adapter. */
@@ -77,9 +77,17 @@ function loraPrefix(layer: number, target: string): string {
   return `model.layers.${layer}.${block}.${target}`;
 }
 
-function decode(bytes: Uint8Array): Map<string, DecodedTensor> {
+/**
+ * The bytes of a verified upload: in memory, or a file (a large upload the
+ * receiver wrote to disk as it arrived), read tensor by tensor so no buffer
+ * is larger than the largest tensor.
+ */
+export type WeightsPayload = Uint8Array | { path: string };
+
+async function decode(payload: WeightsPayload): Promise<Map<string, DecodedTensor>> {
   try {
-    return parseSafetensors(bytes, 'upload').tensors;
+    if (payload instanceof Uint8Array) return parseSafetensors(payload, 'upload').tensors;
+    return (await readSafetensorsFileByTensor(payload.path)).tensors;
   } catch (e) {
     throw invalidField('data', `not a valid safetensors file: ${(e as Error).message}`);
   }
@@ -104,8 +112,7 @@ export function checkWeightsManifest(model: LlamaModel, header: Pick<WeightsUplo
   });
 }
 
-function prepareFull(model: LlamaModel, bytes: Uint8Array): PreparedWeights {
-  const tensors = decode(bytes);
+function prepareFull(model: LlamaModel, tensors: Map<string, DecodedTensor>): PreparedWeights {
   const expected = expectedWeightShapes(model.config, model.heads);
   if (model.config.tieWordEmbeddings && tensors.has('lm_head.weight')) {
     // Some exporters store the tied head; accept it only as the exact copy it must be.
@@ -138,7 +145,7 @@ function prepareFull(model: LlamaModel, bytes: Uint8Array): PreparedWeights {
   });
 }
 
-function prepareLora(model: LlamaModel, bytes: Uint8Array, adapterConfigJson: string): PreparedWeights {
+function prepareLora(model: LlamaModel, tensors: Map<string, DecodedTensor>, adapterConfigJson: string): PreparedWeights {
   let raw: unknown;
   try {
     raw = JSON.parse(adapterConfigJson);
@@ -152,7 +159,6 @@ function prepareLora(model: LlamaModel, bytes: Uint8Array, adapterConfigJson: st
     throw invalidField('header.adapter_config_json', (e as Error).message);
   }
   if (settings.dropout !== 0) settings = { ...settings, dropout: 0 }; // serving never applies dropout; kept for the record only
-  const tensors = decode(bytes);
   const expected = new Map<string, { prefix: string; part: 'a' | 'b'; shape: number[] }>();
   for (let l = 0; l < model.config.numLayers; l++) {
     for (const target of settings.targetModules) {
@@ -196,11 +202,14 @@ function prepareLora(model: LlamaModel, bytes: Uint8Array, adapterConfigJson: st
 
 /**
  * Validates a verified upload (the bytes already match the header's size and
- * SHA-256) against the model and prepares it for apply(). Throws ServingError
- * (invalid-argument) naming the tensor and the problem; the model is untouched.
+ * SHA-256) against the model and prepares it for apply(). Rejects with
+ * ServingError (invalid-argument) naming the tensor and the problem; the
+ * model is untouched.
  */
-export function prepareWeights(model: LlamaModel, header: Pick<WeightsUpload, 'format' | 'adapterConfigJson'>, bytes: Uint8Array): PreparedWeights {
-  if (header.format === 'safetensors-full') return prepareFull(model, bytes);
-  if (header.format === 'lora-adapter') return prepareLora(model, bytes, header.adapterConfigJson);
-  throw invalidField('header.format', `got ${header.format}, expected WEIGHTS_FORMAT_SAFETENSORS_FULL or WEIGHTS_FORMAT_LORA_ADAPTER`);
+export async function prepareWeights(model: LlamaModel, header: Pick<WeightsUpload, 'format' | 'adapterConfigJson'>, payload: WeightsPayload): Promise<PreparedWeights> {
+  if (header.format !== 'safetensors-full' && header.format !== 'lora-adapter') {
+    throw invalidField('header.format', `got ${header.format}, expected WEIGHTS_FORMAT_SAFETENSORS_FULL or WEIGHTS_FORMAT_LORA_ADAPTER`);
+  }
+  const tensors = await decode(payload);
+  return header.format === 'safetensors-full' ? prepareFull(model, tensors) : prepareLora(model, tensors, header.adapterConfigJson);
 }

@@ -7,6 +7,7 @@
  * Without --model the replica serves, but model methods answer FAILED_PRECONDITION.
  */
 import { constants as bufferConstants } from 'node:buffer';
+import { tmpdir } from 'node:os';
 import { PolicySamplerService } from '@posttrain/proto';
 import { defineConfig } from '@posttrain/flags';
 import { mainOf, type ServiceDefinitionOptions } from '@posttrain/rpc';
@@ -20,8 +21,11 @@ const config = defineConfig({
   maxBatchSequences: { kind: 'int', flag: 'max-batch-sequences', env: 'POSTTRAIN_MAX_BATCH_SEQUENCES', description: 'sequences per forward pass', default: 32, min: 1 },
   maxBatchTokens: { kind: 'int', flag: 'max-batch-tokens', env: 'POSTTRAIN_MAX_BATCH_TOKENS', description: 'tokens (prompt + max_new_tokens, summed over the batch) reserved per batch', default: 65_536, min: 1 },
   maxRequestSequences: { kind: 'int', flag: 'max-request-sequences', env: 'POSTTRAIN_MAX_REQUEST_SEQUENCES', description: 'largest n a request may ask for', default: 64, min: 1 },
-  // One Buffer holds an upload, so the bound is at most the largest this Node allocates (4 GiB on Node 20).
-  maxUploadBytes: { kind: 'int', flag: 'max-upload-bytes', env: 'POSTTRAIN_MAX_UPLOAD_BYTES', description: `largest LoadWeights upload; a larger header.total_bytes is INVALID_ARGUMENT before anything is allocated (at most ${bufferConstants.MAX_LENGTH}, one buffer of this Node)`, default: Math.min(8 * 1024 ** 3, bufferConstants.MAX_LENGTH), min: 1, max: bufferConstants.MAX_LENGTH },
+  // Uploads above --upload-memory-bytes are written to a file under --upload-dir as they arrive and read back tensor by tensor,
+  // so the bound is disk, not one Buffer (4 GiB on Node 20).
+  maxUploadBytes: { kind: 'int', flag: 'max-upload-bytes', env: 'POSTTRAIN_MAX_UPLOAD_BYTES', description: 'largest LoadWeights upload; a larger header.total_bytes is INVALID_ARGUMENT before anything is allocated', default: 256 * 1024 ** 3, min: 1, max: Number.MAX_SAFE_INTEGER },
+  uploadMemoryBytes: { kind: 'int', flag: 'upload-memory-bytes', env: 'POSTTRAIN_UPLOAD_MEMORY_BYTES', description: 'LoadWeights uploads up to this size are assembled in memory; larger ones are written to --upload-dir', default: 256 * 1024 ** 2, min: 0, max: bufferConstants.MAX_LENGTH },
+  uploadDir: { kind: 'string', flag: 'upload-dir', env: 'POSTTRAIN_UPLOAD_DIR', description: 'directory of the temporary files of large LoadWeights uploads (removed after each upload); an upload larger than its free space is RESOURCE_EXHAUSTED before any data is written', default: tmpdir() },
 });
 
 export const policySamplerService: ServiceDefinitionOptions<typeof config> = {

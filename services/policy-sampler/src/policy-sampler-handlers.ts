@@ -1,4 +1,4 @@
-import { BatchStats, GenerateResponse, GetInfoRequest, LogProbsResponse, PolicySamplerInfo, WeightsAck, WeightsAssembler, encodeTensor, type PolicySamplerService, type WeightsChunk } from '@posttrain/proto';
+import { BatchStats, GenerateResponse, GetInfoRequest, LogProbsResponse, PolicySamplerInfo, WeightsAck, WeightsSpool, encodeTensor, type PolicySamplerService, type WeightsChunk } from '@posttrain/proto';
 import { failedPrecondition, toRpcError, validateGenerateRequest, validateLogProbsRequest, validateWeightsHeader, type ServiceHandlers } from '@posttrain/rpc';
 import { describeServedModel, type GenerationEngine } from '@posttrain/serving';
 import { toGenerationRequest, toWeightsUpload, toWireCompletion, toWireWeightsFormat } from './wire-conversion';
@@ -11,6 +11,9 @@ export interface PolicySamplerState {
   maxBatchTokens: number;
   maxRequestSequences: number;
   maxUploadBytes: number;
+  /** Uploads up to this size are assembled in memory; larger ones are written to a file under uploadDir. */
+  uploadMemoryBytes: number;
+  uploadDir: string;
   /** Set once the model directory is loaded; null while loading or when the replica was started without --model. */
   engine: GenerationEngine | null;
 }
@@ -55,21 +58,23 @@ export function createPolicySamplerHandlers(state: PolicySamplerState): ServiceH
       }
     },
     loadWeights: async (chunks: AsyncIterable<WeightsChunk>) => {
-      const assembler = new WeightsAssembler(state.maxUploadBytes);
+      const spool = new WeightsSpool({ maxBytes: state.maxUploadBytes, memoryBytes: state.uploadMemoryBytes, dir: state.uploadDir });
       try {
         for await (const chunk of chunks) {
-          const first = assembler.weightsHeader === undefined;
-          assembler.push(chunk);
-          if (first && assembler.weightsHeader) {
-            validateWeightsHeader(assembler.weightsHeader, state.maxUploadBytes);
-            needEngine(state).checkUploadHeader(toWeightsUpload(assembler.weightsHeader));
+          // The header is checked in full (and against the model) before memory or a file is taken for the data.
+          if (spool.weightsHeader === undefined && chunk.chunk?.$case === 'header') {
+            validateWeightsHeader(chunk.chunk.value, state.maxUploadBytes);
+            needEngine(state).checkUploadHeader(toWeightsUpload(chunk.chunk.value));
           }
+          await spool.push(chunk);
         }
-        const { header, bytes } = assembler.finish();
-        const ack = await needEngine(state).loadWeights(toWeightsUpload(header), bytes);
-        return WeightsAck.fromPartial({ version: ack.version, bytesReceived: assembler.bytesReceived, duplicate: ack.duplicate, tensorsLoaded: ack.tensorsLoaded });
+        const done = await spool.finish();
+        const ack = await needEngine(state).loadWeights(toWeightsUpload(done.header), done.path === undefined ? done.bytes : { path: done.path });
+        return WeightsAck.fromPartial({ version: ack.version, bytesReceived: done.bytesReceived, duplicate: ack.duplicate, tensorsLoaded: ack.tensorsLoaded });
       } catch (err) {
         throw toRpcError(err);
+      } finally {
+        await spool.dispose(); // the old weights keep serving on any failure; the temporary file goes either way
       }
     },
     getInfo: async (_request: GetInfoRequest) => {
