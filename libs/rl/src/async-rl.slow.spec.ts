@@ -126,6 +126,7 @@ describe('asynchronous RL', { timeout: 900_000 }, () => {
     const ledgerAtKill = ledgerLines();
     const checkpoints = readdirSync(join(runDir, 'checkpoints')).filter((d) => /^step-\d+$/.test(d)).map((d) => Number(d.slice(5)));
     const lastCheckpoint = Math.max(...checkpoints);
+    console.log(`# SIGKILL with ${ledgerAtKill} ledger lines written, last checkpoint at step ${lastCheckpoint}`);
     assert.ok(ledgerAtKill > lastCheckpoint, `the kill should come after steps past the checkpoint: ledger ${ledgerAtKill} lines, checkpoint step ${lastCheckpoint}`);
 
     const resumed = await runRl(grpo(runId, 8, { max_staleness: 2 }, { checkpointEvery: 2, resume: true }));

@@ -4,9 +4,8 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ServiceError } from '@grpc/grpc-js';
 import { PolicySamplerService, WeightsFormat, type WeightsChunk } from '@posttrain/proto';
-import { createClient, PosttrainServer, status } from '@posttrain/rpc';
+import { createClient, PosttrainServer } from '@posttrain/rpc';
 import { safetensorsFileTensors } from '@posttrain/safetensors';
 import type { GenerationEngine, WeightsPayload, WeightsUpload } from '@posttrain/serving';
 import { createLogger } from '@posttrain/telemetry';
@@ -55,11 +54,10 @@ function* pieces(): Generator<{ t: number; bytes: Buffer }> {
   for (let t = 0; t < TENSORS; t++) for (let r = 0; r < ROWS; r++) yield { t, bytes: row(t, r) };
 }
 
-function* upload(sha256: string, corruptAt = -1): Generator<WeightsChunk> {
+function* upload(sha256: string): Generator<WeightsChunk> {
   yield { chunk: { $case: 'header', value: { version: 1, format: WeightsFormat.SAFETENSORS_FULL, totalBytes: TOTAL, sha256, adapterConfigJson: '', manifest: [] } } };
   let offset = 0;
   for (const { bytes } of pieces()) {
-    if (offset <= corruptAt && corruptAt < offset + bytes.byteLength) bytes[corruptAt - offset] ^= 0x40;
     yield { chunk: { $case: 'data', value: { offset, data: bytes } } };
     offset += bytes.byteLength;
   }
@@ -90,7 +88,7 @@ describe('LoadWeights of more than 4 GiB', { timeout: 900_000 }, () => {
   });
   after(() => server.shutdown());
 
-  test('4.22 GiB in 32 tensors: verified, every tensor with its shape and content, peak RSS far below the upload, a corrupted byte refused', async () => {
+  test('4.22 GiB in 32 tensors: verified, every tensor with its shape and content, peak RSS far below the upload (a corrupted byte is refused in weights-spool.spec.ts)', async () => {
     assert.ok(TOTAL > 4 * 1024 ** 3);
     // The sender's pass: the file's SHA-256 and each tensor's, without holding more than one row.
     const whole = createHash('sha256');
@@ -122,12 +120,7 @@ describe('LoadWeights of more than 4 GiB', { timeout: 900_000 }, () => {
     console.log(`# ${(TOTAL / 1024 ** 3).toFixed(2)} GiB in ${seconds.toFixed(1)} s (${(TOTAL / MIB / seconds).toFixed(0)} MiB/s); RSS ${(rssBefore / MIB).toFixed(0)} MiB before, peak ${(peakRss / MIB).toFixed(0)} MiB; largest tensor ${(largest / MIB).toFixed(0)} MiB`);
     assert.ok(peakRss - rssBefore < TOTAL / 4, `peak RSS grew by ${((peakRss - rssBefore) / MIB).toFixed(0)} MiB for a ${(TOTAL / MIB).toFixed(0)} MiB upload`);
 
-    // One flipped byte in the last tensor: refused at the end of the stream, nothing loaded, no file left.
-    const began2 = performance.now();
-    await assert.rejects(client.clientStream('loadWeights', upload(sha256, TOTAL - 12_345)), (e: ServiceError) => e.code === status.INVALID_ARGUMENT && /^header\.sha256: announced/.test(e.details));
-    console.log(`# corrupted upload refused after ${((performance.now() - began2) / 1000).toFixed(1)} s`);
     assert.equal(loads, 1);
-    assert.deepEqual(await readdir(uploadDir), []);
     client.close();
   });
 });
