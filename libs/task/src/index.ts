@@ -32,6 +32,7 @@ export { problemSpaceSize, sampleDistinctProblems, sampleProblem } from './sampl
 export type { ProblemSpace } from './sample-problem';
 export { FRIENDLY_LEAD_IN, PREFERRED_STYLE, PROMPT_TEMPLATES, REPLY_STYLES, STYLE_OPENINGS, columnFact, factSentence, factsLine, formatPrompt, formatSolution, prosePrompt, replyStyle, workedSentence } from './task-text';
 export type { ReplyStyle } from './task-text';
+export { askAtReplyDistance } from './asked-at-reply-distance';
 export { defaultTaskOptions, parseTaskOptions } from './task-options';
 export type { TaskOptions } from './task-options';
 export { generateTaskData, serializeRecords } from './generate-task-data';
