@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { baseModelCard, baseModelPlan, buildBaseModel, readCardRecord } from './base-model';
+import { createBuiltinTokenizer } from '@posttrain/tokenizer';
+import { baseModelCard, baseModelPlan, basePlanSteps, buildBaseModel, readCardRecord } from './base-model';
 import type { BaseModelPlan, BaseModelResult } from './base-model';
 
 const SHIPPED = resolve(__dirname, '../../../models/tiny-arith-base');
@@ -14,7 +15,8 @@ describe('the shipped base model (models/tiny-arith-base)', () => {
     const record = readCardRecord(card, 'models/tiny-arith-base/README.md');
     assert.deepEqual(record.plan, baseModelPlan(), 'the card was made with another recipe: rebuild the model with `posttrain demo --from-scratch` and commit it');
     assert.equal(record.command, 'posttrain demo --from-scratch');
-    assert.equal(record.steps, baseModelPlan().pretrain.steps + (baseModelPlan().continuation?.steps ?? 0));
+    assert.equal(record.steps, basePlanSteps(baseModelPlan()));
+    assert.equal(record.steps, 3000 + 1500 + 1200);
     assert.ok(record.seconds > 0);
     assert.ok(record.competence.n === baseModelPlan().competence.prompts && record.competence.accuracy >= 0 && record.competence.accuracy <= 1);
     // The card's prose states the same numbers as its record.
@@ -37,6 +39,18 @@ describe('the shipped base model (models/tiny-arith-base)', () => {
   });
 });
 
+describe('the questions phase', () => {
+  test("its gap is as many tokens as the chat template puts between a user's message and the reply", () => {
+    const tok = createBuiltinTokenizer();
+    const prompt = tok.applyChatTemplate([{ role: 'user', content: 'What is 45+13?' }], { addGenerationPrompt: true });
+    const between = prompt.slice(prompt.indexOf('What is 45+13?') + 'What is 45+13?'.length);
+    assert.equal(between, '<|im_end|>\n<|im_start|>assistant\n');
+    const gap = baseModelPlan().questions!.gap;
+    assert.equal(tok.encode(gap).length, tok.encode(between).length);
+    assert.equal(tok.encode(gap).length, 13);
+  });
+});
+
 describe('buildBaseModel', () => {
   test('a toy recipe: task data, init, lm stage, held-out competence and a card that reads back', async () => {
     const plan: BaseModelPlan = baseModelPlan();
@@ -44,11 +58,14 @@ describe('buildBaseModel', () => {
     plan.task = { ...plan.task, corpusSize: 64, evalSize: 20 };
     plan.pretrain = { ...plan.pretrain, steps: 2, batchSize: 4, evalSteps: 2, saveSteps: 2 };
     plan.continuation = { steps: 1, learningRate: 1e-3 };
+    plan.questions = { ...plan.questions!, steps: 1, learningRate: 1e-3 };
     plan.competence = { prompts: 6, maxNewTokens: 8 };
     const out = join(mkdtempSync(join(tmpdir(), 'base-model-')), 'base');
     const r = await buildBaseModel(plan, out, { command: 'posttrain demo --from-scratch --quick' });
-    assert.equal(r.steps, 3); // 2 steps, then 1 of the continuation
-    assert.match(r.runDir, /pretrain-2$/);
+    assert.equal(r.steps, 4); // 2 steps, 1 of the continuation, 1 of the questions phase
+    assert.match(r.runDir, /pretrain-3$/);
+    const asked = readFileSync(join(out, 'task', 'corpus-asked.jsonl'), 'utf8');
+    assert.match(asked, /(What is \d+[+-]\d+\?|Compute \d+[+-]\d+\.|\d+[+-]\d+=\?) Worked out:\\n(Sure! )?To (add|take) /, 'the asked corpus holds questions at the reply distance');
     assert.equal(r.competence.n, 6);
     // Binomial standard error of the measured fraction over the 6 prompts.
     assert.ok(Math.abs(r.competence.stderr - Math.sqrt((r.competence.accuracy * (1 - r.competence.accuracy)) / 6)) < 1e-12);

@@ -11,17 +11,18 @@
  * the held-out competence and writes the model card. The repository ships its
  * result in models/tiny-arith-base; `posttrain demo --from-scratch` rebuilds it.
  */
-import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import { describeBackend, getBackendInfo, initBackend } from '@posttrain/backend';
 import { initModelDir, loadModel } from '@posttrain/model';
 import type { Operation } from '@posttrain/task';
-import { proseRewardComponents, writeTaskFiles } from '@posttrain/task';
+import { askAtReplyDistance, proseRewardComponents, writeTaskFiles } from '@posttrain/task';
 import { buildBuiltinTokenizerFiles, createBuiltinTokenizer, loadTokenizer } from '@posttrain/tokenizer';
 import { parseRunConfig, runStage } from '@posttrain/training';
 import type { Logger } from '@posttrain/telemetry';
 import { createLogger } from '@posttrain/telemetry';
+import { Rng } from '@posttrain/random';
 import { evaluateAnswers } from './evaluate-answers';
 import { modelCompleteFn } from './model-evaluation';
 import { readEvalData } from './read-eval-data';
@@ -44,6 +45,16 @@ export interface BaseModelPlan {
    * fresh warm-up and cosine schedule (its own data order: seed + 1); null for none.
    */
   continuation: { steps: number; learningRate: number } | null;
+  /**
+   * A third lm run from the last one's weights (its own `seed`, checkpoints
+   * and evaluations every 200 steps), on the corpus with `share` of its worked
+   * sentences (drawn with `textSeed`) asked at the chat reply's distance: the
+   * question, then `gap` (plain text as many tokens long as the chat template
+   * between a user message and the reply), then the sentence
+   * (libs/task `askAtReplyDistance`). The tiny model copies the operands only
+   * from a distance it was trained at; null for none.
+   */
+  questions: { steps: number; learningRate: number; warmupRatio: number; seed: number; textSeed: number; share: number; gap: string } | null;
   /** Plain-text competence: held-out prose prompts completed greedily. */
   competence: { prompts: number; maxNewTokens: number };
 }
@@ -62,6 +73,11 @@ export function baseModelPlan(): BaseModelPlan {
     // The first run ended mid-way through learning to copy the operands (held-out competence 35%
     // at step 3000, rising); a second schedule finishes it.
     continuation: { steps: 1500, learningRate: 2e-3 },
+    // With phases 1-2 alone SFT learns the reply format but copies the chat question's operands
+    // wrongly (0.8% accuracy on the demo); questions asked 13 tokens before their worked answer teach
+    // the copy. It is learned abruptly and not on every draw: this run (seed 3, text seed 11) learned it
+    // between steps 600 and 800; three other draws (seeds 2 and 3, other texts) had not by step 1200.
+    questions: { steps: 1200, learningRate: 2e-3, warmupRatio: 0.05, seed: 3, textSeed: 11, share: 0.7, gap: ' Worked out:\n' },
     competence: { prompts: 300, maxNewTokens: 48 },
   };
 }
@@ -104,6 +120,34 @@ export function baseContinuationConfig(plan: BaseModelPlan, root: string, firstM
   const first = baseRunConfig(plan, root);
   const train = first.train as Record<string, unknown>;
   return { ...first, model: firstModelDir, run_id: 'pretrain-2', seed: plan.seed + 1, train: { ...train, max_steps: plan.continuation.steps, learning_rate: plan.continuation.learningRate } };
+}
+
+/** The corpus files of the questions phase: task/corpus-asked.jsonl and corpus-asked-eval.jsonl, rewritten from the corpus (its own fork of the seed). */
+export async function writeAskedCorpus(plan: BaseModelPlan, root: string): Promise<{ train: string; eval: string }> {
+  if (plan.questions === null) throw new Error('writeAskedCorpus: the plan has no questions phase');
+  const { share, gap } = plan.questions;
+  const rng = new Rng(plan.questions.textSeed);
+  const out = { train: join(root, 'task', 'corpus-asked.jsonl'), eval: join(root, 'task', 'corpus-asked-eval.jsonl') };
+  for (const [from, to] of [['corpus.jsonl', out.train], ['corpus-eval.jsonl', out.eval]] as const) {
+    const lines = (await readFile(join(root, 'task', from), 'utf8')).split('\n').filter((l) => l.trim() !== '');
+    await writeFile(to, lines.map((l) => JSON.stringify({ text: askAtReplyDistance((JSON.parse(l) as { text: string }).text, rng, share, gap) })).join('\n') + '\n');
+  }
+  return out;
+}
+
+/** The questions phase's run config: from `fromModelDir`, run id `pretrain-3`, on the asked corpus (writeAskedCorpus). */
+export function baseQuestionsConfig(plan: BaseModelPlan, root: string, fromModelDir: string): Record<string, unknown> | null {
+  if (plan.questions === null) return null;
+  const first = baseRunConfig(plan, root);
+  const train = first.train as Record<string, unknown>;
+  return {
+    ...first,
+    model: fromModelDir,
+    run_id: 'pretrain-3',
+    seed: plan.questions.seed,
+    dataset: { train: join(root, 'task', 'corpus-asked.jsonl'), eval: join(root, 'task', 'corpus-asked-eval.jsonl') },
+    train: { ...train, max_steps: plan.questions.steps, learning_rate: plan.questions.learningRate, warmup_ratio: plan.questions.warmupRatio, eval_steps: 200, save_steps: 200 },
+  };
 }
 
 export interface CompetenceResult {
@@ -218,10 +262,13 @@ export async function buildBaseModel(plan: BaseModelPlan, outDir: string, option
     if (run.status !== 'completed' || run.modelDir === null) throw new Error(`base model pretraining (${String(raw.run_id)}) stopped at step ${run.step} of ${run.totalSteps}`);
     return run;
   };
-  const total = plan.pretrain.steps + (plan.continuation?.steps ?? 0);
+  const total = basePlanSteps(plan);
   const first = await stage(baseRunConfig(plan, root), 0, total);
   const second = baseContinuationConfig(plan, root, first.modelDir!);
-  const run = second ? await stage(second, plan.pretrain.steps, total) : first;
+  const afterSecond = second ? await stage(second, plan.pretrain.steps, total) : first;
+  if (plan.questions) await writeAskedCorpus(plan, root);
+  const third = baseQuestionsConfig(plan, root, afterSecond.modelDir!);
+  const run = third ? await stage(third, plan.pretrain.steps + (plan.continuation?.steps ?? 0), total) : afterSecond;
   if (run.modelDir === null) throw new Error('base model pretraining produced no model');
   const competence = await measureCompetence(run.modelDir, join(root, 'task', 'prose-eval.jsonl'), plan.competence);
   const modelDir = join(root, 'model');
@@ -231,7 +278,7 @@ export async function buildBaseModel(plan: BaseModelPlan, outDir: string, option
     plan,
     modelDir,
     runDir: run.runDir,
-    steps: first.step + (second ? run.step : 0),
+    steps: first.step + (second ? afterSecond.step : 0) + (third ? run.step : 0),
     seconds: (Date.now() - t0) / 1000,
     corpusEval: run.lastEval ?? {},
     competence,
@@ -239,6 +286,11 @@ export async function buildBaseModel(plan: BaseModelPlan, outDir: string, option
   };
   await writeFile(join(modelDir, 'README.md'), baseModelCard(result, options.command ?? 'posttrain demo --from-scratch'));
   return result;
+}
+
+/** Optimizer steps of every phase of a plan. */
+export function basePlanSteps(plan: BaseModelPlan): number {
+  return plan.pretrain.steps + (plan.continuation?.steps ?? 0) + (plan.questions?.steps ?? 0);
 }
 
 /** The fenced JSON block of the card that {@link readCardRecord} reads back. */
@@ -255,7 +307,7 @@ export interface BaseModelCardRecord {
 const RECORD_START = '```json posttrain-base-model';
 
 /** The model card (README.md): what the model is, the exact recipe and command, and its measured held-out numbers. */
-export function baseModelCard(r: BaseModelResult, command: string): string {
+export function baseModelCard(r: BaseModelResult, command: string, notes: readonly string[] = []): string {
   const record: BaseModelCardRecord = {
     plan: r.plan,
     command,
@@ -276,6 +328,15 @@ export function baseModelCard(r: BaseModelResult, command: string): string {
     `posttrain's embedded arithmetic task: ${r.plan.task.minDigits}-digit ${r.plan.task.operations.join(' and ')} with worked column steps. It is the`,
     'base model of `posttrain demo` and `posttrain experiment`. It has never seen a chat turn or an',
     '"Answer:" line: teaching that format is the job of SFT.',
+    ...(r.plan.questions
+      ? [
+          '',
+          `Its last phase reads questions: ${pct(r.plan.questions.share)} of the corpus's worked sentences follow the question a user would ask`,
+          `("What is 45+13?", "Compute 45-13.", "45+13=?"), then ${JSON.stringify(r.plan.questions.gap)}, which is as many tokens as the chat`,
+          'template between a user message and the reply, then (half of them) "Sure! ". A model this small copies the',
+          "operands only from a distance it was trained at; SFT then moves that copy onto the chat template's tokens.",
+        ]
+      : []),
     '',
     '## Held-out numbers',
     '',
@@ -293,8 +354,9 @@ export function baseModelCard(r: BaseModelResult, command: string): string {
     '## How it was made',
     '',
     `- Command: \`${command}\` (the base stage of the demo pipeline, libs/experiment \`buildBaseModel\`).`,
-    `- Seed ${r.plan.seed}; ${r.steps} optimizer steps of ${r.plan.pretrain.batchSize} packed rows x ${r.plan.pretrain.maxLength} tokens; AdamW, lr ${r.plan.pretrain.learningRate}, cosine${r.plan.continuation ? ` for ${r.plan.pretrain.steps} steps, then ${r.plan.continuation.steps} more from those weights with a fresh schedule (lr ${r.plan.continuation.learningRate}, seed ${r.plan.seed + 1})` : ''}.`,
+    `- Seed ${r.plan.seed}; ${r.steps} optimizer steps of ${r.plan.pretrain.batchSize} packed rows x ${r.plan.pretrain.maxLength} tokens; AdamW, lr ${r.plan.pretrain.learningRate}, cosine${r.plan.continuation ? ` for ${r.plan.pretrain.steps} steps, then ${r.plan.continuation.steps} more from those weights with a fresh schedule (lr ${r.plan.continuation.learningRate}, seed ${r.plan.seed + 1})` : ''}${r.plan.questions ? `, then ${r.plan.questions.steps} on the asked corpus (lr ${r.plan.questions.learningRate}, seed ${r.plan.questions.seed})` : ''}.`,
     `- Wall time ${Math.round(r.seconds)} s on ${r.backend}.`,
+    ...notes.map((n) => `- ${n}`),
     '- The recorded recipe below is checked by a test against `baseModelPlan()` in the code.',
     '',
     RECORD_START,

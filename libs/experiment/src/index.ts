@@ -35,5 +35,5 @@ export { evaluateAnswers } from './evaluate-answers';
 export type { AnswerEvaluation, CompleteFn, EvaluateAnswersOptions } from './evaluate-answers';
 export { evaluatePreferences, meanAndStderr, measureConcentration, measureStyle, modelCompleteFn, pairLogProbs, softmaxEntropy, tokenizePairs } from './model-evaluation';
 export type { Concentration, ConcentrationSettings, GenerationSettings, PairLogProbs, PreferenceEvaluation, StyleMeasure } from './model-evaluation';
-export { baseContinuationConfig, baseModelCard, baseModelPlan, baseRunConfig, baseTaskOptions, buildBaseModel, measureCompetence, readCardRecord } from './base-model';
+export { baseContinuationConfig, baseModelCard, baseModelPlan, basePlanSteps, baseQuestionsConfig, baseRunConfig, baseTaskOptions, buildBaseModel, measureCompetence, readCardRecord, writeAskedCorpus } from './base-model';
 export type { BaseModelCardRecord, BaseModelPlan, BaseModelResult, BuildBaseModelOptions, CompetenceResult } from './base-model';
