@@ -6,11 +6,10 @@ import { dirname, join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { initBackend } from '@posttrain/backend';
 import { startLocalServices, type LocalServiceGroup } from '@posttrain/cli';
-import { initModelDir } from '@posttrain/model';
 import { RunSpec, RunState, TrainerService } from '@posttrain/proto';
 import { createClient } from '@posttrain/rpc';
 import { writeTaskFiles } from '@posttrain/task';
-import { buildBuiltinTokenizerFiles, createBuiltinTokenizer } from '@posttrain/tokenizer';
+import { writeE2eModel } from './e2e-model';
 
 // The Trainer's live dashboard as a user sees it: the service started with
 // --dashboard-port, a real policy sampler and reward service for its health
@@ -30,12 +29,7 @@ describe('Trainer dashboard in headless Chromium', { timeout: 300_000, skip: !ex
 
   before(async () => {
     await initBackend({ backend: 'cpu', logger: { info: () => undefined } });
-    const tok = createBuiltinTokenizer();
-    const files = buildBuiltinTokenizerFiles();
-    await initModelDir(model, { vocabSize: tok.vocabSize, hiddenSize: 32, intermediateSize: 64, numLayers: 1, numHeads: 2, numKvHeads: 2, maxPositionEmbeddings: 256, eosTokenId: tok.eosTokenId, padTokenId: tok.padTokenId }, {
-      seed: 5,
-      assets: { 'tokenizer.json': JSON.stringify(files.tokenizerJson), 'tokenizer_config.json': JSON.stringify(files.tokenizerConfig), 'special_tokens_map.json': JSON.stringify(files.specialTokensMap) },
-    });
+    await writeE2eModel(model, 5);
     await writeTaskFiles(data, { seed: 3, sftSizes: [40], corpusSize: 10, preferenceSize: 8, promptsSize: 4, evalSize: 4 });
   });
   after(async () => {

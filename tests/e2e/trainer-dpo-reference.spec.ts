@@ -5,11 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@posttrain/backend';
 import { startLocalServices, type LocalServiceGroup } from '@posttrain/cli';
-import { initModelDir } from '@posttrain/model';
 import { RunState, TrainerService, type RunEvent, type RunSpec } from '@posttrain/proto';
 import { createClient } from '@posttrain/rpc';
 import { writeTaskFiles } from '@posttrain/task';
-import { buildBuiltinTokenizerFiles, createBuiltinTokenizer } from '@posttrain/tokenizer';
+import { writeE2eModel } from './e2e-model';
 
 // DPO through the Trainer service, its reference log-probs from a ReferenceModel
 // service: the trainer -> reference hop, as separate processes.
@@ -22,16 +21,8 @@ describe('Trainer DPO run with the reference service', { timeout: 300_000 }, () 
 
   before(async () => {
     await initBackend({ backend: 'cpu', logger: { info: () => undefined } });
-    const tok = createBuiltinTokenizer();
-    const files = buildBuiltinTokenizerFiles();
-    await initModelDir(model, { vocabSize: tok.vocabSize, hiddenSize: 32, intermediateSize: 64, numLayers: 1, numHeads: 2, numKvHeads: 2, maxPositionEmbeddings: 256, eosTokenId: tok.eosTokenId, padTokenId: tok.padTokenId }, {
-      seed: 5,
-      assets: { 'tokenizer.json': JSON.stringify(files.tokenizerJson), 'tokenizer_config.json': JSON.stringify(files.tokenizerConfig), 'special_tokens_map.json': JSON.stringify(files.specialTokensMap) },
-    });
-    await initModelDir(other, { vocabSize: tok.vocabSize, hiddenSize: 32, intermediateSize: 64, numLayers: 1, numHeads: 2, numKvHeads: 2, maxPositionEmbeddings: 256, eosTokenId: tok.eosTokenId, padTokenId: tok.padTokenId }, {
-      seed: 6,
-      assets: { 'tokenizer.json': JSON.stringify(files.tokenizerJson), 'tokenizer_config.json': JSON.stringify(files.tokenizerConfig), 'special_tokens_map.json': JSON.stringify(files.specialTokensMap) },
-    });
+    await writeE2eModel(model, 5);
+    await writeE2eModel(other, 6);
     await writeTaskFiles(data, { seed: 2, sftSizes: [10], corpusSize: 10, preferenceSize: 16, promptsSize: 4, evalSize: 4 });
     group = await startLocalServices(
       [

@@ -5,11 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@posttrain/backend';
 import { startLocalServices, type LocalServiceGroup } from '@posttrain/cli';
-import { initModelDir } from '@posttrain/model';
 import { RunState, TrainerService, type RunEvent, type RunSpec } from '@posttrain/proto';
 import { createClient } from '@posttrain/rpc';
 import { writeTaskFiles } from '@posttrain/task';
-import { buildBuiltinTokenizerFiles, createBuiltinTokenizer } from '@posttrain/tokenizer';
+import { writeE2eModel } from './e2e-model';
 
 // The Trainer service killed with SIGKILL mid-run (its run worker goes with
 // it), then restarted on the same runs directory: the run is listed as
@@ -30,12 +29,7 @@ describe('Trainer service killed mid-run and restarted', { timeout: 300_000 }, (
 
   before(async () => {
     await initBackend({ backend: 'cpu', logger: { info: () => undefined } });
-    const tok = createBuiltinTokenizer();
-    const files = buildBuiltinTokenizerFiles();
-    await initModelDir(model, { vocabSize: tok.vocabSize, hiddenSize: 32, intermediateSize: 64, numLayers: 1, numHeads: 2, numKvHeads: 2, maxPositionEmbeddings: 256, eosTokenId: tok.eosTokenId, padTokenId: tok.padTokenId }, {
-      seed: 4,
-      assets: { 'tokenizer.json': JSON.stringify(files.tokenizerJson), 'tokenizer_config.json': JSON.stringify(files.tokenizerConfig), 'special_tokens_map.json': JSON.stringify(files.specialTokensMap) },
-    });
+    await writeE2eModel(model, 4);
     await writeTaskFiles(data, { seed: 3, sftSizes: [40], corpusSize: 10, preferenceSize: 8, promptsSize: 4, evalSize: 4 });
   });
   after(async () => {
