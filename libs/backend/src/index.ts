@@ -5,8 +5,10 @@
  * and broadcast products included), a BatchMatMul gradient without transposed
  * products, and the UnsortedSegmentSum kernel that embedding gradients need.
  * Where @posttrain/native-kernels is built, it also registers the native
- * kernels on wasm (BLAS BatchMatMul, fused AdamW and RMSNorm: `info.native`);
- * `adamWUpdate` and `rmsNorm` use them when they run and tfjs ops otherwise.
+ * kernels on wasm (BLAS BatchMatMul, fused AdamW, RMSNorm, SwiGLU and one-token
+ * attention: `info.native`); `adamWUpdate`, `rmsNorm` and `swiGluInference` use
+ * them when they run and tfjs ops otherwise, and `decodeAttentionNative` runs
+ * the attention kernel (the model's decoding step falls back to tfjs ops).
  *
  * @example
  * ```ts
@@ -24,4 +26,7 @@ export { setNativeKernelsEnabled, nativeKernelsActive } from './native-state';
 export type { WasmPatch } from './wasm-patches';
 export { adamWUpdate } from './adamw-update';
 export { rmsNorm } from './rms-norm';
+export { swiGluInference } from './swiglu';
+export { decodeAttentionNative } from './decode-attention';
+export type { DecodeAttentionInputs } from './decode-attention';
 export type { AdamWHyper } from './adamw-update';

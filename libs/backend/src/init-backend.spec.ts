@@ -118,7 +118,7 @@ describe('initBackend selection', () => {
     assert.equal(info.native.active, native, info.native.reason);
     assert.deepEqual(info.patches, [
       'batch-mat-mul-kernel', 'batch-mat-mul-gradient', 'unsorted-segment-sum-kernel',
-      ...(native ? ['native-batch-mat-mul', 'native-adamw', 'native-rms-norm'] : []),
+      ...(native ? ['native-batch-mat-mul', 'native-adamw', 'native-rms-norm', 'native-decode-attention', 'native-swiglu'] : []),
     ]);
     assert.equal(logged.length, 1);
     assert.equal(logged[0].msg, 'tfjs backend selected');

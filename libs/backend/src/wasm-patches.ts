@@ -3,12 +3,14 @@ import { makeFastBatchMatMul } from './fast-batch-mat-mul';
 import { makeNativeBatchMatMul } from './native-batch-mat-mul';
 import { FUSED_ADAMW, makeNativeAdamW } from './adamw-update';
 import { FUSED_RMS_NORM, FUSED_RMS_NORM_GRAD, makeNativeRmsNorm, makeNativeRmsNormGrad } from './rms-norm';
+import { FUSED_DECODE_ATTENTION, makeNativeDecodeAttention } from './decode-attention';
+import { FUSED_SWIGLU, makeNativeSwiGlu } from './swiglu';
 import { nativeKernelsActive, nativeSwitch, registeredNative } from './native-state';
 import { makeMatMulGradConfig } from './mat-mul-gradient';
 import { unsortedSegmentSumWasm } from './unsorted-segment-sum-wasm';
 
 /** The changes `applyWasmPatches` makes, by name (reported in BackendInfo). */
-export type WasmPatch = 'batch-mat-mul-kernel' | 'batch-mat-mul-gradient' | 'unsorted-segment-sum-kernel' | 'native-batch-mat-mul' | 'native-adamw' | 'native-rms-norm';
+export type WasmPatch = 'batch-mat-mul-kernel' | 'batch-mat-mul-gradient' | 'unsorted-segment-sum-kernel' | 'native-batch-mat-mul' | 'native-adamw' | 'native-rms-norm' | 'native-decode-attention' | 'native-swiglu';
 
 interface SavedState {
   kernel: tf.KernelConfig;
@@ -29,7 +31,7 @@ let addedSegmentSum = false;
  */
 export function applyWasmPatches(): WasmPatch[] {
   const patches: WasmPatch[] = ['batch-mat-mul-kernel', 'batch-mat-mul-gradient', 'unsorted-segment-sum-kernel'];
-  const nativePatches: WasmPatch[] = ['native-batch-mat-mul', 'native-adamw', 'native-rms-norm'];
+  const nativePatches: WasmPatch[] = ['native-batch-mat-mul', 'native-adamw', 'native-rms-norm', 'native-decode-attention', 'native-swiglu'];
   if (saved !== null) return saved.native ? [...patches, ...nativePatches] : patches;
   const kernel = tf.getKernel(tf.BatchMatMul, 'wasm');
   const transpose = tf.getKernel(tf.Transpose, 'wasm');
@@ -57,6 +59,8 @@ export function applyWasmPatches(): WasmPatch[] {
     tf.registerKernel({ kernelName: FUSED_ADAMW, backendName: 'wasm', kernelFunc: makeNativeAdamW(native) });
     tf.registerKernel({ kernelName: FUSED_RMS_NORM, backendName: 'wasm', kernelFunc: makeNativeRmsNorm(native) });
     tf.registerKernel({ kernelName: FUSED_RMS_NORM_GRAD, backendName: 'wasm', kernelFunc: makeNativeRmsNormGrad(native) });
+    tf.registerKernel({ kernelName: FUSED_DECODE_ATTENTION, backendName: 'wasm', kernelFunc: makeNativeDecodeAttention(native) });
+    tf.registerKernel({ kernelName: FUSED_SWIGLU, backendName: 'wasm', kernelFunc: makeNativeSwiGlu(native) });
   }
   saved = { kernel, gradient, native: native !== null };
   registeredNative.active = native !== null;
@@ -72,7 +76,7 @@ export function removeWasmPatches(options: { all?: boolean } = {}): void {
   if (saved === null) return;
   tf.unregisterKernel(tf.BatchMatMul, 'wasm');
   tf.registerKernel(saved.kernel);
-  if (saved.native) for (const k of [FUSED_ADAMW, FUSED_RMS_NORM, FUSED_RMS_NORM_GRAD]) tf.unregisterKernel(k, 'wasm');
+  if (saved.native) for (const k of [FUSED_ADAMW, FUSED_RMS_NORM, FUSED_RMS_NORM_GRAD, FUSED_DECODE_ATTENTION, FUSED_SWIGLU]) tf.unregisterKernel(k, 'wasm');
   registeredNative.active = false;
   if (saved.gradient !== undefined) tf.registerGradient(saved.gradient);
   if (options.all && addedSegmentSum) {

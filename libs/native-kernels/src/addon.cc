@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #ifdef POSTTRAIN_ACCELERATE
 #include <Accelerate/Accelerate.h>
@@ -264,6 +265,145 @@ Napi::Value RmsNormGrad(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// decodeAttention(heap, q, k, v, cos, sin, keys, values, bias, out, batch, heads, kvHeads, headDim, capacity, column, scale)
+// One decoding step's attention for every layer head, with the step's key and
+// value written into the cache in place. Shapes (row-major float32):
+//   q [B, H*E], k and v [B, G*E]   the step's projections, before RoPE
+//   cos, sin [B, E]                RoPE tables at each row's position (HF layout)
+//   keys, values [B, G, C, E]      the cache; columns [0, column) hold the past,
+//                                  column `column` receives rope(k) and v
+//   bias [B, column + 1]           additive key mask (0 or a large negative)
+//   out [B, H*E]                   softmax(q·Kᵀ·scale + bias)·V per head
+// Query head h = g*R + r (R = H/G) attends to kv head g (HF repeat_kv). RoPE is
+// x*cos + rotate_half(x)*sin in float32, exactly as the tfjs ops compute it;
+// the two products are the BLAS calls the unfused path makes (sgemv for one
+// query head per kv head, sgemm for grouped heads), so only the softmax's
+// exponentials differ from it, by float32 rounding.
+Napi::Value DecodeAttention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 17) {
+    Napi::TypeError::New(env, "posttrain native decodeAttention: expected 17 arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Heap heap;
+  if (!GetHeap(env, info[0], &heap)) return env.Undefined();
+  int64_t off[9], dim[6];
+  for (size_t i = 0; i < 9; i++) {
+    if (!GetInt(env, info, 1 + i, &off[i])) return env.Undefined();
+  }
+  for (size_t i = 0; i < 6; i++) {
+    if (!GetInt(env, info, 10 + i, &dim[i])) return env.Undefined();
+  }
+  float scale;
+  if (!GetFloat(env, info, 16, &scale)) return env.Undefined();
+  const int64_t B = dim[0], H = dim[1], G = dim[2], E = dim[3], C = dim[4], P = dim[5];
+  if (B < 1 || H < 1 || G < 1 || E < 2 || E % 2 != 0 || H % G != 0 || C < 1 || P < 0 || P >= C) {
+    Napi::RangeError::New(env, "posttrain native decodeAttention: expected batch, heads, kvHeads >= 1 with heads a multiple of kvHeads, an even headDim >= 2 and 0 <= column < capacity; got batch " +
+                                   std::to_string(B) + ", heads " + std::to_string(H) + ", kvHeads " + std::to_string(G) + ", headDim " + std::to_string(E) +
+                                   ", capacity " + std::to_string(C) + ", column " + std::to_string(P))
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const int64_t K = P + 1;
+  const int64_t sizes[9] = {B * H * E, B * G * E, B * G * E, B * E, B * E, B * G * C * E, B * G * C * E, B * K, B * H * E};
+  static const char* names[9] = {"q", "k", "v", "cos", "sin", "keys", "values", "bias", "out"};
+  for (size_t i = 0; i < 9; i++) {
+    if (!InHeap(env, heap, off[i], sizes[i], names[i])) return env.Undefined();
+  }
+  // The output and the cache are written; they must not overlap the other operands or each other.
+  for (size_t w : {5, 6, 8}) {
+    for (size_t i = 0; i < 9; i++) {
+      if (i == w) continue;
+      const bool apart = off[w] + sizes[w] <= off[i] || off[i] + sizes[i] <= off[w];
+      if (!apart) {
+        Napi::RangeError::New(env, std::string("posttrain native decodeAttention: ") + names[w] + " overlaps " + names[i]).ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+    }
+  }
+  float* d = heap.data;
+  const int64_t R = H / G, half = E / 2;
+  std::vector<float> qRot(R * E), scores(R * K);
+  // rotate(x) into y: y = x*cos + rotate_half(x)*sin, rotate_half(x) = cat(-x[h:], x[:h]).
+  auto rope = [&](const float* x, const float* c, const float* s, float* y) {
+    for (int64_t j = 0; j < half; j++) {
+      const float a = x[j] * c[j];
+      const float b = (-x[j + half]) * s[j];
+      y[j] = a + b;
+    }
+    for (int64_t j = half; j < E; j++) {
+      const float a = x[j] * c[j];
+      const float b = x[j - half] * s[j];
+      y[j] = a + b;
+    }
+  };
+  for (int64_t b = 0; b < B; b++) {
+    const float* c = d + off[3] + b * E;
+    const float* s = d + off[4] + b * E;
+    const float* bias = d + off[7] + b * K;
+    for (int64_t g = 0; g < G; g++) {
+      float* keys = d + off[5] + (b * G + g) * C * E;    // [C, E]
+      float* values = d + off[6] + (b * G + g) * C * E;  // [C, E]
+      rope(d + off[1] + (b * G + g) * E, c, s, keys + P * E);
+      std::copy_n(d + off[2] + (b * G + g) * E, E, values + P * E);
+      for (int64_t r = 0; r < R; r++) rope(d + off[0] + (b * H + g * R + r) * E, c, s, qRot.data() + r * E);
+      float* out = d + off[8] + (b * H + g * R) * E;  // [R, E]
+      const int Ki = static_cast<int>(K), Ei = static_cast<int>(E), Ri = static_cast<int>(R);
+      if (R == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Ki, Ei, 1.0f, keys, Ei, qRot.data(), 1, 0.0f, scores.data(), 1);  // [K,E] @ q
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Ri, Ki, Ei, 1.0f, qRot.data(), Ei, keys, Ei, 0.0f, scores.data(), Ki);  // [R,E] @ [K,E]^T
+      }
+      for (int64_t r = 0; r < R; r++) {
+        float* z = scores.data() + r * K;
+        float m = -INFINITY;
+        for (int64_t j = 0; j < K; j++) {
+          z[j] = z[j] * scale + bias[j];
+          m = std::max(m, z[j]);
+        }
+        float sum = 0.0f;
+        for (int64_t j = 0; j < K; j++) sum += z[j] = std::exp(z[j] - m);
+        const float inv = 1.0f / sum;
+        for (int64_t j = 0; j < K; j++) z[j] *= inv;
+      }
+      if (R == 1) {
+        cblas_sgemv(CblasRowMajor, CblasTrans, Ki, Ei, 1.0f, values, Ei, scores.data(), 1, 0.0f, out, 1);  // [K,E]^T @ p
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Ri, Ei, Ki, 1.0f, scores.data(), Ki, values, Ei, 0.0f, out, Ei);  // [R,K] @ [K,E]
+      }
+    }
+  }
+  return env.Undefined();
+}
+
+// swiglu(heap, gate, up, out, n)
+// out = silu(gate) * up = (gate * sigmoid(gate)) * up over n floats, in the
+// order of the tfjs ops it replaces; sigmoid(x) = 1 / (1 + exp(-x)).
+Napi::Value SwiGlu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) {
+    Napi::TypeError::New(env, "posttrain native swiglu: expected 5 arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Heap heap;
+  int64_t gate, up, out, n;
+  if (!GetHeap(env, info[0], &heap) || !GetInt(env, info, 1, &gate) || !GetInt(env, info, 2, &up) || !GetInt(env, info, 3, &out) ||
+      !GetInt(env, info, 4, &n)) {
+    return env.Undefined();
+  }
+  if (!InHeap(env, heap, gate, n, "gate") || !InHeap(env, heap, up, n, "up") || !InHeap(env, heap, out, n, "out")) return env.Undefined();
+  const float* G = heap.data + gate;
+  const float* U = heap.data + up;
+  float* O = heap.data + out;
+  for (int64_t i = 0; i < n; i++) {
+    const float g = G[i];
+    const float sig = 1.0f / (1.0f + std::exp(-g));
+    const float silu = g * sig;
+    O[i] = silu * U[i];
+  }
+  return env.Undefined();
+}
+
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t n;
@@ -298,6 +438,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adamw", Napi::Function::New(env, AdamW, "adamw"));
   exports.Set("rmsnorm", Napi::Function::New(env, RmsNorm, "rmsnorm"));
   exports.Set("rmsnormGrad", Napi::Function::New(env, RmsNormGrad, "rmsnormGrad"));
+  exports.Set("decodeAttention", Napi::Function::New(env, DecodeAttention, "decodeAttention"));
+  exports.Set("swiglu", Napi::Function::New(env, SwiGlu, "swiglu"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   return exports;

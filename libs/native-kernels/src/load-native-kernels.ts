@@ -25,6 +25,15 @@ export interface NativeAddon {
   rmsnorm(heap: ArrayBuffer, x: number, w: number, y: number, rstd: number, rows: number, d: number, eps: number): void;
   /** RMSNorm's gradients from dy and the forward's rstd: dx (rows x d) and dw (d). */
   rmsnormGrad(heap: ArrayBuffer, dy: number, x: number, w: number, rstd: number, dx: number, dw: number, rows: number, d: number): void;
+  /**
+   * One decoding step's attention, all heads (grouped-query included): RoPE on q [B, H*E] and k [B, G*E] with
+   * cos/sin [B, E]; rope(k) and v written into the cache keys/values [B, G, capacity, E] at `column`; then
+   * out [B, H*E] = softmax(q·Kᵀ·scale + bias)·V over columns 0..column, bias [B, column + 1] additive.
+   */
+  decodeAttention(heap: ArrayBuffer, q: number, k: number, v: number, cos: number, sin: number, keys: number, values: number, bias: number,
+    out: number, batch: number, heads: number, kvHeads: number, headDim: number, capacity: number, column: number, scale: number): void;
+  /** SwiGLU's gate: out = gate · sigmoid(gate) · up over n floats. */
+  swiglu(heap: ArrayBuffer, gate: number, up: number, out: number, n: number): void;
   /** Sets the BLAS thread count (OpenBLAS; a no-op on Accelerate, which manages its own threads). */
   setThreads(n: number): void;
   info(): { blas: string; config: string; threads: number | null };
