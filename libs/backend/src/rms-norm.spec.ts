@@ -109,6 +109,22 @@ describe('fused RMSNorm (native) vs tfjs ops on plain wasm and a float64 loop', 
     tf.dispose([x, w]);
   });
 
+  test('without a gradient tape the kernel runs bare, with the same values as under one', async () => {
+    const x = tf.tensor2d(values(3 * 8, 5), [3, 8]);
+    const w = tf.tensor1d(values(8, 6));
+    const bare = tf.tidy(() => rmsNorm(x, w, 1e-6).dataSync());
+    let taped: Float32Array | undefined;
+    tf.tidy(() => tf.grads((a: tf.Tensor) => {
+      const y = rmsNorm(a as tf.Tensor2D, w, 1e-6);
+      taped = y.dataSync() as Float32Array;
+      return tf.sum(y);
+    })([x]));
+    assert.deepEqual(bare, taped);
+    const profile = await tf.profile(() => tf.tidy(() => rmsNorm(x, w, 1e-6)));
+    assert.deepEqual(profile.kernelNames, ['PosttrainRmsNorm'], 'no tf.customGrad scope around it');
+    tf.dispose([x, w]);
+  });
+
   test('shapes are validated with both shapes in the message', () => {
     assert.throws(() => rmsNorm(tf.zeros([2, 3]) as tf.Tensor2D, tf.zeros([4]) as tf.Tensor1D, 1e-6), /x \[2,3\] and weight \[4\]: expected \[N, D\] and \[D\]/);
   });

@@ -18,7 +18,14 @@ export function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Te
   if (x.rank !== 2 || weight.rank !== 1 || x.shape[1] !== weight.shape[0]) {
     throw new Error(`rmsNorm: x [${x.shape}] and weight [${weight.shape}]: expected [N, D] and [D]`);
   }
-  if (nativeKernelsActive() && x.dtype === 'float32' && weight.dtype === 'float32') return fused(eps)(x, weight) as tf.Tensor2D;
+  if (nativeKernelsActive() && x.dtype === 'float32' && weight.dtype === 'float32') {
+    // Without a gradient tape (inference) the kernel runs bare: tf.customGrad's bookkeeping costs
+    // more than the kernel itself at decoding sizes, and rstd is only kept for the gradient.
+    if (tf.engine().isTapeOn()) return fused(eps)(x, weight) as tf.Tensor2D;
+    const [y, rstd] = tf.engine().runKernel(FUSED_RMS_NORM, { x, weight }, { eps }) as tf.Tensor[];
+    rstd.dispose();
+    return y as tf.Tensor2D;
+  }
   const variance = tf.mean(tf.square(x), -1, true); // (N, 1)
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight) as tf.Tensor2D;
 }

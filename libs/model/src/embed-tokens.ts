@@ -17,6 +17,8 @@ function hasSegmentSum(): boolean {
  * `hostGradient` forces the host-side scatter-add even where the kernel exists (tests use it).
  */
 export function embedTokens(table: tf.Tensor2D, ids: Int32Array, hostGradient = false): tf.Tensor2D {
+  // Without a gradient tape (inference) the gradient wrapper only costs time: the same gather.
+  if (!tf.engine().isTapeOn()) return tf.gather(table, tf.tensor1d(ids, 'int32'));
   const [vocab, dim] = table.shape;
   const f = (t: tf.Tensor, save: tf.GradSaveFunc) => {
     save([]);

@@ -37,6 +37,13 @@ function explicitGradProduct(perm: number[]): (a: tf.Tensor, b: tf.Tensor) => tf
 const product2d = explicitGradProduct([1, 0]);
 const product3d = explicitGradProduct([0, 2, 1]);
 
+/**
+ * Whether a gradient tape records this op. Without one (inference: generation, reference log-probs)
+ * the products skip the gradient wrapper: same kernel and values, without tf.customGrad's per-call
+ * bookkeeping, which a one-token decoding step, made of small products, feels.
+ */
+const recording = (): boolean => tf.engine().isTapeOn();
+
 let stockGradients = false;
 
 /**
@@ -54,7 +61,7 @@ export function matMul2d(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
   if (x.rank !== 2 || w.rank !== 2 || x.shape[1] !== w.shape[0]) {
     throw new Error(`matMul2d: shapes [${x.shape}] and [${w.shape}] do not chain`);
   }
-  return (stockGradients ? tf.matMul(x, w) : product2d(x, w)) as tf.Tensor2D;
+  return (stockGradients || !recording() ? tf.matMul(x, w) : product2d(x, w)) as tf.Tensor2D;
 }
 
 /** a [B, M, K] · b [B, K, N] -> [B, M, N]. */
@@ -62,7 +69,7 @@ export function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   if (a.rank !== 3 || b.rank !== 3 || a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[1]) {
     throw new Error(`batchMatMul: shapes [${a.shape}] and [${b.shape}] do not chain`);
   }
-  return (stockGradients ? tf.matMul(a, b) : product3d(a, b)) as tf.Tensor3D;
+  return (stockGradients || !recording() ? tf.matMul(a, b) : product3d(a, b)) as tf.Tensor3D;
 }
 
 /**
