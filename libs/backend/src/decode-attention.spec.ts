@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadNativeKernels } from '@posttrain/native-kernels';
 import { decodeAttentionNative, initBackend, nativeKernelsActive } from './index';
-import { values } from './mat-mul-reference';
+import { assertClose, values } from './mat-mul-reference';
 
 const { addon, status } = loadNativeKernels();
 const skip = addon === null && process.env.POSTTRAIN_NATIVE !== '1' ? `native addon absent: ${status.reason}` : false;
@@ -70,14 +70,6 @@ function reference(d: Case, x: ReturnType<typeof inputs>, scale: number) {
   return { out, keys, values: vals };
 }
 
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < expected.length; i++) {
-    const bound = tol * Math.max(1, Math.abs(expected[i]));
-    if (!(Math.abs(actual[i] - expected[i]) <= bound)) assert.fail(`${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (tolerance ${bound})`);
-  }
-}
-
 describe('fused decode attention (native) vs a float64 loop', { skip }, () => {
   before(async () => {
     if (addon === null) assert.fail(`POSTTRAIN_NATIVE=1 but the native addon is absent: ${status.reason}`);
@@ -107,7 +99,7 @@ describe('fused decode attention (native) vs a float64 loop', { skip }, () => {
       try {
         assert.deepEqual(out.shape, [d.B, d.H * d.E]);
         // float32 dot products of E terms and sums of P+1 weights: 2e-5 relative to max(1, |ref|).
-        assertClose(out.dataSync(), ref.out, 2e-5, 'out');
+        assertClose(out.dataSync(), ref.out, 'out', 2e-5);
         // The written column is rope(k) in the tfjs ops' float32 order, and v: exact; the rest unchanged.
         assert.deepEqual(t.keys.dataSync(), ref.keys, 'keys: column P = rope(k), others as they were');
         assert.deepEqual(t.values.dataSync(), ref.values, 'values: column P = v, others as they were');

@@ -91,11 +91,11 @@ export function reference(a: Float32Array, aShape: number[], b: Float32Array, bS
   return { c, da, db, outShape: [...outBatch, m, n] };
 }
 
-/** Tolerance: |x - ref| <= 1e-4 * max(|ref|, 1) element-wise (float32 sums of <= 64 terms of size <= 1). */
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
+/** Tolerance: |x - ref| <= rel * max(|ref|, 1) element-wise; rel 1e-4 by default (float32 sums of <= 64 terms of size <= 1). */
+export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, rel = 1e-4): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
   for (let i = 0; i < expected.length; i++) {
-    const tol = 1e-4 * Math.max(Math.abs(expected[i]), 1);
+    const tol = rel * Math.max(Math.abs(expected[i]), 1);
     if (!(Math.abs(actual[i] - expected[i]) <= tol)) {
       assert.fail(`${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (tolerance ${tol})`);
     }
