@@ -45,7 +45,7 @@ export function lastPositionLogits(model: LlamaModel, tokens: ForwardTokens, pas
     // A strided slice of the last position is far cheaper than a gather on wasm.
     const width = out.hidden.shape[1];
     const last = length === 1 ? out.hidden : tf.reshape(tf.slice(tf.reshape(out.hidden, [rows, length, width]), [0, length - 1, 0], [rows, 1, width]), [rows, width]); // (B, D)
-    return { logits: lmLogits(model, last as tf.Tensor2D), keys: out.keys, values: out.values }; // (B, D) x (D, V)
+    return { logits: lmLogits(model, last as tf.Tensor2D, { inference: true }), keys: out.keys, values: out.values }; // (B, D) x (D, V)
   });
   const logits = (result.logits.dataSync() as Float32Array).slice();
   result.logits.dispose();
@@ -55,7 +55,10 @@ export function lastPositionLogits(model: LlamaModel, tokens: ForwardTokens, pas
 /**
  * The cache after a one-token step: the step's keys and values (which already
  * hold the old columns) with the old key mask and positions extended by the
- * step's column. The old cache's tensors are not disposed here.
+ * step's column. The old cache's tensors are not disposed here; they may share
+ * buffers with the step's (decoding writes the new column in place, past the
+ * old length), but each cache holds its own tensors, so disposing the old one
+ * afterwards is safe and leaves the new one intact.
  */
 export function appendCacheColumn(cache: KvCache, step: { keys: tf.Tensor4D[]; values: tf.Tensor4D[] }, columnMask: Uint8Array, columnPositions: Int32Array): KvCache {
   const rows = columnMask.length;

@@ -35,6 +35,7 @@ export { tokenValues, sequenceScores, withScoreHead } from './score-head';
 export { generate } from './generate';
 export type { GenerateOptions, Completion, FinishReason } from './generate';
 export { sampleToken, leftPadPrompts, lastPositionLogits, appendCacheColumn } from './decode-step';
+export { cacheColumns } from './attention';
 export type { SamplingParams } from './decode-step';
 export { loadModel, saveModel, initModelDir, modelInfo, readModelConfig, parseGenerationConfig, ASSET_FILES } from './model-checkpoint';
 export type { SaveModelOptions, InitModelDirOptions, ModelInfo } from './model-checkpoint';

@@ -11,7 +11,9 @@
  * D hidden, H query heads, G = num_kv_heads, R = H / G, E head_dim, N = B*T.
  * All projections are 2-D products [N, D]·[D, out]; attention runs per kv-head
  * group as batched products over B*G, the R query heads of a group stacked
- * along the query axis so the keys/values are never repeated.
+ * along the query axis so the keys/values are never repeated (attention.ts).
+ * A decoding step (one token per row after a cache) runs one fused attention
+ * kernel per layer where the native kernels run (decode-attention.ts).
  *
  * Masks and positions are built on the host from the token layout (cheap: at
  * most B*T*K numbers) and enter as constants.
@@ -19,15 +21,19 @@
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core alone registers no gradients; training through this model needs them.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { rmsNorm } from '@posttrain/backend'; // x·w/√(mean(x²)+eps); one fused kernel with the native kernels
-import { batchMatMul, batchMatMulTransposeB, matMul2d } from './mat-mul';
+import { nativeKernelsActive, rmsNorm, swiGluInference } from '@posttrain/backend'; // rmsNorm: x·w/√(mean(x²)+eps); both one fused kernel with the native kernels
+import { matMul2d } from './mat-mul';
 import { embedTokens } from './embed-tokens';
 import type { LlamaModel } from './llama-model';
+import { attentionBias, groupedAttention, ropeTables } from './attention';
+import { decodeStepAttention } from './decode-attention';
 
-/** Large negative additive mask: exp() of it underflows to exactly 0 next to any real score, and fully masked rows stay finite. */
-const MASKED = -1e9;
-
-/** The per-layer key/value cache, post-RoPE: [B, G, K, E] each, plus the host-side key layout. */
+/**
+ * The per-layer key/value cache, post-RoPE, plus the host-side key layout. Each tensor is
+ * [B, G, C, E] with C >= length: the first `length` key columns are the cache; decoding steps
+ * write their column into spare ones in place (decode-attention.ts), so read a cache through
+ * `cacheColumns(t, length)`.
+ */
 export interface KvCache {
   keys: tf.Tensor4D[];
   values: tf.Tensor4D[];
@@ -59,7 +65,11 @@ export interface ForwardTokens {
 }
 
 export interface ForwardOptions {
-  /** Attend to these cached keys/values first (not modified). */
+  /**
+   * Attend to these cached keys/values first (its first `length` columns are never modified).
+   * A forward that reads or returns a cache is for generation: it runs inference-only fused
+   * kernels (no gradients), and a one-token step may extend the cache's buffers in place.
+   */
   past?: KvCache;
   /** Return the keys/values (past + new) so the caller can cache them. */
   returnCache?: boolean;
@@ -70,7 +80,7 @@ export interface ForwardOptions {
 export interface ForwardResult {
   /** Final-norm hidden states [B*T, D]. */
   hidden: tf.Tensor2D;
-  /** When returnCache: per layer [B, G, P+T, E]. */
+  /** When returnCache: per layer [B, G, C, E], the first P+T columns the cache (C > P+T after an in-place decoding step). */
   keys?: tf.Tensor4D[];
   values?: tf.Tensor4D[];
 }
@@ -107,60 +117,6 @@ export function positionsFromSegments(mask: Uint8Array, segmentIds: Int32Array, 
   return pos;
 }
 
-const rotationCache = new Map<string, tf.Tensor2D>();
-
-/**
- * HF's rotate_half as a matrix, so that rotate_half(x) = x·M:
- * rotate_half(x) = cat(-x[E/2:], x[:E/2]), i.e. M[j+E/2, j] = -1 and M[j, j+E/2] = 1 for j < E/2.
- * A product keeps us off slice/concat, which are slow on wasm, and its gradient is the transposed product.
- */
-function rotateHalfMatrix(e: number): tf.Tensor2D {
-  const key = `${tf.getBackend()}:${e}`;
-  let m = rotationCache.get(key);
-  if (!m || m.isDisposed) {
-    const h = e / 2;
-    const data = new Float32Array(e * e);
-    for (let j = 0; j < h; j++) {
-      data[(j + h) * e + j] = -1;
-      data[j * e + j + h] = 1;
-    }
-    m = tf.keep(tf.tensor2d(data, [e, e]));
-    rotationCache.set(key, m);
-  }
-  return m;
-}
-
-/** cos and sin tables [N, 1, E] for the given positions, HF layout: frequencies repeated twice (cat(freqs, freqs)). */
-function ropeTables(positions: Int32Array, e: number, theta: number): { cos: tf.Tensor3D; sin: tf.Tensor3D } {
-  const h = e / 2;
-  const invFreq = new Float64Array(h);
-  // HF: inv_freq = 1 / theta^(arange(0, E, 2) / E), computed in float32 there; the angle is pos * inv_freq.
-  for (let j = 0; j < h; j++) invFreq[j] = Math.fround(1 / Math.pow(theta, (2 * j) / e));
-  const n = positions.length;
-  const cos = new Float32Array(n * e);
-  const sin = new Float32Array(n * e);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < h; j++) {
-      const angle = Math.fround(positions[i] * invFreq[j]);
-      const c = Math.cos(angle);
-      const s = Math.sin(angle);
-      cos[i * e + j] = c;
-      cos[i * e + j + h] = c;
-      sin[i * e + j] = s;
-      sin[i * e + j + h] = s;
-    }
-  }
-  return { cos: tf.tensor3d(cos, [n, 1, e]), sin: tf.tensor3d(sin, [n, 1, e]) };
-}
-
-/** x [N, heads, E] -> x*cos + rotate_half(x)*sin. */
-function applyRope(x: tf.Tensor3D, cos: tf.Tensor3D, sin: tf.Tensor3D): tf.Tensor3D {
-  const [n, heads, e] = x.shape;
-  const rotated = tf.reshape(matMul2d(tf.reshape(x, [n * heads, e]), rotateHalfMatrix(e)), [n, heads, e]); // (N*heads, E) x (E, E)
-  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
-}
-
-
 /** A small deterministic hash so each projection draws its own dropout mask from one step seed. */
 function nameHash(name: string): number {
   let h = 0;
@@ -183,35 +139,6 @@ function projection(model: LlamaModel, name: string, x: tf.Tensor2D, dropoutSeed
   return y;
 }
 
-/**
- * Additive attention mask [B, 1, 1, T, K] (broadcast over kv groups and the R query heads of a group):
- * query t of row b (key index P+t) may see key k when k is a real token, k <= P+t (causal), with
- * segment ids seg(key) = seg(query) (packed rows: block-diagonal causal), and, with a sliding window,
- * pos(query) - pos(key) < window. Segments come only without a cache (P = 0), so key k is token k.
- */
-function attentionBias(tokens: ForwardTokens, keyMask: Uint8Array, keyPositions: Int32Array, keyLength: number, window: number | null): tf.Tensor {
-  const { batch, length } = tokens;
-  const past = keyLength - length;
-  const seg = tokens.segmentIds;
-  const out = new Float32Array(batch * length * keyLength);
-  for (let b = 0; b < batch; b++) {
-    for (let t = 0; t < length; t++) {
-      const qPos = tokens.positions[b * length + t];
-      const qSeg = seg ? seg[b * length + t] : 0;
-      const row = (b * length + t) * keyLength;
-      for (let k = 0; k < keyLength; k++) {
-        const visible =
-          keyMask[b * keyLength + k] === 1 &&
-          k <= past + t &&
-          (seg === undefined || seg[b * length + k] === qSeg) &&
-          (window === null || qPos - keyPositions[b * keyLength + k] < window);
-        out[row + k] = visible ? 0 : MASKED;
-      }
-    }
-  }
-  return tf.tensor(out, [batch, 1, 1, length, keyLength]);
-}
-
 /** Runs the decoder; call inside tf.tidy (or tf.variableGrads). */
 export function forwardHidden(model: LlamaModel, tokens: ForwardTokens, options: ForwardOptions = {}): ForwardResult {
   const c = model.config;
@@ -219,7 +146,6 @@ export function forwardHidden(model: LlamaModel, tokens: ForwardTokens, options:
   const N = B * T;
   const H = c.numHeads;
   const G = c.numKvHeads;
-  const R = H / G;
   const E = c.headDim;
   const past = options.past;
   const P = past ? past.length : 0;
@@ -251,6 +177,9 @@ export function forwardHidden(model: LlamaModel, tokens: ForwardTokens, options:
   const { cos, sin } = ropeTables(tokens.positions, E, c.ropeTheta);
   const scale = 1 / Math.sqrt(E);
   const seed = options.dropoutSeed;
+  // Generation (a cache read or returned) never differentiates: it may take kernels that have no gradient.
+  const inference = past !== undefined || options.returnCache === true;
+  const dims = { B, T, H, G, E };
   const keysOut: tf.Tensor4D[] = [];
   const valuesOut: tf.Tensor4D[] = [];
 
@@ -259,48 +188,43 @@ export function forwardHidden(model: LlamaModel, tokens: ForwardTokens, options:
     const p = `model.layers.${l}`;
     // --- attention ---
     const x = rmsNorm(h, model.weight(`${p}.input_layernorm.weight`) as tf.Tensor1D, c.rmsNormEps);
-    let qHeads = projection(model, `${p}.self_attn.q_proj`, x, seed); // (N, H*E)
+    let qHeads = projection(model, `${p}.self_attn.q_proj`, x, seed); // (N, H*E); any 2-D layout of N*H*E values will do below
     let kHeads = projection(model, `${p}.self_attn.k_proj`, x, seed); // (N, G*E)
     if (c.qkNorm) {
       // Qwen3: each head's q and k RMS-normalised over the head dimension, before RoPE.
       qHeads = rmsNorm(tf.reshape(qHeads, [N * H, E]), model.weight(`${p}.self_attn.q_norm.weight`) as tf.Tensor1D, c.rmsNormEps); // (N*H, E)
       kHeads = rmsNorm(tf.reshape(kHeads, [N * G, E]), model.weight(`${p}.self_attn.k_norm.weight`) as tf.Tensor1D, c.rmsNormEps); // (N*G, E)
     }
-    const q = applyRope(tf.reshape(qHeads, [N, H, E]), cos, sin); // (N, H, E)
-    const k = applyRope(tf.reshape(kHeads, [N, G, E]), cos, sin); // (N, G, E)
     const v = projection(model, `${p}.self_attn.v_proj`, x, seed); // (N, G*E)
-    let k4 = tf.transpose(tf.reshape(k, [B, T, G, E]), [0, 2, 1, 3]) as tf.Tensor4D; // (B, G, T, E)
-    let v4 = tf.transpose(tf.reshape(v, [B, T, G, E]), [0, 2, 1, 3]) as tf.Tensor4D; // (B, G, T, E)
-    if (past) {
-      k4 = tf.concat([past.keys[l], k4], 2); // (B, G, K, E)
-      v4 = tf.concat([past.values[l], v4], 2);
-    }
+    const layerPast = past && { keys: past.keys[l], values: past.values[l], length: P };
+    const attention = layerPast && T === 1
+      ? decodeStepAttention(qHeads, kHeads, v, { cos, sin }, layerPast, bias, dims, scale)
+      : groupedAttention(qHeads, kHeads, v, { cos, sin }, layerPast, bias, dims, scale); // (N, H*E); keys/values (B, G, K, E)
     if (options.returnCache) {
-      keysOut.push(k4);
-      valuesOut.push(v4);
+      keysOut.push(attention.keys);
+      valuesOut.push(attention.values);
     }
-    // Query head h = g*R + r uses kv head g (HF repeat_kv), so (B, H, T, E) regroups as (B*G, R*T, E).
-    const q3 = tf.reshape(tf.transpose(tf.reshape(q, [B, T, H, E]), [0, 2, 1, 3]), [B * G, R * T, E]) as tf.Tensor3D;
-    const k3 = tf.reshape(k4, [B * G, K, E]) as tf.Tensor3D; // (B*G, K, E)
-    const scores = tf.reshape(batchMatMulTransposeB(q3, k3), [B, G, R, T, K]); // (B*G, R*T, E) x (B*G, K, E)ᵀ -> (B, G, R, T, K)
-    const probs = tf.reshape(tf.softmax(tf.add(tf.mul(scores, scale), bias)), [B * G, R * T, K]) as tf.Tensor3D;
-    const att = batchMatMul(probs, tf.reshape(v4, [B * G, K, E]) as tf.Tensor3D); // (B*G, R*T, K) x (B*G, K, E) -> (B*G, R*T, E)
-    const merged = tf.reshape(tf.transpose(tf.reshape(att, [B, H, T, E]), [0, 2, 1, 3]), [N, H * E]) as tf.Tensor2D; // (N, H*E)
-    h = tf.add(h, projection(model, `${p}.self_attn.o_proj`, merged, seed));
+    h = tf.add(h, projection(model, `${p}.self_attn.o_proj`, attention.out, seed));
     // --- MLP (SwiGLU) ---
     const y = rmsNorm(h, model.weight(`${p}.post_attention_layernorm.weight`) as tf.Tensor1D, c.rmsNormEps);
     const gate = projection(model, `${p}.mlp.gate_proj`, y, seed); // (N, I)
     const up = projection(model, `${p}.mlp.up_proj`, y, seed); // (N, I)
-    const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // silu(gate) * up
+    const act = inference ? swiGluInference(gate, up) : tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // silu(gate) * up
     h = tf.add(h, projection(model, `${p}.mlp.down_proj`, act as tf.Tensor2D, seed));
   }
   const hidden = rmsNorm(h, model.weight('model.norm.weight') as tf.Tensor1D, c.rmsNormEps);
   return options.returnCache ? { hidden, keys: keysOut, values: valuesOut } : { hidden };
 }
 
-/** Next-token logits [N, V] from final hidden states [N, D]. */
-export function lmLogits(model: LlamaModel, hidden: tf.Tensor2D): tf.Tensor2D {
+/**
+ * Next-token logits [N, V] from final hidden states [N, D]. `inference` (no gradient needed): with the native
+ * kernels a tied head multiplies by the embedding with BLAS's transpose flag instead of copying its transpose.
+ */
+export function lmLogits(model: LlamaModel, hidden: tf.Tensor2D, options: { inference?: boolean } = {}): tf.Tensor2D {
   if (!model.heads.lm) throw new Error('this model has no LM head (it is a sequence-classification model)');
+  if (options.inference && model.config.tieWordEmbeddings && nativeKernelsActive()) {
+    return tf.matMul(hidden, model.weight('model.embed_tokens.weight'), false, true) as tf.Tensor2D; // (N, D) x (V, D)ᵀ
+  }
   const head = model.config.tieWordEmbeddings
     ? (tf.transpose(model.weight('model.embed_tokens.weight')) as tf.Tensor2D) // (D, V), explicit transpose: see mat-mul.ts
     : (model.weight('lm_head.weight') as tf.Tensor2D);

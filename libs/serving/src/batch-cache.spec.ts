@@ -86,4 +86,22 @@ describe('mergeCaches', () => {
     assert.deepEqual(Array.from(m.keyPositions), [0, 0, 0, 0, 1, 0, 0, 0, 1, 2, 0, 0, 0, 1, 2]);
     tf.dispose([...a.keys, ...a.values, ...b.keys, ...b.values, ...m.keys, ...m.values]);
   });
+
+  test('caches with spare key columns (a decoding step grows them in place) merge and select only their first `length` columns', () => {
+    // As a decoding step leaves them: tensors 4 columns wider than the cache, the spare columns holding garbage.
+    const a = makeCache(2, 7, [1, 0]);
+    const b = makeCache(1, 5, [2]);
+    const spare = { ...a, length: 3, keyMask: a.keyMask.filter((_, i) => i % 7 < 3), keyPositions: a.keyPositions.filter((_, i) => i % 7 < 3) };
+    const m = mergeCaches(spare, 2, b, 1);
+    assert.equal(m.length, 5);
+    for (let l = 0; l < 2; l++) {
+      assert.deepEqual(m.keys[l].shape, [3, 2, 5, 3]);
+      assert.deepEqual(rowsOf(m.keys[l]), [rowOf(a.keys[l], 0, 0, 3, 2, 5), rowOf(a.keys[l], 1, 0, 3, 2, 5), rowOf(b.keys[l], 0, 0, 5, 0, 5)]);
+      assert.deepEqual(rowsOf(m.values[l]), [rowOf(a.values[l], 0, 0, 3, 2, 5), rowOf(a.values[l], 1, 0, 3, 2, 5), rowOf(b.values[l], 0, 0, 5, 0, 5)]);
+    }
+    const s = selectRows(spare, [1]); // row 1 has no padding: all 3 columns kept, none of the spare ones
+    assert.deepEqual(s.keys[0].shape, [1, 2, 3, 3]);
+    assert.deepEqual(rowsOf(s.keys[0]), [rowOf(a.keys[0], 1, 0, 3, 0, 3)]);
+    tf.dispose([...a.keys, ...a.values, ...b.keys, ...b.values, ...m.keys, ...m.values, ...s.keys, ...s.values]);
+  });
 });

@@ -4,7 +4,7 @@
  * decoding steps: sequences joining (mergeCaches) and leaving (selectRows).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { KvCache } from '@posttrain/model';
+import { cacheColumns, type KvCache } from '@posttrain/model';
 
 export type BatchCache = KvCache;
 
@@ -19,8 +19,10 @@ export function mergeCaches(a: BatchCache, rowsA: number, b: BatchCache, rowsB: 
   const padB = K - b.length;
   const stack = (x: tf.Tensor4D, y: tf.Tensor4D) =>
     tf.tidy(() => {
-      const px = padA > 0 ? tf.pad(x, [[0, 0], [0, 0], [padA, 0], [0, 0]]) : x; // (rowsA, G, K, E)
-      const py = padB > 0 ? tf.pad(y, [[0, 0], [0, 0], [padB, 0], [0, 0]]) : y; // (rowsB, G, K, E)
+      // Only the first `length` columns are the cache (decoding leaves spare ones past it).
+      const [cx, cy] = [cacheColumns(x, a.length), cacheColumns(y, b.length)];
+      const px = padA > 0 ? tf.pad(cx, [[0, 0], [0, 0], [padA, 0], [0, 0]]) : cx; // (rowsA, G, K, E)
+      const py = padB > 0 ? tf.pad(cy, [[0, 0], [0, 0], [padB, 0], [0, 0]]) : cy; // (rowsB, G, K, E)
       return tf.concat([px, py], 0) as tf.Tensor4D; // (rowsA + rowsB, G, K, E)
     });
   const keyMask = new Uint8Array((rowsA + rowsB) * K);
