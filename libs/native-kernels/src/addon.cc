@@ -2,7 +2,8 @@
 // tfjs wasm backend (the wasm heap, an ArrayBuffer), so no tensor is copied in
 // or out. Every function takes the heap and element (float) offsets into it,
 // checks that each range lies inside the heap, and writes only its output
-// range. The BLAS is OpenBLAS on Linux and Accelerate on macOS.
+// range (decodeAttention also the one cache column it appends). The BLAS is
+// OpenBLAS on Linux and Accelerate on macOS.
 #include <napi.h>
 
 #include <algorithm>

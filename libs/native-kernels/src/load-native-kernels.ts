@@ -5,7 +5,8 @@ import { join } from 'node:path';
 /**
  * The addon's functions. Every kernel takes the wasm heap (the ArrayBuffer
  * behind the tfjs wasm backend's memory) and element offsets into it, checks
- * that every range lies inside the heap, and writes only its output range.
+ * that every range lies inside the heap, and writes only its output range
+ * (decodeAttention also the one cache column it appends).
  */
 export interface NativeAddon {
   /**
