@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, nativeKernelsActive, setNativeKernelsEnabled } from '@posttrain/backend';
 import { loadNativeKernels } from '@posttrain/native-kernels';
-import { attentionBias, cacheColumns, groupedAttention, ropeTables, type AttentionDims } from './attention';
+import { attentionBias, cacheColumns, ropeTables, type AttentionDims } from './attention';
 import { decodeStepAttention, grownCapacity } from './decode-attention';
 import { createModelConfig, type ModelShape } from './model-config';
 import { modelFromHfTensors } from './llama-model';
