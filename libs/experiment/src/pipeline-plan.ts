@@ -120,9 +120,9 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
     // directly), and 8 steps left the preferred-style rate where SFT had it (26% -> 31%, seed 0).
     // KL coefficient 1: at 0.1 the policy found openings the reward model scores like "Sure!" but SFT
     // never writes ("us: 4", "Aure! To"; KL 2-4 nats, format 95%, accuracy 93.0% -> 87.5%); at 1.0 the
-    // penalty on such tokens outweighs the score, and 16 steps reached a 93.9% preferred-style rate at
-    // 96.1% accuracy (seed 0, 128 prompts; 8 steps: 89.8% and 93.8%).
-    ppo: { steps: 16, rolloutBatchSize: 16, ppoEpochs: 2, minibatchSize: 16, learningRate: 1e-4, klCoefficient: 1, gaeLambda: 1, temperature: 1, maxNewTokens: 80 },
+    // penalty on such tokens outweighs the score: 12 steps reached a 92.8% preferred-style rate at 94.5%
+    // accuracy, 16 steps 93.9% at 96.1% (seed 0, 128 prompts; 8 steps: 89.8% and 93.8%).
+    ppo: { steps: experiment ? 16 : 12, rolloutBatchSize: 16, ppoEpochs: 2, minibatchSize: 16, learningRate: 1e-4, klCoefficient: 1, gaeLambda: 1, temperature: 1, maxNewTokens: 80 },
     // Sigmoid DPO traded the style against accuracy (seed 0, 24 steps, beta 0.5: lr 1e-4 93.0% -> 77.3%,
     // 5e-5 85.9%, 3e-5 93.0% but style entropy 0.397 of SFT's 0.616): it pushes the first token of the
     // rejected "To ..." down and mass leaks to openings neither reply has ("us To", "Aure!"), after which
@@ -132,6 +132,8 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
     // without the NLL: 89.8%, 91.4%; beta 5: 67.9% accuracy).
     dpo: { steps: 24, epochs: 1, batchSize: 16, learningRate: 1e-4, beta: 10, lossType: 'ipo', rpoAlpha: 1 },
     grpo: { steps: experiment ? 12 : 8, promptsPerStep: 4, groupSize: 8, learningRate: 5e-5, klCoefficient: 0.02, temperature: 1, maxNewTokens: 80 },
-    eval: { prompts: experiment ? 200 : 128, maxNewTokens: 80, pairs: experiment ? 200 : 128, prosePrompts: experiment ? 200 : 128 },
+    // Every held-out pair (300): claim 3 asks SFT to rank at most 65% of them, and SFT ranks about 59%, so
+    // the rule needs 2 SE under 6 points (128 pairs gave 59.4% +- 4.4%: not shown).
+    eval: { prompts: experiment ? 200 : 128, maxNewTokens: 80, pairs: 300, prosePrompts: experiment ? 200 : 128 },
   };
 }
