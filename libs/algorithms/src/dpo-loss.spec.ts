@@ -153,6 +153,27 @@ describe('dpoLoss', () => {
     disposeInputs(t);
   });
 
+  test('rpoAlpha adds alpha times the chosen NLL (RPO eq. 1) and reports it as nll_loss', () => {
+    const t = inputs();
+    const nll = tf.scalar(1.25);
+    const out = dpoLoss({ ...t, beta: 0.1, rpoAlpha: 0.5, chosenNll: nll });
+    const dpo = -(logSig(0.2) + logSig(-0.1) + logSig(0.1)) / 3;
+    assertClose(out.loss.dataSync()[0], dpo + 0.5 * 1.25, 1e-6, 'loss');
+    assertClose(out.metrics['loss/dpo'], dpo, 1e-6, 'loss/dpo stays the preference term');
+    assertClose(out.metrics.nll_loss!, 1.25, 1e-6, 'nll_loss');
+    out.loss.dispose();
+    // d/dNLL = alpha; the preference term's gradient is unchanged.
+    const g = tf.grad((n: tf.Tensor) => dpoLoss({ ...t, beta: 0.1, rpoAlpha: 0.5, chosenNll: n as tf.Scalar }).loss)(nll);
+    assertClose(g.dataSync()[0], 0.5, 1e-6, 'd loss / d nll');
+    // alpha 0 with an NLL given: plain DPO's loss, the NLL still reported.
+    const plain = dpoLoss({ ...t, beta: 0.1, rpoAlpha: 0, chosenNll: nll });
+    assertClose(plain.loss.dataSync()[0], dpo, 1e-6, 'alpha 0');
+    assert.throws(() => dpoLoss({ ...t, beta: 0.1, rpoAlpha: 1 }), /dpoLoss: rpoAlpha 1 needs chosenNll/);
+    assert.throws(() => dpoLoss({ ...t, beta: 0.1, rpoAlpha: -1, chosenNll: nll }), /rpoAlpha must be a finite number >= 0, got -1/);
+    tf.dispose([plain.loss, g, nll]);
+    disposeInputs(t);
+  });
+
   test('no tensor leaks for any loss type', () => {
     const t = inputs();
     assertNoLeaks(() => {

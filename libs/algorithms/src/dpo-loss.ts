@@ -13,7 +13,12 @@
  * - 'ipo' (Azar et al. 2023, "A General Theoretical Paradigm...", eq. 17):
  *     L = (x - 1/(2 beta))^2, where IPO is meant for length-AVERAGED log-probs:
  *     pass `sequenceLogProbs(...).mean` for all four inputs (TRL does the same).
- * The loss is the mean over pairs. Implicit rewards (DPO Sec. 5):
+ * The loss is the mean over pairs. With `rpoAlpha` (Pang et al. 2024, "Iterative
+ * Reasoning Preference Optimization", eq. 1; TRL's rpo_alpha) the mean NLL of
+ * the chosen completions' tokens is added, weighted by alpha:
+ *     L_RPO = mean(L) + alpha * (-sum of chosen token log-probs / chosen tokens)
+ * which keeps the chosen replies likely while the margin grows.
+ * Implicit rewards (DPO Sec. 5):
  *   rewards/chosen = beta (pi_c - ref_c), rewards/rejected = beta (pi_r - ref_r),
  *   rewards/margins = their difference, rewards/accuracies = share with chosen > rejected.
  */
@@ -50,9 +55,16 @@ export interface DpoLossArgs {
   readonly lossType?: DpoLossType;
   /** Assumed probability eps that a label is flipped, for 'sigmoid' (cDPO) and 'robust'; default 0. */
   readonly labelSmoothing?: number;
+  /** Weight alpha of the chosen replies' NLL (RPO); default 0 (plain DPO). Needs `chosenNll`. */
+  readonly rpoAlpha?: number;
+  /** Scalar: the mean negative log-prob per token of the chosen completions (all chosen tokens of the batch). */
+  readonly chosenNll?: tf.Scalar;
 }
 
-export function dpoLoss(args: DpoLossArgs): LossOutput<DpoMetricName> {
+/** DPO's metrics, and `nll_loss` (the chosen replies' mean token NLL) when `chosenNll` was given. */
+export type DpoLossOutput = LossOutput<DpoMetricName> & { readonly metrics: { readonly nll_loss?: number } };
+
+export function dpoLoss(args: DpoLossArgs): DpoLossOutput {
   const fn = 'dpoLoss';
   const { policyChosenLogProbs: piC, policyRejectedLogProbs: piR, referenceChosenLogProbs: refC, referenceRejectedLogProbs: refR } = args;
   assertRank(fn, 'policyChosenLogProbs', piC, 1, '[B]');
@@ -75,8 +87,15 @@ export function dpoLoss(args: DpoLossArgs): LossOutput<DpoMetricName> {
   else if (eps !== 0) {
     throw new Error(`${fn}: labelSmoothing applies only to lossType "sigmoid" and "robust", got ${eps} with lossType "${lossType}"`);
   }
+  const rpoAlpha = args.rpoAlpha ?? 0;
+  assertNumber(fn, 'rpoAlpha', rpoAlpha, { min: 0 });
+  const nll = args.chosenNll;
+  if (nll !== undefined) {
+    assertRank(fn, 'chosenNll', nll, 0, '[] (a scalar)');
+    assertFloat(fn, 'chosenNll', nll);
+  } else if (rpoAlpha > 0) throw new Error(`${fn}: rpoAlpha ${rpoAlpha} needs chosenNll, the chosen completions' mean NLL per token`);
 
-  return tidyLoss<DpoMetricName>(() => {
+  return tidyLoss<DpoMetricName | 'nll_loss'>(() => {
     const chosenLogRatio = tf.sub(piC, refC); // (B)
     const rejectedLogRatio = tf.sub(piR, refR); // (B)
     const x = tf.sub(chosenLogRatio, rejectedLogRatio); // (B) = (pi_c - pi_r) - (ref_c - ref_r)
@@ -98,20 +117,22 @@ export function dpoLoss(args: DpoLossArgs): LossOutput<DpoMetricName> {
         break;
       }
     }
-    const loss = tf.mean(losses) as tf.Scalar;
+    const preference = tf.mean(losses) as tf.Scalar;
+    const loss = nll !== undefined && rpoAlpha > 0 ? (tf.add(preference, tf.mul(rpoAlpha, nll)) as tf.Scalar) : preference;
     const chosenRewards = tf.mul(beta, chosenLogRatio);
     const rejectedRewards = tf.mul(beta, rejectedLogRatio);
     return {
       loss,
       metrics: {
-        'loss/dpo': loss,
+        'loss/dpo': preference,
         'rewards/chosen': tf.mean(chosenRewards),
         'rewards/rejected': tf.mean(rejectedRewards),
         'rewards/margins': tf.mean(tf.sub(chosenRewards, rejectedRewards)),
         'rewards/accuracies': tf.mean(tf.cast(tf.greater(chosenRewards, rejectedRewards), 'float32')),
         'logps/chosen': tf.mean(piC),
         'logps/rejected': tf.mean(piR),
-      },
+        ...(nll !== undefined ? { nll_loss: nll } : {}),
+      } as Record<DpoMetricName | 'nll_loss', tf.Tensor>,
     };
   });
 }

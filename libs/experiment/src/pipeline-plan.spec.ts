@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseTaskOptions } from '@posttrain/task';
 import { baseModelPlan, baseTaskOptions } from './base-model';
-import { pipelinePlan } from './pipeline-plan';
+import { pipelinePlan, stageSteps } from './pipeline-plan';
 
 describe('pipelinePlan', () => {
   test('demo trains one SFT size, experiment sweeps ascending sizes; every plan is valid task input', () => {
@@ -23,6 +23,18 @@ describe('pipelinePlan', () => {
     assert.deepEqual(pipelinePlan('experiment').task.sftSizes, [10, 30, 100, 300, 1000]);
     // Post-training starts from the shipped base: its recipe and held-out split are the plan's.
     assert.deepEqual(pipelinePlan('demo').base, baseModelPlan());
+  });
+
+  test('SFT trains 20 epochs capped at 380 steps: the demo\'s 300 examples run their 20 epochs (19 x 20 = 380 steps), 1000 stop at 380', () => {
+    const sft = pipelinePlan('experiment').sft;
+    assert.equal(stageSteps(sft, 10), null); // 1 step a pass, 20 passes
+    assert.equal(stageSteps(sft, 300), null);
+    assert.equal(stageSteps(sft, 304), null); // 19 steps a pass: 380, not over the cap
+    assert.equal(stageSteps(sft, 305), 380); // 20 steps a pass: 400
+    assert.equal(stageSteps(sft, 1000), 380);
+    assert.equal(stageSteps({ ...sft, steps: 7 }, 1000), 7);
+    assert.equal(stageSteps({ ...sft, maxSteps: undefined }, 1000), null);
+    assert.deepEqual(pipelinePlan('demo').sft, sft);
   });
 
   test('a bad seed is refused with the value and the range', () => {

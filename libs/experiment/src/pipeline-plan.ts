@@ -10,6 +10,7 @@
  * (see base-model.ts): post-training data is generated from the same task
  * seed, so the problems held out of pretraining stay held out of everything.
  */
+import type { DPO_LOSS_TYPES } from '@posttrain/training';
 import type { BaseModelPlan } from './base-model';
 import { baseModelPlan } from './base-model';
 import type { GrpoSettings, PpoSettings } from './run-rl-stage';
@@ -18,8 +19,21 @@ export interface TrainSettings {
   /** Optimizer steps; null trains `epochs` passes over the data. */
   steps: number | null;
   epochs: number;
+  /** With `steps` null: stop after this many steps when `epochs` would take more (a cap, unlike `steps`). */
+  maxSteps?: number;
   batchSize: number;
   learningRate: number;
+}
+
+/**
+ * The max_steps a stage on `examples` records runs with: `steps` when set; else null (train
+ * `epochs` passes) unless those passes take more than `maxSteps` steps (no drop_last: a pass is
+ * ceil(examples / batchSize) steps), then `maxSteps`.
+ */
+export function stageSteps(t: TrainSettings, examples: number): number | null {
+  if (t.steps !== null) return t.steps;
+  if (t.maxSteps === undefined) return null;
+  return Math.ceil(examples / t.batchSize) * t.epochs > t.maxSteps ? t.maxSteps : null;
 }
 
 export interface PipelinePlan {
@@ -40,7 +54,7 @@ export interface PipelinePlan {
   /** PPO from SFT with the reward model and a KL penalty to SFT; null skips it. Needs the serving tier. */
   ppo: PpoSettings | null;
   /** DPO from SFT on the style pairs. */
-  dpo: TrainSettings & { beta: number };
+  dpo: TrainSettings & { beta: number; lossType: (typeof DPO_LOSS_TYPES)[number]; rpoAlpha: number | null };
   /** GRPO from SFT and from base with the verifiable reward (claim 2); null skips it. Needs the serving tier. */
   grpo: GrpoSettings | null;
   eval: {
@@ -83,7 +97,7 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
       sweep: experiment,
       rm: { steps: 4, epochs: 1, batchSize: 8, learningRate: 1e-3 },
       ppo: { steps: 2, rolloutBatchSize: 4, ppoEpochs: 1, minibatchSize: 4, learningRate: 1e-4, klCoefficient: 0.05, gaeLambda: 0.95, temperature: 1, maxNewTokens: 24 },
-      dpo: { steps: 4, epochs: 1, batchSize: 8, learningRate: 1e-3, beta: 0.1 },
+      dpo: { steps: 4, epochs: 1, batchSize: 8, learningRate: 1e-3, beta: 10, lossType: 'ipo', rpoAlpha: 1 },
       grpo: { steps: 2, promptsPerStep: 2, groupSize: 2, learningRate: 1e-3, klCoefficient: 0.02, temperature: 1, maxNewTokens: 24 },
       eval: { prompts: 8, maxNewTokens: 24, pairs: 16, prosePrompts: 8 },
     };
@@ -94,21 +108,32 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
     seed,
     base,
     task: { sftSizes: experiment ? [10, 30, 100, 300, 1000] : [300], preferenceSize: 1000, promptsSize: 1000 },
-    // 375 steps of 16 (20 epochs of the demo's 300 examples): from the shipped base, SFT re-keys the
+    // 380 steps of 16 (20 epochs of the demo's 300 examples): from the shipped base, SFT re-keys the
     // operand copy onto the chat template between 285 steps (46% accuracy, seed 0) and 375 (93%);
-    // 94 steps (5 epochs) left it at 4%. The sweep gives every size the same 375 steps.
-    sft: { steps: experiment ? 375 : null, epochs: 20, batchSize: 16, learningRate: 1e-3 },
+    // 94 steps (5 epochs) left it at 4%. Every size of the sweep trains 20 epochs, capped at those
+    // 380 steps (10 examples: 20 steps; 100: 140; 1000: 380, about 6 epochs).
+    sft: { steps: null, epochs: 20, maxSteps: 380, batchSize: 16, learningRate: 1e-3 },
     sweep: experiment,
     rm: { steps: 30, epochs: 1, batchSize: 16, learningRate: 1e-3 },
     // GAE lambda 1: the reward model scores the whole reply at its end, and the style is decided by its
     // first tokens; with lambda 0.95 that credit reaches them only through the critic (0.95^70 of it
     // directly), and 8 steps left the preferred-style rate where SFT had it (26% -> 31%, seed 0).
-    ppo: { steps: experiment ? 12 : 8, rolloutBatchSize: 16, ppoEpochs: 2, minibatchSize: 16, learningRate: 1e-4, klCoefficient: 0.1, gaeLambda: 1, temperature: 1, maxNewTokens: 80 },
-    // lr 1e-4 took accuracy from 93.0% to 77.3% (seed 0: the style pairs share their arithmetic, and
-    // pushing the rejected reply down drags the right sums with it); 5e-5 kept 85.9% and still halved
-    // the style entropy (0.616 -> 0.198 nats); 3e-5 kept 93.0% but left it at 0.397.
-    dpo: { steps: 24, epochs: 1, batchSize: 16, learningRate: 5e-5, beta: 0.5 },
+    // KL coefficient 1: at 0.1 the policy found openings the reward model scores like "Sure!" but SFT
+    // never writes ("us: 4", "Aure! To"; KL 2-4 nats, format 95%, accuracy 93.0% -> 87.5%); at 1.0 the
+    // penalty on such tokens outweighs the score: 12 steps reached a 92.8% preferred-style rate at 94.5%
+    // accuracy, 16 steps 93.9% at 96.1% (seed 0, 128 prompts; 8 steps: 89.8% and 93.8%).
+    ppo: { steps: experiment ? 16 : 12, rolloutBatchSize: 16, ppoEpochs: 2, minibatchSize: 16, learningRate: 1e-4, klCoefficient: 1, gaeLambda: 1, temperature: 1, maxNewTokens: 80 },
+    // Sigmoid DPO traded the style against accuracy (seed 0, 24 steps, beta 0.5: lr 1e-4 93.0% -> 77.3%,
+    // 5e-5 85.9%, 3e-5 93.0% but style entropy 0.397 of SFT's 0.616): it pushes the first token of the
+    // rejected "To ..." down and mass leaks to openings neither reply has ("us To", "Aure!"), after which
+    // the operands are copied from the wrong distance. IPO (length-averaged margins, target 1/(2 beta) =
+    // 0.05 nats a token) stops pushing once the pair is separated, and RPO's NLL on the chosen reply keeps
+    // it likely: lr 1e-4 ranked 96.1% of held-out style pairs at 93.0% accuracy, entropy 0.174 (beta 10
+    // without the NLL: 89.8%, 91.4%; beta 5: 67.9% accuracy).
+    dpo: { steps: 24, epochs: 1, batchSize: 16, learningRate: 1e-4, beta: 10, lossType: 'ipo', rpoAlpha: 1 },
     grpo: { steps: experiment ? 12 : 8, promptsPerStep: 4, groupSize: 8, learningRate: 5e-5, klCoefficient: 0.02, temperature: 1, maxNewTokens: 80 },
-    eval: { prompts: experiment ? 200 : 128, maxNewTokens: 80, pairs: experiment ? 200 : 128, prosePrompts: experiment ? 200 : 128 },
+    // Every held-out pair (300): claim 3 asks SFT to rank at most 65% of them, and SFT ranks about 59%, so
+    // the rule needs 2 SE under 6 points (128 pairs gave 59.4% +- 4.4%: not shown).
+    eval: { prompts: experiment ? 200 : 128, maxNewTokens: 80, pairs: 300, prosePrompts: experiment ? 200 : 128 },
   };
 }

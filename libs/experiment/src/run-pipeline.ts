@@ -31,15 +31,18 @@ import { baseTaskOptions, buildBaseModel, competenceOf, readProsePrompts } from 
 import { evaluateAnswers } from './evaluate-answers';
 import { evaluatePreferences, meanAndStderr, measureStyle, modelCompleteFn, pairLogProbs, tokenizePairs } from './model-evaluation';
 import type { PipelinePlan, TrainSettings } from './pipeline-plan';
+import { stageSteps } from './pipeline-plan';
 import { readEvalData } from './read-eval-data';
 import type { RlStageOptions } from './run-rl-stage';
 import { runRlStage } from './run-rl-stage';
 import type { Estimate, ModelEvaluation, PipelineResult, RlCurve, RunPipelineOptions, StageOutcome } from './pipeline-types';
 import { PipelineCancelledError } from './pipeline-types';
 
-function trainConfig(plan: PipelinePlan, t: TrainSettings): Record<string, unknown> {
+/** The `train:` section of a stage (on `examples` records, for a `maxSteps` cap; see stageSteps). */
+function trainConfig(plan: PipelinePlan, t: TrainSettings, examples?: number): Record<string, unknown> {
+  const steps = examples === undefined ? t.steps : stageSteps(t, examples);
   return {
-    ...(t.steps !== null ? { max_steps: t.steps } : {}),
+    ...(steps !== null ? { max_steps: steps } : {}),
     epochs: t.epochs,
     batch_size: t.batchSize,
     learning_rate: t.learningRate,
@@ -240,7 +243,7 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
       stage: 'sft',
       model: baseDir,
       dataset: { train: taskFile(`sft-${n}.jsonl`), eval: taskFile('sft-eval.jsonl') },
-      train: trainConfig(plan, plan.sft),
+      train: trainConfig(plan, plan.sft, n),
       sft: { max_length: plan.base.pretrain.maxLength },
     });
     begin(`eval-sft-${n}`);
@@ -286,7 +289,7 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
     model: sftDir,
     dataset: stylePairsDataset,
     train: trainConfig(plan, plan.dpo),
-    dpo: { max_length: plan.base.pretrain.maxLength, beta: plan.dpo.beta },
+    dpo: { max_length: plan.base.pretrain.maxLength, beta: plan.dpo.beta, loss_type: plan.dpo.lossType, rpo_alpha: plan.dpo.rpoAlpha },
   });
   begin('eval-dpo');
   const dpoRow = await evaluateModel('dpo', dpo.modelDir!, mainSize);

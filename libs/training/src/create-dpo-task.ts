@@ -68,6 +68,8 @@ export interface DpoLossOptions {
   beta: number;
   lossType: DpoLossType;
   labelSmoothing: number;
+  /** Weight of the chosen replies' NLL added to the loss (RPO, TRL's rpo_alpha); 0 = plain DPO. */
+  rpoAlpha: number;
 }
 
 /** Response-token mask [2B, T] (chosen rows then rejected), 0 at t = 0 where nothing is predicted. */
@@ -91,10 +93,12 @@ export function dpoBatchLoss(model: LlamaModel, batch: PreferenceBatch, cache: R
   const refChosen = Float32Array.from(refs, (r) => (average ? r.chosen / Math.max(1, r.chosenTokens) : r.chosen));
   const refRejected = Float32Array.from(refs, (r) => (average ? r.rejected / Math.max(1, r.rejectedTokens) : r.rejected));
   const maskData = responseMask(batch);
-  const out = tidyLossOutput(() => {
+  const out = tidyLossOutput<string>(() => {
     const lp = tokenLogProbs(model, stackPreferenceRows(batch), { dropoutSeed }); // (2B, T)
     const mask = tf.tensor2d(maskData, [2 * B, T]);
     let seq = tf.sum(tf.mul(lp, mask), 1); // (2B)
+    // RPO's NLL: the mean over every chosen response token of the batch (TRL's cross-entropy over the chosen rows).
+    const chosenNll = options.rpoAlpha > 0 ? (tf.div(tf.neg(tf.sum(tf.slice(seq, [0], [B]))), tf.maximum(tf.sum(tf.slice(mask, [0, 0], [B, T])), 1)) as tf.Scalar) : undefined;
     if (average) seq = tf.div(seq, tf.maximum(tf.sum(mask, 1), 1));
     return dpoLoss({
       policyChosenLogProbs: tf.slice(seq, [0], [B]) as tf.Tensor1D,
@@ -104,6 +108,8 @@ export function dpoBatchLoss(model: LlamaModel, batch: PreferenceBatch, cache: R
       beta: options.beta,
       lossType: options.lossType,
       labelSmoothing: options.labelSmoothing,
+      rpoAlpha: options.rpoAlpha,
+      chosenNll,
     });
   });
   return { loss: out.loss, metrics: { ...out.metrics }, tokens: preferenceBatchTokens(batch) };

@@ -194,6 +194,7 @@ export const RUN_CONFIG_SCHEMA: Record<string, Field> = {
       beta: { kind: 'number', minExclusive: 0, default: 0.1 },
       loss_type: { kind: 'enum', values: DPO_LOSS_TYPES, default: 'sigmoid' },
       label_smoothing: { kind: 'number', min: 0, max: 0.5, default: 0 },
+      rpo_alpha: { kind: 'number', min: 0, nullable: true, default: null },
       reference: {
         kind: 'section',
         fields: { model: nullableString(), batch_size: { kind: 'int', min: 1, default: 8 } },

@@ -124,6 +124,8 @@ export interface DpoStageConfig {
   beta: number;
   loss_type: DpoLossType;
   label_smoothing: number;
+  /** Weight of the chosen replies' mean token NLL added to the DPO loss (RPO; TRL's rpo_alpha); null = plain DPO. */
+  rpo_alpha: number | null;
   reference: DpoReferenceConfig;
 }
 

@@ -25,7 +25,7 @@ describe('parseRunConfig', () => {
   test('a lora section gets its defaults; dpo reference defaults to the policy copy', () => {
     const c = parseRunConfig({ ...base, stage: 'dpo', dataset: { train: 'p.jsonl' }, lora: { r: 4 } });
     assert.deepEqual(c.lora, { r: 4, alpha: 16, dropout: 0, target_modules: ['q_proj', 'v_proj'] });
-    assert.deepEqual(c.dpo, { max_length: 1024, beta: 0.1, loss_type: 'sigmoid', label_smoothing: 0, reference: { model: null, batch_size: 8 } });
+    assert.deepEqual(c.dpo, { max_length: 1024, beta: 0.1, loss_type: 'sigmoid', label_smoothing: 0, rpo_alpha: null, reference: { model: null, batch_size: 8 } });
   });
 
   const errors: [string, unknown, RegExp][] = [

@@ -85,4 +85,37 @@ describe('DPO stage', () => {
       refModel.dispose();
     }
   });
+
+  test('rpo_alpha adds the chosen replies\' token-mean NLL: at step 1 it equals the reference\'s, computed independently', async () => {
+    const refModel = await loadModel(join(root, 'model'));
+    const chosenTrain: number[][] = [];
+    let calls = 0;
+    const steps: Record<string, number>[] = [];
+    try {
+      // One batch of all 24 train pairs, so step 1's NLL is over every chosen reply of the split.
+      const c = config('dpo', 'rpo', { dpo: { beta: 0.5, rpo_alpha: 0.7 } });
+      c.train.batch_size = 24;
+      c.train.max_steps = 2;
+      const result = await runStage(c, {
+        progress: false,
+        referenceLogProbs: async (req) => {
+          const rows = sequenceTokenLogProbs(refModel, req.sequences, { promptLengths: req.promptLengths });
+          // Train split first (3 calls of 8 pairs: chosen rows, then rejected rows), then eval.
+          if (calls++ < 3) chosenTrain.push(...rows.slice(0, rows.length / 2));
+          return rows;
+        },
+        callbacks: { onStep: (e) => steps.push(e.metrics) },
+      });
+      assert.equal(result.status, 'completed');
+      assert.equal(chosenTrain.length, 24);
+      const tokens = chosenTrain.reduce((a, r) => a + r.length, 0);
+      const nll = -chosenTrain.reduce((a, r) => a + r.reduce((x, y) => x + y, 0), 0) / tokens;
+      // Step 1: policy = reference, so loss/dpo = log 2 and the loss is log 2 + 0.7 NLL (float32 sums: 1e-4 relative).
+      assert.ok(Math.abs(steps[0].nll_loss - nll) <= 1e-4 * nll, `nll_loss ${steps[0].nll_loss}, by hand ${nll}`);
+      assert.ok(Math.abs(steps[0]['loss/dpo'] - Math.LN2) < 1e-4);
+      assert.ok(Math.abs(steps[0]['train/loss'] - (Math.LN2 + 0.7 * nll)) <= 1e-4 * (Math.LN2 + 0.7 * nll), `train/loss ${steps[0]['train/loss']}`);
+    } finally {
+      refModel.dispose();
+    }
+  });
 });

@@ -115,7 +115,7 @@ async function createStageTask(config: RunConfig, model: LlamaModel, data: Stage
     reference: options.referenceLogProbs,
     logger,
   });
-  return createDpoTask({ ...common, trainCache: caches.train, evalCache: caches.eval, beta: dpo.beta, lossType: dpo.loss_type, labelSmoothing: dpo.label_smoothing }) as StageTask<unknown>;
+  return createDpoTask({ ...common, trainCache: caches.train, evalCache: caches.eval, beta: dpo.beta, lossType: dpo.loss_type, labelSmoothing: dpo.label_smoothing, rpoAlpha: dpo.rpo_alpha ?? 0 }) as StageTask<unknown>;
 }
 
 /**

@@ -86,6 +86,19 @@ describe('the Trainer accepts the same content as a config file', () => {
     );
   });
 
+  test('dpo.rpo_alpha crosses the wire; unset stays plain DPO (null), a negative one is INVALID_ARGUMENT naming spec.dpo.rpo_alpha', async () => {
+    const config = await loadRunConfig(join(examples, 'dpo.yaml'));
+    assert.equal(runSpecToConfig(overTheWire(configToRunSpec(config)), 'runs', 'dpo').dpo!.rpo_alpha, null);
+    config.dpo!.rpo_alpha = 0.5;
+    const spec = overTheWire(configToRunSpec(config));
+    assert.equal(runSpecToConfig(spec, 'runs', 'dpo').dpo!.rpo_alpha, 0.5);
+    (spec.stage!.value as { rpoAlpha?: number }).rpoAlpha = -1;
+    assert.throws(
+      () => runSpecToConfig(overTheWire(spec), 'runs', 'dpo'),
+      (err: unknown) => err instanceof RpcError && err.code === status.INVALID_ARGUMENT && /^spec\.dpo\.rpo_alpha: dpo\.rpo_alpha: expected a finite number >= 0 or null, got number -1$/.test(err.message),
+    );
+  });
+
   test('RL errors name the RunSpec field and the config key', async () => {
     const spec = overTheWire(configToRunSpec(withServices(await loadRunConfig(join(examples, 'grpo.yaml')))));
     const grpo = spec.stage!.value as { groupSize: number; kl?: { estimator: number } };

@@ -115,7 +115,7 @@ function stageSectionOf(stage: NonNullable<RunSpec['stage']>): Record<string, un
       const dpo = stage.value;
       if (dpo.reference?.$case === 'precomputedReferencePath') throw invalidArgument('spec.dpo.precomputed_reference_path', 'not supported yet: use reference_address (a ReferenceModel service) or leave it unset for a frozen local copy of base_model_dir');
       if (dpo.maxPromptLength) throw invalidArgument('spec.dpo.max_prompt_length', `got ${dpo.maxPromptLength}; only max_length is supported, expected 0`);
-      return definedOnly({ max_length: unlessZero(dpo.maxLength), beta: dpo.beta, loss_type: DPO_LOSS_TYPE.nameOf(dpo.lossType, 'spec.dpo.loss_type'), label_smoothing: dpo.labelSmoothing });
+      return definedOnly({ max_length: unlessZero(dpo.maxLength), beta: dpo.beta, loss_type: DPO_LOSS_TYPE.nameOf(dpo.lossType, 'spec.dpo.loss_type'), label_smoothing: dpo.labelSmoothing, rpo_alpha: dpo.rpoAlpha });
     }
     case 'ppo': {
       const ppo = stage.value;

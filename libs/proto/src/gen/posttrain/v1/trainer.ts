@@ -923,6 +923,8 @@ export interface DpoSpec {
   maxLength: number;
   /** Truncate the prompt to this many tokens (from the left), >= 0; 0 means no separate limit. */
   maxPromptLength: number;
+  /** Weight of the chosen replies' mean token NLL added to the loss (RPO), >= 0; unset means plain DPO. */
+  rpoAlpha?: number | undefined;
 }
 
 /** The KL penalty to the reference policy. */
@@ -4219,7 +4221,15 @@ export const RewardModelSpec: MessageFns<RewardModelSpec> = {
 };
 
 function createBaseDpoSpec(): DpoSpec {
-  return { beta: undefined, lossType: 0, labelSmoothing: 0, reference: undefined, maxLength: 0, maxPromptLength: 0 };
+  return {
+    beta: undefined,
+    lossType: 0,
+    labelSmoothing: 0,
+    reference: undefined,
+    maxLength: 0,
+    maxPromptLength: 0,
+    rpoAlpha: undefined,
+  };
 }
 
 export const DpoSpec: MessageFns<DpoSpec> = {
@@ -4246,6 +4256,9 @@ export const DpoSpec: MessageFns<DpoSpec> = {
     }
     if (message.maxPromptLength !== 0) {
       writer.uint32(56).int32(message.maxPromptLength);
+    }
+    if (message.rpoAlpha !== undefined) {
+      writer.uint32(65).double(message.rpoAlpha);
     }
     return writer;
   },
@@ -4319,6 +4332,14 @@ export const DpoSpec: MessageFns<DpoSpec> = {
             message.maxPromptLength = reader.int32();
             continue;
           }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.rpoAlpha = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4363,6 +4384,11 @@ export const DpoSpec: MessageFns<DpoSpec> = {
         : isSet(object.max_prompt_length)
         ? globalThis.Number(object.max_prompt_length)
         : 0,
+      rpoAlpha: isSet(object.rpoAlpha)
+        ? globalThis.Number(object.rpoAlpha)
+        : isSet(object.rpo_alpha)
+        ? globalThis.Number(object.rpo_alpha)
+        : undefined,
     };
   },
 
@@ -4387,6 +4413,9 @@ export const DpoSpec: MessageFns<DpoSpec> = {
     }
     if (message.maxPromptLength !== 0) {
       obj.maxPromptLength = Math.round(message.maxPromptLength);
+    }
+    if (message.rpoAlpha !== undefined) {
+      obj.rpoAlpha = floatToJson(message.rpoAlpha);
     }
     return obj;
   },
@@ -4415,6 +4444,7 @@ export const DpoSpec: MessageFns<DpoSpec> = {
     }
     message.maxLength = object.maxLength ?? 0;
     message.maxPromptLength = object.maxPromptLength ?? 0;
+    message.rpoAlpha = object.rpoAlpha ?? undefined;
     return message;
   },
 };
