@@ -93,12 +93,14 @@ export function dpoBatchLoss(model: LlamaModel, batch: PreferenceBatch, cache: R
   const refChosen = Float32Array.from(refs, (r) => (average ? r.chosen / Math.max(1, r.chosenTokens) : r.chosen));
   const refRejected = Float32Array.from(refs, (r) => (average ? r.rejected / Math.max(1, r.rejectedTokens) : r.rejected));
   const maskData = responseMask(batch);
+  let chosenTokens = 0; // response tokens of the chosen rows (the mask's first B rows)
+  for (let i = 0; i < B * T; i++) chosenTokens += maskData[i];
   const out = tidyLossOutput<string>(() => {
     const lp = tokenLogProbs(model, stackPreferenceRows(batch), { dropoutSeed }); // (2B, T)
     const mask = tf.tensor2d(maskData, [2 * B, T]);
     let seq = tf.sum(tf.mul(lp, mask), 1); // (2B)
     // RPO's NLL: the mean over every chosen response token of the batch (TRL's cross-entropy over the chosen rows).
-    const chosenNll = options.rpoAlpha > 0 ? (tf.div(tf.neg(tf.sum(tf.slice(seq, [0], [B]))), tf.maximum(tf.sum(tf.slice(mask, [0, 0], [B, T])), 1)) as tf.Scalar) : undefined;
+    const chosenNll = options.rpoAlpha > 0 ? (tf.div(tf.neg(tf.sum(tf.slice(seq, [0], [B]))), Math.max(chosenTokens, 1)) as tf.Scalar) : undefined;
     if (average) seq = tf.div(seq, tf.maximum(tf.sum(mask, 1), 1));
     return dpoLoss({
       policyChosenLogProbs: tf.slice(seq, [0], [B]) as tf.Tensor1D,
