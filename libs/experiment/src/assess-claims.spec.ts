@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { assessClaims, atLeast, atMost, judgeClaims, marginalGains, pairedDifference, poolClaimInputs, poolEstimates } from './assess-claims';
+import { assessClaims, atLeast, claimInputs, atMost, judgeClaims, marginalGains, pairedDifference, poolClaimInputs, poolEstimates } from './assess-claims';
 import type { ClaimInputs } from './assess-claims';
 import type { Estimate, ModelEvaluation, PipelineResult } from './pipeline-types';
 import { meanAndStderr, softmaxEntropy } from './model-evaluation';
@@ -207,5 +207,25 @@ describe('assessClaims on a pipeline result', () => {
     assert.equal(claims[1].checks[2].measured, 'from SFT 0.200 nats; from base never reached (KL 0.600 nats at its end)');
     assert.equal(claims[1].checks[2].verdict, 'held');
     assert.equal(claims[3].verdict, 'not measured');
+  });
+
+  test('claims 2-4 compare against the SFT model DPO started from, not the sweep\'s largest', () => {
+    const models = [
+      row('base', 0, { formatRate: e(0), competence: e(0.9, 0.01), correct: [false, false, false, false] }),
+      row('sft-300', 300, { correct: [true, true, true, false], styleRanking: e(0.55) }),
+      row('sft-1000', 1000, { correct: [false, false, false, false], styleRanking: e(0.9) }),
+      row('dpo', 300, { correct: [true, true, false, false] }),
+    ];
+    const r: Omit<PipelineResult, 'claims'> = {
+      plan: {} as PipelineResult['plan'], outDir: '/x', backend: 'cpu', baseModel: { dir: '/b', fromScratch: false, competence: e(0.9, 0.01) }, stages: [], models,
+      rewardModelAccuracy: e(0.99), dpoImplicitRewardAccuracy: 0.9, rlNote: '', totalSeconds: 1, rl: [],
+    };
+    const x = claimInputs(r);
+    assert.equal(x.sft.examples, 300);
+    assert.equal(x.sft.styleRanking.value, 0.55);
+    // DPO drop against sft-300: [1,1,1,0] - [1,1,0,0] = [0,0,1,0] -> 0.25 (against sft-1000 it would be -0.5).
+    assert.equal(x.dpo.accuracyDrop.value, 0.25);
+    assert.deepEqual(x.sweep.map((p) => p.examples), [300, 1000]);
+    assert.throws(() => claimInputs({ ...r, models: models.filter((m) => m.model !== 'sft-300') }), /DPO started from SFT on 300 examples, but the result has no sft-300 evaluation/);
   });
 });

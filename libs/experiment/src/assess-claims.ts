@@ -213,7 +213,9 @@ export function claimInputs(r: Omit<PipelineResult, 'claims'>): ClaimInputs {
   const sfts = r.models.filter((m) => m.model.startsWith('sft-')).sort((a, b) => a.sftExamples - b.sftExamples);
   const dpo = find('dpo');
   if (!base || sfts.length === 0 || !dpo) throw new Error('claimInputs: the result lacks the base, SFT or DPO evaluation');
-  const sft = sfts[sfts.length - 1];
+  // The main line's SFT: the one DPO (and PPO, GRPO) started from, whatever the sweep's largest size.
+  const sft = sfts.find((m) => m.sftExamples === dpo.sftExamples);
+  if (!sft) throw new Error(`claimInputs: DPO started from SFT on ${dpo.sftExamples} examples, but the result has no sft-${dpo.sftExamples} evaluation`);
   const ppo = find('ppo');
   const ppoCurve = r.rl.find((c) => c.stage === 'ppo');
   const fromSft = find('grpo-from-sft');

@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseTaskOptions } from '@posttrain/task';
 import { baseModelPlan, baseTaskOptions } from './base-model';
-import { pipelinePlan, stageSteps } from './pipeline-plan';
+import { pipelinePlan, sftSizesOf, stageSteps } from './pipeline-plan';
 
 describe('pipelinePlan', () => {
   test('demo trains one SFT size, experiment sweeps ascending sizes; every plan is valid task input', () => {
@@ -21,6 +21,16 @@ describe('pipelinePlan', () => {
       }
     }
     assert.deepEqual(pipelinePlan('experiment').task.sftSizes, [10, 30, 100, 300, 1000]);
+    // The experiment post-trains from the demo's SFT size, so its claims 2-4 repeat the demo's over seeds.
+    assert.equal(pipelinePlan('experiment').mainSftSize, pipelinePlan('demo').mainSftSize);
+    for (const name of ['demo', 'experiment'] as const) {
+      for (const quick of [false, true]) {
+        const p = pipelinePlan(name, { quick });
+        assert.ok(p.task.sftSizes.includes(p.mainSftSize), `${name}${quick ? ' --quick' : ''}: mainSftSize ${p.mainSftSize} is one of the sizes`);
+        assert.deepEqual(sftSizesOf(p), p.sweep ? p.task.sftSizes : [p.mainSftSize]);
+      }
+    }
+    assert.throws(() => sftSizesOf({ ...pipelinePlan('demo'), mainSftSize: 7 }), /mainSftSize: got 7, expected one of task\.sftSizes \(300\)/);
     // Post-training starts from the shipped base: its recipe and held-out split are the plan's.
     assert.deepEqual(pipelinePlan('demo').base, baseModelPlan());
   });

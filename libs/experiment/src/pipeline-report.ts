@@ -92,8 +92,9 @@ export function claimCharts(runs: readonly PipelineResult[]): ClaimChart[] {
       title,
       `0 = SFT, 1 = ${after.toUpperCase()}`,
       runs.flatMap((r) => {
-        const sft = r.models.filter((m) => m.model.startsWith('sft-')).sort((a, b) => b.sftExamples - a.sftExamples)[0];
         const tuned = model(r, after);
+        // The SFT model the tuned one started from (the main line's, not necessarily the sweep's largest).
+        const sft = r.models.find((m) => m.model.startsWith('sft-') && m.sftExamples === tuned?.sftExamples);
         if (!sft || !tuned) return [];
         const pair = (f: (m: ModelEvaluation) => number): [number, number][] => [
           [0, f(sft)],

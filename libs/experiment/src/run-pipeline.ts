@@ -31,7 +31,7 @@ import { baseTaskOptions, buildBaseModel, competenceOf, readProsePrompts } from 
 import { evaluateAnswers } from './evaluate-answers';
 import { evaluatePreferences, meanAndStderr, measureStyle, modelCompleteFn, pairLogProbs, tokenizePairs } from './model-evaluation';
 import type { PipelinePlan, TrainSettings } from './pipeline-plan';
-import { stageSteps } from './pipeline-plan';
+import { sftSizesOf, stageSteps } from './pipeline-plan';
 import { readEvalData } from './read-eval-data';
 import type { RlStageOptions } from './run-rl-stage';
 import { runRlStage } from './run-rl-stage';
@@ -59,7 +59,7 @@ const fraction = (xs: readonly boolean[]): Estimate => {
 
 /** The stage list of a plan, in order, with titles (for progress "stage i of n"). */
 export function pipelineStages(plan: PipelinePlan, options: { fromScratch: boolean; rl: boolean }): [string, string][] {
-  const sweepSizes = plan.sweep ? plan.task.sftSizes : [plan.task.sftSizes[plan.task.sftSizes.length - 1]];
+  const sweepSizes = sftSizesOf(plan);
   return [
     ['task', 'generate the arithmetic task'],
     ...(options.fromScratch ? ([['pretrain', 'pretrain the tiny base model on the corpus']] as [string, string][]) : []),
@@ -106,8 +106,8 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
   if (getBackendInfo() === null) await initBackend({ logger: { info: () => undefined } });
   const backend = getBackendInfo()!;
 
-  const sweepSizes = plan.sweep ? plan.task.sftSizes : [plan.task.sftSizes[plan.task.sftSizes.length - 1]];
-  const mainSize = sweepSizes[sweepSizes.length - 1];
+  const sweepSizes = sftSizesOf(plan);
+  const mainSize = plan.mainSftSize;
   const launch = options.launchServices ?? null;
   const titles = pipelineStages(plan, { fromScratch, rl: launch !== null });
   const rlNote = launch
