@@ -15,7 +15,7 @@ describe('pipelinePlan', () => {
       assert.ok(exp.task.sftSizes.length >= 2);
       for (const p of [demo, exp]) {
         // libs/task validates the options the pipeline passes (ascending sizes, digit range, operations).
-        assert.doesNotThrow(() => parseTaskOptions({ ...baseTaskOptions(p.base), ...p.task }));
+        assert.doesNotThrow(() => parseTaskOptions({ ...baseTaskOptions(p.base), ...p.task, sftCoreSize: p.mainSftSize }));
         assert.ok(p.eval.prompts <= p.base.task.evalSize && p.eval.pairs <= p.base.task.evalSize && p.eval.prosePrompts <= p.base.task.evalSize, 'eval sizes fit the held-out split');
         assert.ok(p.grpo !== null && p.grpo.groupSize >= 2 && p.ppo !== null);
       }

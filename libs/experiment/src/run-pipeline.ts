@@ -147,7 +147,9 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
   // --- task data: the base model's slice and held-out problems, post-training sizes from the plan ---
   begin('task');
   const taskDir = join(out, 'task');
-  const manifest = await writeTaskFiles(taskDir, { ...baseTaskOptions(plan.base), ...plan.task });
+  // The main line's SFT problems are drawn first, so a sweep's larger sizes change no other file: the
+  // experiment's task is the demo's, plus the SFT data of the sizes above it.
+  const manifest = await writeTaskFiles(taskDir, { ...baseTaskOptions(plan.base), ...plan.task, sftCoreSize: plan.mainSftSize });
   end('data', Object.fromEntries(manifest.files.map((f) => [`records/${f.name}`, f.records])));
   const taskFile = (name: string): string => join(taskDir, name);
   const prompts = await readEvalData(taskFile('prompts-eval.jsonl'));

@@ -152,6 +152,25 @@ describe('generateTaskData', () => {
     }
   });
 
+  test('sizes past sftCoreSize change no other file: the run with the core as its largest size, plus larger SFT files', () => {
+    const core = generateTaskData({ ...SMALL, sftSizes: [20, 50] });
+    const swept = generateTaskData({ ...SMALL, sftSizes: [20, 50, 120], sftCoreSize: 50 });
+    const names = core.files.map((f) => f.name);
+    assert.deepEqual(swept.files.map((f) => f.name), [...names.slice(0, 4), 'sft-120.jsonl', ...names.slice(4)]);
+    for (const f of core.files) assert.equal(serializeRecords(file(swept, f.name).records), serializeRecords(f.records), `${f.name} is byte for byte the core run's`);
+    // The extra 70 SFT problems are new: disjoint from every other pool and from the held-out problems.
+    const extra = new Set(keysOf(file(swept, 'sft-120.jsonl')).slice(50));
+    assert.equal(extra.size, 70);
+    for (const f of swept.files.filter((x) => x.kind !== 'corpus' && x.name !== 'sft-120.jsonl')) {
+      for (const k of keysOf(f)) assert.ok(!extra.has(k), `${f.name} holds ${k}, one of the extra SFT problems`);
+    }
+    // Without a core the largest size is drawn first, as before: the preference pool then differs.
+    const plain = generateTaskData({ ...SMALL, sftSizes: [20, 50, 120] });
+    assert.notEqual(serializeRecords(file(plain, 'preference.jsonl').records), serializeRecords(file(core, 'preference.jsonl').records));
+    assert.throws(() => parseTaskOptions({ sftSizes: [20, 50], sftCoreSize: 30 }), /task\.sftCoreSize: got 30, expected null or one of sftSizes \(20, 50\)/);
+    assert.throws(() => parseTaskOptions({ sftCoreSize: 0 }), /task\.sftCoreSize: got 0, expected an integer in \[1, /);
+  });
+
   test('options are validated with the field, the value and what was expected', () => {
     assert.throws(() => parseTaskOptions({ sftSizes: [300, 100] }), /task\.sftSizes\[1\]: got 100, expected a size larger than sftSizes\[0\] = 300/);
     assert.throws(() => parseTaskOptions({ seeed: 1 }), /task\.seeed: unknown option, expected one of seed, operations/);

@@ -154,11 +154,17 @@ export function generateTaskData(rawOptions?: unknown): TaskData {
   const used = heldOut; // grows with every training pool, so pools are disjoint
   const sftRng = root.fork('sft');
   const maxSft = options.sftSizes[options.sftSizes.length - 1];
-  const sftPosed = pose(sampleDistinctProblems(sftRng, space, maxSft, used, 'SFT problems'), sftRng);
+  const coreSft = options.sftCoreSize ?? maxSft;
+  const sftPosed = pose(sampleDistinctProblems(sftRng, space, coreSft, used, 'SFT problems'), sftRng);
   const prefRng = root.fork('preference');
   const prefPosed = pose(sampleDistinctProblems(prefRng, space, options.preferenceSize, used, 'preference problems'), prefRng);
   const promptRng = root.fork('prompts');
   const promptPosed = pose(sampleDistinctProblems(promptRng, space, options.promptsSize, used, 'RL prompt problems'), promptRng);
+  // The sweep's SFT problems past the core, drawn last (and from their own stream) so they change no other pool.
+  if (maxSft > coreSft) {
+    const extraRng = root.fork('sft-extra');
+    sftPosed.push(...pose(sampleDistinctProblems(extraRng, space, maxSft - coreSft, used, 'SFT problems past sftCoreSize'), extraRng));
+  }
 
   const corpusRng = root.fork('corpus');
   const corpus: CorpusRecord[] = [];
@@ -173,8 +179,10 @@ export function generateTaskData(rawOptions?: unknown): TaskData {
   const corpusEval = evalPosed.map((p) => corpusRecord(() => p.problem, corpusEvalRng, space, true));
 
   const styleRng = root.fork('styles');
-  const sftAll = sftPosed.map((p) => sftRecord(p, styleRng));
+  const sftAll = sftPosed.slice(0, coreSft).map((p) => sftRecord(p, styleRng));
   const sftEval = evalPosed.map((p) => sftRecord(p, styleRng));
+  const extraStyleRng = root.fork('styles-extra');
+  sftAll.push(...sftPosed.slice(coreSft).map((p) => sftRecord(p, extraStyleRng)));
   const prefEvalRng = root.fork('preference-eval');
   const files: TaskFile[] = [
     { name: 'corpus.jsonl', kind: 'corpus', split: 'train', records: corpus },

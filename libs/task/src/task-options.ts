@@ -11,6 +11,13 @@ export interface TaskOptions {
   readonly maxDigits: number;
   /** Sizes of the SFT sweep, ascending; each file is a prefix of the next (the sweep adds data, it does not swap it). */
   readonly sftSizes: readonly number[];
+  /**
+   * The SFT problems drawn before the preference and RL-prompt pools; null: all of them (the largest
+   * size). Problems past it (the sweep's larger sizes) are drawn after every other pool, so adding
+   * sizes above it changes no other file: the files of `sftSizes: [..., 300, 1000], sftCoreSize: 300`
+   * are byte for byte those of `sftSizes: [300]`, plus the larger SFT files.
+   */
+  readonly sftCoreSize: number | null;
   /** Documents of the pretraining corpus. */
   readonly corpusSize: number;
   /** Preference pairs for DPO / reward-model training. */
@@ -28,6 +35,7 @@ export function defaultTaskOptions(): TaskOptions {
     minDigits: 2,
     maxDigits: 3,
     sftSizes: [100, 300, 1000, 3000],
+    sftCoreSize: null,
     corpusSize: 20000,
     preferenceSize: 2000,
     promptsSize: 2000,
@@ -90,12 +98,18 @@ export function parseTaskOptions(raw: unknown, where = 'task'): TaskOptions {
     }
     return n;
   });
+  const coreRaw = pick('sftCoreSize', d.sftCoreSize);
+  const sftCoreSize = coreRaw === null ? null : count(coreRaw, `${where}.sftCoreSize`, 1);
+  if (sftCoreSize !== null && !sftSizes.includes(sftCoreSize)) {
+    throw new Error(`${where}.sftCoreSize: got ${sftCoreSize}, expected null or one of sftSizes (${sftSizes.join(', ')})`);
+  }
   return {
     seed,
     operations,
     minDigits,
     maxDigits,
     sftSizes,
+    sftCoreSize,
     corpusSize: count(pick('corpusSize', d.corpusSize), `${where}.corpusSize`, 1),
     preferenceSize: count(pick('preferenceSize', d.preferenceSize), `${where}.preferenceSize`, 1),
     promptsSize: count(pick('promptsSize', d.promptsSize), `${where}.promptsSize`, 1),

@@ -8,6 +8,7 @@ const options = defineConfig({
   out: { kind: 'string', flag: 'out', description: 'folder to write the files and manifest.json into (created if missing)', required: true },
   seed: { kind: 'int', flag: 'seed', description: 'seed of every random choice: same seed and sizes, same bytes', default: 0, min: 0 },
   sizes: { kind: 'list', flag: 'sizes', description: 'SFT sweep sizes, ascending, comma-separated; each file is a prefix of the next (default 100,300,1000,3000)' },
+  coreSize: { kind: 'int', flag: 'core-size', description: 'one of --sizes: the SFT problems drawn before the other pools; larger sizes add theirs after, so every other file is what --sizes up to it would write (default: the largest size)' },
   corpus: { kind: 'int', flag: 'corpus', description: 'documents in the pretraining corpus (default 20000)' },
   preference: { kind: 'int', flag: 'preference', description: 'preference pairs for DPO / reward model (default 2000)' },
   prompts: { kind: 'int', flag: 'prompts', description: 'RL prompts with answers for GRPO / PPO (default 2000)' },
@@ -25,6 +26,7 @@ const FLAG_OF: Readonly<Record<keyof TaskOptions, string>> = {
   minDigits: '--min-digits',
   maxDigits: '--max-digits',
   sftSizes: '--sizes',
+  sftCoreSize: '--core-size',
   corpusSize: '--corpus',
   preferenceSize: '--preference',
   promptsSize: '--prompts',
@@ -55,6 +57,7 @@ export const taskGenerateCommand: Command = {
     }
     const raw: Record<string, unknown> = { seed: opts.seed };
     if (opts.sizes !== undefined) raw.sftSizes = sizesFrom(opts.sizes);
+    if (opts.coreSize !== undefined) raw.sftCoreSize = opts.coreSize;
     if (opts.corpus !== undefined) raw.corpusSize = opts.corpus;
     if (opts.preference !== undefined) raw.preferenceSize = opts.preference;
     if (opts.prompts !== undefined) raw.promptsSize = opts.prompts;
