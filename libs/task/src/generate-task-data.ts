@@ -155,16 +155,14 @@ export function generateTaskData(rawOptions?: unknown): TaskData {
   const sftRng = root.fork('sft');
   const maxSft = options.sftSizes[options.sftSizes.length - 1];
   const coreSft = options.sftCoreSize ?? maxSft;
-  const sftPosed = pose(sampleDistinctProblems(sftRng, space, coreSft, used, 'SFT problems'), sftRng);
+  const corePosed = pose(sampleDistinctProblems(sftRng, space, coreSft, used, 'SFT problems'), sftRng);
   const prefRng = root.fork('preference');
   const prefPosed = pose(sampleDistinctProblems(prefRng, space, options.preferenceSize, used, 'preference problems'), prefRng);
   const promptRng = root.fork('prompts');
   const promptPosed = pose(sampleDistinctProblems(promptRng, space, options.promptsSize, used, 'RL prompt problems'), promptRng);
   // The sweep's SFT problems past the core, drawn last (and from their own stream) so they change no other pool.
-  if (maxSft > coreSft) {
-    const extraRng = root.fork('sft-extra');
-    sftPosed.push(...pose(sampleDistinctProblems(extraRng, space, maxSft - coreSft, used, 'SFT problems past sftCoreSize'), extraRng));
-  }
+  const extraRng = root.fork('sft-extra');
+  const extraPosed = maxSft > coreSft ? pose(sampleDistinctProblems(extraRng, space, maxSft - coreSft, used, 'SFT problems past sftCoreSize'), extraRng) : [];
 
   const corpusRng = root.fork('corpus');
   const corpus: CorpusRecord[] = [];
@@ -179,10 +177,10 @@ export function generateTaskData(rawOptions?: unknown): TaskData {
   const corpusEval = evalPosed.map((p) => corpusRecord(() => p.problem, corpusEvalRng, space, true));
 
   const styleRng = root.fork('styles');
-  const sftAll = sftPosed.slice(0, coreSft).map((p) => sftRecord(p, styleRng));
+  const coreSftRecords = corePosed.map((p) => sftRecord(p, styleRng));
   const sftEval = evalPosed.map((p) => sftRecord(p, styleRng));
   const extraStyleRng = root.fork('styles-extra');
-  sftAll.push(...sftPosed.slice(coreSft).map((p) => sftRecord(p, extraStyleRng)));
+  const sftAll = [...coreSftRecords, ...extraPosed.map((p) => sftRecord(p, extraStyleRng))];
   const prefEvalRng = root.fork('preference-eval');
   const files: TaskFile[] = [
     { name: 'corpus.jsonl', kind: 'corpus', split: 'train', records: corpus },
