@@ -207,6 +207,10 @@ describe('assessClaims on a pipeline result', () => {
     assert.equal(claims[1].checks[2].measured, 'from SFT 0.200 nats; from base never reached (KL 0.600 nats at its end)');
     assert.equal(claims[1].checks[2].verdict, 'held');
     assert.equal(claims[3].verdict, 'not measured');
+    // The step accuracy is over the prompts each run trained on: the check says so when they were filtered.
+    assert.equal(claims[1].checks[1].what, 'completions until the step accuracy reaches 55.0% (SFT start + 5 pts)');
+    const filtered = assessClaims({ ...r, plan: { grpo: { promptFilter: 'failed' } } as PipelineResult['plan'] });
+    assert.equal(filtered[1].checks[1].what, 'completions until the step accuracy (on the prompts each start answers wrong) reaches 55.0% (SFT start + 5 pts)');
   });
 
   test('claims 2-4 compare against the SFT model DPO started from, not the sweep\'s largest', () => {

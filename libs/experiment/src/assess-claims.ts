@@ -64,6 +64,8 @@ export interface ClaimInputs {
     klAtTargetFromBase: number | null;
     klEndFromSft: number;
     klEndFromBase: number;
+    /** The prompts each GRPO run trained on (the plan's promptFilter; absent in results from before it): its step accuracy is over those. */
+    prompts?: 'all' | 'failed';
   } | null;
 }
 
@@ -172,7 +174,7 @@ export function judgeClaims(x: ClaimInputs): Claim[] {
     ? claim(2, CLAIMS[2], [
         atLeast(`GRPO from SFT accuracy gain over SFT (+10 pts, or half of SFT's error rate if less)`, x.grpo.gain, x.grpo.required, pp),
         {
-          what: `completions until the step accuracy reaches ${pct(x.grpo.target)} (SFT start + 5 pts)`,
+          what: `completions until the step accuracy${x.grpo.prompts === 'failed' ? ' (on the prompts each start answers wrong)' : ''} reaches ${pct(x.grpo.target)} (SFT start + 5 pts)`,
           measured: `${Number.isFinite(x.grpo.samplesFromSft) ? x.grpo.samplesFromSft : 'never'} from SFT vs ${Number.isFinite(x.grpo.samplesFromBase) ? x.grpo.samplesFromBase : 'never'} from base`,
           rule: 'fewer from SFT; not shown when neither start reaches it',
           verdict: !Number.isFinite(x.grpo.samplesFromSft) ? (Number.isFinite(x.grpo.samplesFromBase) ? 'did not hold' : 'not shown') : x.grpo.samplesFromSft < x.grpo.samplesFromBase ? 'held' : 'did not hold',
@@ -236,6 +238,7 @@ export function claimInputs(r: Omit<PipelineResult, 'claims'>): ClaimInputs {
       klAtTargetFromBase: fromBaseReach?.kl ?? null,
       klEndFromSft: grpoSft.points[grpoSft.points.length - 1].kl,
       klEndFromBase: grpoBase.points[grpoBase.points.length - 1].kl,
+      prompts: r.plan.grpo?.promptFilter ?? 'all',
     };
   }
   return {
@@ -306,6 +309,7 @@ export function poolClaimInputs(runs: readonly ClaimInputs[]): ClaimInputs {
           klAtTargetFromBase: medianReached(runs.map((x) => x.grpo!.klAtTargetFromBase)),
           klEndFromSft: median(runs.map((x) => x.grpo!.klEndFromSft)),
           klEndFromBase: median(runs.map((x) => x.grpo!.klEndFromBase)),
+          prompts: first.grpo!.prompts,
         }
       : null,
   };

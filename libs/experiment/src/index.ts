@@ -30,6 +30,8 @@ export type { ClaimChart } from './pipeline-report';
 export { pipelineProgress } from './pipeline-progress';
 export type { PipelineProgressOptions } from './pipeline-progress';
 export { readEvalData, EvalDataError } from './read-eval-data';
+export { selectFailedPrompts, writeSelectedLines } from './select-failed-prompts';
+export type { FailedPromptSelection, SelectFailedPromptsOptions } from './select-failed-prompts';
 export type { AnswerItem, EvalData } from './read-eval-data';
 export { evaluateAnswers } from './evaluate-answers';
 export type { AnswerEvaluation, CompleteFn, EvaluateAnswersOptions } from './evaluate-answers';

@@ -33,6 +33,8 @@ import { evaluatePreferences, meanAndStderr, measureStyle, modelCompleteFn, pair
 import type { PipelinePlan, TrainSettings } from './pipeline-plan';
 import { sftSizesOf, stageSteps } from './pipeline-plan';
 import { readEvalData } from './read-eval-data';
+import type { FailedPromptSelection } from './select-failed-prompts';
+import { selectFailedPrompts, writeSelectedLines } from './select-failed-prompts';
 import type { RlStageOptions } from './run-rl-stage';
 import { runRlStage } from './run-rl-stage';
 import type { Estimate, ModelEvaluation, PipelineResult, RlCurve, RunPipelineOptions, StageOutcome } from './pipeline-types';
@@ -79,8 +81,8 @@ export function pipelineStages(plan: PipelinePlan, options: { fromScratch: boole
     ['eval-dpo', 'evaluate the DPO model'],
     ...(options.rl && plan.grpo
       ? ([
-          ['grpo-sft', 'GRPO from the SFT model (services on loopback)'],
-          ['grpo-base', 'GRPO from the base model (services on loopback)'],
+          ['grpo-sft', `GRPO from the SFT model${plan.grpo.promptFilter === 'failed' ? ' on the prompts it answers wrong' : ''} (services on loopback)`],
+          ['grpo-base', `GRPO from the base model${plan.grpo.promptFilter === 'failed' ? ' on the prompts it answers wrong' : ''} (services on loopback)`],
           ['eval-grpo', 'evaluate both GRPO models'],
         ] as [string, string][])
       : []),
@@ -267,15 +269,28 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
   const rewardModelAccuracy: Estimate = { value: rmAccuracy, stderr: Math.sqrt((rmAccuracy * (1 - rmAccuracy)) / rmPairs) };
 
   const rl: RlCurve[] = [];
-  const rlStage = async (stage: string, run: (onStep: NonNullable<RlStageOptions['onStep']>) => ReturnType<typeof runRlStage>): Promise<string> => {
+  /** One online RL stage; `extra` (filled in by `run`, for GRPO's prompt selection) joins its metrics. */
+  const rlStage = async (stage: string, run: (onStep: NonNullable<RlStageOptions['onStep']>) => ReturnType<typeof runRlStage>, extra: Record<string, number> = {}): Promise<string> => {
     begin(stage);
     const result = await run((p, totalSteps, metrics, samples) => emit({ type: 'step', stage, step: p.step, totalSteps, metrics: { 'train/loss': metrics['loss/policy'] ?? Number.NaN, ...metrics }, samples }));
     rl.push({ stage, points: result.points });
     const last = result.points[result.points.length - 1];
-    end('train', { steps: last.step, samples: last.samples, 'objective/scores': last.score, 'objective/kl': last.kl, ...(last.accuracy !== null ? { 'rewards/correct': last.accuracy } : {}) }, result.runDir);
+    end('train', { steps: last.step, samples: last.samples, 'objective/scores': last.score, 'objective/kl': last.kl, ...(last.accuracy !== null ? { 'rewards/correct': last.accuracy } : {}), ...extra }, result.runDir);
     return result.modelDir;
   };
   const rlCommon = { outputDir: join(out, 'runs'), promptsFile: taskFile('prompts.jsonl'), seed: plan.seed, logger, signal: options.signal };
+  /** The first `want` RL prompts (file order) the model in `dir` answers wrong, greedily (GRPO's promptFilter 'failed'). */
+  const failedPrompts = async (dir: string, want: number): Promise<FailedPromptSelection> => {
+    const pool = await readEvalData(rlCommon.promptsFile);
+    if (pool.kind !== 'answers') throw new Error(`${pool.file}: expected prompts with answers for GRPO`);
+    const model = await loadModel(dir);
+    const tokenizer = await loadTokenizer(dir);
+    try {
+      return await selectFailedPrompts(pool.items, modelCompleteFn(model, tokenizer, { maxNewTokens: plan.grpo!.maxNewTokens, temperature: 0 }), { want });
+    } finally {
+      model.dispose();
+    }
+  };
 
   // --- PPO with the reward model, KL to SFT (classic RLHF) ---
   if (launch && plan.ppo) {
@@ -306,7 +321,23 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
       ['grpo-sft', sftDir],
       ['grpo-base', baseDir],
     ] as const) {
-      finals[stage] = await rlStage(stage, (onStep) => runRlStage({ ...rlCommon, runId: stage, modelDir: start, launch, algorithm: 'grpo', settings: grpo, onStep }));
+      const selected: Record<string, number> = {};
+      finals[stage] = await rlStage(
+        stage,
+        async (onStep) => {
+          let promptsFile = rlCommon.promptsFile;
+          if (grpo.promptFilter === 'failed') {
+            const kept = await failedPrompts(start, grpo.steps * grpo.promptsPerStep);
+            Object.assign(selected, { prompts_scanned: kept.scanned, prompts_kept: kept.lines.length });
+            if (kept.lines.length > 0) {
+              promptsFile = join(out, 'runs', `${stage}-prompts.jsonl`);
+              await writeSelectedLines(rlCommon.promptsFile, kept.lines, promptsFile);
+            } else logger?.warn('the start model answers every scanned RL prompt right; GRPO trains on all of them', { stage, scanned: kept.scanned });
+          }
+          return runRlStage({ ...rlCommon, promptsFile, runId: stage, modelDir: start, launch, algorithm: 'grpo', settings: grpo, onStep });
+        },
+        selected,
+      );
     }
     begin('eval-grpo');
     const fromSft = await evaluateModel('grpo-from-sft', finals['grpo-sft'], mainSize);

@@ -31,6 +31,12 @@ export interface GrpoSettings {
   klCoefficient: number;
   temperature: number;
   maxNewTokens: number;
+  /**
+   * Which prompts the stage trains on: 'all' of the task's RL prompts, or 'failed', those the start
+   * model answers wrong decoding greedily (select-failed-prompts.ts; at most steps x promptsPerStep,
+   * all prompts when it answers every one right). Applied by the pipeline before the run.
+   */
+  promptFilter: 'all' | 'failed';
 }
 
 export interface PpoSettings {
