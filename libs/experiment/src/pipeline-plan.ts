@@ -151,9 +151,10 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
     // gets 7.5% of the 1000 wrong, and those it sometimes gets right at temperature 1 (13 of 15 such
     // held-out prompts had a right completion among 8); on unfiltered prompts the groups with reward
     // variance are mostly prompts it already gets right, and no setting moved held-out accuracy: 4 or 16
-    // prompts a step, lr 5e-5 to 2e-4, temperature 1 or 0.5, 8 to 24 steps, -7.4 to +1.6 pts. On its failed
-    // prompts, 16 steps at k3 KL 0.1 gave +3.5 +- 1.5, +0.8 +- 1.7 and +1.6 +- 1.5 pts over rollout seeds
-    // 0, 1, 2 (the first 256 held-out prompts, paired; SFT 93.0%); lr 1e-4 broke 20 right prompts.
+    // prompts a step, lr 5e-5 to 2e-4, temperature 1 or 0.5, 8 to 24 steps, -7.4 to +1.6 pts. These
+    // settings (npm run bench:grpo-prompts, seeds 0-2, the first 256 held-out prompts, paired; SFT 93.0%)
+    // gain +2.3, +3.1, +1.6 pts on its first 64 failed prompts and +0.4, -0.8, +0.4 on all; lr 1e-4 broke
+    // 22 right prompts (seed 0, all 75 failed prompts).
     grpo: { steps: experiment ? 24 : 16, promptsPerStep: 4, groupSize: 8, learningRate: 5e-5, klCoefficient: 0.1, temperature: 1, maxNewTokens: 80, promptFilter: 'failed' },
     // Every held-out pair (300), for the tightest estimate claim 3's 65% limit on SFT's ranking can get:
     // the first 128 pairs gave 59.4% +- 4.4%, all 300 give 66.0% +- 2.7% (seed 0; not shown either way).

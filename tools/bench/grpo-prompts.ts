@@ -1,0 +1,142 @@
+// npm run bench:grpo-prompts -- --model DIR --task DIR [--seeds 0,1,2 --steps 16 --eval 256 --json]
+// Does GRPO's prompt filter help? From one start model (a demo's SFT model:
+// <demo out>/runs/sft-300/model) and a demo's task directory (<demo out>/task),
+// runs GRPO with the demo's settings once per seed on the task's RL prompts
+// unfiltered ('all') and on the first steps x prompts-per-step of them the
+// start model answers wrong greedily ('failed'), then evaluates the start model
+// and every GRPO model greedily on the first --eval held-out prompts
+// (prompts-eval.jsonl). Prints, per filter and seed, the held-out accuracy and
+// its gain over the start model paired over prompts (± 1 SE), the prompts it
+// fixed and broke, the KL to the start model at the last step, and the mean
+// gain per filter over the seeds (± SE across seeds). The services run as
+// separate processes on loopback, as in the demo.
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { initBackend } from '@posttrain/backend';
+import { evaluateAnswers, modelCompleteFn, pairedDifference, pipelinePlan, readEvalData, runRlStage, selectFailedPrompts, writeSelectedLines } from '@posttrain/experiment';
+import type { AnswerItem, ServiceLauncher } from '@posttrain/experiment';
+import { defineConfig, parseConfig } from '@posttrain/flags';
+import { loadModel } from '@posttrain/model';
+import { startService } from '@posttrain/rl';
+import { CORRECT_COMPONENT } from '@posttrain/task';
+import { createLogger } from '@posttrain/telemetry';
+import { loadTokenizer } from '@posttrain/tokenizer';
+
+const demoGrpo = pipelinePlan('demo').grpo!;
+const options = defineConfig({
+  model: { kind: 'string', flag: 'model', description: 'start model directory (a demo run\'s runs/sft-300/model)' },
+  task: { kind: 'string', flag: 'task', description: 'task directory with prompts.jsonl and prompts-eval.jsonl (a demo run\'s task/)' },
+  seeds: { kind: 'list', flag: 'seeds', description: 'GRPO seeds (rollouts and minibatches; the start model is the same)', default: ['0', '1', '2'] },
+  steps: { kind: 'int', flag: 'steps', description: 'GRPO steps per run', default: demoGrpo.steps, min: 1 },
+  eval: { kind: 'int', flag: 'eval', description: 'held-out prompts to evaluate on', default: 256, min: 1 },
+  json: { kind: 'bool', flag: 'json', description: 'print one JSON object', default: false },
+});
+const flags = parseConfig(options, { argv: process.argv.slice(2) });
+if (flags.model === undefined) throw new Error('--model: missing, expected the start model directory (e.g. <demo out>/runs/sft-300/model)');
+if (flags.task === undefined) throw new Error('--task: missing, expected a task directory (e.g. <demo out>/task)');
+const model = resolve(flags.model);
+const task = resolve(flags.task);
+if (!existsSync(join(model, 'config.json'))) throw new Error(`--model: ${JSON.stringify(model)} is not a model directory (no config.json)`);
+for (const f of ['prompts.jsonl', 'prompts-eval.jsonl']) if (!existsSync(join(task, f))) throw new Error(`--task: ${JSON.stringify(task)} has no ${f}`);
+const seeds = flags.seeds.map((x, i) => {
+  if (!/^\d+$/.test(x.trim()) || flags.seeds.indexOf(x) !== i) throw new Error(`--seeds[${i}]: got ${JSON.stringify(x)}, expected distinct non-negative integers such as 0,1,2`);
+  return Number(x);
+});
+const settings = { ...demoGrpo, steps: flags.steps };
+const logger = createLogger({ service: 'bench', level: 'warn' });
+
+const launch: ServiceLauncher = async (specs) => {
+  const started = await Promise.all(specs.map((s) => startService(s.name, s.args)));
+  return { addresses: started.map((s) => s.address), stop: async () => void (await Promise.all(started.map((s) => s.kill()))) };
+};
+
+async function correctOn(dir: string, items: readonly AnswerItem[]): Promise<boolean[]> {
+  const m = await loadModel(dir);
+  try {
+    const answers = await evaluateAnswers(items, modelCompleteFn(m, await loadTokenizer(dir), { maxNewTokens: settings.maxNewTokens, temperature: 0 }));
+    return answers.samples.map((s) => (s.components[CORRECT_COMPONENT] ?? 0) > 0);
+  } finally {
+    m.dispose();
+  }
+}
+
+interface Row {
+  filter: 'all' | 'failed';
+  seed: number;
+  prompts: number;
+  accuracy: number;
+  gain: number;
+  gainStderr: number;
+  fixed: number;
+  broken: number;
+  klEnd: number;
+  seconds: number;
+}
+
+async function main(): Promise<void> {
+  await initBackend({ logger });
+  const out = await mkdtemp(join(tmpdir(), 'posttrain-bench-grpo-prompts-'));
+  const promptsFile = join(task, 'prompts.jsonl');
+  const evalData = await readEvalData(join(task, 'prompts-eval.jsonl'));
+  const pool = await readEvalData(promptsFile);
+  if (evalData.kind !== 'answers' || pool.kind !== 'answers') throw new Error(`--task: prompts.jsonl and prompts-eval.jsonl must hold prompts with answers`);
+  const evalItems = evalData.items.slice(0, flags.eval);
+  const rows: Row[] = [];
+  try {
+    const start = await correctOn(model, evalItems);
+    const m = await loadModel(model);
+    const failed = await selectFailedPrompts(pool.items, modelCompleteFn(m, await loadTokenizer(model), { maxNewTokens: settings.maxNewTokens, temperature: 0 }), { want: settings.steps * settings.promptsPerStep });
+    m.dispose();
+    const failedFile = join(out, 'failed-prompts.jsonl');
+    if (failed.lines.length === 0) throw new Error(`--model answers every one of the ${failed.scanned} RL prompts right; there is nothing to filter to`);
+    await writeSelectedLines(promptsFile, failed.lines, failedFile);
+    if (!flags.json) process.stderr.write(`start model: ${(100 * start.filter(Boolean).length / start.length).toFixed(1)}% of ${start.length} held-out prompts; ${failed.lines.length} failed RL prompts in the first ${failed.scanned}\n`);
+    for (const filter of ['all', 'failed'] as const) {
+      for (const seed of seeds) {
+        const t0 = performance.now();
+        const runId = `grpo-${filter}-seed${seed}`;
+        const run = await runRlStage({ runId, outputDir: out, modelDir: model, promptsFile: filter === 'failed' ? failedFile : promptsFile, seed, launch, logger, algorithm: 'grpo', settings: { ...settings, promptFilter: filter } });
+        const seconds = (performance.now() - t0) / 1000;
+        const after = await correctOn(run.modelDir, evalItems);
+        const gain = pairedDifference(after, start);
+        const row: Row = {
+          filter,
+          seed,
+          prompts: filter === 'failed' ? failed.lines.length : pool.items.length,
+          accuracy: after.filter(Boolean).length / after.length,
+          gain: gain.value,
+          gainStderr: gain.stderr,
+          fixed: after.filter((c, i) => c && !start[i]).length,
+          broken: after.filter((c, i) => !c && start[i]).length,
+          klEnd: run.points[run.points.length - 1].kl,
+          seconds,
+        };
+        rows.push(row);
+        if (!flags.json) process.stderr.write(`  ${runId}: ${(100 * row.accuracy).toFixed(1)}%, gain ${(100 * row.gain).toFixed(1)} ± ${(100 * row.gainStderr).toFixed(1)} pts (${seconds.toFixed(0)} s)\n`);
+      }
+    }
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+  const summary = (['all', 'failed'] as const).map((filter) => {
+    const g = rows.filter((r) => r.filter === filter).map((r) => r.gain);
+    const mean = g.reduce((a, x) => a + x, 0) / g.length;
+    const sd = g.length > 1 ? Math.sqrt(g.reduce((a, x) => a + (x - mean) ** 2, 0) / (g.length - 1)) : Number.NaN;
+    return { filter, meanGain: mean, seedStderr: sd / Math.sqrt(g.length) };
+  });
+  if (flags.json) {
+    process.stdout.write(JSON.stringify({ model, task, settings, evalPrompts: flags.eval, rows, summary }) + '\n');
+    return;
+  }
+  const cell = (cells: (string | number)[]) => cells.map((c) => String(c).padStart(12)).join('');
+  console.log(cell(['prompts', 'seed', 'accuracy', 'gain pts', '± SE', 'fixed', 'broken', 'KL end', 'seconds']));
+  for (const r of rows) console.log(cell([`${r.filter} (${r.prompts})`, r.seed, `${(100 * r.accuracy).toFixed(1)}%`, (100 * r.gain).toFixed(1), (100 * r.gainStderr).toFixed(1), r.fixed, r.broken, r.klEnd.toFixed(3), r.seconds.toFixed(0)]));
+  for (const s of summary) console.log(`${s.filter}: mean gain ${(100 * s.meanGain).toFixed(1)} ± ${(100 * s.seedStderr).toFixed(1)} pts over ${seeds.length} seeds (SE across seeds)`);
+}
+
+main().catch((e: Error) => {
+  console.error(`bench:grpo-prompts: ${e.message}`);
+  process.exit(1);
+});
