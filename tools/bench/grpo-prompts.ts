@@ -33,17 +33,28 @@ const options = defineConfig({
   eval: { kind: 'int', flag: 'eval', description: 'held-out prompts to evaluate on', default: 256, min: 1 },
   json: { kind: 'bool', flag: 'json', description: 'print one JSON object', default: false },
 });
-const flags = parseConfig(options, { argv: process.argv.slice(2) });
-if (flags.model === undefined) throw new Error('--model: missing, expected the start model directory (e.g. <demo out>/runs/sft-300/model)');
-if (flags.task === undefined) throw new Error('--task: missing, expected a task directory (e.g. <demo out>/task)');
-const model = resolve(flags.model);
-const task = resolve(flags.task);
-if (!existsSync(join(model, 'config.json'))) throw new Error(`--model: ${JSON.stringify(model)} is not a model directory (no config.json)`);
-for (const f of ['prompts.jsonl', 'prompts-eval.jsonl']) if (!existsSync(join(task, f))) throw new Error(`--task: ${JSON.stringify(task)} has no ${f}`);
-const seeds = flags.seeds.map((x, i) => {
-  if (!/^\d+$/.test(x.trim()) || flags.seeds.indexOf(x) !== i) throw new Error(`--seeds[${i}]: got ${JSON.stringify(x)}, expected distinct non-negative integers such as 0,1,2`);
-  return Number(x);
-});
+/** The flags, checked; a bad one ends the process with a message naming it (no stack). */
+function readFlags(): { model: string; task: string; seeds: number[]; steps: number; evalPrompts: number; json: boolean } {
+  try {
+    const f = parseConfig(options, { argv: process.argv.slice(2) });
+    if (f.model === undefined) throw new Error('--model: missing, expected the start model directory (e.g. <demo out>/runs/sft-300/model)');
+    if (f.task === undefined) throw new Error('--task: missing, expected a task directory (e.g. <demo out>/task)');
+    const model = resolve(f.model);
+    const task = resolve(f.task);
+    if (!existsSync(join(model, 'config.json'))) throw new Error(`--model: ${JSON.stringify(model)} is not a model directory (no config.json)`);
+    for (const name of ['prompts.jsonl', 'prompts-eval.jsonl']) if (!existsSync(join(task, name))) throw new Error(`--task: ${JSON.stringify(task)} has no ${name}`);
+    const seeds = f.seeds.map((x, i) => {
+      if (!/^\d+$/.test(x.trim()) || f.seeds.indexOf(x) !== i) throw new Error(`--seeds[${i}]: got ${JSON.stringify(x)}, expected distinct non-negative integers such as 0,1,2`);
+      return Number(x);
+    });
+    return { model, task, seeds, steps: f.steps, evalPrompts: f.eval, json: f.json };
+  } catch (e) {
+    console.error(`bench:grpo-prompts: ${(e as Error).message}`);
+    process.exit(2);
+  }
+}
+const flags = readFlags();
+const { model, task, seeds } = flags;
 const settings = { ...demoGrpo, steps: flags.steps };
 const logger = createLogger({ service: 'bench', level: 'warn' });
 
@@ -82,7 +93,7 @@ async function main(): Promise<void> {
   const evalData = await readEvalData(join(task, 'prompts-eval.jsonl'));
   const pool = await readEvalData(promptsFile);
   if (evalData.kind !== 'answers' || pool.kind !== 'answers') throw new Error(`--task: prompts.jsonl and prompts-eval.jsonl must hold prompts with answers`);
-  const evalItems = evalData.items.slice(0, flags.eval);
+  const evalItems = evalData.items.slice(0, flags.evalPrompts);
   const rows: Row[] = [];
   try {
     const start = await correctOn(model, evalItems);
@@ -127,7 +138,7 @@ async function main(): Promise<void> {
     return { filter, meanGain: mean, seedStderr: sd / Math.sqrt(g.length) };
   });
   if (flags.json) {
-    process.stdout.write(JSON.stringify({ model, task, settings, evalPrompts: flags.eval, rows, summary }) + '\n');
+    process.stdout.write(JSON.stringify({ model, task, settings, evalPrompts: flags.evalPrompts, rows, summary }) + '\n');
     return;
   }
   const cell = (cells: (string | number)[]) => cells.map((c) => String(c).padStart(12)).join('');
