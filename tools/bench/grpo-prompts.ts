@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { initBackend } from '@posttrain/backend';
 import { evaluateAnswers, modelCompleteFn, pairedDifference, pipelinePlan, readEvalData, runRlStage, selectFailedPrompts, writeSelectedLines } from '@posttrain/experiment';
-import type { AnswerItem, ServiceLauncher } from '@posttrain/experiment';
+import type { AnswerItem, CompleteFn, ServiceLauncher } from '@posttrain/experiment';
 import { defineConfig, parseConfig } from '@posttrain/flags';
 import { loadModel } from '@posttrain/model';
 import { startService } from '@posttrain/rl';
@@ -63,14 +63,19 @@ const launch: ServiceLauncher = async (specs) => {
   return { addresses: started.map((s) => s.address), stop: async () => void (await Promise.all(started.map((s) => s.kill()))) };
 };
 
-async function correctOn(dir: string, items: readonly AnswerItem[]): Promise<boolean[]> {
+/** Greedy completion with the model in `dir`, passed to `use` and disposed after it. */
+async function withGreedy<T>(dir: string, use: (complete: CompleteFn) => Promise<T>): Promise<T> {
   const m = await loadModel(dir);
   try {
-    const answers = await evaluateAnswers(items, modelCompleteFn(m, await loadTokenizer(dir), { maxNewTokens: settings.maxNewTokens, temperature: 0 }));
-    return answers.samples.map((s) => (s.components[CORRECT_COMPONENT] ?? 0) > 0);
+    return await use(modelCompleteFn(m, await loadTokenizer(dir), { maxNewTokens: settings.maxNewTokens, temperature: 0 }));
   } finally {
     m.dispose();
   }
+}
+
+async function correctOf(complete: CompleteFn, items: readonly AnswerItem[]): Promise<boolean[]> {
+  const answers = await evaluateAnswers(items, complete);
+  return answers.samples.map((s) => (s.components[CORRECT_COMPONENT] ?? 0) > 0);
 }
 
 interface Row {
@@ -96,10 +101,10 @@ async function main(): Promise<void> {
   const evalItems = evalData.items.slice(0, flags.evalPrompts);
   const rows: Row[] = [];
   try {
-    const start = await correctOn(model, evalItems);
-    const m = await loadModel(model);
-    const failed = await selectFailedPrompts(pool.items, modelCompleteFn(m, await loadTokenizer(model), { maxNewTokens: settings.maxNewTokens, temperature: 0 }), { want: settings.steps * settings.promptsPerStep });
-    m.dispose();
+    const { start, failed } = await withGreedy(model, async (complete) => ({
+      start: await correctOf(complete, evalItems),
+      failed: await selectFailedPrompts(pool.items, complete, { want: settings.steps * settings.promptsPerStep }),
+    }));
     const failedFile = join(out, 'failed-prompts.jsonl');
     if (failed.lines.length === 0) throw new Error(`--model answers every one of the ${failed.scanned} RL prompts right; there is nothing to filter to`);
     await writeSelectedLines(promptsFile, failed.lines, failedFile);
@@ -110,7 +115,7 @@ async function main(): Promise<void> {
         const runId = `grpo-${filter}-seed${seed}`;
         const run = await runRlStage({ runId, outputDir: out, modelDir: model, promptsFile: filter === 'failed' ? failedFile : promptsFile, seed, launch, logger, algorithm: 'grpo', settings: { ...settings, promptFilter: filter } });
         const seconds = (performance.now() - t0) / 1000;
-        const after = await correctOn(run.modelDir, evalItems);
+        const after = await withGreedy(run.modelDir, (complete) => correctOf(complete, evalItems));
         const gain = pairedDifference(after, start);
         const row: Row = {
           filter,

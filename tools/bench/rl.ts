@@ -15,6 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { initBackend } from '@posttrain/backend';
+import { pipelinePlan } from '@posttrain/experiment';
 import { defineConfig, parseConfig } from '@posttrain/flags';
 import { RewardComponent } from '@posttrain/proto';
 import { resolveRlRunConfig, runRl, startService } from '@posttrain/rl';
@@ -38,9 +39,10 @@ if (samplerCounts.length === 0 || samplerCounts.some((n) => n !== 1 && n !== 2))
 const root = resolve(__dirname, '..', '..');
 const model = flags.model !== undefined ? resolve(flags.model) : join(root, 'models', 'tiny-arith-base');
 if (!existsSync(join(model, 'config.json'))) throw new Error(`--model: ${JSON.stringify(model)} is not a model directory (no config.json)`);
-// The demo's GRPO settings (libs/experiment/src/pipeline-plan.ts), on the unfiltered prompts: a throughput
-// measure, so the demo's prompt filter (a greedy pass over the prompts before the run) is left out.
-const grpo = { promptsPerStep: 4, groupSize: 8, learningRate: 5e-5, beta: 0.1, maxNewTokens: 80 };
+// The demo's GRPO settings, on the unfiltered prompts: a throughput measure, so the demo's prompt filter
+// (a greedy pass over the prompts before the run) is left out.
+const demoGrpo = pipelinePlan('demo').grpo!;
+const grpo = { promptsPerStep: demoGrpo.promptsPerStep, groupSize: demoGrpo.groupSize, learningRate: demoGrpo.learningRate, beta: demoGrpo.klCoefficient, maxNewTokens: demoGrpo.maxNewTokens };
 
 interface Measured {
   samplers: number;
