@@ -15,9 +15,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { initBackend } from '@posttrain/backend';
-import { evaluateAnswers, modelCompleteFn, pairedDifference, pipelinePlan, readEvalData, runRlStage, selectFailedPrompts, writeSelectedLines } from '@posttrain/experiment';
+import { evaluateAnswers, modelCompleteFn, pairedDifference, pipelinePlan, readEvalData, runRlStage, writeFailedPrompts } from '@posttrain/experiment';
 import type { AnswerItem, CompleteFn, ServiceLauncher } from '@posttrain/experiment';
-import { defineConfig, parseConfig } from '@posttrain/flags';
+import { defineConfig, parseConfig, parseSeeds } from '@posttrain/flags';
 import { loadModel } from '@posttrain/model';
 import { startService } from '@posttrain/rl';
 import { CORRECT_COMPONENT } from '@posttrain/task';
@@ -43,10 +43,7 @@ function readFlags(): { model: string; task: string; seeds: number[]; steps: num
     const task = resolve(f.task);
     if (!existsSync(join(model, 'config.json'))) throw new Error(`--model: ${JSON.stringify(model)} is not a model directory (no config.json)`);
     for (const name of ['prompts.jsonl', 'prompts-eval.jsonl']) if (!existsSync(join(task, name))) throw new Error(`--task: ${JSON.stringify(task)} has no ${name}`);
-    const seeds = f.seeds.map((x, i) => {
-      if (!/^\d+$/.test(x.trim()) || f.seeds.indexOf(x) !== i) throw new Error(`--seeds[${i}]: got ${JSON.stringify(x)}, expected distinct non-negative integers such as 0,1,2`);
-      return Number(x);
-    });
+    const seeds = parseSeeds(f.seeds);
     return { model, task, seeds, steps: f.steps, evalPrompts: f.eval, json: f.json };
   } catch (e) {
     console.error(`bench:grpo-prompts: ${(e as Error).message}`);
@@ -96,18 +93,16 @@ async function main(): Promise<void> {
   const out = await mkdtemp(join(tmpdir(), 'posttrain-bench-grpo-prompts-'));
   const promptsFile = join(task, 'prompts.jsonl');
   const evalData = await readEvalData(join(task, 'prompts-eval.jsonl'));
-  const pool = await readEvalData(promptsFile);
-  if (evalData.kind !== 'answers' || pool.kind !== 'answers') throw new Error(`--task: prompts.jsonl and prompts-eval.jsonl must hold prompts with answers`);
+  if (evalData.kind !== 'answers') throw new Error(`--task: prompts-eval.jsonl must hold prompts with answers`);
   const evalItems = evalData.items.slice(0, flags.evalPrompts);
+  const failedFile = join(out, 'failed-prompts.jsonl');
   const rows: Row[] = [];
   try {
     const { start, failed } = await withGreedy(model, async (complete) => ({
       start: await correctOf(complete, evalItems),
-      failed: await selectFailedPrompts(pool.items, complete, { want: settings.steps * settings.promptsPerStep }),
+      failed: await writeFailedPrompts(promptsFile, complete, failedFile, { want: settings.steps * settings.promptsPerStep }),
     }));
-    const failedFile = join(out, 'failed-prompts.jsonl');
-    if (failed.lines.length === 0) throw new Error(`--model answers every one of the ${failed.scanned} RL prompts right; there is nothing to filter to`);
-    await writeSelectedLines(promptsFile, failed.lines, failedFile);
+    if (!failed.written) throw new Error(`--model answers every one of the ${failed.scanned} RL prompts right; there is nothing to filter to`);
     if (!flags.json) process.stderr.write(`start model: ${(100 * start.filter(Boolean).length / start.length).toFixed(1)}% of ${start.length} held-out prompts; ${failed.lines.length} failed RL prompts in the first ${failed.scanned}\n`);
     for (const filter of ['all', 'failed'] as const) {
       for (const seed of seeds) {
@@ -120,7 +115,7 @@ async function main(): Promise<void> {
         const row: Row = {
           filter,
           seed,
-          prompts: filter === 'failed' ? failed.lines.length : pool.items.length,
+          prompts: filter === 'failed' ? failed.lines.length : failed.pool,
           accuracy: after.filter(Boolean).length / after.length,
           gain: gain.value,
           gainStderr: gain.stderr,

@@ -33,8 +33,8 @@ import { evaluatePreferences, meanAndStderr, measureStyle, modelCompleteFn, pair
 import type { PipelinePlan, TrainSettings } from './pipeline-plan';
 import { sftSizesOf, stageSteps } from './pipeline-plan';
 import { readEvalData } from './read-eval-data';
-import type { FailedPromptSelection } from './select-failed-prompts';
-import { selectFailedPrompts, writeSelectedLines } from './select-failed-prompts';
+import type { FailedPromptsFile } from './select-failed-prompts';
+import { writeFailedPrompts } from './select-failed-prompts';
 import type { RlStageOptions } from './run-rl-stage';
 import { runRlStage } from './run-rl-stage';
 import type { Estimate, ModelEvaluation, PipelineResult, RlCurve, RunPipelineOptions, StageOutcome } from './pipeline-types';
@@ -279,14 +279,12 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
     return result.modelDir;
   };
   const rlCommon = { outputDir: join(out, 'runs'), promptsFile: taskFile('prompts.jsonl'), seed: plan.seed, logger, signal: options.signal };
-  /** The first `want` RL prompts (file order) the model in `dir` answers wrong, greedily (GRPO's promptFilter 'failed'). */
-  const failedPrompts = async (dir: string, want: number): Promise<FailedPromptSelection> => {
-    const pool = await readEvalData(rlCommon.promptsFile);
-    if (pool.kind !== 'answers') throw new Error(`${pool.file}: expected prompts with answers for GRPO`);
+  /** Writes to `to` the first `want` RL prompts (file order) the model in `dir` answers wrong, greedily (GRPO's promptFilter 'failed'). */
+  const failedPrompts = async (dir: string, want: number, to: string): Promise<FailedPromptsFile> => {
     const model = await loadModel(dir);
     const tokenizer = await loadTokenizer(dir);
     try {
-      return await selectFailedPrompts(pool.items, modelCompleteFn(model, tokenizer, { maxNewTokens: plan.grpo!.maxNewTokens, temperature: 0 }), { want });
+      return await writeFailedPrompts(rlCommon.promptsFile, modelCompleteFn(model, tokenizer, { maxNewTokens: plan.grpo!.maxNewTokens, temperature: 0 }), to, { want });
     } finally {
       model.dispose();
     }
@@ -327,12 +325,11 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
         async (onStep) => {
           let promptsFile = rlCommon.promptsFile;
           if (grpo.promptFilter === 'failed') {
-            const kept = await failedPrompts(start, grpo.steps * grpo.promptsPerStep);
+            const keptFile = join(out, 'runs', `${stage}-prompts.jsonl`);
+            const kept = await failedPrompts(start, grpo.steps * grpo.promptsPerStep, keptFile);
             Object.assign(selected, { prompts_scanned: kept.scanned, prompts_kept: kept.lines.length });
-            if (kept.lines.length > 0) {
-              promptsFile = join(out, 'runs', `${stage}-prompts.jsonl`);
-              await writeSelectedLines(rlCommon.promptsFile, kept.lines, promptsFile);
-            } else logger?.warn('the start model answers every scanned RL prompt right; GRPO trains on all of them', { stage, scanned: kept.scanned });
+            if (kept.written) promptsFile = keptFile;
+            else logger?.warn('the start model answers every scanned RL prompt right; GRPO trains on all of them', { stage, scanned: kept.scanned });
           }
           return runRlStage({ ...rlCommon, promptsFile, runId: stage, modelDir: start, launch, algorithm: 'grpo', settings: grpo, onStep });
         },

@@ -1,11 +1,11 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CompleteFn } from './evaluate-answers';
 import type { AnswerItem } from './read-eval-data';
-import { selectFailedPrompts, writeSelectedLines } from './select-failed-prompts';
+import { selectFailedPrompts, writeFailedPrompts, writeSelectedLines } from './select-failed-prompts';
 
 // Lines 1-6 of a prompts file; the stub answers 2, 3 and 5 wrong (3 with the right number but no Answer: line).
 const items: AnswerItem[] = [1, 2, 3, 4, 5, 6].map((line) => ({ line, prompt: [{ role: 'user', content: `q${line}` }], answer: String(line * 10) }));
@@ -56,5 +56,34 @@ describe('writeSelectedLines', () => {
     assert.equal(readFileSync(to, 'utf8'), '{"prompt":"b", "answer":"2"}\n{"prompt":"ü","answer":"3"}\n');
     await assert.rejects(writeSelectedLines(from, [4], to), /prompts\.jsonl: line 4 is not a record of the file/);
     await assert.rejects(writeSelectedLines(from, [0], to), /line 0 is not a record/);
+  });
+});
+
+describe('writeFailedPrompts', () => {
+  const file = (dir: string, rows: string[]): string => {
+    const from = join(dir, 'prompts.jsonl');
+    writeFileSync(from, rows.join('\n') + '\n');
+    return from;
+  };
+  // Lines 1-4: the stub answers q2 and q3 wrong (see `replies` above).
+  const rows = [1, 2, 3, 4].map((n) => `{"prompt":[{"role":"user","content":"q${n}"}], "answer":"${n * 10}"}`);
+
+  test('writes the failed lines of the file byte for byte and says how many it read, scanned and kept', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'failed-'));
+    const to = join(dir, 'kept.jsonl');
+    const got = await writeFailedPrompts(file(dir, rows), stub([]), to, { batchSize: 2 });
+    assert.deepEqual(got, { lines: [2, 3], scanned: 4, pool: 4, written: true });
+    assert.equal(readFileSync(to, 'utf8'), `${rows[1]}\n${rows[2]}\n`);
+  });
+
+  test('writes nothing when no prompt fails; a file without answers is an error naming it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'failed-'));
+    const to = join(dir, 'kept.jsonl');
+    const got = await writeFailedPrompts(file(dir, [rows[0], rows[3]]), stub([]), to);
+    assert.deepEqual(got, { lines: [], scanned: 2, pool: 2, written: false });
+    assert.equal(existsSync(to), false);
+    const prefs = join(dir, 'prefs.jsonl');
+    writeFileSync(prefs, '{"prompt":"p","chosen":"a","rejected":"b"}\n');
+    await assert.rejects(writeFailedPrompts(prefs, stub([]), to), /prefs\.jsonl: expected prompts with answers/);
   });
 });

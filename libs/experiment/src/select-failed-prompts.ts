@@ -12,6 +12,7 @@ import { CORRECT_COMPONENT } from '@posttrain/task';
 import type { CompleteFn, EvaluateAnswersOptions } from './evaluate-answers';
 import { evaluateAnswers } from './evaluate-answers';
 import type { AnswerItem } from './read-eval-data';
+import { readEvalData } from './read-eval-data';
 
 export interface FailedPromptSelection {
   /** 1-based line numbers of the kept prompts, in file order. */
@@ -64,4 +65,26 @@ export async function writeSelectedLines(from: string, lines: readonly number[],
     return text[n - 1];
   });
   await writeFile(to, out.join('\n') + '\n');
+}
+
+/** What writeFailedPrompts found: the selection, the prompts in the file, and whether `to` was written. */
+export interface FailedPromptsFile extends FailedPromptSelection {
+  /** Prompts in the file read. */
+  pool: number;
+  /** True when at least one prompt failed and `to` holds the failed ones. */
+  written: boolean;
+}
+
+/**
+ * GRPO's promptFilter 'failed' over a file: reads the prompts with answers in
+ * `from`, keeps the first `want` that `complete` answers wrong
+ * (selectFailedPrompts) and writes those lines of `from` to `to` byte for
+ * byte. When none fails, nothing is written and `written` is false.
+ */
+export async function writeFailedPrompts(from: string, complete: CompleteFn, to: string, options: SelectFailedPromptsOptions = {}): Promise<FailedPromptsFile> {
+  const pool = await readEvalData(from);
+  if (pool.kind !== 'answers') throw new Error(`${pool.file}: expected prompts with answers (a "prompt" and an "answer" on each line)`);
+  const selected = await selectFailedPrompts(pool.items, complete, options);
+  if (selected.lines.length > 0) await writeSelectedLines(from, selected.lines, to);
+  return { ...selected, pool: pool.items.length, written: selected.lines.length > 0 };
 }

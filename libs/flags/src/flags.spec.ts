@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, defineConfig, describeConfig, parseConfig } from './flags';
+import { ConfigError, defineConfig, describeConfig, parseConfig, parseSeeds } from './flags';
 
 const schema = defineConfig({
   host: { kind: 'string', flag: 'host', env: 'X_HOST', description: 'address to bind', default: '127.0.0.1' },
@@ -39,5 +39,20 @@ describe('parseConfig', () => {
     const text = describeConfig(schema);
     assert.match(text, /--port <int>\s+port \(env X_PORT; default 50051\)/);
     assert.match(text, /--model <string>\s+model directory \(env X_MODEL; required\)/);
+  });
+});
+
+describe('parseSeeds', () => {
+  test('integers in [0, 2^32), each once, in the order given', () => {
+    assert.deepEqual(parseSeeds(['0', '1', '2']), [0, 1, 2]);
+    assert.deepEqual(parseSeeds(['4294967295', '7']), [4294967295, 7]);
+  });
+  test('bad lists are ConfigErrors naming the flag, the index and the value', () => {
+    assert.throws(() => parseSeeds([]), (e: unknown) => e instanceof ConfigError && /--seeds: got an empty list/.test(e.message));
+    assert.throws(() => parseSeeds(['0', '-1']), /--seeds\[1\]: got "-1", expected an integer in \[0, 4294967295\]/);
+    assert.throws(() => parseSeeds(['1.5']), /--seeds\[0\]: got "1.5"/);
+    assert.throws(() => parseSeeds(['4294967296']), /--seeds\[0\]: got "4294967296"/);
+    assert.throws(() => parseSeeds(['3', '3']), /--seeds\[1\]: got 3 again, expected each seed once/);
+    assert.throws(() => parseSeeds(['x'], '--grpo-seeds'), /--grpo-seeds\[0\]: got "x"/);
   });
 });

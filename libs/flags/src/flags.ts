@@ -146,3 +146,17 @@ export function describeConfig(schema: ConfigSchema): string {
     })
     .join('\n');
 }
+
+/**
+ * Parses a list flag of seeds (`--seeds 0,1,2`): integers in [0, 2^32), each
+ * once, at least one. Throws a ConfigError naming `flag`, the index and value.
+ */
+export function parseSeeds(raw: readonly string[], flag = '--seeds'): number[] {
+  if (raw.length === 0) throw new ConfigError(`${flag}: got an empty list, expected seeds such as 0,1,2`);
+  return raw.map((x, i) => {
+    const n = Number(x);
+    if (!/^\d+$/.test(x.trim()) || !Number.isSafeInteger(n) || n > 0xffffffff) throw new ConfigError(`${flag}[${i}]: got ${JSON.stringify(x)}, expected an integer in [0, 4294967295]`);
+    if (raw.indexOf(x) !== i) throw new ConfigError(`${flag}[${i}]: got ${x} again, expected each seed once`);
+    return n;
+  });
+}

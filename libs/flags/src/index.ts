@@ -16,5 +16,5 @@
  * console.log(describeConfig(options)); // one line per option, for --help
  * ```
  */
-export { defineConfig, parseConfig, describeConfig, ConfigError } from './flags';
+export { defineConfig, parseConfig, describeConfig, parseSeeds, ConfigError } from './flags';
 export type { OptionSpec, ConfigSchema, ParseConfigInput } from './flags';

@@ -46,6 +46,19 @@ describe('posttrain demo --quick', () => {
     assert.deepEqual(result.rl.map((c) => [c.stage, c.points.map((p) => p.samples)]), [['ppo', [4, 8]], ['grpo-sft', [4, 8]], ['grpo-base', [4, 8]]]);
     for (const c of result.rl) for (const p of c.points) assert.ok(Number.isFinite(p.score) && Number.isFinite(p.kl), JSON.stringify(p));
     for (const c of result.rl.filter((x) => x.stage.startsWith('grpo'))) for (const p of c.points) assert.ok(p.accuracy !== null && p.accuracy >= 0 && p.accuracy <= 1);
+    // GRPO trains on the RL prompts its start model answers wrong: the kept lines are RL prompts, byte for byte.
+    const rlPrompts = new Set(readFileSync(join(out, 'task/prompts.jsonl'), 'utf8').split('\n').filter(Boolean));
+    for (const stage of ['grpo-sft', 'grpo-base']) {
+      const m = result.stages.find((s) => s.stage === stage)!.metrics;
+      assert.ok(m.prompts_kept >= 0 && m.prompts_kept <= 4 && m.prompts_scanned >= m.prompts_kept, `${stage}: ${JSON.stringify(m)}`);
+      const keptFile = join(out, `runs/${stage}-prompts.jsonl`);
+      if (m.prompts_kept === 0) continue;
+      const kept = readFileSync(keptFile, 'utf8').split('\n').filter(Boolean);
+      assert.equal(kept.length, m.prompts_kept);
+      for (const line of kept) assert.ok(rlPrompts.has(line), `${stage}: ${line} is an RL prompt`);
+    }
+    // The base model answers nothing in the chat format, so its first batch already holds the 4 prompts GRPO needs.
+    assert.equal(result.stages.find((s) => s.stage === 'grpo-base')!.metrics.prompts_kept, 4);
     const md = readFileSync(join(out, 'results.md'), 'utf8');
     for (const s of STAGES) assert.match(md, new RegExp(`\\| ${s} \\|`), `results.md has stage ${s}`);
     // The claims come first in results.md, each with its checks.

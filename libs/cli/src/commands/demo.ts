@@ -4,7 +4,7 @@ import { claimInputs, formatResultsMarkdown, formatTextTable, judgeClaims, model
 import type { PipelineResult, ServiceLauncher } from '@posttrain/experiment';
 import { MemoryRunSource } from '@posttrain/dashboard';
 import type { DashboardServer } from '@posttrain/dashboard';
-import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
+import { defineConfig, describeConfig, parseConfig, parseSeeds } from '@posttrain/flags';
 import { RunState } from '@posttrain/proto';
 import { type Command, type CommandIO, UsageError } from '../command';
 import { repoRoot } from '../repo-paths';
@@ -51,17 +51,6 @@ function localLauncher(io: CommandIO): ServiceLauncher {
     const addresses = labelled.map((l) => group.services.find((s) => s.label === l.label)!.address);
     return { addresses, stop: () => group.stop() };
   };
-}
-
-/** Parses --seeds: integers in [0, 2^32), each once. */
-function parseSeeds(raw: readonly string[]): number[] {
-  if (raw.length === 0) throw new UsageError('--seeds: got an empty list, expected seeds such as 0,1,2');
-  return raw.map((x, i) => {
-    const n = Number(x);
-    if (!/^\d+$/.test(x.trim()) || !Number.isSafeInteger(n) || n > 0xffffffff) throw new UsageError(`--seeds[${i}]: got ${JSON.stringify(x)}, expected an integer in [0, 4294967295]`);
-    if (raw.indexOf(x) !== i) throw new UsageError(`--seeds[${i}]: got ${x} again, expected each seed once`);
-    return n;
-  });
 }
 
 /** Runs the demo (one seed) or the experiment (every seed, claims pooled) with progress on stderr, then prints the table, the claims and the report's path. */
