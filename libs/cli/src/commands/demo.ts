@@ -1,4 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { claimInputs, formatResultsMarkdown, formatTextTable, judgeClaims, modelTable, seedSummaryTable, PipelineCancelledError, pipelinePlan, pipelineProgress, poolClaimInputs, runPipeline, writePipelineArtifacts } from '@posttrain/experiment';
 import type { PipelineResult, ServiceLauncher } from '@posttrain/experiment';
@@ -10,12 +11,14 @@ import { type Command, type CommandIO, UsageError } from '../command';
 import { repoRoot } from '../repo-paths';
 import { startLocalServices } from '../local-services';
 import { pipelineFeed, startPipelineDashboard } from '../pipeline-dashboard';
+import { runSeedProcesses } from './seed-processes';
 
 const pipelineOptions = defineConfig({
   out: { kind: 'string', flag: 'out', description: 'output directory (must be new or empty); default runs/<name>-<UTC time>' },
   quick: { kind: 'bool', flag: 'quick', description: 'toy sizes: every stage still runs, in about a minute (for a first look and tests)', default: false },
   seed: { kind: 'int', flag: 'seed', description: 'seed of every post-training run (demo; the experiment runs --seeds)', default: 0, min: 0, max: 0xffffffff },
   seeds: { kind: 'list', flag: 'seeds', description: 'experiment: seeds to run and pool, comma-separated', default: ['0', '1', '2'] },
+  jobs: { kind: 'int', flag: 'jobs', description: "experiment: seeds run at once, each in its own process (a seed's stages use one core); default every seed at once, at most twice the CPU cores; 1: one after another in this process", min: 1, max: 64 },
   fromScratch: { kind: 'bool', flag: 'from-scratch', description: 'rebuild the base model from its recipe first (about an hour on 2 cores; --quick: a toy base in seconds) instead of starting from the shipped models/tiny-arith-base', default: false },
   baseModel: { kind: 'string', flag: 'base-model', description: 'start from this base model directory instead of the shipped models/tiny-arith-base' },
   dashboard: { kind: 'bool', flag: 'dashboard', description: 'serve the live dashboard (runs, curves, recent samples) on 127.0.0.1 while the stages run; --no-dashboard: none', default: true },
@@ -64,12 +67,16 @@ export async function runPipelineCommand(name: 'demo' | 'experiment', argv: read
     throw new UsageError(`${opts.baseModel ? '--base-model' : 'the shipped base model'}: ${baseModelDir} holds no config.json; pass --base-model DIR or rebuild it with --from-scratch`);
   }
   if (!opts.dashboard && opts.dashboardPort !== undefined) throw new UsageError(`--dashboard-port: got ${opts.dashboardPort} with --no-dashboard, expected one or the other`);
+  if (name === 'demo' && opts.jobs !== undefined) throw new UsageError(`--jobs: got ${opts.jobs}, but the demo runs one seed; --jobs is for posttrain experiment`);
+  const jobs = name === 'experiment' ? Math.min(opts.jobs ?? 2 * availableParallelism(), seeds.length) : 1;
+  if (jobs > 1 && opts.dashboardPort !== undefined) throw new UsageError(`--dashboard-port: got ${opts.dashboardPort} with ${jobs} seeds at once, each serving its own dashboard on a free port; pass --jobs 1 to serve one on a chosen port`);
   const ac = new AbortController();
   void io.interrupted.then((sig) => {
     io.stderr.write(`\n${sig}: stopping at the next step boundary\n`);
     ac.abort();
   });
   io.stderr.write(`posttrain ${name}${opts.quick ? ' --quick' : ''}: writing to ${out}; base model: ${opts.fromScratch ? 'rebuilt from scratch' : baseModelDir}\n`);
+  if (jobs > 1) return runSeedsInProcesses(name, seeds, jobs, out, opts, baseModelDir, ac.signal, io);
   const source = new MemoryRunSource();
   let dashboard: DashboardServer | null = null;
   if (opts.dashboard) {
@@ -110,6 +117,24 @@ export async function runPipelineCommand(name: 'demo' | 'experiment', argv: read
   } finally {
     await dashboard?.close();
   }
+  printPipelineResults(runs, out, io);
+  return 0;
+}
+
+/** `experiment --jobs N` (N > 1): every seed in its own process (seed-processes.ts), then the claims pooled here. */
+async function runSeedsInProcesses(name: 'demo' | 'experiment', seeds: number[], jobs: number, out: string, opts: { quick: boolean; fromScratch: boolean; dashboard: boolean }, baseModelDir: string, signal: AbortSignal, io: CommandIO): Promise<number> {
+  io.stderr.write(`posttrain ${name}: ${seeds.length} seeds, ${jobs} at a time, each in its own process (its lines prefixed [seed N]; its run in ${join(out, 'seed-N')})\n`);
+  const runs = await runSeedProcesses({ seeds, jobs, out, quick: opts.quick, fromScratch: opts.fromScratch, baseModelDir, dashboard: opts.dashboard, io, signal });
+  if (runs === 'cancelled') {
+    io.stderr.write(`posttrain ${name}: stopped; finished stages are kept in ${out}\n`);
+    return 130;
+  }
+  printPipelineResults(runs, out, io);
+  return 0;
+}
+
+/** Pools the claims over the runs (more than one), writes the artifacts into `out` and prints the table, the claims and their paths. */
+function printPipelineResults(runs: readonly PipelineResult[], out: string, io: CommandIO): void {
   const pooled = runs.length > 1 ? poolClaimInputs(runs.map((r) => claimInputs(r))) : null;
   const claims = pooled ? judgeClaims(pooled) : runs[0].claims;
   const paths = writePipelineArtifacts(out, runs, claims, formatResultsMarkdown(runs, claims), pooled ? { pooled } : {});
@@ -130,7 +155,6 @@ export async function runPipelineCommand(name: 'demo' | 'experiment', argv: read
       '',
     ].join('\n'),
   );
-  return 0;
 }
 
 /** `posttrain demo`: the embedded default, from the shipped base: SFT -> reward model -> PPO, DPO and GRPO on a tiny model, in a few minutes on a laptop CPU. */

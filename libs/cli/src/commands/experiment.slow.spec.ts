@@ -9,10 +9,13 @@ import { captureIO } from '../test-io';
 import { experimentCommand } from './experiment';
 
 describe('posttrain experiment --quick', () => {
+  let inProcess: PipelineResult[] = [];
+  let inProcessOut = '';
+
   test('--from-scratch rebuilds a toy base, then every seed runs the SFT sweep; claims are pooled over the seeds', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'experiment-')), 'run');
     const io = captureIO();
-    assert.equal(await experimentCommand.run(['--quick', '--out', out, '--seeds', '0,1', '--from-scratch'], io), 0, io.err());
+    assert.equal(await experimentCommand.run(['--quick', '--out', out, '--seeds', '0,1', '--from-scratch', '--jobs', '1', '--no-dashboard'], io), 0, io.err());
     const seed0 = JSON.parse(readFileSync(join(out, 'seed-0', 'results.json'), 'utf8')) as PipelineResult;
     const seed1 = JSON.parse(readFileSync(join(out, 'seed-1', 'results.json'), 'utf8')) as PipelineResult;
     assert.equal(seed0.plan.name, 'experiment');
@@ -31,6 +34,28 @@ describe('posttrain experiment --quick', () => {
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     assert.match(html, /\(2 seeds\)/);
     assert.match(html, /accuracy, seed 1/);
+    assert.match(io.out(), /claims, 2 seeds pooled/);
+    inProcess = pooled.runs;
+    inProcessOut = out;
+  });
+
+  test('--jobs 2 runs the seeds as parallel processes with the same numbers, and pools them the same way', async () => {
+    assert.equal(inProcess.length, 2, 'the in-process run above ran');
+    const out = join(mkdtempSync(join(tmpdir(), 'experiment-')), 'run');
+    const io = captureIO();
+    assert.equal(await experimentCommand.run(['--quick', '--out', out, '--seeds', '0,1', '--from-scratch', '--jobs', '2', '--no-dashboard'], io), 0, io.err());
+    assert.match(io.err(), /2 seeds, 2 at a time, each in its own process/);
+    // Seed 0 rebuilt the base alone first; seed 1 started from it.
+    assert.ok(io.err().indexOf('[seed 0] ') < io.err().indexOf('[seed 1] '));
+    const pooled = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { claims: { id: number; verdict: string; checks: { measured: string }[] }[]; pooled: { seeds: number }; runs: PipelineResult[] };
+    assert.equal(pooled.pooled.seeds, 2);
+    assert.equal(pooled.runs[1].baseModel.dir, pooled.runs[0].baseModel.dir);
+    assert.deepEqual(pooled.runs[1].stages.map((s) => s.stage).slice(0, 2), ['task', 'eval-base']);
+    // Every model's numbers, and the pooled claims, are those of the in-process run.
+    const numbers = (runs: PipelineResult[]) => runs.map((r) => r.models.map((m) => [m.model, m.accuracy, m.formatRate, m.styleRate, m.styleRanking, m.correctnessRanking, m.styleEntropy]));
+    assert.deepEqual(numbers(pooled.runs), numbers(inProcess));
+    const inProcessClaims = JSON.parse(readFileSync(join(inProcessOut, 'results.json'), 'utf8')) as typeof pooled;
+    assert.deepEqual(pooled.claims.map((c) => [c.verdict, c.checks.map((k) => k.measured)]), inProcessClaims.claims.map((c) => [c.verdict, c.checks.map((k) => k.measured)]));
     assert.match(io.out(), /claims, 2 seeds pooled/);
   });
 });
