@@ -1,6 +1,7 @@
 import { test, describe, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadNativeKernels } from '@posttrain/native-kernels';
@@ -151,7 +152,7 @@ describe('initBackend selection', () => {
     const r = initInChild({ POSTTRAIN_NATIVE: '0', POSTTRAIN_BACKEND: 'wasm' });
     assert.equal(r.status, 0, r.stderr);
     const info = r.info!;
-    assert.deepEqual(info.native, { active: false, reason: 'disabled by POSTTRAIN_NATIVE=0', blas: null, config: null, threads: null });
+    assert.deepEqual(info.native, { active: false, reason: 'disabled by POSTTRAIN_NATIVE=0', blas: null, config: null, kernels: null, threads: null });
     assert.deepEqual(info.patches, ['batch-mat-mul-kernel', 'batch-mat-mul-gradient', 'unsorted-segment-sum-kernel']);
     assert.equal(describeBackend(info), 'wasm (tfjs 4.22.0, 1 thread), plain: disabled by POSTTRAIN_NATIVE=0');
   });
@@ -165,9 +166,33 @@ describe('initBackend selection', () => {
     assert.equal(info.native.reason, 'loaded');
     assert.match(info.native.blas ?? '', /^(OpenBLAS|Accelerate)$/);
     if (info.native.blas === 'OpenBLAS') assert.equal(info.native.threads, 2);
-    assert.match(describeBackend(info), /^wasm \(tfjs 4\.22\.0, 1 thread\) \+ native (OpenBLAS \(2 threads\)|Accelerate \(system threads\))$/);
+    assert.match(describeBackend(info), /^wasm \(tfjs 4\.22\.0, 1 thread\) \+ native (OpenBLAS \((\w+ kernels(, pinned)?, )?2 threads\)|Accelerate \(system threads\))$/);
     const bad = initInChild({ POSTTRAIN_BACKEND: 'wasm', POSTTRAIN_BLAS_THREADS: 'many' });
     assert.equal(bad.status, 3);
     assert.match(bad.stderr, /POSTTRAIN_BLAS_THREADS: got "many", expected an integer from 1 to 1024/);
+  });
+
+  test('OpenBLAS loads the Haswell kernels on x86-64 with AVX2 and FMA unless told otherwise, and says which ran (fresh processes)', (t) => {
+    const { addon, status } = loadNativeKernels();
+    if ((addon === null && process.env.POSTTRAIN_NATIVE !== '1') || status.blas !== 'OpenBLAS') return t.skip('no OpenBLAS addon');
+    const avx2 = process.arch === 'x64' && /^flags\s*:.*\bavx2\b.*$/m.test(readFileSync('/proc/cpuinfo', 'utf8')) && /^flags\s*:.*\bfma\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+    const env = { POSTTRAIN_NATIVE: '1', POSTTRAIN_BACKEND: 'wasm', OPENBLAS_CORETYPE: '', POSTTRAIN_BLAS_CORETYPE: '' };
+    const pinned = initInChild(env).info!.native;
+    if (avx2) {
+      assert.deepEqual(pinned.kernels, { core: 'Haswell', source: 'pinned' });
+      assert.match(pinned.config ?? '', /\bHaswell\b/);
+    } else assert.equal(pinned.kernels?.source, 'auto');
+    // This process's own load did not leave OPENBLAS_CORETYPE behind for the processes it starts.
+    assert.equal(process.env.OPENBLAS_CORETYPE, undefined);
+    const auto = initInChild({ ...env, POSTTRAIN_BLAS_CORETYPE: 'auto' }).info!.native;
+    assert.equal(auto.kernels?.source, 'auto');
+    if (avx2) {
+      // Named explicitly, by either variable; Sandybridge (AVX) runs wherever Haswell does.
+      assert.deepEqual(initInChild({ ...env, POSTTRAIN_BLAS_CORETYPE: 'Sandybridge' }).info!.native.kernels, { core: 'Sandybridge', source: 'pinned' });
+      assert.deepEqual(initInChild({ ...env, OPENBLAS_CORETYPE: 'Sandybridge' }).info!.native.kernels, { core: 'Sandybridge', source: 'OPENBLAS_CORETYPE' });
+    }
+    const bad = initInChild({ ...env, POSTTRAIN_BLAS_CORETYPE: 'no such/core' });
+    assert.equal(bad.status, 3);
+    assert.match(bad.stderr, /POSTTRAIN_BLAS_CORETYPE: got "no such\/core", expected 'auto' or an OpenBLAS core type such as Haswell/);
   });
 });

@@ -12,7 +12,7 @@ import { applyWasmPatches, type WasmPatch } from './wasm-patches';
 import { useNativeKernels } from './native-state';
 
 /**
- * One line naming the backend that runs: "wasm (tfjs 4.22.0, 1 thread) + native OpenBLAS (1 thread)",
+ * One line naming the backend that runs: "wasm (tfjs 4.22.0, 1 thread) + native OpenBLAS (Haswell kernels, pinned, 1 thread)",
  * or "wasm (tfjs 4.22.0, 1 thread), plain: <why no native kernels>".
  */
 export function describeBackend(info: BackendInfo): string {
@@ -20,7 +20,9 @@ export function describeBackend(info: BackendInfo): string {
   const base = `${info.name} (tfjs ${info.version}, ${plural(info.threads)})`;
   if (info.name !== 'wasm') return base;
   if (!info.native.active) return `${base}, plain: ${info.native.reason}`;
-  return `${base} + native ${info.native.blas} (${info.native.threads === null ? 'system threads' : plural(info.native.threads)})`;
+  const k = info.native.kernels;
+  const kernels = k?.core ? `${k.core} kernels${k.source === 'auto' ? '' : `, ${k.source === 'pinned' ? 'pinned' : 'OPENBLAS_CORETYPE'}`}, ` : '';
+  return `${base} + native ${info.native.blas} (${kernels}${info.native.threads === null ? 'system threads' : plural(info.native.threads)})`;
 }
 
 /** The native kernels behind the wasm backend (@posttrain/native-kernels). */
@@ -32,6 +34,8 @@ export interface NativeKernelsInfo {
   /** 'OpenBLAS' or 'Accelerate', and the BLAS's own configuration line. */
   blas: string | null;
   config: string | null;
+  /** Which OpenBLAS kernels run and who chose them (POSTTRAIN_BLAS_CORETYPE; see @posttrain/native-kernels pinKernels); null for Accelerate. */
+  kernels: { core: string | null; source: 'pinned' | 'OPENBLAS_CORETYPE' | 'auto' } | null;
   /** BLAS threads (POSTTRAIN_BLAS_THREADS, default 1); null where the BLAS manages its own (Accelerate). */
   threads: number | null;
 }
@@ -195,7 +199,7 @@ type Loaded = Omit<BackendInfo, 'requested' | 'requestSource' | 'skipped'>;
 async function tryBackend(name: BackendName, load: (id: string) => unknown, patches: boolean): Promise<Loaded> {
   const pkg = PACKAGES[name];
   const tfjsName = TFJS_NAMES[name];
-  const noNative = (reason: string): NativeKernelsInfo => ({ active: false, reason, blas: null, config: null, threads: null });
+  const noNative = (reason: string): NativeKernelsInfo => ({ active: false, reason, blas: null, config: null, kernels: null, threads: null });
   const base = { name, tfjsBackend: tfjsName, package: pkg, tfjsCoreVersion: tf.version_core, native: noNative('not the wasm backend') };
   if (name === 'tensorflow-gpu' || name === 'tensorflow') {
     try {
@@ -225,7 +229,7 @@ async function tryBackend(name: BackendName, load: (id: string) => unknown, patc
     if (patches) {
       const { addon, status } = loadNativeKernels();
       useNativeKernels(addon);
-      native = { active: addon !== null, reason: status.reason, blas: status.blas, config: status.config, threads: status.threads };
+      native = { active: addon !== null, reason: status.reason, blas: status.blas, config: status.config, kernels: status.kernels, threads: status.threads };
     }
     const applied = patches ? applyWasmPatches() : [];
     await activate(tfjsName, pkg);

@@ -11,5 +11,5 @@
  * console.log(status.reason, status.blas, status.threads);
  * ```
  */
-export { loadNativeKernels, setBlasThreads, blasThreadsFromEnv } from './load-native-kernels';
-export type { NativeAddon, NativeStatus } from './load-native-kernels';
+export { loadNativeKernels, setBlasThreads, blasThreadsFromEnv, pinKernels, kernelsFromConfig } from './load-native-kernels';
+export type { KernelChoice, NativeAddon, NativeStatus } from './load-native-kernels';

@@ -49,6 +49,13 @@ export interface NativeStatus {
   path: string;
   blas: string | null;
   config: string | null;
+  /**
+   * The OpenBLAS kernels that run ("Haswell", "SkylakeX", ...; read off its configuration line), and
+   * who chose them: 'pinned' (POSTTRAIN_BLAS_CORETYPE, default Haswell on x86-64 with AVX2 and FMA),
+   * 'OPENBLAS_CORETYPE' (set by the user) or 'auto' (OpenBLAS's own choice for this CPU). Null for
+   * Accelerate, or when the configuration line does not name them.
+   */
+  kernels: { core: string | null; source: 'pinned' | 'OPENBLAS_CORETYPE' | 'auto' } | null;
   /** BLAS threads; null where the BLAS manages them itself (Accelerate). */
   threads: number | null;
 }
@@ -65,14 +72,62 @@ export function blasThreadsFromEnv(env: NodeJS.ProcessEnv = process.env): number
   return n;
 }
 
+/** What pinKernels decided: the core type it set OPENBLAS_CORETYPE to, and why. */
+export interface KernelChoice {
+  coreType: string | null;
+  source: 'pinned' | 'OPENBLAS_CORETYPE' | 'auto';
+}
+
+/**
+ * Which OpenBLAS kernels to load. OpenBLAS (a DYNAMIC_ARCH build, as Debian's) picks its kernels for
+ * the CPU when it loads, and kernels for different CPUs sum in different orders: the same seed gave
+ * SFT losses differing in the 7th digit after 5 steps between the Haswell and SkylakeX kernels, and
+ * after training, different models (held-out style ranking 66.0% against 64.0%). Pinning one kernel
+ * set that every x86-64 CPU with AVX2 and FMA runs makes the numbers the same on all of them.
+ * POSTTRAIN_BLAS_CORETYPE: unset or '' = Haswell where the CPU has AVX2 and FMA (else OpenBLAS's
+ * choice); 'auto' = OpenBLAS's choice (fastest on CPUs with wider vectors); a name = that core type.
+ * An OPENBLAS_CORETYPE the user set wins over all of it.
+ */
+export function pinKernels(env: NodeJS.ProcessEnv = process.env, cpuFlags: () => readonly string[] = linuxCpuFlags, arch: string = process.arch): KernelChoice {
+  if ((env.OPENBLAS_CORETYPE ?? '').trim() !== '') return { coreType: env.OPENBLAS_CORETYPE!.trim(), source: 'OPENBLAS_CORETYPE' };
+  const raw = (env.POSTTRAIN_BLAS_CORETYPE ?? '').trim();
+  if (raw.toLowerCase() === 'auto') return { coreType: null, source: 'auto' };
+  if (raw !== '') {
+    if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(raw)) throw new Error(`POSTTRAIN_BLAS_CORETYPE: got ${JSON.stringify(raw)}, expected 'auto' or an OpenBLAS core type such as Haswell`);
+    env.OPENBLAS_CORETYPE = raw;
+    return { coreType: raw, source: 'pinned' };
+  }
+  if (arch !== 'x64') return { coreType: null, source: 'auto' };
+  const flags = new Set(cpuFlags());
+  if (!flags.has('avx2') || !flags.has('fma')) return { coreType: null, source: 'auto' };
+  env.OPENBLAS_CORETYPE = 'Haswell';
+  return { coreType: 'Haswell', source: 'pinned' };
+}
+
+/** The CPU's feature flags from /proc/cpuinfo (none where there is no such file). */
+function linuxCpuFlags(): string[] {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    return line ? line.slice(line.indexOf(':') + 1).trim().split(/\s+/) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** The kernel name on OpenBLAS's configuration line ("OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64" -> "Haswell"). */
+export function kernelsFromConfig(config: string): string | null {
+  return config.split(/\s+/).find((t) => /^[A-Z][a-z][A-Za-z0-9]*$/.test(t) && t !== 'OpenBLAS') ?? null;
+}
+
 /**
  * Loads the addon once per process. Never throws for a missing or broken
  * addon: the status says why it is absent and callers run plain wasm.
- * POSTTRAIN_NATIVE=0 disables it; POSTTRAIN_BLAS_THREADS sets the BLAS threads (default 1).
+ * POSTTRAIN_NATIVE=0 disables it; POSTTRAIN_BLAS_THREADS sets the BLAS threads (default 1);
+ * POSTTRAIN_BLAS_CORETYPE which OpenBLAS kernels load (pinKernels).
  */
 export function loadNativeKernels(): { addon: NativeAddon | null; status: NativeStatus } {
   if (loaded !== null) return loaded;
-  const absent = (reason: string) => ({ addon: null, status: { available: false, reason, path: addonPath, blas: null, config: null, threads: null } });
+  const absent = (reason: string) => ({ addon: null, status: { available: false, reason, path: addonPath, blas: null, config: null, kernels: null, threads: null } });
   const flag = (process.env.POSTTRAIN_NATIVE ?? '').trim().toLowerCase();
   if (flag === '0' || flag === 'false' || flag === 'off') {
     loaded = absent('disabled by POSTTRAIN_NATIVE=0');
@@ -82,16 +137,25 @@ export function loadNativeKernels(): { addon: NativeAddon | null; status: Native
     loaded = absent(`not built: ${buildMessage() ?? 'no build has run'} (npm run build -w @posttrain/native-kernels)`);
     return loaded;
   }
+  // OpenBLAS reads OPENBLAS_CORETYPE once, when the addon loads it. pinKernels sets it for that load
+  // only, so that processes started from this one choose for themselves (a bad POSTTRAIN_BLAS_CORETYPE
+  // throws, as a bad POSTTRAIN_BLAS_THREADS does).
+  const before = process.env.OPENBLAS_CORETYPE;
+  const choice = pinKernels();
   let addon: NativeAddon;
   try {
     addon = createRequire(__filename)(addonPath) as NativeAddon;
   } catch (err) {
     loaded = absent(`failed to load ${addonPath}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
     return loaded;
+  } finally {
+    if (before === undefined) delete process.env.OPENBLAS_CORETYPE;
+    else process.env.OPENBLAS_CORETYPE = before;
   }
   addon.setThreads(blasThreadsFromEnv());
   const info = addon.info();
-  loaded = { addon, status: { available: true, reason: 'loaded', path: addonPath, blas: info.blas, config: info.config, threads: info.threads } };
+  const kernels = info.blas === 'OpenBLAS' ? { core: kernelsFromConfig(info.config), source: choice.source } : null;
+  loaded = { addon, status: { available: true, reason: 'loaded', path: addonPath, blas: info.blas, config: info.config, kernels, threads: info.threads } };
   return loaded;
 }
 
