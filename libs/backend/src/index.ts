@@ -17,7 +17,7 @@
  * console.log(info.name, info.version, info.threads, info.simd, info.patches);
  * ```
  */
-export { describeBackend, initBackend, getBackendInfo, wasmBinaryDir } from './init-backend';
+export { describeBackend, describeKernels, initBackend, getBackendInfo, wasmBinaryDir } from './init-backend';
 export type { BackendInfo, BackendLogger, InitBackendOptions, NativeKernelsInfo } from './init-backend';
 export { BACKEND_NAMES, BACKEND_CHOICES, parseBackendName } from './backend-name';
 export type { BackendName, BackendRequest } from './backend-name';

@@ -20,9 +20,14 @@ export function describeBackend(info: BackendInfo): string {
   const base = `${info.name} (tfjs ${info.version}, ${plural(info.threads)})`;
   if (info.name !== 'wasm') return base;
   if (!info.native.active) return `${base}, plain: ${info.native.reason}`;
-  const k = info.native.kernels;
-  const kernels = k?.core ? `${k.core} kernels${k.source === 'auto' ? '' : `, ${k.source === 'pinned' ? 'pinned' : 'OPENBLAS_CORETYPE'}`}, ` : '';
-  return `${base} + native ${info.native.blas} (${kernels}${info.native.threads === null ? 'system threads' : plural(info.native.threads)})`;
+  const kernels = describeKernels(info.native.kernels);
+  return `${base} + native ${info.native.blas} (${kernels ? `${kernels}, ` : ''}${info.native.threads === null ? 'system threads' : plural(info.native.threads)})`;
+}
+
+/** "Haswell kernels, pinned", "SkylakeX kernels" (OpenBLAS's own choice), "Zen kernels, OPENBLAS_CORETYPE"; '' when unknown. */
+export function describeKernels(k: NativeKernelsInfo['kernels']): string {
+  if (!k?.core) return '';
+  return `${k.core} kernels${k.source === 'auto' ? '' : `, ${k.source}`}`;
 }
 
 /** The native kernels behind the wasm backend (@posttrain/native-kernels). */

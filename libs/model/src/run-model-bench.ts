@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { adamWUpdate, applyWasmPatches, initBackend, nativeKernelsActive, removeWasmPatches, setNativeKernelsEnabled, wasmPatchesActive } from '@posttrain/backend';
+import type { BackendInfo } from '@posttrain/backend';
 import { setBlasThreads } from '@posttrain/native-kernels';
 import type { ModelShape } from './model-config';
 import { createModelConfig } from './model-config';
@@ -96,7 +97,7 @@ export interface BenchResult {
   backend: {
     name: string; tfjsBackend: string; version: string; threads: number; simd: boolean | null; patches: string[];
     /** Native kernels: whether they ran, why not, the BLAS and its thread count for the main figures. */
-    native: { active: boolean; reason: string; blas: string | null; threads: number | null };
+    native: { active: boolean; reason: string; blas: string | null; kernels: BackendInfo['native']['kernels']; threads: number | null };
   };
   shape: {
     modelType: string; vocabSize: number; hiddenSize: number; intermediateSize: number; numLayers: number;
@@ -303,7 +304,7 @@ export async function runModelBench(options: BenchOptions = {}): Promise<BenchRe
         }
       }
     }
-    const native = { active: info.native.active, reason: info.native.reason, blas: info.native.blas, threads: blasThreads[0] ?? info.native.threads };
+    const native = { active: info.native.active, reason: info.native.reason, blas: info.native.blas, kernels: info.native.kernels, threads: blasThreads[0] ?? info.native.threads };
     return {
       backend: { name: info.name, tfjsBackend: info.tfjsBackend, version: info.version, threads: info.threads, simd: info.simd, patches: [...info.patches], native },
       shape: {

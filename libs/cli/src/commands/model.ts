@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { initBackend } from '@posttrain/backend';
+import { describeKernels, initBackend } from '@posttrain/backend';
 import { createModelConfig, generate, initModelDir, loadModel, logProbsJsonlText, modelInfo, parseModelConfig, runModelBench, type ModelConfig } from '@posttrain/model';
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
 import { buildBuiltinTokenizerFiles, createBuiltinTokenizer, loadTokenizer, type Tokenizer } from '@posttrain/tokenizer';
@@ -198,7 +198,7 @@ export const modelBenchCommand: Command = {
     if (o.json) io.stdout.write(JSON.stringify(r) + '\n');
     else {
       const n = r.backend.native;
-      const path = n.active ? `native ${n.blas} kernels, ${n.threads ?? 'system'} BLAS thread(s)` : r.backend.name === 'wasm' ? `plain wasm (native kernels: ${n.reason})` : 'no native kernels';
+      const path = n.active ? `native ${n.blas}${describeKernels(n.kernels) ? ` (${describeKernels(n.kernels)})` : ''}, ${n.threads ?? 'system'} BLAS thread(s)` : r.backend.name === 'wasm' ? `plain wasm (native kernels: ${n.reason})` : 'no native kernels';
       io.stdout.write(`backend ${r.backend.name} (${r.backend.tfjsBackend} ${r.backend.version}), ${path}; ${r.parameters.toLocaleString('en-US')} parameters\n`);
       io.stdout.write(`train: ${r.train.tokensPerSecond.toFixed(0)} tokens/s, ${r.train.gflopPerSecond.toFixed(2)} GFLOP/s (median of ${r.train.steps}; ${r.train.flopFormula})\n`);
       io.stdout.write(`decode (KV cache, greedy): ${r.decode.map((d) => `batch ${d.batch} ${d.tokensPerSecond.toFixed(0)} tokens/s`).join(', ')} (${r.decode[0]?.promptLen}-token prompt, ${r.decode[0]?.newTokens} new)\n`);
