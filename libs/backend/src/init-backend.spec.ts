@@ -175,7 +175,8 @@ describe('initBackend selection', () => {
   test('OpenBLAS loads the Haswell kernels on x86-64 with AVX2 and FMA unless told otherwise, and says which ran (fresh processes)', (t) => {
     const { addon, status } = loadNativeKernels();
     if ((addon === null && process.env.POSTTRAIN_NATIVE !== '1') || status.blas !== 'OpenBLAS') return t.skip('no OpenBLAS addon');
-    const avx2 = process.arch === 'x64' && /^flags\s*:.*\bavx2\b.*$/m.test(readFileSync('/proc/cpuinfo', 'utf8')) && /^flags\s*:.*\bfma\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+    const cpuinfo = process.arch === 'x64' ? readFileSync('/proc/cpuinfo', 'utf8') : '';
+    const avx2 = /^flags\s*:.*\bavx2\b/m.test(cpuinfo) && /^flags\s*:.*\bfma\b/m.test(cpuinfo);
     const env = { POSTTRAIN_NATIVE: '1', POSTTRAIN_BACKEND: 'wasm', OPENBLAS_CORETYPE: '', POSTTRAIN_BLAS_CORETYPE: '' };
     const pinned = initInChild(env).info!.native;
     if (avx2) {

@@ -198,7 +198,8 @@ export const modelBenchCommand: Command = {
     if (o.json) io.stdout.write(JSON.stringify(r) + '\n');
     else {
       const n = r.backend.native;
-      const path = n.active ? `native ${n.blas}${describeKernels(n.kernels) ? ` (${describeKernels(n.kernels)})` : ''}, ${n.threads ?? 'system'} BLAS thread(s)` : r.backend.name === 'wasm' ? `plain wasm (native kernels: ${n.reason})` : 'no native kernels';
+      const kernels = describeKernels(n.kernels);
+      const path = n.active ? `native ${n.blas}${kernels ? ` (${kernels})` : ''}, ${n.threads ?? 'system'} BLAS thread(s)` : r.backend.name === 'wasm' ? `plain wasm (native kernels: ${n.reason})` : 'no native kernels';
       io.stdout.write(`backend ${r.backend.name} (${r.backend.tfjsBackend} ${r.backend.version}), ${path}; ${r.parameters.toLocaleString('en-US')} parameters\n`);
       io.stdout.write(`train: ${r.train.tokensPerSecond.toFixed(0)} tokens/s, ${r.train.gflopPerSecond.toFixed(2)} GFLOP/s (median of ${r.train.steps}; ${r.train.flopFormula})\n`);
       io.stdout.write(`decode (KV cache, greedy): ${r.decode.map((d) => `batch ${d.batch} ${d.tokensPerSecond.toFixed(0)} tokens/s`).join(', ')} (${r.decode[0]?.promptLen}-token prompt, ${r.decode[0]?.newTokens} new)\n`);

@@ -4,10 +4,9 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureIO } from '../test-io';
-import { demoCommand } from './demo';
+import { demoCommand, shippedBaseModelDir } from './demo';
 import { experimentCommand } from './experiment';
 import { runSeedProcesses, SeedProcessError, seedProcessArgs } from './seed-processes';
-import { shippedBaseModelDir } from './demo';
 
 describe('experiment seeds as processes', () => {
   test('each seed runs `posttrain experiment` for itself alone, into OUT/seed-S', () => {
