@@ -14,29 +14,30 @@ const MAX_CLIENTS = 8;
 
 export interface PipelineFeed {
   onEvent(e: PipelineEvent): void;
-  /** Ends the stage still running (the pipeline stopped in it): CANCELLED or FAILED with the reason. */
+  /** Ends the stages still running (the pipeline stopped in them): CANCELLED or FAILED with the reason. */
   stop(state: RunState.FAILED | RunState.CANCELLED, message: string): void;
 }
 
 /** Turns pipeline events into runs of `source`; `prefix` keeps run ids apart when several pipelines share it (the experiment's seeds). */
 export function pipelineFeed(source: MemoryRunSource, prefix = ''): PipelineFeed {
-  let running: string | null = null;
+  // Stages may run at once (the pipeline's lanes).
+  const running = new Set<string>();
   return {
     onEvent(e) {
       const id = prefix + e.stage;
       if (e.type === 'stage-start') {
         source.start(id, e.stage, e.title);
-        running = id;
+        running.add(id);
       } else if (e.type === 'step') {
         source.step(id, e.step, e.totalSteps, e.metrics, e.samples ?? []);
       } else {
         source.finish(id, RunState.SUCCEEDED, '', e.metrics);
-        running = null;
+        running.delete(id);
       }
     },
     stop(state, message) {
-      if (running !== null) source.finish(running, state, message);
-      running = null;
+      for (const id of running) source.finish(id, state, message);
+      running.clear();
     },
   };
 }

@@ -190,7 +190,7 @@ describe('assessClaims on a pipeline result', () => {
     ];
     const r: Omit<PipelineResult, 'claims'> = {
       plan: {} as PipelineResult['plan'], outDir: '/x', backend: 'cpu', baseModel: { dir: '/b', fromScratch: false, competence: e(0.9, 0.01) }, stages: [], models,
-      rewardModelAccuracy: e(0.99), dpoImplicitRewardAccuracy: 0.9, rlNote: '', totalSeconds: 1,
+      rewardModelAccuracy: e(0.99), dpoImplicitRewardAccuracy: 0.9, rlNote: '', lanes: 1, totalSeconds: 1,
       rl: [
         { stage: 'grpo-sft', points: [{ step: 1, samples: 32, score: 0.5, accuracy: 0.5, kl: 0 }, { step: 2, samples: 64, score: 0.6, accuracy: 0.56, kl: 0.2 }] },
         { stage: 'grpo-base', points: [{ step: 1, samples: 32, score: 0, accuracy: 0, kl: 0.4 }, { step: 2, samples: 64, score: 0, accuracy: 0, kl: 0.6 }] },
@@ -222,7 +222,7 @@ describe('assessClaims on a pipeline result', () => {
     ];
     const r: Omit<PipelineResult, 'claims'> = {
       plan: {} as PipelineResult['plan'], outDir: '/x', backend: 'cpu', baseModel: { dir: '/b', fromScratch: false, competence: e(0.9, 0.01) }, stages: [], models,
-      rewardModelAccuracy: e(0.99), dpoImplicitRewardAccuracy: 0.9, rlNote: '', totalSeconds: 1, rl: [],
+      rewardModelAccuracy: e(0.99), dpoImplicitRewardAccuracy: 0.9, rlNote: '', lanes: 1, totalSeconds: 1, rl: [],
     };
     const x = claimInputs(r);
     assert.equal(x.sft.examples, 300);

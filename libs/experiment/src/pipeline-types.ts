@@ -9,6 +9,7 @@ import type { PipelinePlan } from './pipeline-plan';
 import type { RlPoint, ServiceLauncher } from './run-rl-stage';
 
 export type PipelineEvent =
+  /** `index`: stages started so far, this one included (stages may run at once), of `total`. */
   | { type: 'stage-start'; stage: string; title: string; index: number; total: number }
   | { type: 'step'; stage: string; step: number; totalSteps: number; metrics: Record<string, number>; /** A few generations with their rewards (PPO, GRPO). */ samples?: GenerationSample[] }
   | { type: 'stage-end'; stage: string; title: string; seconds: number; metrics: Record<string, number> };
@@ -72,6 +73,8 @@ export interface PipelineResult {
   /** RL curves by stage (ppo, grpo-sft, grpo-base), for the stages that ran. */
   rl: RlCurve[];
   rlNote: string;
+  /** Stages that ran at once (stage-lanes.ts); the stages' seconds overlap when above 1. */
+  lanes: number;
   claims: Claim[];
   totalSeconds: number;
 }
@@ -87,6 +90,8 @@ export interface RunPipelineOptions {
   baseModelDir?: string;
   /** Rebuild the base model from `plan.base` first (an hour of CPU at full size). */
   fromScratch?: boolean;
+  /** Stages run at once, each on a core (worker threads above 1; stage-lanes.ts); default 1, one after another in this thread. */
+  lanes?: number;
 }
 
 /** Thrown when the run was cancelled through the signal (between stages or at a step boundary). */

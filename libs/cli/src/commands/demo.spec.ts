@@ -1,15 +1,15 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { PipelineResult } from '@posttrain/experiment';
 import { captureIO } from '../test-io';
-import { demoCommand } from './demo';
+import { defaultParallelStages, demoCommand } from './demo';
 
 const CHROMIUM = '/usr/bin/chromium';
-const STAGES = ['task', 'eval-base', 'sft-48', 'eval-sft-48', 'rm', 'ppo', 'eval-ppo', 'dpo', 'eval-dpo', 'grpo-sft', 'grpo-base', 'eval-grpo'];
+const STAGES = ['task', 'eval-base', 'sft-48', 'eval-sft-48', 'rm', 'ppo', 'eval-ppo', 'dpo', 'eval-dpo', 'grpo-sft', 'eval-grpo-sft', 'grpo-base', 'eval-grpo-base'];
 
 describe('posttrain demo --quick', () => {
   const out = join(mkdtempSync(join(tmpdir(), 'demo-')), 'run');
@@ -68,7 +68,10 @@ describe('posttrain demo --quick', () => {
     assert.match(io.out(), /claim 4: (held|did not hold|not shown)\. RLHF/);
     assert.match(io.out(), /base model plain-text competence: /);
     assert.ok(io.out().includes(`report:  ${join(out, 'report.html')}`));
-    assert.match(io.err(), /\[12\/12\] eval-grpo/);
+    // Stages that do not need each other ran at once, on the cores there are (at most 4); the progress counts them as they start.
+    assert.equal(result.lanes, defaultParallelStages(1, availableParallelism()));
+    assert.match(io.err(), /\[13\/13\] eval-/);
+    assert.equal((io.err().match(/^\[\d+\/13\] /gm) ?? []).length, 13);
     // The live dashboard's address comes first on stderr (each stage a run while it runs).
     assert.match(io.err(), /^posttrain demo --quick: writing to .*\nposttrain demo: live dashboard at http:\/\/127\.0\.0\.1:\d+\/\n/);
   });

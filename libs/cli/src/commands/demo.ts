@@ -19,6 +19,7 @@ const pipelineOptions = defineConfig({
   seed: { kind: 'int', flag: 'seed', description: 'seed of every post-training run (demo; the experiment runs --seeds)', default: 0, min: 0, max: 0xffffffff },
   seeds: { kind: 'list', flag: 'seeds', description: 'experiment: seeds to run and pool, comma-separated', default: ['0', '1', '2'] },
   jobs: { kind: 'int', flag: 'jobs', description: "experiment: seeds run at once, each in its own process (a seed's stages use one core); default every seed at once, at most twice the CPU cores; 1: one after another in this process", min: 1, max: 64 },
+  parallelStages: { kind: 'int', flag: 'parallel-stages', description: 'stages run at once when they do not need each other (GRPO from base beside SFT; the reward model, DPO and GRPO from SFT after it), each on its own core in a worker thread; default the CPU cores shared among the seeds at once, at most 4; 1: one after another', min: 1, max: 16 },
   fromScratch: { kind: 'bool', flag: 'from-scratch', description: 'rebuild the base model from its recipe first (about an hour on 2 cores; --quick: a toy base in seconds) instead of starting from the shipped models/tiny-arith-base', default: false },
   baseModel: { kind: 'string', flag: 'base-model', description: 'start from this base model directory instead of the shipped models/tiny-arith-base' },
   dashboard: { kind: 'bool', flag: 'dashboard', description: 'serve the live dashboard (runs, curves, recent samples) on 127.0.0.1 while the stages run; --no-dashboard: none', default: true },
@@ -28,6 +29,11 @@ const pipelineOptions = defineConfig({
 /** The options block of `demo` and `experiment` help. */
 export function pipelineOptionsHelp(): string {
   return describeConfig(pipelineOptions);
+}
+
+/** Stages at once per seed by default: the cores shared among the `jobs` seeds running at once, at least 1 and at most 4 (the pipeline's graph is rarely wider). */
+export function defaultParallelStages(jobs: number, cores: number): number {
+  return Math.max(1, Math.min(4, Math.floor(cores / jobs)));
 }
 
 /** The shipped base model (models/tiny-arith-base in the repository). */
@@ -69,6 +75,7 @@ export async function runPipelineCommand(name: 'demo' | 'experiment', argv: read
   if (!opts.dashboard && opts.dashboardPort !== undefined) throw new UsageError(`--dashboard-port: got ${opts.dashboardPort} with --no-dashboard, expected one or the other`);
   if (name === 'demo' && opts.jobs !== undefined) throw new UsageError(`--jobs: got ${opts.jobs}, but the demo runs one seed; --jobs is for posttrain experiment`);
   const jobs = name === 'experiment' ? Math.min(opts.jobs ?? 2 * availableParallelism(), seeds.length) : 1;
+  const lanes = opts.parallelStages ?? defaultParallelStages(jobs, availableParallelism());
   if (jobs > 1 && opts.dashboardPort !== undefined) throw new UsageError(`--dashboard-port: got ${opts.dashboardPort} with ${jobs} seeds at once, each serving its own dashboard on a free port; pass --jobs 1 to serve one on a chosen port`);
   const ac = new AbortController();
   void io.interrupted.then((sig) => {
@@ -76,7 +83,7 @@ export async function runPipelineCommand(name: 'demo' | 'experiment', argv: read
     ac.abort();
   });
   io.stderr.write(`posttrain ${name}${opts.quick ? ' --quick' : ''}: writing to ${out}; base model: ${opts.fromScratch ? 'rebuilt from scratch' : baseModelDir}\n`);
-  if (jobs > 1) return runSeedsInProcesses(name, seeds, jobs, out, opts, baseModelDir, ac.signal, io);
+  if (jobs > 1) return runSeedsInProcesses(name, seeds, jobs, lanes, out, opts, baseModelDir, ac.signal, io);
   const source = new MemoryRunSource();
   let dashboard: DashboardServer | null = null;
   if (opts.dashboard) {
@@ -100,6 +107,7 @@ export async function runPipelineCommand(name: 'demo' | 'experiment', argv: read
           feed.onEvent(e);
         },
         baseModelDir,
+        lanes,
         // With several seeds, the base model is rebuilt once (first seed) and shared.
         fromScratch: opts.fromScratch && runs.length === 0,
         ...(opts.fromScratch && runs.length > 0 ? { baseModelDir: runs[0].baseModel.dir } : {}),
@@ -122,9 +130,9 @@ export async function runPipelineCommand(name: 'demo' | 'experiment', argv: read
 }
 
 /** `experiment --jobs N` (N > 1): every seed in its own process (seed-processes.ts), then the claims pooled here. */
-async function runSeedsInProcesses(name: 'demo' | 'experiment', seeds: number[], jobs: number, out: string, opts: { quick: boolean; fromScratch: boolean; dashboard: boolean }, baseModelDir: string, signal: AbortSignal, io: CommandIO): Promise<number> {
+async function runSeedsInProcesses(name: 'demo' | 'experiment', seeds: number[], jobs: number, lanes: number, out: string, opts: { quick: boolean; fromScratch: boolean; dashboard: boolean }, baseModelDir: string, signal: AbortSignal, io: CommandIO): Promise<number> {
   io.stderr.write(`posttrain ${name}: ${seeds.length} seeds, ${jobs} at a time, each in its own process (its lines prefixed [seed N]; its run in ${join(out, 'seed-N')})\n`);
-  const runs = await runSeedProcesses({ seeds, jobs, out, quick: opts.quick, fromScratch: opts.fromScratch, baseModelDir, dashboard: opts.dashboard, io, signal });
+  const runs = await runSeedProcesses({ seeds, jobs, parallelStages: lanes, out, quick: opts.quick, fromScratch: opts.fromScratch, baseModelDir, dashboard: opts.dashboard, io, signal });
   if (runs === 'cancelled') {
     io.stderr.write(`posttrain ${name}: stopped; finished stages are kept in ${out}\n`);
     return 130;

@@ -10,11 +10,11 @@ import { runSeedProcesses, SeedProcessError, seedProcessArgs } from './seed-proc
 
 describe('experiment seeds as processes', () => {
   test('each seed runs `posttrain experiment` for itself alone, into OUT/seed-S', () => {
-    assert.deepEqual(seedProcessArgs(2, { out: '/o', quick: true, dashboard: false, fromScratch: false, baseModelDir: '/b' }), [
-      'experiment', '--seeds', '2', '--jobs', '1', '--out', join('/o', 'seed-2'), '--quick', '--base-model', '/b', '--no-dashboard',
+    assert.deepEqual(seedProcessArgs(2, { out: '/o', quick: true, dashboard: false, parallelStages: 1, fromScratch: false, baseModelDir: '/b' }), [
+      'experiment', '--seeds', '2', '--jobs', '1', '--parallel-stages', '1', '--out', join('/o', 'seed-2'), '--quick', '--base-model', '/b', '--no-dashboard',
     ]);
     // The first seed of --from-scratch rebuilds the base itself and serves its dashboard.
-    assert.deepEqual(seedProcessArgs(0, { out: '/o', quick: false, dashboard: true, fromScratch: true, baseModelDir: null }), ['experiment', '--seeds', '0', '--jobs', '1', '--out', join('/o', 'seed-0'), '--from-scratch']);
+    assert.deepEqual(seedProcessArgs(0, { out: '/o', quick: false, dashboard: true, parallelStages: 3, fromScratch: true, baseModelDir: null }), ['experiment', '--seeds', '0', '--jobs', '1', '--parallel-stages', '3', '--out', join('/o', 'seed-0'), '--from-scratch']);
   });
 
   test('a seed whose process fails stops the run with an error naming the seed and its exit code; its output is relayed with the seed', async () => {
@@ -24,7 +24,7 @@ describe('experiment seeds as processes', () => {
     writeFileSync(join(out, 'seed-7', 'keep.txt'), 'x');
     const io = captureIO();
     await assert.rejects(
-      runSeedProcesses({ seeds: [7], jobs: 2, out, quick: true, fromScratch: false, baseModelDir: shippedBaseModelDir(), dashboard: false, io, signal: new AbortController().signal }),
+      runSeedProcesses({ seeds: [7], jobs: 2, parallelStages: 1, out, quick: true, fromScratch: false, baseModelDir: shippedBaseModelDir(), dashboard: false, io, signal: new AbortController().signal }),
       (e: unknown) => e instanceof SeedProcessError && e.seed === 7 && e.code === 2 && /seed 7: its process exited with code 2/.test(e.message),
     );
     assert.match(io.err(), /^\[seed 7\] posttrain experiment: --out: .*seed-7 already exists and is not empty/m);
@@ -39,7 +39,7 @@ describe('experiment seeds as processes', () => {
       if ((io.err().match(/\] \[\d+\/\d+\] sft-/g) ?? []).length >= 2) ac.abort();
     }, 100);
     try {
-      const got = await runSeedProcesses({ seeds: [0, 1], jobs: 2, out, quick: true, fromScratch: false, baseModelDir: shippedBaseModelDir(), dashboard: false, io, signal: ac.signal });
+      const got = await runSeedProcesses({ seeds: [0, 1], jobs: 2, parallelStages: 1, out, quick: true, fromScratch: false, baseModelDir: shippedBaseModelDir(), dashboard: false, io, signal: ac.signal });
       assert.equal(got, 'cancelled');
     } finally {
       clearInterval(timer);

@@ -17,6 +17,8 @@ export interface SeedProcessOptions {
   seeds: readonly number[];
   /** Seeds running at once. */
   jobs: number;
+  /** Each seed's stages at once (`--parallel-stages`). */
+  parallelStages: number;
   /** The experiment's output directory; seed S writes OUT/seed-S. */
   out: string;
   quick: boolean;
@@ -56,13 +58,15 @@ function relayLines(from: NodeJS.ReadableStream, to: NodeJS.WritableStream, pref
 }
 
 /** The arguments of one seed's process. */
-export function seedProcessArgs(seed: number, o: Pick<SeedProcessOptions, 'out' | 'quick' | 'dashboard'> & { fromScratch: boolean; baseModelDir: string | null }): string[] {
+export function seedProcessArgs(seed: number, o: Pick<SeedProcessOptions, 'out' | 'quick' | 'dashboard' | 'parallelStages'> & { fromScratch: boolean; baseModelDir: string | null }): string[] {
   return [
     'experiment',
     '--seeds',
     String(seed),
     '--jobs',
     '1',
+    '--parallel-stages',
+    String(o.parallelStages),
     '--out',
     join(o.out, `seed-${seed}`),
     ...(o.quick ? ['--quick'] : []),
@@ -89,7 +93,7 @@ export async function runSeedProcesses(o: SeedProcessOptions): Promise<PipelineR
 
   const runOne = (seed: number, fromScratch: boolean, baseModelDir: string | null): Promise<void> =>
     new Promise((resolve) => {
-      const args = seedProcessArgs(seed, { out: o.out, quick: o.quick, dashboard: o.dashboard, fromScratch, baseModelDir });
+      const args = seedProcessArgs(seed, { out: o.out, quick: o.quick, dashboard: o.dashboard, parallelStages: o.parallelStages, fromScratch, baseModelDir });
       const child = spawn(process.execPath, [join(repoRoot(), 'bin', 'posttrain.js'), ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: process.env });
       running.add(child);
       relayLines(child.stderr!, o.io.stderr, `[seed ${seed}] `);
