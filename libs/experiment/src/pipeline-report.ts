@@ -12,7 +12,7 @@ import type { MetricsRecord } from '@posttrain/telemetry';
 import { readMetricsJsonl, renderRunReport } from '@posttrain/telemetry';
 import type { Claim } from './assess-claims';
 import type { ModelEvaluation, PipelineResult } from './pipeline-types';
-import { modelTable, seedSummaryTable, stageTable } from './results-table';
+import { lanesNote, modelTable, seedSummaryTable, stageTable } from './results-table';
 
 /** Curves worth a chart in the whole-pipeline report (the per-run reports keep all of them). */
 const CURVES = ['train/loss', 'eval/loss', 'eval/mean_token_accuracy', 'rewards/accuracies', 'rewards/margins', 'eval/rewards/accuracies', 'eval/rewards/margins', 'objective/scores', 'objective/kl', 'rewards/correct'];
@@ -164,7 +164,7 @@ export function renderPipelineReport(runs: readonly PipelineResult[], claims: re
       seeds: runs.map((r) => r.plan.seed).join(', '),
       backend: first.backend,
       'base model': `${first.baseModel.dir}${first.baseModel.fromScratch ? ' (rebuilt from scratch)' : ''}`,
-      'total seconds': runs.map((r) => r.totalSeconds.toFixed(0)).join(', '),
+      'total seconds': runs.map((r) => r.totalSeconds.toFixed(0)).join(', ') + lanesNote(runs),
       'stages run': first.stages.map((s) => s.stage).join(', '),
       RL: first.rlNote,
     },

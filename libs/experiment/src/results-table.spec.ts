@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { seedSummaryTable } from './results-table';
+import { lanesNote, seedSummaryTable } from './results-table';
 import type { Estimate, ModelEvaluation, PipelineResult } from './pipeline-types';
 
 const e = (value: number): Estimate => ({ value, stderr: 0 });
@@ -22,5 +22,15 @@ describe('seedSummaryTable', () => {
     assert.match(t.header[1], /mean ± sd over 2 seeds/);
     // One seed: no spread.
     assert.equal(seedSummaryTable([run(0, 0.6, 0.2)]).rows[0][1], '60.0% ± 0.0%');
+  });
+});
+
+describe('lanesNote', () => {
+  test('says how many stages ran at once when more than one, since their seconds then overlap', () => {
+    const withLanes = (lanes: number): PipelineResult => ({ ...run(0, 0.5, 0.5), lanes });
+    assert.equal(lanesNote([withLanes(1)]), '');
+    assert.equal(lanesNote([withLanes(1), withLanes(1)]), '');
+    assert.equal(lanesNote([withLanes(2)]), " (up to 2 stages at once; the stages' seconds overlap)");
+    assert.equal(lanesNote([withLanes(2), withLanes(1)]), " (up to 2 / 1 stages at once; the stages' seconds overlap)");
   });
 });

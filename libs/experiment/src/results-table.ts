@@ -63,6 +63,12 @@ export function claimsMarkdown(claims: readonly Claim[]): string[] {
   return claims.flatMap((c) => [`### Claim ${c.id}: ${c.verdict}`, '', c.statement, '', markdownTable(['check', 'measured (± SE)', 'verdict', 'rule'], c.checks.map((k) => [k.what, k.measured, k.verdict, k.rule])), '']);
 }
 
+/** How many stages ran at once, when more than one (their seconds overlap, so they add up to more than the total). */
+export function lanesNote(runs: readonly PipelineResult[]): string {
+  const lanes = [...new Set(runs.map((r) => r.lanes ?? 1))];
+  return lanes.length === 1 && lanes[0] === 1 ? '' : ` (up to ${lanes.join(' / ')} stages at once; the stages' seconds overlap)`;
+}
+
 /** results.md: the claims first, then the model table(s) and the stage table(s). */
 export function formatResultsMarkdown(runs: readonly PipelineResult[], claims: readonly Claim[] = runs[0].claims): string {
   const first = runs[0];
@@ -70,7 +76,7 @@ export function formatResultsMarkdown(runs: readonly PipelineResult[], claims: r
   return [
     `# posttrain ${first.plan.name}${first.plan.quick ? ' (quick)' : ''}: results`,
     '',
-    `seed${many ? 's' : ''} ${runs.map((r) => r.plan.seed).join(', ')}, backend ${first.backend}, total ${runs.map((r) => r.totalSeconds.toFixed(0)).join(' + ')} s; base model ${first.baseModel.dir}${first.baseModel.fromScratch ? ' (rebuilt from scratch)' : ''}. ${first.rlNote}.`,
+    `seed${many ? 's' : ''} ${runs.map((r) => r.plan.seed).join(', ')}, backend ${first.backend}, total ${runs.map((r) => r.totalSeconds.toFixed(0)).join(' + ')} s${lanesNote(runs)}; base model ${first.baseModel.dir}${first.baseModel.fromScratch ? ' (rebuilt from scratch)' : ''}. ${first.rlNote}.`,
     '',
     `## Claims${many ? ` (${runs.length} seeds pooled: mean, SE from items and seeds)` : ''}`,
     '',
