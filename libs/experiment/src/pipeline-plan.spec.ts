@@ -35,16 +35,24 @@ describe('pipelinePlan', () => {
     assert.deepEqual(pipelinePlan('demo').base, baseModelPlan());
   });
 
-  test('SFT trains 20 epochs capped at 380 steps: the demo\'s 300 examples run their 20 epochs (19 x 20 = 380 steps), 1000 stop at 380', () => {
+  test('SFT trains 25 epochs capped at 475 steps: the demo\'s 300 examples run their 25 epochs (19 x 25 = 475 steps), 1000 stop at 475', () => {
     const sft = pipelinePlan('experiment').sft;
-    assert.equal(stageSteps(sft, 10), null); // 1 step a pass, 20 passes
+    assert.equal(stageSteps(sft, 10), null); // 1 step a pass, 25 passes
     assert.equal(stageSteps(sft, 300), null);
-    assert.equal(stageSteps(sft, 304), null); // 19 steps a pass: 380, not over the cap
-    assert.equal(stageSteps(sft, 305), 380); // 20 steps a pass: 400
-    assert.equal(stageSteps(sft, 1000), 380);
+    assert.equal(stageSteps(sft, 304), null); // 19 steps a pass: 475, not over the cap
+    assert.equal(stageSteps(sft, 305), 475); // 20 steps a pass: 500
+    assert.equal(stageSteps(sft, 1000), 475);
     assert.equal(stageSteps({ ...sft, steps: 7 }, 1000), 7);
     assert.equal(stageSteps({ ...sft, maxSteps: undefined }, 1000), null);
     assert.deepEqual(pipelinePlan('demo').sft, sft);
+  });
+
+  test('the experiment post-trains with the demo\'s settings, so its claims 2-4 repeat the demo\'s over seeds', () => {
+    const demo = pipelinePlan('demo');
+    const experiment = pipelinePlan('experiment');
+    for (const k of ['sft', 'mainSftSize', 'rm', 'ppo', 'dpo', 'grpo'] as const) assert.deepEqual(experiment[k], demo[k], k);
+    assert.equal(experiment.sweep, true);
+    assert.equal(demo.sweep, false);
   });
 
   test('a bad seed is refused with the value and the range', () => {

@@ -120,17 +120,22 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
     seed,
     base,
     task: { sftSizes: experiment ? [10, 30, 100, 300, 1000] : [300], preferenceSize: 1000, promptsSize: 1000 },
-    // 380 steps of 16 (20 epochs of the demo's 300 examples): from the shipped base, SFT re-keys the
-    // operand copy onto the chat template between 285 steps (46% accuracy, seed 0) and 375 (93%);
-    // 94 steps (5 epochs) left it at 4%. Every size of the sweep trains 20 epochs, capped at those
-    // 380 steps (10 examples: 20 steps; 100: 140; 1000: 380, about 6 epochs). The small sizes' low
-    // accuracy is the data, not the steps: at a fixed 380 steps, 10, 30 and 100 examples reached 0.8%,
-    // 2.3% and 46.1% accuracy (format 81%, 95%, 98%; seed 0, first 128 held-out prompts) where 20 epochs
-    // gave 0.0%, 0.0% and 5.5% (all 200); the operand copy needs about 100 distinct examples to generalise.
-    sft: { steps: null, epochs: 20, maxSteps: 380, batchSize: 16, learningRate: 1e-3 },
-    // The experiment post-trains from the demo's SFT (300 examples), so its claims 2-4 repeat the demo's
-    // over seeds. Post-training from the sweep's 1000 (380 steps, about 6 epochs: 76.2% +- 2.0% over 3
-    // seeds) cost PPO 16.8 pts of accuracy; the demo's 300 (20 epochs) reach 93.0% (seed 0).
+    // 475 steps of 16 (25 epochs of the demo's 300 examples): from the shipped base, SFT re-keys the
+    // operand copy onto the chat template late, and how late depends on the seed. At 20 epochs (380
+    // steps) seeds 0, 1 and 2 reached 92.5%, 94.5% and 70.5% (200 held-out prompts); at 25 epochs 94.5%,
+    // 94.0% and 94.0%. Twice the learning rate does not replace the steps: lr 2e-3 reached 44-49% at 15
+    // epochs and 94.5% / 68.5% (seeds 0 / 2) at 20. 94 steps (5 epochs) leave it at 4%. Every size of the
+    // sweep trains 25 epochs, capped at those 475 steps (10 examples: 25 steps; 100: 175; 1000: 475,
+    // about 8 epochs). The small sizes' low accuracy is the data, not the steps: at a fixed 380 steps,
+    // 10, 30 and 100 examples reached 0.8%, 2.3% and 46.1% accuracy (format 81%, 95%, 98%; seed 0, first
+    // 128 held-out prompts) where 20 epochs gave 0.0%, 0.0% and 5.5% (all 200); the operand copy needs
+    // about 100 distinct examples to generalise.
+    sft: { steps: null, epochs: 25, maxSteps: 475, batchSize: 16, learningRate: 1e-3 },
+    // The experiment post-trains from the demo's SFT (300 examples) with the demo's settings, so its
+    // claims 2-4 repeat the demo's over seeds. Post-training from the sweep's 1000 (then 380 steps, about
+    // 6 epochs: 76.2% +- 2.0% over 3 seeds) cost PPO 16.8 pts of accuracy. The experiment once ran PPO 16
+    // and GRPO 24 steps; the demo's 12 and 16 keep its three seeds inside 30 minutes on 2 cores with
+    // SFT's 25 epochs (16 PPO steps: a 93.9% preferred-style rate against 12's 92.8%, seed 0).
     mainSftSize: 300,
     sweep: experiment,
     rm: { steps: 30, epochs: 1, batchSize: 16, learningRate: 1e-3 },
@@ -141,7 +146,7 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
     // never writes ("us: 4", "Aure! To"; KL 2-4 nats, format 95%, accuracy 93.0% -> 87.5%); at 1.0 the
     // penalty on such tokens outweighs the score: 12 steps reached a 92.8% preferred-style rate at 94.5%
     // accuracy, 16 steps 93.9% at 96.1% (seed 0, 128 prompts; 8 steps: 89.8% and 93.8%).
-    ppo: { steps: experiment ? 16 : 12, rolloutBatchSize: 16, ppoEpochs: 2, minibatchSize: 16, learningRate: 1e-4, klCoefficient: 1, gaeLambda: 1, temperature: 1, maxNewTokens: 80 },
+    ppo: { steps: 12, rolloutBatchSize: 16, ppoEpochs: 2, minibatchSize: 16, learningRate: 1e-4, klCoefficient: 1, gaeLambda: 1, temperature: 1, maxNewTokens: 80 },
     // Sigmoid DPO traded the style against accuracy (seed 0, 24 steps, beta 0.5: lr 1e-4 93.0% -> 77.3%,
     // 5e-5 85.9%, 3e-5 93.0% but style entropy 0.397 of SFT's 0.616): it pushes the first token of the
     // rejected "To ..." down and mass leaks to openings neither reply has ("us To", "Aure!"), after which
@@ -158,7 +163,7 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
     // settings (npm run bench:grpo-prompts, seeds 0-2, the first 256 held-out prompts, paired; SFT 93.0%)
     // gain +2.3, +3.1, +1.6 pts on its first 64 failed prompts and +0.4, -0.8, +0.4 on all; lr 1e-4 broke
     // 22 right prompts (seed 0, all 75 failed prompts).
-    grpo: { steps: experiment ? 24 : 16, promptsPerStep: 4, groupSize: 8, learningRate: 5e-5, klCoefficient: 0.1, temperature: 1, maxNewTokens: 80, promptFilter: 'failed' },
+    grpo: { steps: 16, promptsPerStep: 4, groupSize: 8, learningRate: 5e-5, klCoefficient: 0.1, temperature: 1, maxNewTokens: 80, promptFilter: 'failed' },
     // Every held-out pair (300), for the tightest estimate claim 3's 65% limit on SFT's ranking can get:
     // the first 128 pairs gave 59.4% +- 4.4%, all 300 give 66.0% +- 2.7% (seed 0; not shown either way).
     eval: { prompts: experiment ? 200 : 128, maxNewTokens: 80, pairs: 300, prosePrompts: experiment ? 200 : 128 },
