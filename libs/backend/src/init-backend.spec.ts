@@ -118,7 +118,7 @@ describe('initBackend selection', () => {
     const native = loadNativeKernels().addon !== null;
     assert.equal(info.native.active, native, info.native.reason);
     assert.deepEqual(info.patches, [
-      'batch-mat-mul-kernel', 'batch-mat-mul-gradient', 'unsorted-segment-sum-kernel',
+      'batch-mat-mul-kernel', 'batch-mat-mul-gradient', 'unsorted-segment-sum-kernel', 'identity-shares-buffer', 'equal-last-axis-kernel', 'gather-rows-kernel',
       ...(native ? ['native-batch-mat-mul', 'native-adamw', 'native-rms-norm', 'native-decode-attention', 'native-swiglu'] : []),
     ]);
     assert.equal(logged.length, 1);
@@ -153,7 +153,7 @@ describe('initBackend selection', () => {
     assert.equal(r.status, 0, r.stderr);
     const info = r.info!;
     assert.deepEqual(info.native, { active: false, reason: 'disabled by POSTTRAIN_NATIVE=0', blas: null, config: null, kernels: null, threads: null });
-    assert.deepEqual(info.patches, ['batch-mat-mul-kernel', 'batch-mat-mul-gradient', 'unsorted-segment-sum-kernel']);
+    assert.deepEqual(info.patches, ['batch-mat-mul-kernel', 'batch-mat-mul-gradient', 'unsorted-segment-sum-kernel', 'identity-shares-buffer', 'equal-last-axis-kernel', 'gather-rows-kernel']);
     assert.equal(describeBackend(info), 'wasm (tfjs 4.22.0, 1 thread), plain: disabled by POSTTRAIN_NATIVE=0');
   });
 

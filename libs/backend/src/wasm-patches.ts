@@ -8,12 +8,22 @@ import { FUSED_SWIGLU, makeNativeSwiGlu } from './swiglu';
 import { nativeKernelsActive, nativeSwitch, registeredNative } from './native-state';
 import { makeMatMulGradConfig } from './mat-mul-gradient';
 import { unsortedSegmentSumWasm } from './unsorted-segment-sum-wasm';
+import { makeFastEqual, makeRowGather, makeSharedIdentity } from './copy-free-kernels';
 
 /** The changes `applyWasmPatches` makes, by name (reported in BackendInfo). */
-export type WasmPatch = 'batch-mat-mul-kernel' | 'batch-mat-mul-gradient' | 'unsorted-segment-sum-kernel' | 'native-batch-mat-mul' | 'native-adamw' | 'native-rms-norm' | 'native-decode-attention' | 'native-swiglu';
+export type WasmPatch =
+  | 'batch-mat-mul-kernel'
+  | 'batch-mat-mul-gradient'
+  | 'unsorted-segment-sum-kernel'
+  | 'identity-shares-buffer'
+  | 'equal-last-axis-kernel'
+  | 'gather-rows-kernel'
+  | 'native-batch-mat-mul' | 'native-adamw' | 'native-rms-norm' | 'native-decode-attention' | 'native-swiglu';
 
 interface SavedState {
   kernel: tf.KernelConfig;
+  /** The stock Identity, Equal and GatherV2 kernels (copy-free-kernels.ts wraps them). */
+  stock: tf.KernelConfig[];
   gradient: tf.GradConfig | undefined;
   native: boolean;
 }
@@ -25,12 +35,14 @@ let addedSegmentSum = false;
  * Replaces the wasm `BatchMatMul` kernel with the XNNPACK-routing wrapper,
  * installs the transpose-free `BatchMatMul` gradient (active while the current
  * backend is wasm; other backends keep native transposed products) and adds
- * the missing `UnsortedSegmentSum` wasm kernel. Idempotent. The wasm kernels
+ * the missing `UnsortedSegmentSum` wasm kernel, and replaces `Identity`,
+ * `Equal` and `GatherV2` with the copy-free kernels (bit-identical results,
+ * see copy-free-kernels.ts). Idempotent. The wasm kernels
  * must be registered (importing '@tensorflow/tfjs-backend-wasm' does that);
  * the backend need not be initialised yet.
  */
 export function applyWasmPatches(): WasmPatch[] {
-  const patches: WasmPatch[] = ['batch-mat-mul-kernel', 'batch-mat-mul-gradient', 'unsorted-segment-sum-kernel'];
+  const patches: WasmPatch[] = ['batch-mat-mul-kernel', 'batch-mat-mul-gradient', 'unsorted-segment-sum-kernel', 'identity-shares-buffer', 'equal-last-axis-kernel', 'gather-rows-kernel'];
   const nativePatches: WasmPatch[] = ['native-batch-mat-mul', 'native-adamw', 'native-rms-norm', 'native-decode-attention', 'native-swiglu'];
   if (saved !== null) return saved.native ? [...patches, ...nativePatches] : patches;
   const kernel = tf.getKernel(tf.BatchMatMul, 'wasm');
@@ -38,6 +50,11 @@ export function applyWasmPatches(): WasmPatch[] {
   if (kernel === undefined || transpose === undefined) {
     throw new Error("applyWasmPatches: the wasm kernels are not registered; import '@tensorflow/tfjs-backend-wasm' first");
   }
+  const stock = [tf.Identity, tf.Equal, tf.GatherV2].map((name) => {
+    const k = tf.getKernel(name, 'wasm');
+    if (k === undefined) throw new Error(`applyWasmPatches: the wasm kernel ${name} is not registered`);
+    return k;
+  });
   const gradient = tf.getGradient(tf.BatchMatMul);
   const native = registeredNative.addon;
   tf.unregisterKernel(tf.BatchMatMul, 'wasm');
@@ -51,6 +68,10 @@ export function applyWasmPatches(): WasmPatch[] {
   });
   // The BLAS takes transposes as flags, so only plain wasm needs them spelled out.
   tf.registerGradient(makeMatMulGradConfig(() => tf.getBackend() === 'wasm' && !nativeKernelsActive()));
+  for (const [k, make] of [[stock[0], makeSharedIdentity], [stock[1], makeFastEqual], [stock[2], makeRowGather]] as const) {
+    tf.unregisterKernel(k.kernelName, 'wasm');
+    tf.registerKernel({ ...k, kernelFunc: make(k.kernelFunc) });
+  }
   if (tf.getKernel(tf.UnsortedSegmentSum, 'wasm') === undefined) {
     tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: 'wasm', kernelFunc: unsortedSegmentSumWasm });
     addedSegmentSum = true;
@@ -62,7 +83,7 @@ export function applyWasmPatches(): WasmPatch[] {
     tf.registerKernel({ kernelName: FUSED_DECODE_ATTENTION, backendName: 'wasm', kernelFunc: makeNativeDecodeAttention(native) });
     tf.registerKernel({ kernelName: FUSED_SWIGLU, backendName: 'wasm', kernelFunc: makeNativeSwiGlu(native) });
   }
-  saved = { kernel, gradient, native: native !== null };
+  saved = { kernel, stock, gradient, native: native !== null };
   registeredNative.active = native !== null;
   return native === null ? patches : [...patches, ...nativePatches];
 }
@@ -76,6 +97,10 @@ export function removeWasmPatches(options: { all?: boolean } = {}): void {
   if (saved === null) return;
   tf.unregisterKernel(tf.BatchMatMul, 'wasm');
   tf.registerKernel(saved.kernel);
+  for (const k of saved.stock) {
+    tf.unregisterKernel(k.kernelName, 'wasm');
+    tf.registerKernel(k);
+  }
   if (saved.native) for (const k of [FUSED_ADAMW, FUSED_RMS_NORM, FUSED_RMS_NORM_GRAD, FUSED_DECODE_ATTENTION, FUSED_SWIGLU]) tf.unregisterKernel(k, 'wasm');
   registeredNative.active = false;
   if (saved.gradient !== undefined) tf.registerGradient(saved.gradient);

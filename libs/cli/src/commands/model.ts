@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { describeKernels, initBackend } from '@posttrain/backend';
-import { createModelConfig, generate, initModelDir, loadModel, logProbsJsonlText, modelInfo, parseModelConfig, runModelBench, type ModelConfig } from '@posttrain/model';
+import { createModelConfig, generate, initModelDir, loadModel, logProbsJsonlText, modelInfo, parseModelConfig, runModelBench, type ModelConfig, type ModelShape } from '@posttrain/model';
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
 import { buildBuiltinTokenizerFiles, createBuiltinTokenizer, loadTokenizer, type Tokenizer } from '@posttrain/tokenizer';
 import { UsageError, type Command } from '../command';
@@ -179,7 +179,19 @@ const benchOptions = defineConfig({
   threads: { kind: 'string', flag: 'threads', description: 'BLAS thread counts to measure with the native kernels, e.g. 1,2 (default: POSTTRAIN_BLAS_THREADS, else 1)' },
   profile: { kind: 'bool', flag: 'profile', description: 'print the top kernels of one training step and one decode (with --compare-native also on plain wasm)', default: false },
   compareNative: { kind: 'bool', flag: 'compare-native', description: 'also time plain wasm (native kernels off) in the same run and report the ratios', default: false },
+  model: { kind: 'string', flag: 'model', description: "time a model directory's shape (its config.json; weights randomly initialised) instead of the default Llama shape" },
+  batchSize: { kind: 'int', flag: 'batch-size', description: 'training rows per step (default 8)', min: 1 },
+  seqLen: { kind: 'int', flag: 'seq-len', description: 'training tokens per row (default 128)', min: 1 },
 });
+
+/** The shape of the model in `dir` (its config.json), for timing: everything but the weights and the position limit. */
+function shapeOf(dir: string): ModelShape {
+  const path = join(dir, 'config.json');
+  if (!existsSync(path)) throw new Error(`--model: ${JSON.stringify(dir)} is not a model directory (no config.json)`);
+  const c = parseModelConfig(readStructured(path, '--model'), path);
+  if (c.qkvBias || c.oBias || c.qkNorm || c.slidingWindow !== null) throw new Error(`--model: ${path} has attention biases, q/k norms or a sliding window, which the bench does not build; time its plain Llama shape by leaving --model out`);
+  return { modelType: c.modelType, vocabSize: c.vocabSize, hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize, numLayers: c.numLayers, numHeads: c.numHeads, numKvHeads: c.numKvHeads, tieWordEmbeddings: c.tieWordEmbeddings, ropeTheta: c.ropeTheta, rmsNormEps: c.rmsNormEps };
+}
 
 function threadList(value: string | undefined): number[] | undefined {
   if (value === undefined) return undefined;
@@ -190,18 +202,20 @@ function threadList(value: string | undefined): number[] | undefined {
 
 export const modelBenchCommand: Command = {
   name: 'model bench',
-  summary: 'training and sampling throughput on the default Llama shape (3.3 M parameters)',
-  help: () => `usage: posttrain model bench [--json] [options]\n\nOptions:\n${describeConfig(benchOptions)}\n`,
+  summary: "training and sampling throughput on the default Llama shape (3.3 M parameters) or a model directory's",
+  help: () =>
+    `usage: posttrain model bench [--json] [options]\n\nOptions:\n${describeConfig(benchOptions)}\n\nThe shipped base model's SFT step (16 rows of about 110 tokens):\n  posttrain model bench --model models/tiny-arith-base --batch-size 16 --seq-len 110\n`,
   run: async (argv, io) => {
     const o = parseConfig(benchOptions, { argv });
-    const r = await runModelBench({ steps: o.steps, compareStraightforward: o.compare, backend: o.backend, blasThreads: threadList(o.threads), compareNative: o.compareNative, profile: o.profile });
+    const shape = o.model === undefined ? undefined : shapeOf(o.model);
+    const r = await runModelBench({ steps: o.steps, compareStraightforward: o.compare, backend: o.backend, blasThreads: threadList(o.threads), compareNative: o.compareNative, profile: o.profile, shape, batchSize: o.batchSize, seqLen: o.seqLen });
     if (o.json) io.stdout.write(JSON.stringify(r) + '\n');
     else {
       const n = r.backend.native;
       const kernels = describeKernels(n.kernels);
       const path = n.active ? `native ${n.blas}${kernels ? ` (${kernels})` : ''}, ${n.threads ?? 'system'} BLAS thread(s)` : r.backend.name === 'wasm' ? `plain wasm (native kernels: ${n.reason})` : 'no native kernels';
       io.stdout.write(`backend ${r.backend.name} (${r.backend.tfjsBackend} ${r.backend.version}), ${path}; ${r.parameters.toLocaleString('en-US')} parameters\n`);
-      io.stdout.write(`train: ${r.train.tokensPerSecond.toFixed(0)} tokens/s, ${r.train.gflopPerSecond.toFixed(2)} GFLOP/s (median of ${r.train.steps}; ${r.train.flopFormula})\n`);
+      io.stdout.write(`train (${r.train.tokensPerStep} tokens a step): ${r.train.tokensPerSecond.toFixed(0)} tokens/s, ${r.train.gflopPerSecond.toFixed(2)} GFLOP/s (median of ${r.train.steps}; ${r.train.flopFormula})\n`);
       io.stdout.write(`decode (KV cache, greedy): ${r.decode.map((d) => `batch ${d.batch} ${d.tokensPerSecond.toFixed(0)} tokens/s`).join(', ')} (${r.decode[0]?.promptLen}-token prompt, ${r.decode[0]?.newTokens} new)\n`);
       for (const t of r.byThreads ?? []) {
         io.stdout.write(`  ${t.threads} BLAS thread(s): train ${t.train.tokensPerSecond.toFixed(0)} tokens/s; decode ${t.decode.map((d) => `batch ${d.batch} ${d.tokensPerSecond.toFixed(0)}`).join(', ')}\n`);
