@@ -27,8 +27,7 @@ export function makeSharedIdentity(stock: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
     const x = args.inputs.x as tf.TensorInfo;
     if (x.dtype === 'string') return stock(args);
-    const backend = args.backend as unknown as { incRef(dataId: object): void };
-    backend.incRef(x.dataId);
+    asWasmBackend(args.backend).incRef(x.dataId);
     return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
   };
 }
@@ -41,7 +40,7 @@ function lastAxisBroadcast(a: readonly number[], b: readonly number[]): { broadc
   if (a.length !== b.length || a.length === 0) return null;
   const last = a.length - 1;
   for (let i = 0; i < last; i++) if (a[i] !== b[i]) return null;
-  const rows = a.slice(0, last).reduce((p, d) => p * d, 1);
+  const rows = tf.util.sizeFromShape(a.slice(0, last));
   if (b[last] === 1 && a[last] > 1) return { broadcast: 'b', rows, n: a[last] };
   if (a[last] === 1 && b[last] > 1) return { broadcast: 'a', rows, n: b[last] };
   return null;
@@ -77,12 +76,11 @@ export function makeRowGather(stock: tf.KernelFunc): tf.KernelFunc {
     const x = args.inputs.x as tf.TensorInfo;
     const indices = args.inputs.indices as tf.TensorInfo;
     const { axis, batchDims } = args.attrs as unknown as { axis: number; batchDims: number };
-    const parsedAxis = x.shape.length > 0 ? tf.util.parseAxisParam(axis, x.shape)[0] : -1;
-    if (parsedAxis !== 0 || (batchDims ?? 0) !== 0 || x.shape.length < 1 || indices.dtype !== 'int32' || (x.dtype !== 'float32' && x.dtype !== 'int32')) return stock(args);
+    if (x.shape.length < 1 || tf.util.parseAxisParam(axis, x.shape)[0] !== 0 || (batchDims ?? 0) !== 0 || indices.dtype !== 'int32' || (x.dtype !== 'float32' && x.dtype !== 'int32')) return stock(args);
     const backend = asWasmBackend(args.backend);
     const dimSize = x.shape[0];
-    const row = x.shape.slice(1).reduce((p, d) => p * d, 1);
-    const idx = backend.typedArrayFromHeap(indices);
+    const row = tf.util.sizeFromShape(x.shape.slice(1));
+    const idx = backend.typedArrayFromHeap(indices); // read again below: makeOutput may grow (and replace) the heap
     for (let i = 0; i < idx.length; i++) {
       const k = idx[i];
       if (!(k >= 0 && k <= dimSize - 1)) throw new Error(`GatherV2: the index value ${k} is not in [0, ${dimSize - 1}]`);

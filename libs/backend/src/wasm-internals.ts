@@ -28,6 +28,8 @@ export interface WasmBackendLike {
   dataIdMap: { get(dataId: object): WasmTensorData | undefined };
   makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number): tf.TensorInfo;
   disposeData(dataId: object, force?: boolean): boolean;
+  /** Raises a buffer's reference count (a kernel output that shares its input's buffer, as `Reshape` does). */
+  incRef(dataId: object): void;
   typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
 }
 

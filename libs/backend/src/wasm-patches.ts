@@ -50,10 +50,10 @@ export function applyWasmPatches(): WasmPatch[] {
   if (kernel === undefined || transpose === undefined) {
     throw new Error("applyWasmPatches: the wasm kernels are not registered; import '@tensorflow/tfjs-backend-wasm' first");
   }
-  const stock = [tf.Identity, tf.Equal, tf.GatherV2].map((name) => {
+  const copyFree = ([[tf.Identity, makeSharedIdentity], [tf.Equal, makeFastEqual], [tf.GatherV2, makeRowGather]] as const).map(([name, make]) => {
     const k = tf.getKernel(name, 'wasm');
     if (k === undefined) throw new Error(`applyWasmPatches: the wasm kernel ${name} is not registered`);
-    return k;
+    return { stock: k, make };
   });
   const gradient = tf.getGradient(tf.BatchMatMul);
   const native = registeredNative.addon;
@@ -68,9 +68,9 @@ export function applyWasmPatches(): WasmPatch[] {
   });
   // The BLAS takes transposes as flags, so only plain wasm needs them spelled out.
   tf.registerGradient(makeMatMulGradConfig(() => tf.getBackend() === 'wasm' && !nativeKernelsActive()));
-  for (const [k, make] of [[stock[0], makeSharedIdentity], [stock[1], makeFastEqual], [stock[2], makeRowGather]] as const) {
-    tf.unregisterKernel(k.kernelName, 'wasm');
-    tf.registerKernel({ ...k, kernelFunc: make(k.kernelFunc) });
+  for (const { stock, make } of copyFree) {
+    tf.unregisterKernel(stock.kernelName, 'wasm');
+    tf.registerKernel({ ...stock, kernelFunc: make(stock.kernelFunc) });
   }
   if (tf.getKernel(tf.UnsortedSegmentSum, 'wasm') === undefined) {
     tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: 'wasm', kernelFunc: unsortedSegmentSumWasm });
@@ -83,7 +83,7 @@ export function applyWasmPatches(): WasmPatch[] {
     tf.registerKernel({ kernelName: FUSED_DECODE_ATTENTION, backendName: 'wasm', kernelFunc: makeNativeDecodeAttention(native) });
     tf.registerKernel({ kernelName: FUSED_SWIGLU, backendName: 'wasm', kernelFunc: makeNativeSwiGlu(native) });
   }
-  saved = { kernel, stock, gradient, native: native !== null };
+  saved = { kernel, stock: copyFree.map((c) => c.stock), gradient, native: native !== null };
   registeredNative.active = native !== null;
   return native === null ? patches : [...patches, ...nativePatches];
 }

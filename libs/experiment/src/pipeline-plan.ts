@@ -137,8 +137,8 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
     // 6 epochs: 76.2% +- 2.0% over 3 seeds) cost PPO 16.8 pts of accuracy. The experiment once ran PPO 16
     // and GRPO 24 steps; the demo's 12 and 16 give back part of what SFT's 25 epochs cost: 25 min 36 s on
     // 2 cores with the copy-free wasm kernels (30 asked; 35 min 34 s before them, on a slower spell of the
-    // host). 16 PPO steps had a 93.9% preferred-
-    // style rate against 12's 92.8% (seed 0, 20-epoch SFT); at 12, seed 1 reaches 77.8%.
+    // host). 16 PPO steps had a 93.9% preferred-style rate against 12's 92.8% (seed 0, 20-epoch SFT);
+    // at 12, seed 1 reaches 77.8%.
     // The PPO, DPO and GRPO probes quoted below started from the 20-epoch SFT of seed 0 (93.0%).
     mainSftSize: 300,
     sweep: experiment,

@@ -29,6 +29,6 @@ test('model bench --model times that directory\'s shape at the given batch and l
 });
 
 test('model bench --model rejects a directory without config.json, naming the flag', async () => {
-  await assert.rejects(modelBenchCommand.run(['--model', dir, '--json'], captureIO()), /--model: ".*cli-bench-.*" is not a model directory \(no config\.json\)/);
+  await assert.rejects(modelBenchCommand.run(['--model', dir, '--json'], captureIO()), /--model \/.*cli-bench-\w+: not a model directory \(no config\.json\)/);
   await assert.rejects(modelBenchCommand.run(['--batch-size', '0'], captureIO()), /batch-size/);
 });

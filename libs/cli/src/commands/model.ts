@@ -186,8 +186,8 @@ const benchOptions = defineConfig({
 
 /** The shape of the model in `dir` (its config.json), for timing: everything but the weights and the position limit. */
 function shapeOf(dir: string): ModelShape {
+  requireModelDir(dir, '--model');
   const path = join(dir, 'config.json');
-  if (!existsSync(path)) throw new Error(`--model: ${JSON.stringify(dir)} is not a model directory (no config.json)`);
   const c = parseModelConfig(readStructured(path, '--model'), path);
   if (c.qkvBias || c.oBias || c.qkNorm || c.slidingWindow !== null) throw new Error(`--model: ${path} has attention biases, q/k norms or a sliding window, which the bench does not build; time its plain Llama shape by leaving --model out`);
   return { modelType: c.modelType, vocabSize: c.vocabSize, hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize, numLayers: c.numLayers, numHeads: c.numHeads, numKvHeads: c.numKvHeads, tieWordEmbeddings: c.tieWordEmbeddings, ropeTheta: c.ropeTheta, rmsNormEps: c.rmsNormEps };
