@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import type { KlController } from '@posttrain/algorithms';
 import { AdaptiveKlController, FixedKlController, klControllerFromState } from '@posttrain/algorithms';
 import { getBackendInfo, initBackend } from '@posttrain/backend';
+import type { DataPosition } from '@posttrain/data';
 import { IndexedDataFile, createPromptLoader, parseDataConfig } from '@posttrain/data';
 import type { LlamaModel } from '@posttrain/model';
 import { loadModel, modelToHfTensors, saveModel, withScoreHead } from '@posttrain/model';
@@ -24,6 +25,7 @@ import { createLogger, withSpan } from '@posttrain/telemetry';
 import { loadTokenizer } from '@posttrain/tokenizer';
 import type { LrSchedule, NamedVariable, RunCallbacks, StepOutcome } from '@posttrain/training';
 import { AdamW, RunHarness, SkipCounter, TrainingError, readOptimizerTensors, warmupStepsFor } from '@posttrain/training';
+import { PtxMix } from './ptx-mix';
 import type { RlRunConfig } from './rl-run-config';
 import { RlConfigError } from './rl-run-config';
 import type { SamplerPoolEvent, SamplerPoolOptions, WeightsPushResult } from './rollout-types';
@@ -89,6 +91,8 @@ interface OnlineExtraState {
   klController: ReturnType<KlController['getState']>;
   weightsVersion: number;
   valueOptimizerT: number;
+  /** PPO-ptx: where the next batch of the pretraining mix starts. */
+  ptxPosition?: DataPosition;
 }
 
 /** A pool change in the run's log: joins, leaves and re-syncs as info, the rest as warnings. */
@@ -169,6 +173,8 @@ export class OnlineRun {
     readonly pool: SamplerPool,
     readonly reference: ReferenceLogProbs | null,
     readonly reward: RewardScorer,
+    /** PPO-ptx's pretraining mix; null when ptx_coef is 0. */
+    readonly ptx: PtxMix | null,
     options: RunRlOptions,
   ) {
     this.promptCount = dataFile.length;
@@ -247,11 +253,15 @@ export class OnlineRun {
       logger.info('resumed', { checkpoint: resumeFrom, step: resumed.step, weightsVersion: extra.weightsVersion });
     }
 
+    // PPO-ptx: batches of the pretraining mix, as many rows as a minibatch unless ptx_batch_size says.
+    const ptxConfig = config.ppo?.ptx ?? null;
+    const ptx = ptxConfig ? await PtxMix.open(ptxConfig, ptxConfig.batchSize ?? config.minibatchSize, tokenizer, config.seed, extra?.ptxPosition) : null;
+
     // Services.
     const pool = await openSamplerPool(config, { onRetry: (e) => logger.warn('rollout attempt failed; prompt re-issued', e), onEvent: (e) => logPoolEvent(logger, e), ...options.pool }, serviceRetryMs, options.signal);
     const reference = config.kl.coefficient > 0 ? referenceServiceClient(config.referenceAddress!, { retryWindowMs: serviceRetryMs }) : null;
     const reward = rewardServiceClient(config.rewardAddress, config.rewardComponents, { retryWindowMs: serviceRetryMs });
-    return new OnlineRun(config, harness, logger, tokenizer, dataFile, prompts, policy, critic, schedule, totalSteps, kl, rng, pool, reference, reward, options);
+    return new OnlineRun(config, harness, logger, tokenizer, dataFile, prompts, policy, critic, schedule, totalSteps, kl, rng, pool, reference, reward, ptx, options);
   }
 
   /** Sends the policy's weights to every sampler as `version`; the pool checks the acknowledged version. */
@@ -278,7 +288,7 @@ export class OnlineRun {
   /** Writes the state after `step` (both models, both optimizers, controller, version) as a checkpoint. */
   async checkpoint(step: number): Promise<void> {
     const skips = this.skips;
-    const extra: OnlineExtraState = { klController: this.kl.getState(), weightsVersion: this.weightsVersion, valueOptimizerT: this.critic?.optimizer.t ?? 0 };
+    const extra: OnlineExtraState = { klController: this.kl.getState(), weightsVersion: this.weightsVersion, valueOptimizerT: this.critic?.optimizer.t ?? 0, ...(this.ptx ? { ptxPosition: this.ptx.position() } : {}) };
     await this.harness.saveCheckpoint({
       models: [{ dir: 'model', model: this.policy.model }, ...(this.critic ? [{ dir: 'value_model', model: this.critic.model }] : [])],
       optimizers: [
@@ -329,6 +339,7 @@ export class OnlineRun {
     this.policy.model.dispose();
     this.critic?.model.dispose();
     await this.dataFile.close();
+    await this.ptx?.close();
   }
 }
 

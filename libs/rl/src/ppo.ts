@@ -6,8 +6,9 @@
  *   5.   per-token rewards r_t = -beta kl_t, + the score at the last token;
  *        critic values V(s_t); GAE advantages and returns (optionally whitened)
  *   6.   epochs x shuffled minibatches: the clipped policy loss (+ a KL loss term
- *        when the KL is placed in the loss, + an entropy bonus) and the clipped
- *        value loss on the critic; AdamW, gradient clipping, NaN skipping
+ *        when the KL is placed in the loss, + an entropy bonus, + ptx_coef x the
+ *        next-token loss on a batch of the pretraining mix: PPO-ptx, ptx-mix.ts)
+ *        and the clipped value loss on the critic; AdamW, gradient clipping, NaN skipping
  *   7.   the adaptive KL controller sees the batch's KL
  *   8.   the new weights go to every sampler (update-step.ts)
  */
@@ -88,6 +89,7 @@ async function ppoStep(run: OnlineRun, step: number): Promise<StepOutcome> {
   for (const minibatch of shuffledMinibatches(run.rng, batch, config.epochs, config.minibatchSize)) {
     const { pick } = minibatch;
     const metrics: Record<string, number> = {};
+    const ptxBatch = run.ptx ? await run.ptx.next() : null;
     const policyUpdate = optimizerStep(run.policy.params, run.policy.optimizer, lr, config.optimizer.maxGradNorm, () => {
       const { logProbs, entropy } = policyForward(run.policy.model, minibatch.batch, temperature);
       const mask = pick(actionMask);
@@ -102,6 +104,11 @@ async function ppoStep(run: OnlineRun, step: number): Promise<StepOutcome> {
       const bonus = entropyBonusLoss({ entropy, actionMask: mask, coefficient: ppo.entropyCoefficient });
       metrics['objective/entropy'] = bonus.metrics['objective/entropy'];
       if (ppo.entropyCoefficient > 0) loss = tf.add(loss, bonus.loss);
+      if (run.ptx && ptxBatch) {
+        const ptx = run.ptx.loss(run.policy.model, ptxBatch);
+        Object.assign(metrics, ptx.metrics);
+        loss = tf.add(loss, ptx.loss);
+      }
       return loss;
     });
     metrics['policy/grad_norm'] = policyUpdate.norm;

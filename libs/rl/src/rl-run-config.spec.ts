@@ -44,6 +44,17 @@ describe('resolveRlRunConfig', () => {
     assert.deepEqual([grpo({ epsilon: 0.1, epsilon_high: 0.3 }).clipLow, grpo({ epsilon: 0.1, epsilon_high: 0.3 }).clipHigh], [0.1, 0.3]);
   });
 
+  test('PPO-ptx: off by default; ptx_coef with ptx_dataset resolves, the batch rows default to the minibatch', () => {
+    assert.equal(ppo().ppo!.ptx, null);
+    assert.deepEqual(ppo({ ptx_coef: 0.5, ptx_dataset: '/d/corpus.jsonl' }).ppo!.ptx, { coefficient: 0.5, datasetPath: '/d/corpus.jsonl', batchSize: null, maxLength: 512 });
+    assert.deepEqual(ppo({ ptx_coef: 2, ptx_dataset: '/d/c.jsonl', ptx_batch_size: 3, ptx_max_length: 64 }).ppo!.ptx, { coefficient: 2, datasetPath: '/d/c.jsonl', batchSize: 3, maxLength: 64 });
+    unresolvable(() => ppo({ ptx_coef: 0.5 }), 'ppo.ptx_dataset', /got null, expected a JSONL file of the pretraining mix .*ptx_coef is 0\.5/);
+    unresolvable(() => ppo({ ptx_dataset: '/d/c.jsonl' }), 'ppo.ptx_coef', /got 0 with ptx_dataset "\/d\/c\.jsonl", expected a weight > 0/);
+    invalid(() => ppo({ ptx_coef: -1, ptx_dataset: '/d/c.jsonl' }), /ppo\.ptx_coef: expected a finite number >= 0, got number -1/);
+    invalid(() => ppo({ ptx_batch_size: 0 }), /ppo\.ptx_batch_size: expected an integer >= 1 or null, got number 0/);
+    invalid(() => grpo({ ptx_coef: 1 }), /grpo\.ptx_coef: unknown key/);
+  });
+
   test('every bad key is named with its value and what was expected', () => {
     invalid(() => ppo({ mini_batch_size: 3 }), /ppo\.mini_batch_size: expected an integer >= 1 dividing prompts_per_step \* num_generations = 8, or null, got number 3/);
     invalid(() => ppo({ cliprange: 1.5 }), /ppo\.cliprange: expected a finite number > 0 and < 1, got number 1\.5/);

@@ -57,8 +57,17 @@ export interface RlRunConfig {
   truncatedImportanceSampling: { cap: number } | null;
   /** Sampling parameters of the rollouts (seed and logprobs are set by the pool). */
   sampling: Omit<SamplingParams, 'seed' | 'logprobs'> & { temperature: number };
-  ppo: { valueClip: number | null; gamma: number; gaeLambda: number; whitenAdvantages: boolean; valueLossCoefficient: number; entropyCoefficient: number; valueModelDir: string | null } | null;
+  ppo: { valueClip: number | null; gamma: number; gaeLambda: number; whitenAdvantages: boolean; valueLossCoefficient: number; entropyCoefficient: number; valueModelDir: string | null; ptx: PtxConfig | null } | null;
   grpo: { estimator: GroupEstimator; aggregation: LossAggregation } | null;
+}
+
+/** PPO-ptx: the next-token loss on a pretraining mix, weighted by `coefficient`, in every policy update. */
+export interface PtxConfig {
+  coefficient: number;
+  datasetPath: string;
+  /** Rows per policy update; null: the minibatch's completions. */
+  batchSize: number | null;
+  maxLength: number;
 }
 
 /** A config key that is missing or out of range; the message names the key (`field`, a dotted config key path). */
@@ -111,6 +120,14 @@ function samplerSourceOf(services: RlSharedConfig['services'], section: string):
     return { kind: 'dns', ...target, refreshSeconds };
   }
   return { kind: 'file', path: file!, refreshSeconds };
+}
+
+/** ptx_coef > 0 needs ptx_dataset, and ptx_dataset without a coefficient is a mistake, not a no-op. */
+function ptxOf(ppo: NonNullable<RunConfig['ppo']>): PtxConfig | null {
+  if (ppo.ptx_coef > 0 && ppo.ptx_dataset === null) throw new RlConfigError('ppo.ptx_dataset', `got null, expected a JSONL file of the pretraining mix ({"text"} lines, or SFT data): ptx_coef is ${ppo.ptx_coef}`);
+  if (ppo.ptx_coef === 0 && ppo.ptx_dataset !== null) throw new RlConfigError('ppo.ptx_coef', `got 0 with ptx_dataset ${JSON.stringify(ppo.ptx_dataset)}, expected a weight > 0 for its next-token loss (or ptx_dataset null)`);
+  if (ppo.ptx_coef === 0) return null;
+  return { coefficient: ppo.ptx_coef, datasetPath: ppo.ptx_dataset!, batchSize: ppo.ptx_batch_size, maxLength: ppo.ptx_max_length };
 }
 
 /** Resolves a parsed run config (parseRunConfig, loadRunConfig) whose stage is ppo or grpo. */
@@ -186,6 +203,7 @@ export function resolveRlRunConfig(config: RunConfig): RlRunConfig {
         valueLossCoefficient: ppo.vf_coef,
         entropyCoefficient: ppo.entropy_coef,
         valueModelDir: ppo.value_model,
+        ptx: ptxOf(ppo),
       },
       grpo: null,
     };

@@ -1,12 +1,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@posttrain/backend';
 import { createLogger } from '@posttrain/telemetry';
+import { loadTokenizer } from '@posttrain/tokenizer';
 import type { StepEvent } from '@posttrain/training';
+import { PtxMix } from './ptx-mix';
 import { resolveRlRunConfig } from './rl-run-config';
 import { runRl } from './run-rl';
 import { HAS_DIGIT, SHORT, rewardComponentsJson, rlConfig, startService, writePrompts, writeTinyPolicy } from './test-support';
@@ -92,6 +94,29 @@ describe('online RL over the serving tier', { timeout: 900_000 }, () => {
     const expected = lastStep['objective/kl_coef'] * (1 + (Math.max(-0.2, Math.min(0.2, lastStep['objective/kl'] / 1 - 1)) * 16) / 64);
     assert.ok(Math.abs(state.extra.klController.value - expected) < 1e-12, `${state.extra.klController.value} vs ${expected}`);
     assert.equal(state.extra.weightsVersion, result.weightsVersion);
+  });
+
+  test('PPO-ptx: the next-token loss on the pretraining mix joins every policy update, falls, and its position is checkpointed', async () => {
+    const corpus = join(outputDir, 'ptx-corpus.jsonl');
+    await writeFile(corpus, Array.from({ length: 24 }, (_, i) => JSON.stringify({ text: `${i % 4} plus ${i % 4} is ${2 * (i % 4)}.` })).join('\n') + '\n');
+    const steps: Record<string, number>[] = [];
+    const section = { services: services(), reward_components: rewardComponentsJson(SHORT), prompts_per_step: 8, num_generations: 2, num_ppo_epochs: 2, mini_batch_size: 8, gamma: 1, lam: 0.95, vf_coef: 0.5, kl_coef: 0.05, ptx_coef: 1, ptx_dataset: corpus, ptx_batch_size: 4, ...sampling };
+    const config = resolveRlRunConfig(rlConfig({ runId: 'ppo-ptx', outputDir, model, prompts, maxSteps: 6, learningRate: 3e-3 }, 'ppo', section));
+    const result = await runRl(config, { callbacks: { onStep: (e) => steps.push(e.metrics) } });
+    assert.equal(result.status, 'completed');
+    const ptx = steps.map((m) => m['loss/ptx']);
+    console.log('PPO-ptx loss/ptx by step:', ptx.map((x) => x.toFixed(3)).join(' '));
+    assert.ok(ptx.every(Number.isFinite), `loss/ptx every step: ${ptx.join(', ')}`);
+    assert.ok(ptx[5] < 0.8 * ptx[0], `the ptx loss falls by a fifth in 6 steps of 4 updates (${ptx[0]} -> ${ptx[5]})`);
+    // 6 steps x 2 epochs x 2 minibatches = 24 batches of the mix: the checkpoint is where a fresh mix stands after 24.
+    const state = JSON.parse(readFileSync(join(result.runDir, 'checkpoints', 'step-6', 'trainer_state.json'), 'utf8')) as { extra: { ptxPosition: unknown } };
+    const fresh = await PtxMix.open(config.ppo!.ptx!, 4, await loadTokenizer(model), config.seed);
+    try {
+      for (let i = 0; i < 24; i++) await fresh.next();
+      assert.deepEqual(state.extra.ptxPosition, fresh.position());
+    } finally {
+      await fresh.close();
+    }
   });
 
   test('GRPO raises the verifiable reward', async () => {

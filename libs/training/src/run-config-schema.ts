@@ -218,6 +218,11 @@ export const RUN_CONFIG_SCHEMA: Record<string, Field> = {
       vf_coef: nonNegative(0),
       entropy_coef: nonNegative(0),
       value_model: nullableString(),
+      // PPO-ptx (Ouyang et al. 2022): ptx_coef x the next-token loss on ptx_dataset joins every policy update.
+      ptx_coef: nonNegative(0),
+      ptx_dataset: nullableString(),
+      ptx_batch_size: positiveIntOrNull,
+      ptx_max_length: maxLength(512),
     },
   },
   grpo: {

@@ -200,6 +200,14 @@ export interface PpoStageConfig extends RlSharedConfig {
   entropy_coef: number;
   /** Model directory initialising the critic; null: the policy's start model. */
   value_model: string | null;
+  /** PPO-ptx (InstructGPT's gamma, OpenRLHF's ptx_coef): weight of the next-token loss on ptx_dataset in each policy update; 0: off. */
+  ptx_coef: number;
+  /** The pretraining mix: JSONL of {"text"} documents (or SFT data); required when ptx_coef > 0. */
+  ptx_dataset: string | null;
+  /** Rows of ptx data per policy update; null: the minibatch's completions. */
+  ptx_batch_size: number | null;
+  /** ptx rows are cut to this many tokens. */
+  ptx_max_length: number;
 }
 
 export interface GrpoStageConfig extends RlSharedConfig {

@@ -99,6 +99,19 @@ describe('the Trainer accepts the same content as a config file', () => {
     );
   });
 
+  test('PPO-ptx crosses the wire; a ptx_dataset without ptx_coef is INVALID_ARGUMENT naming spec.ppo.ptx_coef', async () => {
+    const config = withServices(await loadRunConfig(join(examples, 'ppo.yaml'), ['ppo.ptx_coef=0.3', 'ppo.ptx_dataset=/data/corpus.jsonl', 'ppo.ptx_batch_size=4', 'ppo.ptx_max_length=128']));
+    const spec = overTheWire(configToRunSpec(config));
+    const resolved = runSpecToRlRunConfig(spec, config.output_dir, config.run_id!);
+    assert.deepEqual(resolved.ppo!.ptx, { coefficient: 0.3, datasetPath: '/data/corpus.jsonl', batchSize: 4, maxLength: 128 });
+    assert.deepEqual(resolved, resolveRlRunConfig(config));
+    (spec.stage!.value as { ptxCoef: number }).ptxCoef = 0;
+    assert.throws(
+      () => runSpecToRlRunConfig(overTheWire(spec), 'runs', 'ppo'),
+      (err: unknown) => err instanceof RpcError && err.code === status.INVALID_ARGUMENT && /^spec\.ppo\.ptx_coef: ppo\.ptx_coef: got 0 with ptx_dataset "\/data\/corpus\.jsonl", expected a weight > 0/.test(err.message),
+    );
+  });
+
   test('RL errors name the RunSpec field and the config key', async () => {
     const spec = overTheWire(configToRunSpec(withServices(await loadRunConfig(join(examples, 'grpo.yaml')))));
     const grpo = spec.stage!.value as { groupSize: number; kl?: { estimator: number } };

@@ -79,6 +79,10 @@ function stageOf(config: RunConfig): RunSpecStage {
         valueLossCoefficient: ppo.vf_coef,
         entropyCoefficient: ppo.entropy_coef,
         valueModelDir: ppo.value_model ?? '',
+        ptxCoef: ppo.ptx_coef,
+        ptxDataset: ppo.ptx_dataset ?? '',
+        ptxBatchSize: ppo.ptx_batch_size ?? 0,
+        ptxMaxLength: ppo.ptx_max_length,
       },
     };
   }

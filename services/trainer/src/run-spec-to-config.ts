@@ -134,6 +134,10 @@ function stageSectionOf(stage: NonNullable<RunSpec['stage']>): Record<string, un
         vf_coef: ppo.valueLossCoefficient,
         entropy_coef: ppo.entropyCoefficient,
         value_model: unlessEmpty(ppo.valueModelDir),
+        ptx_coef: unlessZero(ppo.ptxCoef),
+        ptx_dataset: unlessEmpty(ppo.ptxDataset),
+        ptx_batch_size: unlessZero(ppo.ptxBatchSize),
+        ptx_max_length: unlessZero(ppo.ptxMaxLength),
         ...rlSharedOf(ppo, 'ppo'),
       });
     }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { initBackend } from '@posttrain/backend';
 import { initModelDir } from '@posttrain/model';
-import { RolloutServices, RunState, TrainerService, type RunEvent, type RunSpec } from '@posttrain/proto';
+import { PpoSpec, RolloutServices, RunState, TrainerService, type RunEvent, type RunSpec } from '@posttrain/proto';
 import { checkHealth, createClient, PosttrainServer, status } from '@posttrain/rpc';
 import { writeTaskFiles } from '@posttrain/task';
 import { createLogger } from '@posttrain/telemetry';
@@ -169,6 +169,11 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
     // A sampler_file outside the data root is refused like any other path.
     const outsideFile = { ...bare, runId: 'g4', stage: { $case: 'grpo', value: { ...(bare.stage!.value as object), services: RolloutServices.fromPartial({ samplerFile: '/etc/hosts', referenceAddress: '127.0.0.1:9', rewardAddress: '127.0.0.1:9' }) } } } as RunSpec;
     await assert.rejects(client.unary('startRun', { spec: outsideFile }), invalid(/^spec\.grpo\.services\.sampler_file: "\/etc\/hosts" resolves to "\/etc\/hosts", outside the data root/));
+    // PPO-ptx's pretraining mix: confined to the data root, and checked before the run is queued.
+    const ptxSpec = (runId: string, ptxDataset: string) =>
+      ({ ...bare, runId, stage: { $case: 'ppo', value: PpoSpec.fromPartial({ services: RolloutServices.fromPartial({ samplerAddresses: ['127.0.0.1:9'], referenceAddress: '127.0.0.1:9', rewardAddress: '127.0.0.1:9' }), rolloutBatchSize: 2, samplesPerPrompt: 1, ppoEpochs: 1, ptxCoef: 0.5, ptxDataset }) } }) as RunSpec;
+    await assert.rejects(client.unary('startRun', { spec: ptxSpec('p1', '/etc/hosts') }), invalid(/^spec\.ppo\.ptx_dataset: "\/etc\/hosts" resolves to "\/etc\/hosts", outside the data root/));
+    await assert.rejects(client.unary('startRun', { spec: ptxSpec('p2', join(data, 'no-corpus.jsonl')) }), invalid(/^spec\.ppo\.ptx_dataset: ".*no-corpus\.jsonl": no such file/));
     await registry.drain();
     await assert.rejects(client.unary('getRun', { runId: 'nope' }), (e: ServiceError) => e.code === status.NOT_FOUND);
     await assert.rejects(client.unary('listRuns', { pageSize: 1, pageToken: 'forged' }), invalid(/^page_token/));

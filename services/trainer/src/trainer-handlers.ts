@@ -56,6 +56,7 @@ export function confineSpecPaths(spec: RunSpec, roots: PathRoots): RunSpec {
     st.value.services.samplerFile = confinePath(`spec.${st.$case}.services.sampler_file`, st.value.services.samplerFile, ['data'], roots);
   }
   if (st.$case === 'ppo' && st.value.valueModelDir) st.value.valueModelDir = confinePath('spec.ppo.value_model_dir', st.value.valueModelDir, ['models', 'runs'], roots);
+  if (st.$case === 'ppo' && st.value.ptxDataset) st.value.ptxDataset = confinePath('spec.ppo.ptx_dataset', st.value.ptxDataset, ['data'], roots);
   return out;
 }
 
@@ -68,6 +69,8 @@ function checkInputs(spec: RunSpec): void {
   spec.dataset!.evalPaths.forEach((p, i) => {
     if (!existsSync(p) || !statSync(p).isFile()) throw invalidArgument(`spec.dataset.eval_paths[${i}]`, `"${p}": no such file`);
   });
+  const ptxDataset = spec.stage?.$case === 'ppo' ? spec.stage.value.ptxDataset : '';
+  if (ptxDataset && (!existsSync(ptxDataset) || !statSync(ptxDataset).isFile())) throw invalidArgument('spec.ppo.ptx_dataset', `"${ptxDataset}": no such file`);
 }
 
 export interface TrainerHandlerOptions {

@@ -1022,6 +1022,14 @@ export interface PpoSpec {
     | undefined;
   /** Model directory initialising the critic (usually the reward model); empty means the policy's base. */
   valueModelDir: string;
+  /** PPO-ptx (Ouyang et al. 2022): weight of the next-token loss on ptx_dataset in every policy update, >= 0; 0 disables. */
+  ptxCoef: number;
+  /** JSONL of the pretraining mix ({"text"} documents, or SFT data), under the datasets root; required when ptx_coef > 0. */
+  ptxDataset: string;
+  /** Rows of ptx data per policy update, >= 1; 0 means the minibatch's completions. */
+  ptxBatchSize: number;
+  /** ptx rows are cut to this many tokens, >= 2; 0 means 512. */
+  ptxMaxLength: number;
 }
 
 /** Group relative policy optimisation (and RLOO / REINFORCE++ baselines), no critic. */
@@ -4792,6 +4800,10 @@ function createBasePpoSpec(): PpoSpec {
     maxStaleness: 0,
     sampling: undefined,
     valueModelDir: "",
+    ptxCoef: 0,
+    ptxDataset: "",
+    ptxBatchSize: 0,
+    ptxMaxLength: 0,
   };
 }
 
@@ -4856,6 +4868,18 @@ export const PpoSpec: MessageFns<PpoSpec> = {
     }
     if (message.valueModelDir !== "") {
       writer.uint32(162).string(message.valueModelDir);
+    }
+    if (message.ptxCoef !== 0) {
+      writer.uint32(169).double(message.ptxCoef);
+    }
+    if (message.ptxDataset !== "") {
+      writer.uint32(178).string(message.ptxDataset);
+    }
+    if (message.ptxBatchSize !== 0) {
+      writer.uint32(184).int32(message.ptxBatchSize);
+    }
+    if (message.ptxMaxLength !== 0) {
+      writer.uint32(192).int32(message.ptxMaxLength);
     }
     return writer;
   },
@@ -5033,6 +5057,38 @@ export const PpoSpec: MessageFns<PpoSpec> = {
             message.valueModelDir = reader.string();
             continue;
           }
+          case 21: {
+            if (tag !== 169) {
+              break;
+            }
+
+            message.ptxCoef = reader.double();
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.ptxDataset = reader.string();
+            continue;
+          }
+          case 23: {
+            if (tag !== 184) {
+              break;
+            }
+
+            message.ptxBatchSize = reader.int32();
+            continue;
+          }
+          case 24: {
+            if (tag !== 192) {
+              break;
+            }
+
+            message.ptxMaxLength = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5131,6 +5187,26 @@ export const PpoSpec: MessageFns<PpoSpec> = {
         : isSet(object.value_model_dir)
         ? globalThis.String(object.value_model_dir)
         : "",
+      ptxCoef: isSet(object.ptxCoef)
+        ? globalThis.Number(object.ptxCoef)
+        : isSet(object.ptx_coef)
+        ? globalThis.Number(object.ptx_coef)
+        : 0,
+      ptxDataset: isSet(object.ptxDataset)
+        ? globalThis.String(object.ptxDataset)
+        : isSet(object.ptx_dataset)
+        ? globalThis.String(object.ptx_dataset)
+        : "",
+      ptxBatchSize: isSet(object.ptxBatchSize)
+        ? globalThis.Number(object.ptxBatchSize)
+        : isSet(object.ptx_batch_size)
+        ? globalThis.Number(object.ptx_batch_size)
+        : 0,
+      ptxMaxLength: isSet(object.ptxMaxLength)
+        ? globalThis.Number(object.ptxMaxLength)
+        : isSet(object.ptx_max_length)
+        ? globalThis.Number(object.ptx_max_length)
+        : 0,
     };
   },
 
@@ -5196,6 +5272,18 @@ export const PpoSpec: MessageFns<PpoSpec> = {
     if (message.valueModelDir !== "") {
       obj.valueModelDir = message.valueModelDir;
     }
+    if (message.ptxCoef !== 0) {
+      obj.ptxCoef = floatToJson(message.ptxCoef);
+    }
+    if (message.ptxDataset !== "") {
+      obj.ptxDataset = message.ptxDataset;
+    }
+    if (message.ptxBatchSize !== 0) {
+      obj.ptxBatchSize = Math.round(message.ptxBatchSize);
+    }
+    if (message.ptxMaxLength !== 0) {
+      obj.ptxMaxLength = Math.round(message.ptxMaxLength);
+    }
     return obj;
   },
 
@@ -5228,6 +5316,10 @@ export const PpoSpec: MessageFns<PpoSpec> = {
       ? SamplingParams.fromPartial(object.sampling)
       : undefined;
     message.valueModelDir = object.valueModelDir ?? "";
+    message.ptxCoef = object.ptxCoef ?? 0;
+    message.ptxDataset = object.ptxDataset ?? "";
+    message.ptxBatchSize = object.ptxBatchSize ?? 0;
+    message.ptxMaxLength = object.ptxMaxLength ?? 0;
     return message;
   },
 };
