@@ -1,7 +1,7 @@
 /**
  * What a pipeline run does after the base model, with every size in one
  * place: the post-training data, the steps of each stage and the evaluation
- * sizes. `demo` is the laptop walk-through (5 to 10 minutes on 2 CPU cores
+ * sizes. `demo` is the laptop walk-through (4 to 8 minutes on 2 CPU cores
  * from the shipped base, by the host's speed), `quick` the same stages at toy
  * sizes (tests, a first look), `experiment` the longer run behind the claims
  * (SFT data-size sweep, more evaluation prompts, the demo's post-training),
