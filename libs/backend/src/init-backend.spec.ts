@@ -11,6 +11,9 @@ const quiet = { info: () => undefined };
 const savedEnv = process.env.POSTTRAIN_BACKEND;
 
 /** Runs initBackend in a fresh process (selection is once per process) and returns its BackendInfo. */
+/** OPENBLAS_CORETYPE as the test runner's environment gave it, before any addon load in this process. */
+const INHERITED_CORETYPE = process.env.OPENBLAS_CORETYPE;
+
 function initInChild(env: Record<string, string>, options = '{ logger: { info: () => {} } }'): { info?: BackendInfo; stderr: string; status: number | null } {
   const index = join(__dirname, 'index.ts');
   const code =
@@ -159,7 +162,8 @@ describe('initBackend selection', () => {
 
   test('with the addon built, wasm runs the native kernels with POSTTRAIN_BLAS_THREADS threads (fresh process)', (t) => {
     if (loadNativeKernels().addon === null && process.env.POSTTRAIN_NATIVE !== '1') return t.skip('native addon absent');
-    const r = initInChild({ POSTTRAIN_NATIVE: '1', POSTTRAIN_BACKEND: 'wasm', POSTTRAIN_BLAS_THREADS: '2' });
+    // OPENBLAS_CORETYPE '' (unset): the kernels the addon picks, whatever the caller's environment names.
+    const r = initInChild({ POSTTRAIN_NATIVE: '1', POSTTRAIN_BACKEND: 'wasm', POSTTRAIN_BLAS_THREADS: '2', OPENBLAS_CORETYPE: '', POSTTRAIN_BLAS_CORETYPE: '' });
     assert.equal(r.status, 0, r.stderr);
     const info = r.info!;
     assert.equal(info.native.active, true, info.native.reason);
@@ -183,8 +187,9 @@ describe('initBackend selection', () => {
       assert.deepEqual(pinned.kernels, { core: 'Haswell', source: 'pinned' });
       assert.match(pinned.config ?? '', /\bHaswell\b/);
     } else assert.equal(pinned.kernels?.source, 'auto');
-    // This process's own load did not leave OPENBLAS_CORETYPE behind for the processes it starts.
-    assert.equal(process.env.OPENBLAS_CORETYPE, undefined);
+    // This process's own load did not leave OPENBLAS_CORETYPE behind for the processes it starts
+    // (it is what the environment gave the test runner: unset, or the caller's own choice).
+    assert.equal(process.env.OPENBLAS_CORETYPE, INHERITED_CORETYPE);
     const auto = initInChild({ ...env, POSTTRAIN_BLAS_CORETYPE: 'auto' }).info!.native;
     assert.equal(auto.kernels?.source, 'auto');
     if (avx2) {
