@@ -121,7 +121,21 @@ export class LocalServiceGroup {
         reject(new Error(`${spec.label} exited (${signal ?? `code ${code}`}) before it was ready; last output:\n${tail.join('\n')}`));
       });
     });
-    await waitForServing(address, { timeoutMs: options.startupTimeoutMs ?? 60_000 });
+    // A service that listens and then dies (a model it cannot load) is reported at once, not after the timeout.
+    const stopWaiting = new AbortController();
+    let onExit: ((code: number | null, signal: NodeJS.Signals | null) => void) | undefined;
+    const exited = new Promise<never>((_, reject) => {
+      onExit = (code, signal) => {
+        stopWaiting.abort('the service exited');
+        reject(new Error(`${spec.label} exited (${signal ?? `code ${code}`}) before it was SERVING; last output:\n${tail.join('\n')}`));
+      };
+      child.once('exit', onExit);
+    });
+    try {
+      await Promise.race([waitForServing(address, { timeoutMs: options.startupTimeoutMs ?? 60_000, signal: stopWaiting.signal }), exited]);
+    } finally {
+      child.off('exit', onExit!);
+    }
     const existing = this.services.find((s) => s.label === spec.label);
     const svc: LocalService = existing ?? { label: spec.label, name: spec.name, address, pid: child.pid!, process: child };
     Object.assign(svc, { address, pid: child.pid!, process: child, dashboardUrl });

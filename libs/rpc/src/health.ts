@@ -20,10 +20,11 @@ export async function checkHealth(address: string, service = '', deadlineMs = 2_
 }
 
 /** Polls Check until SERVING, or throws after `timeoutMs` naming the last status or error. */
-export async function waitForServing(address: string, options: { service?: string; timeoutMs?: number; intervalMs?: number } = {}): Promise<void> {
+export async function waitForServing(address: string, options: { service?: string; timeoutMs?: number; intervalMs?: number; signal?: AbortSignal } = {}): Promise<void> {
   const until = Date.now() + (options.timeoutMs ?? 30_000);
   let last = 'no answer';
   while (Date.now() < until) {
+    if (options.signal?.aborted) throw new Error(`${address}: stopped waiting for SERVING (${String(options.signal.reason ?? 'aborted')}); last status: ${last}`);
     try {
       const s = await checkHealth(address, options.service ?? '', 1_000);
       if (s === 'SERVING') return;

@@ -1,6 +1,8 @@
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { resolveRlRunConfig, RlConfigError, runRl } from '@posttrain/rl';
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
-import { ProgressReporter } from '@posttrain/training';
+import { ProgressReporter, type RunConfig } from '@posttrain/training';
 import { startTracingIfExported, startTrainMetricsServer, type TrainMetricsServer } from '@posttrain/telemetry';
 import { UsageError, type Command } from '../command';
 import { startLocalServices, type LocalServiceGroup, type LocalServiceSpec } from '../local-services';
@@ -18,6 +20,24 @@ const options = defineConfig({
   metricsLingerS: { kind: 'number', flag: 'metrics-linger-s', description: 'after the run, keep /metrics up until a scraper that has been reading it reads the last step, at most this many seconds', default: 15, min: 0, max: 600 },
   serviceRetryMs: { kind: 'int', flag: 'service-retry-ms', env: 'POSTTRAIN_SERVICE_RETRY_MS', description: 'how long calls to the reference and reward services retry UNAVAILABLE before the run fails', default: 60_000, min: 0 },
 });
+
+/**
+ * The files a run reads, checked before any service starts: a typo in `model` would otherwise
+ * surface only as services that never become ready.
+ */
+function checkInputs(config: RunConfig, file: string, rewardModel: string | undefined): void {
+  const modelDir = (key: string, dir: string) => {
+    if (!existsSync(join(dir, 'config.json'))) throw new UsageError(`${key}: ${JSON.stringify(dir)} is not a model directory (no config.json); expected a model in the Hugging Face layout`);
+  };
+  const dataFile = (key: string, path: string) => {
+    if (!existsSync(path) || !statSync(path).isFile()) throw new UsageError(`${file}: ${key}: file ${JSON.stringify(path)} does not exist`);
+  };
+  modelDir(`${file}: model`, config.model);
+  dataFile('dataset.train', config.dataset.train);
+  if (config.ppo?.value_model) modelDir(`${file}: ppo.value_model`, config.ppo.value_model);
+  if (config.ppo?.ptx_dataset) dataFile('ppo.ptx_dataset', config.ppo.ptx_dataset);
+  if (rewardModel !== undefined) modelDir('--reward-model', rewardModel);
+}
 
 /**
  * `posttrain ppo|grpo --config run.yaml`: an online RL run driving the
@@ -54,6 +74,7 @@ export function rlStageCommand(stage: 'ppo' | 'grpo'): Command {
           }
           io.stderr.write(`posttrain ${stage}: Prometheus metrics on http://${opts.metricsHost}:${metrics.port}/metrics\n`);
         }
+        checkInputs(config, opts.config, opts.rewardModel);
         const { services } = section;
         if (services.sampler_addresses.length === 0 && !services.sampler_dns && !services.sampler_file && !services.reference_address && !services.reward_address) {
           io.stderr.write(`posttrain ${stage}: no services in the config; starting ${opts.samplers} sampler(s), a reference and a reward service on loopback\n`);
