@@ -60,7 +60,7 @@ describe('posttrain ppo / grpo', { timeout: 400_000 }, () => {
       [['ppo', '--config', join(examples, 'ppo.yaml'), '--set', 'ppo.kl_estimator=K9'], /ppo\.kl_estimator: expected one of "k1", "k2", "k3", got string "K9"/],
       [['ppo', '--config', join(examples, 'ppo.yaml'), '--set', 'seed=minus'], /--set seed=minus: expected an integer >= 0 and <= 4294967295, got "minus"/],
       [['grpo', '--config', join(examples, 'grpo.yaml'), '--set', 'train.batch_size=8'], /train\.batch_size: this key applies to stages "lm", "sft", "rm", "dpo" only, but stage is "grpo"/],
-      [['grpo', '--config', join(examples, 'grpo.yaml'), '--set', 'grpo.services.sampler_addresses=127.0.0.1:1', '--set', 'grpo.services.reward_address=127.0.0.1:2'], /grpo\.services\.reference_address: got null, expected a ReferenceModel address \(beta is > 0\)/],
+      [['grpo', '--config', join(examples, 'grpo.yaml'), '--set', `model=${model}`, '--set', `dataset.train=${join(data, 'prompts.jsonl')}`, '--set', 'grpo.services.sampler_addresses=127.0.0.1:1', '--set', 'grpo.services.reward_address=127.0.0.1:2'], /grpo\.services\.reference_address: got null, expected a ReferenceModel address \(beta is > 0\)/],
     ];
     for (const [argv, re] of cases) {
       const r = await cli(argv);
