@@ -72,10 +72,11 @@ describe('posttrain ppo / grpo', { timeout: 400_000 }, () => {
   test('a model, data file or ptx file that is not there is a usage error before any service starts', async () => {
     const ppo = ['ppo', '--config', join(examples, 'ppo.yaml'), ...common('missing-inputs')];
     const cases: [string[], RegExp][] = [
-      [[...ppo, '--set', 'model=/nonexistent/model'], /ppo\.yaml: model: "\/nonexistent\/model" is not a model directory \(no config\.json\)/],
+      [[...ppo, '--set', 'model=/nonexistent/model'], /ppo\.yaml: model \/nonexistent\/model: no such directory/],
       [[...ppo, '--set', 'dataset.train=/nonexistent/prompts.jsonl'], /ppo\.yaml: dataset\.train: file "\/nonexistent\/prompts\.jsonl" does not exist/],
       [[...ppo, '--set', 'ppo.ptx_coef=0.1', '--set', 'ppo.ptx_dataset=/nonexistent/corpus.jsonl'], /ppo\.yaml: ppo\.ptx_dataset: file "\/nonexistent\/corpus\.jsonl" does not exist/],
-      [[...ppo, '--reward-model', '/nonexistent/rm'], /--reward-model: "\/nonexistent\/rm" is not a model directory/],
+      [[...ppo, '--set', `model=${data}`], new RegExp(`ppo\\.yaml: model ${data.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not a model directory \\(no config\\.json\\)`)],
+      [[...ppo, '--reward-model', '/nonexistent/rm'], /--reward-model \/nonexistent\/rm: no such directory/],
     ];
     for (const [argv, re] of cases) {
       const r = await cli(argv);

@@ -1,11 +1,11 @@
 import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { resolveRlRunConfig, RlConfigError, runRl } from '@posttrain/rl';
 import { defineConfig, describeConfig, parseConfig } from '@posttrain/flags';
 import { ProgressReporter, type RunConfig } from '@posttrain/training';
 import { startTracingIfExported, startTrainMetricsServer, type TrainMetricsServer } from '@posttrain/telemetry';
 import { UsageError, type Command } from '../command';
 import { startLocalServices, type LocalServiceGroup, type LocalServiceSpec } from '../local-services';
+import { requireModelDir } from '../model-dir';
 import { loadStageConfig, takeSetOverrides } from './train-stage';
 
 const options = defineConfig({
@@ -26,17 +26,14 @@ const options = defineConfig({
  * surface only as services that never become ready.
  */
 function checkInputs(config: RunConfig, file: string, rewardModel: string | undefined): void {
-  const modelDir = (key: string, dir: string) => {
-    if (!existsSync(join(dir, 'config.json'))) throw new UsageError(`${key}: ${JSON.stringify(dir)} is not a model directory (no config.json); expected a model in the Hugging Face layout`);
-  };
   const dataFile = (key: string, path: string) => {
     if (!existsSync(path) || !statSync(path).isFile()) throw new UsageError(`${file}: ${key}: file ${JSON.stringify(path)} does not exist`);
   };
-  modelDir(`${file}: model`, config.model);
+  requireModelDir(config.model, `${file}: model`);
   dataFile('dataset.train', config.dataset.train);
-  if (config.ppo?.value_model) modelDir(`${file}: ppo.value_model`, config.ppo.value_model);
+  if (config.ppo?.value_model) requireModelDir(config.ppo.value_model, `${file}: ppo.value_model`);
   if (config.ppo?.ptx_dataset) dataFile('ppo.ptx_dataset', config.ppo.ptx_dataset);
-  if (rewardModel !== undefined) modelDir('--reward-model', rewardModel);
+  if (rewardModel !== undefined) requireModelDir(rewardModel, '--reward-model');
 }
 
 /**
