@@ -101,40 +101,40 @@ export class LocalServiceGroup {
     };
     createInterface({ input: child.stderr! }).on('line', remember);
     let dashboardUrl: string | undefined;
-    const address = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${spec.label} did not start listening within ${options.startupTimeoutMs ?? 60_000} ms; last output:\n${tail.join('\n')}`)), options.startupTimeoutMs ?? 60_000);
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        remember(line);
-        try {
-          const rec = JSON.parse(line) as { event?: string; address?: string; url?: string };
-          if (rec.event === 'dashboard' && rec.url) dashboardUrl = rec.url;
-          if (rec.event === 'listening' && rec.address) {
-            clearTimeout(timer);
-            resolve(rec.address);
-          }
-        } catch {
-          // not a log record; kept in the tail for error messages
-        }
-      });
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`${spec.label} exited (${signal ?? `code ${code}`}) before it was ready; last output:\n${tail.join('\n')}`));
-      });
-    });
-    // A service that listens and then dies (a model it cannot load) is reported at once, not after the timeout.
+    // Until the service answers SERVING, its exit fails the start at once with its output: before it
+    // listens, or after (a model it cannot load), when it also stops the health polling.
+    const startupMs = options.startupTimeoutMs ?? 60_000;
     const stopWaiting = new AbortController();
-    let onExit: ((code: number | null, signal: NodeJS.Signals | null) => void) | undefined;
+    let onExit!: (code: number | null, signal: NodeJS.Signals | null) => void;
     const exited = new Promise<never>((_, reject) => {
       onExit = (code, signal) => {
         stopWaiting.abort('the service exited');
-        reject(new Error(`${spec.label} exited (${signal ?? `code ${code}`}) before it was SERVING; last output:\n${tail.join('\n')}`));
+        reject(new Error(`${spec.label} exited (${signal ?? `code ${code}`}) before it was ready; last output:\n${tail.join('\n')}`));
       };
-      child.once('exit', onExit);
     });
+    child.once('exit', onExit);
+    let timer: NodeJS.Timeout | undefined;
+    let address: string;
     try {
-      await Promise.race([waitForServing(address, { timeoutMs: options.startupTimeoutMs ?? 60_000, signal: stopWaiting.signal }), exited]);
+      const listening = new Promise<string>((resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`${spec.label} did not start listening within ${startupMs} ms; last output:\n${tail.join('\n')}`)), startupMs);
+        createInterface({ input: child.stdout! }).on('line', (line) => {
+          remember(line);
+          try {
+            const rec = JSON.parse(line) as { event?: string; address?: string; url?: string };
+            if (rec.event === 'dashboard' && rec.url) dashboardUrl = rec.url;
+            if (rec.event === 'listening' && rec.address) resolve(rec.address);
+          } catch {
+            // not a log record; kept in the tail for error messages
+          }
+        });
+      });
+      address = await Promise.race([listening, exited]);
+      clearTimeout(timer);
+      await Promise.race([waitForServing(address, { timeoutMs: startupMs, signal: stopWaiting.signal }), exited]);
     } finally {
-      child.off('exit', onExit!);
+      clearTimeout(timer);
+      child.off('exit', onExit);
     }
     const existing = this.services.find((s) => s.label === spec.label);
     const svc: LocalService = existing ?? { label: spec.label, name: spec.name, address, pid: child.pid!, process: child };
