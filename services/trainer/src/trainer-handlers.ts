@@ -63,14 +63,12 @@ export function confineSpecPaths(spec: RunSpec, roots: PathRoots): RunSpec {
 /** Files a run needs, checked before it is queued so the caller hears of a typo at once. */
 function checkInputs(spec: RunSpec): void {
   if (!existsSync(join(spec.baseModelDir, 'config.json'))) throw invalidArgument('spec.base_model_dir', `"${spec.baseModelDir}" has no config.json (expected a model directory in the Hugging Face layout)`);
-  spec.dataset!.paths.forEach((p, i) => {
-    if (!existsSync(p) || !statSync(p).isFile()) throw invalidArgument(`spec.dataset.paths[${i}]`, `"${p}": no such file`);
-  });
-  spec.dataset!.evalPaths.forEach((p, i) => {
-    if (!existsSync(p) || !statSync(p).isFile()) throw invalidArgument(`spec.dataset.eval_paths[${i}]`, `"${p}": no such file`);
-  });
-  const ptxDataset = spec.stage?.$case === 'ppo' ? spec.stage.value.ptxDataset : '';
-  if (ptxDataset && (!existsSync(ptxDataset) || !statSync(ptxDataset).isFile())) throw invalidArgument('spec.ppo.ptx_dataset', `"${ptxDataset}": no such file`);
+  const requireFile = (field: string, p: string) => {
+    if (!existsSync(p) || !statSync(p).isFile()) throw invalidArgument(field, `"${p}": no such file`);
+  };
+  spec.dataset!.paths.forEach((p, i) => requireFile(`spec.dataset.paths[${i}]`, p));
+  spec.dataset!.evalPaths.forEach((p, i) => requireFile(`spec.dataset.eval_paths[${i}]`, p));
+  if (spec.stage?.$case === 'ppo' && spec.stage.value.ptxDataset) requireFile('spec.ppo.ptx_dataset', spec.stage.value.ptxDataset);
 }
 
 export interface TrainerHandlerOptions {
