@@ -57,12 +57,16 @@ describe('online RL under faults', { timeout: 900_000 }, () => {
     let frozenAt = 0;
     let thawedAt = 0;
     let thawStep = 0;
+    // Frozen after step FREEZE_AT, when the deadlines follow steady-state calls: the latency budget remembers
+    // the slowest of the last 16 Generate calls (4 per step), and the first ones, cold on a busy machine, can
+    // be slow enough to stretch the deadline (and the step that meets the freeze) past the bound.
+    const FREEZE_AT = 8;
     const result = await runRl(resolveRlRunConfig(grpo('grpo-frozen-sampler', 3000, reward.address)), {
       logger: quiet,
       callbacks: {
         onStep: (e) => {
           steps.push(e.metrics);
-          if (e.step === 2) {
+          if (e.step === FREEZE_AT) {
             frozen.child.kill('SIGSTOP');
             frozenAt = Date.now();
           }
@@ -80,7 +84,9 @@ describe('online RL under faults', { timeout: 900_000 }, () => {
     assert.equal(steps.length, 3000);
     assert.ok(thawedAt - frozenAt >= 60_000, `frozen for ${thawedAt - frozenAt} ms, expected 60 s (the run reached step 2980 first)`);
     const seconds = steps.map((m) => m['time/step_seconds']);
-    console.log(`thawed after step ${thawStep}; frozen for ${((thawedAt - frozenAt) / 1000).toFixed(1)} s; step seconds: ${seconds.map((s) => s.toFixed(1)).join(' ')}; sampler_1 rollouts by step: ${steps.map((m) => m['rollout/sampler_1']).join(' ')}; retries: ${steps.map((m) => m['rollout/retries']).join(' ')}`);
+    const around = (i: number) => `step ${i + 1}: ${seconds[i].toFixed(2)} s, sampler_1 ${steps[i]['rollout/sampler_1']}, retries ${steps[i]['rollout/retries']}`;
+    const shown = [...new Set([0, 1, FREEZE_AT - 1, FREEZE_AT, FREEZE_AT + 1, thawStep - 1, thawStep, thawStep + 1])].filter((i) => i < steps.length);
+    console.log(`thawed after step ${thawStep}; frozen for ${((thawedAt - frozenAt) / 1000).toFixed(1)} s; median step ${median(seconds).toFixed(3)} s, slowest ${Math.max(...seconds).toFixed(2)} s; ${shown.map(around).join('; ')}`);
     const bound = 3 * median(seconds) + 10;
     for (const [i, s] of seconds.entries()) assert.ok(s <= bound, `step ${i + 1} took ${s} s, more than 3 x the median ${median(seconds)} s + 10 s`);
     for (const m of steps) {
@@ -88,7 +94,7 @@ describe('online RL under faults', { timeout: 900_000 }, () => {
       assert.equal(m['rollout/sampler_0'] + m['rollout/sampler_1'], 16);
     }
     assert.ok(steps[0]['rollout/sampler_1'] > 0, 'both samplers served before the freeze');
-    for (const m of steps.slice(3, thawStep)) assert.equal(m['rollout/sampler_1'], 0, 'the frozen sampler produced nothing while stopped');
+    for (const m of steps.slice(FREEZE_AT + 1, thawStep)) assert.equal(m['rollout/sampler_1'], 0, 'the frozen sampler produced nothing while stopped');
     assert.ok(steps.slice(thawStep + 1).some((m) => m['rollout/sampler_1'] > 0), 'the thawed sampler got prompts again');
   });
 

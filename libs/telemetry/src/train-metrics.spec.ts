@@ -27,7 +27,7 @@ describe('startTrainMetricsServer', () => {
     }
   });
 
-  test('close waits for a scraper that has been reading to read the last update, within the bound', async () => {
+  test('close waits for a scrape of the last update (from a scraper seen before or a first one), within the bound', async () => {
     const server = await startTrainMetricsServer(0, '127.0.0.1', {});
     await scrape(server.port);
     server.update(5, 5, {});
@@ -37,11 +37,21 @@ describe('startTrainMetricsServer', () => {
     assert.ok(Date.now() - started >= 250, `closed after ${Date.now() - started} ms, before the scrape`);
     assert.equal(value(await late, 'posttrain_train_step'), 5);
 
+    // A short run that ended before its first scrape still waits for one.
     const unscraped = await startTrainMetricsServer(0, '127.0.0.1', {});
     unscraped.update(1, 1, {});
+    const first = new Promise<string>((ok) => setTimeout(() => ok(scrape(unscraped.port)), 300));
     const t0 = Date.now();
     await unscraped.close(10_000);
-    assert.ok(Date.now() - t0 < 1000, 'no scraper seen: no wait');
+    assert.ok(Date.now() - t0 >= 250, `closed after ${Date.now() - t0} ms, before the first scrape`);
+    assert.equal(value(await first, 'posttrain_train_step'), 1);
+
+    const read = await startTrainMetricsServer(0, '127.0.0.1', {});
+    read.update(2, 2, {});
+    assert.equal(value(await scrape(read.port), 'posttrain_train_step'), 2);
+    const t2 = Date.now();
+    await read.close(10_000);
+    assert.ok(Date.now() - t2 < 1000, 'the last update was already read: no wait');
 
     const stalled = await startTrainMetricsServer(0, '127.0.0.1', {});
     await scrape(stalled.port);

@@ -48,9 +48,10 @@ export interface TrainMetricsServer {
   /** Sets the gauges from a finished step; a key missing from `metrics` (or not finite) leaves its gauge as it was. */
   update(step: number, totalSteps: number, metrics: Record<string, number>): void;
   /**
-   * Stops serving. If a scraper has been seen and has not read the last
-   * update yet, waits first for its next scrape, at most `finalScrapeWaitMs`,
-   * so that the run's last values reach Prometheus.
+   * Stops serving. If no scrape has read the last update yet (a scraper
+   * that has been reading, or one that has not come yet: a short run can end
+   * between two scrapes), waits first for the next scrape, at most
+   * `finalScrapeWaitMs`, so that the run's last values reach Prometheus.
    */
   close(finalScrapeWaitMs?: number): Promise<void>;
 }
@@ -77,7 +78,7 @@ export async function startTrainMetricsServer(port: number, host: string, labels
     },
     async close(finalScrapeWaitMs = 0) {
       const deadline = Date.now() + finalScrapeWaitMs;
-      while (lastScrape >= 0 && lastScrape < lastUpdate && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      while (lastScrape < lastUpdate && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       await server.close();
     },
   };

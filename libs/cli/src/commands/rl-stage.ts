@@ -17,7 +17,7 @@ const options = defineConfig({
   json: { kind: 'bool', flag: 'json', description: 'print the result as one JSON object at the end', default: false },
   metricsPort: { kind: 'int', flag: 'metrics-port', description: 'serve the run\'s progress (step, loss, reward, KL, push seconds) as Prometheus gauges on /metrics at this port; unset = off, 0 = any free port', min: 0, max: 65535 },
   metricsHost: { kind: 'string', flag: 'metrics-host', description: 'address the --metrics-port server binds', default: '127.0.0.1' },
-  metricsLingerS: { kind: 'number', flag: 'metrics-linger-s', description: 'after the run, keep /metrics up until a scraper that has been reading it reads the last step, at most this many seconds', default: 15, min: 0, max: 600 },
+  metricsLingerS: { kind: 'number', flag: 'metrics-linger-s', description: 'after the run, keep /metrics up until a scrape reads the last step, at most this many seconds (0: close at once)', default: 15, min: 0, max: 600 },
   serviceRetryMs: { kind: 'int', flag: 'service-retry-ms', env: 'POSTTRAIN_SERVICE_RETRY_MS', description: 'how long calls to the reference and reward services retry UNAVAILABLE before the run fails', default: 60_000, min: 0 },
 });
 
