@@ -12,7 +12,7 @@ function markdownTable(header: string[], rows: string[][]): string {
 
 /** Key numbers of a stage, for the stage table (eval loss, accuracies). */
 function stageSummary(metrics: Record<string, number>): string {
-  const keys = ['eval/loss', 'eval/mean_token_accuracy', 'competence', 'eval/rewards/accuracies', 'eval/rewards/margins', 'objective/scores', 'objective/kl', 'rewards/correct', 'accuracy', 'format_rate', 'style_rate', 'style_ranking', 'implicit_reward_accuracy', 'accuracy_from_sft', 'accuracy_from_base', 'steps'];
+  const keys = ['eval/loss', 'eval/mean_token_accuracy', 'competence', 'eval/rewards/accuracies', 'eval/rewards/margins', 'eval/reward_mean', 'eval/reward_std', 'objective/scores', 'objective/kl', 'rewards/correct', 'accuracy', 'format_rate', 'style_rate', 'style_ranking', 'implicit_reward_accuracy', 'accuracy_from_sft', 'accuracy_from_base', 'steps'];
   return keys.filter((k) => k in metrics).map((k) => `${k} ${Number.isInteger(metrics[k]) ? metrics[k] : metrics[k].toFixed(3)}`).join(', ');
 }
 

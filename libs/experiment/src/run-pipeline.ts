@@ -284,7 +284,9 @@ export async function runPipeline(plan: PipelinePlan, outDir: string, options: R
         model: sftDir,
         dataset: stylePairsDataset,
         train: trainConfig(plan, plan.rm),
-        rm: { max_length: plan.base.pretrain.maxLength },
+        // Scores served standardised by their spread on the held-out pairs, so that PPO's KL coefficient
+        // weighs the same pull whatever scale a seed's reward model learned.
+        rm: { max_length: plan.base.pretrain.maxLength, normalize_reward: true },
       }),
     );
     // --- GRPO from SFT (claim 2) ---

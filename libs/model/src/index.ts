@@ -22,7 +22,7 @@
  * ```
  */
 export { createModelConfig, parseModelConfig, modelConfigToJson, countParameters, ModelConfigError } from './model-config';
-export type { ModelConfig, ModelShape, ModelType } from './model-config';
+export type { ModelConfig, ModelShape, ModelType, RewardStats } from './model-config';
 export { LlamaModel, initModel, modelFromHfTensors, modelToHfTensors, assignHfTensors, cloneModel, expectedWeightShapes } from './llama-model';
 export type { ModelHeads, LoraSettings, LoraState, LoraWeights, GenerationDefaults, HfTensorMap } from './llama-model';
 export { forwardHidden, lmLogits, scoreHeadValues, positionsFromMask, positionsFromSegments } from './transformer-forward';

@@ -133,6 +133,8 @@ async function readAssets(dir: string): Promise<Map<string, string>> {
 export interface SaveModelOptions {
   /** Shard the weights above this many bytes per file (model.safetensors.index.json); default one file up to 2 GiB. */
   maxShardBytes?: number;
+  /** config.json fields that replace the model's own (a trained reward model's score statistics). */
+  config?: Partial<Pick<ModelConfig, 'rewardStats' | 'normalizeReward'>>;
 }
 
 /**
@@ -141,7 +143,7 @@ export interface SaveModelOptions {
  */
 export async function saveModel(model: LlamaModel, dir: string, options: SaveModelOptions = {}): Promise<void> {
   await writeDirAtomic(dir, async (tmp) => {
-    const config = { ...modelConfigToJson(model.config) };
+    const config = { ...modelConfigToJson({ ...model.config, ...options.config }) };
     await writeFile(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
     await writeSafetensorsCheckpoint(tmp, modelToHfTensors(model), { maxShardBytes: options.maxShardBytes, metadata: { format: 'pt' } });
     for (const [name, text] of model.assets) await writeFile(join(tmp, name), text);

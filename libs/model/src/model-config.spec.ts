@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { countParameters, parseModelConfig } from './model-config';
+import { countParameters, modelConfigToJson, parseModelConfig } from './model-config';
 
 // config.json files as published on the Hugging Face Hub (values copied from the model cards' files).
 const qwen25_05b = {
@@ -55,5 +55,24 @@ describe('parseModelConfig', () => {
     assert.equal(c.ropeTheta, 500000);
     const m = parseModelConfig({ ...smollm135m, model_type: 'mistral', architectures: ['MistralForCausalLM'], sliding_window: 4096 });
     assert.equal(m.slidingWindow, 4096);
+  });
+
+  test("OpenRLHF's reward-model keys: normalize_reward, mean and std are read, checked and written back", () => {
+    const rm = { ...smollm135m, architectures: ['LlamaForSequenceClassification'], num_labels: 1 };
+    const c = parseModelConfig({ ...rm, normalize_reward: true, mean: -0.25, std: 2 });
+    assert.deepEqual([c.rewardStats, c.normalizeReward], [{ mean: -0.25, std: 2 }, true]);
+    const json = modelConfigToJson(c);
+    assert.deepEqual([json.normalize_reward, json.mean, json.std], [true, -0.25, 2]);
+    assert.deepEqual(parseModelConfig(JSON.parse(JSON.stringify(json))), c);
+    const off = parseModelConfig({ ...rm, mean: 1, std: 3 });
+    assert.deepEqual([off.rewardStats, off.normalizeReward], [{ mean: 1, std: 3 }, false], 'statistics recorded, not switched on');
+    assert.equal(parseModelConfig(rm).rewardStats, undefined);
+    assert.equal('normalize_reward' in modelConfigToJson(parseModelConfig(rm)), false);
+    assert.throws(() => parseModelConfig({ ...rm, normalize_reward: true }), /"normalize_reward" is true; expected false without "mean" and "std"/);
+    assert.throws(() => parseModelConfig({ ...rm, normalize_reward: 'yes', mean: 0, std: 1 }), /"normalize_reward" is "yes"; expected true or false/);
+    assert.throws(() => parseModelConfig({ ...rm, mean: 0, std: 0 }), /"std" is 0; expected a positive number/);
+    assert.throws(() => parseModelConfig({ ...rm, mean: 0 }), /"std" is undefined; expected a positive number/);
+    assert.throws(() => parseModelConfig({ ...rm, mean: 'x', std: 1 }), /"mean" is "x"; expected a finite number/);
+    assert.throws(() => parseModelConfig({ ...smollm135m, mean: 0, std: 1 }), /"mean" is 0; expected absent \(score statistics belong to a \*ForSequenceClassification reward model\)/);
   });
 });

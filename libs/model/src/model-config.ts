@@ -37,6 +37,21 @@ export interface ModelConfig {
   padTokenId: number | null;
   /** `architectures[0]` as read (e.g. LlamaForCausalLM, Qwen2ForSequenceClassification). */
   architecture: string;
+  /**
+   * A reward model's score statistics (OpenRLHF's `mean` and `std` keys):
+   * the mean and standard deviation of its scores on its held-out pairs
+   * (chosen and rejected), written when the reward model was trained. Absent
+   * or null: none recorded.
+   */
+  rewardStats?: RewardStats | null;
+  /** OpenRLHF's `normalize_reward`: a served score is (score - rewardStats.mean) / rewardStats.std. */
+  normalizeReward?: boolean;
+}
+
+/** The mean and standard deviation of a reward model's scores. */
+export interface RewardStats {
+  mean: number;
+  std: number;
 }
 
 /** Keys of config.json we understand or that carry no meaning for the forward pass. */
@@ -56,6 +71,8 @@ const KNOWN_KEYS = new Set([
   'rms_norm_eps', 'rope_theta', 'rope_scaling', 'rope_parameters', 'hidden_act', 'tie_word_embeddings',
   'attention_bias', 'attention_dropout', 'mlp_bias', 'pretraining_tp', 'sliding_window', 'use_sliding_window',
   'initializer_range', 'bos_token_id', 'eos_token_id', 'pad_token_id', 'layer_types',
+  // OpenRLHF's reward-model keys: its score statistics and whether scores are served standardised by them.
+  'normalize_reward', 'mean', 'std',
 ]);
 
 /** The transformers class-name prefix of each model type (LlamaForCausalLM, Qwen3ForSequenceClassification, ...). */
@@ -171,6 +188,9 @@ export function parseModelConfig(raw: unknown, source = 'config.json'): ModelCon
   } else {
     eosTokenId = tokenId(r, 'eos_token_id', source);
   }
+  const rewardStats = parseRewardStats(r, source, architecture);
+  const normalizeReward = bool(r, 'normalize_reward', source, false);
+  if (normalizeReward && !rewardStats) fail(source, 'normalize_reward', true, 'false without "mean" and "std" (the score statistics it standardises by)');
   const vocabSize = positiveInt(r, 'vocab_size', source);
   const bosTokenId = tokenId(r, 'bos_token_id', source);
   const padTokenId = tokenId(r, 'pad_token_id', source);
@@ -199,7 +219,18 @@ export function parseModelConfig(raw: unknown, source = 'config.json'): ModelCon
     eosTokenId,
     padTokenId,
     architecture,
+    ...(rewardStats ? { rewardStats, normalizeReward } : {}),
   };
+}
+
+/** `mean` and `std` of a sequence-classification config, both or neither; std > 0. */
+function parseRewardStats(r: Record<string, unknown>, source: string, architecture: string): RewardStats | null {
+  const has = (key: string) => r[key] !== undefined && r[key] !== null;
+  if (!has('mean') && !has('std')) return null;
+  if (!architecture.endsWith('ForSequenceClassification')) fail(source, has('mean') ? 'mean' : 'std', r[has('mean') ? 'mean' : 'std'], 'absent (score statistics belong to a *ForSequenceClassification reward model)');
+  const mean = r.mean;
+  if (typeof mean !== 'number' || !Number.isFinite(mean)) fail(source, 'mean', mean, 'a finite number (the mean reward-model score), given with "std"');
+  return { mean, std: positiveNumber(r, 'std', source, Number.NaN) };
 }
 
 /** The config.json object for a config (round-trips through parseModelConfig). */
@@ -238,6 +269,11 @@ export function modelConfigToJson(c: ModelConfig): Record<string, unknown> {
     out.use_sliding_window = false;
   }
   if (c.architecture.endsWith('ForSequenceClassification')) out.num_labels = 1;
+  if (c.rewardStats) {
+    out.normalize_reward = c.normalizeReward ?? false;
+    out.mean = c.rewardStats.mean;
+    out.std = c.rewardStats.std;
+  }
   return out;
 }
 

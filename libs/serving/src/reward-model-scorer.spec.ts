@@ -1,5 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { tokenValues } from '@posttrain/model';
 import { RewardValidationError, scoreItems, type RewardModelFn } from '@posttrain/rewards';
 import { createRewardModelFn } from './reward-model-scorer';
@@ -55,6 +57,26 @@ describe('createRewardModelFn', () => {
     const [score] = await scoreItems(items.slice(0, 1), [{ name: 'rm', weight: 2, rule: { $case: 'rewardModel', value: { expectedModelId: '', shift: 0.5, scale: 3 } } }], { rewardModel: fn });
     assert.ok(Math.abs(score.components[0].value - (raw[0] - 0.5) * 3) <= 1e-9);
     assert.ok(Math.abs(score.reward - 2 * (raw[0] - 0.5) * 3) <= 1e-9);
+  });
+
+  test("config.json's normalize_reward serves (raw - mean) / std (tol 1e-6); mean and std without it change nothing", async () => {
+    const raw = await createRewardModelFn(rm)(items);
+    for (const normalize of [true, false]) {
+      const dir = await writeTinyModelDir(5, 'sequence-classification');
+      const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
+      await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, normalize_reward: normalize, mean: 0.25, std: 2.5 }));
+      const served = await loadServedModel(dir);
+      try {
+        assert.deepEqual(served.model.config.rewardStats, { mean: 0.25, std: 2.5 });
+        const got = await createRewardModelFn(served)(items);
+        got.forEach((g, i) => {
+          const want = normalize ? (raw[i] - 0.25) / 2.5 : raw[i];
+          assert.ok(Math.abs(g - want) <= 1e-6, `normalize_reward ${normalize}, item ${i}: ${g} vs ${want}`);
+        });
+      } finally {
+        served.model.dispose();
+      }
+    }
   });
 
   test('an item longer than the context is refused naming it; a causal LM is not a reward model', async () => {

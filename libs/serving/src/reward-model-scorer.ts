@@ -43,19 +43,25 @@ export function rewardModelInput(served: ServedModel, item: RewardModelItem, fie
 
 /**
  * The RewardModelFn that @posttrain/rewards injects: the scalar head at the
- * last token of each item's rendered (prompt, completion), in batches.
+ * last token of each item's rendered (prompt, completion), in batches;
+ * standardised as (score - mean) / std when the model's config.json says
+ * normalize_reward (OpenRLHF's reward normalisation, with the statistics its
+ * training recorded).
  */
 export function createRewardModelFn(served: ServedModel, options: RewardModelScorerOptions = {}): RewardModelFn {
   if (!served.model.heads.score) throw new Error(`${served.dir}: the model has no score head (score.weight); a reward model is a *ForSequenceClassification checkpoint`);
   const batchSize = options.batchSize ?? 32;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize: got ${batchSize}, expected an integer >= 1`);
+  const c = served.model.config;
+  const norm = c.normalizeReward && c.rewardStats ? c.rewardStats : null;
   return async (items) => {
     const inputs = items.map((item, i) => rewardModelInput(served, item, `items[${i}]`));
     const scores: number[] = [];
     for (let s = 0; s < inputs.length; s += batchSize) {
       if (s > 0) await new Promise<void>((r) => setImmediate(r));
       const t = sequenceScores(served.model, padBatch(inputs.slice(s, s + batchSize), 0));
-      scores.push(...(t.dataSync() as Float32Array));
+      const raw = t.dataSync() as Float32Array;
+      for (const r of raw) scores.push(norm ? (r - norm.mean) / norm.std : r);
       tf.dispose(t);
     }
     return scores;

@@ -184,6 +184,7 @@ export const RUN_CONFIG_SCHEMA: Record<string, Field> = {
       max_length: maxLength(1024),
       margin: { kind: 'number', default: 0 },
       center_rewards_coefficient: { kind: 'number', min: 0, nullable: true, default: null },
+      normalize_reward: { kind: 'bool', default: false },
     },
   },
   dpo: {

@@ -111,6 +111,13 @@ export interface RmStageConfig {
   margin: number;
   /** TRL's center_rewards_coefficient; null for none. */
   center_rewards_coefficient: number | null;
+  /**
+   * OpenRLHF's normalize_reward: the saved model serves (score - mean) / std,
+   * the mean and standard deviation of its scores on the eval split's chosen
+   * and rejected replies. The statistics are recorded in config.json either
+   * way (whenever there is an eval split); this only switches them on.
+   */
+  normalize_reward: boolean;
 }
 
 export interface DpoReferenceConfig {

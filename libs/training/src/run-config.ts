@@ -144,6 +144,9 @@ function checkCrossFieldRules(config: RunConfig): void {
   if (dpo && dpo.loss_type === 'robust' && dpo.label_smoothing >= 0.5) {
     throw new RunConfigError(`dpo.label_smoothing: expected < 0.5 for loss_type "robust", got ${dpo.label_smoothing}`);
   }
+  if (config.rm?.normalize_reward && dataset.eval === null && dataset.eval_fraction === 0) {
+    throw new RunConfigError('rm.normalize_reward: true needs an eval split (dataset.eval or dataset.eval_fraction > 0): the scores are standardised by their mean and standard deviation on it');
+  }
   checkRlRules(config);
 }
 

@@ -4,10 +4,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModel, sequenceTokenLogProbs } from '@posttrain/model';
+import { createPreferenceLoader } from '@posttrain/data';
+import { loadModel, sequenceScores, sequenceTokenLogProbs } from '@posttrain/model';
+import { loadTokenizer } from '@posttrain/tokenizer';
+import { stackPreferenceRows } from './create-reward-task';
 import { readMetricsJsonl } from '@posttrain/telemetry';
 import { parseRunConfig } from './run-config';
 import { runStage } from './run-stage';
+import { openStageData } from './stage-data';
 import { letterPreferences, useCpuBackend, writeJsonl, writeTinyModel } from './test-support';
 
 let root = '';
@@ -47,6 +51,42 @@ describe('reward model stage', () => {
     assert.equal(m.heads.score, true);
     assert.equal(m.heads.lm, false);
     m.dispose();
+  });
+
+  test('normalize_reward: config.json records the mean and n-1 standard deviation of the final model\'s scores on every held-out chosen and rejected reply (tol 1e-4)', async () => {
+    const cfg = config('rm', 'rm-normalized', { rm: { normalize_reward: true } });
+    const result = await runStage(cfg, { progress: false });
+    assert.equal(result.status, 'completed');
+    const written = JSON.parse(readFileSync(join(result.modelDir!, 'config.json'), 'utf8')) as { normalize_reward: boolean; mean: number; std: number };
+    assert.equal(written.normalize_reward, true);
+    assert.equal(written.mean, result.lastEval!['eval/reward_mean']);
+    assert.equal(written.std, result.lastEval!['eval/reward_std']);
+    // Recomputed here from the saved model: every eval pair's two scores, then the textbook mean and sample deviation.
+    const m = await loadModel(result.modelDir!);
+    const data = await openStageData(cfg);
+    const scores: number[] = [];
+    try {
+      for await (const batch of createPreferenceLoader(data.eval!, await loadTokenizer(cfg.model), data.evalData).epochBatches()) {
+        const t = sequenceScores(m, stackPreferenceRows(batch));
+        scores.push(...t.dataSync());
+        t.dispose();
+      }
+    } finally {
+      m.dispose();
+      await data.close();
+    }
+    assert.equal(scores.length, 24, '12 pairs, two replies each');
+    const mean = scores.reduce((a, b) => a + b, 0) / scores.length;
+    const std = Math.sqrt(scores.reduce((a, b) => a + (b - mean) ** 2, 0) / (scores.length - 1));
+    assert.ok(Math.abs(written.mean - mean) <= 1e-4 && Math.abs(written.std - std) <= 1e-4, `recorded ${written.mean} +- ${written.std}, recomputed ${mean} +- ${std}`);
+    assert.ok(std > 0.1, `the trained scores spread (std ${std})`);
+  });
+
+  test('normalize_reward without an eval split is refused before training', () => {
+    assert.throws(
+      () => parseRunConfig({ stage: 'rm', model: join(root, 'model'), dataset: { train: join(root, 'train.jsonl') }, rm: { normalize_reward: true } }),
+      /rm\.normalize_reward: true needs an eval split \(dataset\.eval or dataset\.eval_fraction > 0\)/,
+    );
   });
 });
 

@@ -22,7 +22,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { getBackendInfo, initBackend } from '@posttrain/backend';
-import type { LlamaModel } from '@posttrain/model';
+import type { LlamaModel, ModelConfig } from '@posttrain/model';
 import { applyLora, loadLoraAdapter, loadModel, mergeLora, saveLoraAdapter, saveModel, withScoreHead } from '@posttrain/model';
 import { Rng } from '@posttrain/random';
 import type { Logger } from '@posttrain/telemetry';
@@ -116,6 +116,21 @@ async function createStageTask(config: RunConfig, model: LlamaModel, data: Stage
     logger,
   });
   return createDpoTask({ ...common, trainCache: caches.train, evalCache: caches.eval, beta: dpo.beta, lossType: dpo.loss_type, labelSmoothing: dpo.label_smoothing, rpoAlpha: dpo.rpo_alpha ?? 0 }) as StageTask<unknown>;
+}
+
+/**
+ * The score statistics a trained reward model records in its config.json:
+ * those of the final evaluation (eval/reward_mean, eval/reward_std), switched
+ * on by rm.normalize_reward. Without an eval split none are recorded (any the
+ * starting model carried are dropped: they described other weights).
+ */
+function rewardModelConfig(config: RunConfig, lastEval: Record<string, number> | null, logger: Logger): Pick<ModelConfig, 'rewardStats' | 'normalizeReward'> {
+  const mean = lastEval?.['eval/reward_mean'];
+  const std = lastEval?.['eval/reward_std'];
+  if (mean === undefined || std === undefined || !Number.isFinite(mean) || !(std > 0)) return { rewardStats: null, normalizeReward: false };
+  const normalizeReward = config.rm!.normalize_reward;
+  logger.info('reward model score statistics recorded in config.json', { mean, std, normalizeReward });
+  return { rewardStats: { mean, std }, normalizeReward };
 }
 
 /**
@@ -277,7 +292,7 @@ export async function runStage(config: RunConfig, options: RunStageOptions = {})
         mergeLora(model);
       }
       modelDir = join(harness.runDir, 'model');
-      await saveModel(model, modelDir);
+      await saveModel(model, modelDir, config.stage === 'rm' ? { config: rewardModelConfig(config, lastEval, logger) } : {});
     }
     const finalEval = lastEval as Record<string, number> | null;
     harness.finish({

@@ -41,6 +41,8 @@ export const rewardService: ServiceDefinitionOptions<typeof config> = {
     // Health stays NOT_SERVING until the reward model is loaded.
     const ready = loadServiceModel(c.rewardModel, { log, label: 'reward model' }).then((served) => {
       state.rewardModel = { served, score: createRewardModelFn(served, { batchSize: c.rewardModelBatch }) };
+      const { rewardStats, normalizeReward } = served.model.config;
+      if (rewardStats) log.info(normalizeReward ? 'reward model scores are served standardised (normalize_reward)' : 'reward model scores are served raw (normalize_reward false)', { ...rewardStats });
     });
     return { ready };
   },

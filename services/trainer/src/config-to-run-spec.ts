@@ -59,7 +59,7 @@ function rlSharedOf(rl: RlSharedConfig, klCoefficient: number) {
 function stageOf(config: RunConfig): RunSpecStage {
   const { sft, rm, dpo, ppo, grpo } = config;
   if (sft) return { $case: 'sft', value: { maxLength: sft.max_length, packing: sft.packing, assistantOnlyLoss: sft.assistant_only_loss, completionOnlyLoss: sft.completion_only_loss } };
-  if (rm) return { $case: 'rewardModel', value: { maxLength: rm.max_length, margin: rm.margin, centerRewardsCoefficient: rm.center_rewards_coefficient ?? 0 } };
+  if (rm) return { $case: 'rewardModel', value: { maxLength: rm.max_length, margin: rm.margin, centerRewardsCoefficient: rm.center_rewards_coefficient ?? 0, normalizeReward: rm.normalize_reward } };
   if (dpo) return { $case: 'dpo', value: { maxLength: dpo.max_length, beta: dpo.beta, lossType: DPO_LOSS_TYPE.valueOf(dpo.loss_type), labelSmoothing: dpo.label_smoothing, maxPromptLength: 0, ...(dpo.rpo_alpha !== null ? { rpoAlpha: dpo.rpo_alpha } : {}) } };
   if (ppo) {
     return {

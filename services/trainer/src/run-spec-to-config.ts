@@ -109,7 +109,7 @@ function stageSectionOf(stage: NonNullable<RunSpec['stage']>): Record<string, un
     }
     case 'rewardModel': {
       const rm = stage.value;
-      return definedOnly({ max_length: unlessZero(rm.maxLength), margin: rm.margin, center_rewards_coefficient: unlessZero(rm.centerRewardsCoefficient) });
+      return definedOnly({ max_length: unlessZero(rm.maxLength), margin: rm.margin, center_rewards_coefficient: unlessZero(rm.centerRewardsCoefficient), normalize_reward: rm.normalizeReward });
     }
     case 'dpo': {
       const dpo = stage.value;

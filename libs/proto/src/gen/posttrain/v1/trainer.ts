@@ -895,6 +895,11 @@ export interface RewardModelSpec {
   centerRewardsCoefficient: number;
   /** Truncate sequences to this many tokens, >= 1. */
   maxLength: number;
+  /**
+   * Serve standardised scores: the saved model's config.json records the mean and standard deviation
+   * of its scores on the eval split (chosen and rejected) and normalize_reward true; needs an eval split.
+   */
+  normalizeReward: boolean;
 }
 
 /** Direct preference optimisation. */
@@ -4120,7 +4125,7 @@ export const SftSpec: MessageFns<SftSpec> = {
 };
 
 function createBaseRewardModelSpec(): RewardModelSpec {
-  return { margin: 0, centerRewardsCoefficient: 0, maxLength: 0 };
+  return { margin: 0, centerRewardsCoefficient: 0, maxLength: 0, normalizeReward: false };
 }
 
 export const RewardModelSpec: MessageFns<RewardModelSpec> = {
@@ -4133,6 +4138,9 @@ export const RewardModelSpec: MessageFns<RewardModelSpec> = {
     }
     if (message.maxLength !== 0) {
       writer.uint32(24).int32(message.maxLength);
+    }
+    if (message.normalizeReward !== false) {
+      writer.uint32(32).bool(message.normalizeReward);
     }
     return writer;
   },
@@ -4174,6 +4182,14 @@ export const RewardModelSpec: MessageFns<RewardModelSpec> = {
             message.maxLength = reader.int32();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.normalizeReward = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4199,6 +4215,11 @@ export const RewardModelSpec: MessageFns<RewardModelSpec> = {
         : isSet(object.max_length)
         ? globalThis.Number(object.max_length)
         : 0,
+      normalizeReward: isSet(object.normalizeReward)
+        ? globalThis.Boolean(object.normalizeReward)
+        : isSet(object.normalize_reward)
+        ? globalThis.Boolean(object.normalize_reward)
+        : false,
     };
   },
 
@@ -4213,6 +4234,9 @@ export const RewardModelSpec: MessageFns<RewardModelSpec> = {
     if (message.maxLength !== 0) {
       obj.maxLength = Math.round(message.maxLength);
     }
+    if (message.normalizeReward !== false) {
+      obj.normalizeReward = message.normalizeReward;
+    }
     return obj;
   },
 
@@ -4224,6 +4248,7 @@ export const RewardModelSpec: MessageFns<RewardModelSpec> = {
     message.margin = object.margin ?? 0;
     message.centerRewardsCoefficient = object.centerRewardsCoefficient ?? 0;
     message.maxLength = object.maxLength ?? 0;
+    message.normalizeReward = object.normalizeReward ?? false;
     return message;
   },
 };
