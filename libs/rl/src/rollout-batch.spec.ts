@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { FinishReason } from '@posttrain/proto';
-import { createModelConfig, forwardLogits, initModel, tokenLogProbs, tokenValues, withScoreHead } from '@posttrain/model';
+import { createModelConfig, forwardLogits, initModel, modelFromHfTensors, modelToHfTensors, tokenLogProbs, tokenValues, withScoreHead } from '@posttrain/model';
 import type { LlamaModel } from '@posttrain/model';
 import { buildRolloutBatch, criticValues, mapRowChunks, policyForward, selectRows } from './rollout-batch';
 import type { RolloutBatch } from './rollout-batch';
@@ -99,6 +99,26 @@ describe('policyForward / criticValues', () => {
     for (let r = 0; r < 2; r++) for (let t = 0; t < b.time; t++) if (b.actionMask[r * b.time + t]) assert.ok(Math.abs(chunked[r * b.time + t] - shifted[r][t]) < 1e-6);
     base.dispose();
     critic.dispose();
+  });
+
+  test('a critic whose config says normalize_reward gives (head - mean) / std (tol 1e-5); without the flag its statistics change nothing', () => {
+    const base = initModel(config, { seed: 2 });
+    const critic = withScoreHead(base, { seed: 3 });
+    const withConfig = (extra: object) => modelFromHfTensors({ ...critic.config, ...extra }, critic.heads, modelToHfTensors(critic), 'test critic');
+    const normalized = withConfig({ rewardStats: { mean: 0.5, std: 2 }, normalizeReward: true });
+    const recordedOnly = withConfig({ rewardStats: { mean: 0.5, std: 2 }, normalizeReward: false });
+    const b = buildRolloutBatch([rollout([1, 2], [7, 8, 9]), rollout([4], [5])], 0);
+    const raw = tf.tidy(() => criticValues(critic, b).arraySync());
+    const got = tf.tidy(() => criticValues(normalized, b).arraySync());
+    const same = tf.tidy(() => criticValues(recordedOnly, b).arraySync());
+    for (let r = 0; r < 2; r++) {
+      assert.equal(got[r][0], 0, 'column 0 (no state before it) stays 0');
+      for (let t = 1; t < b.time; t++) {
+        assert.ok(Math.abs(got[r][t] - (raw[r][t] - 0.5) / 2) < 1e-5, `row ${r} col ${t}: ${got[r][t]} vs ${(raw[r][t] - 0.5) / 2}`);
+        assert.equal(same[r][t], raw[r][t]);
+      }
+    }
+    for (const m of [base, critic, normalized, recordedOnly]) m.dispose();
   });
 });
 

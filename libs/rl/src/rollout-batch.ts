@@ -124,9 +124,18 @@ export function policyForward(model: LlamaModel, batch: RolloutBatch, temperatur
   });
 }
 
-/** Critic values [B,T]: column t is V(ids[<t]), the value of the state the action ids[t] was taken in. Differentiable. */
+/**
+ * Critic values [B,T]: column t is V(ids[<t]), the value of the state the action ids[t] was taken in. Differentiable.
+ * A critic whose config.json says normalize_reward (one initialised from a reward model that serves
+ * standardised scores) gives (head - mean) / std, on the scale of the rewards it predicts (as OpenRLHF's
+ * CriticModel).
+ */
 export function criticValues(critic: LlamaModel, batch: RolloutBatch): tf.Tensor2D {
-  return tf.tidy(() => shiftRight(tokenValues(critic, tokenBatch(batch))));
+  const { normalizeReward, rewardStats } = critic.config;
+  return tf.tidy(() => {
+    const head = tokenValues(critic, tokenBatch(batch));
+    return shiftRight(normalizeReward && rewardStats ? tf.div(tf.sub(head, rewardStats.mean), rewardStats.std) : head);
+  });
 }
 
 /** Runs `fn` over row chunks of at most `chunk` rows and concatenates the [rows*T] outputs (no gradient). */
