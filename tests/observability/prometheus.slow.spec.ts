@@ -21,7 +21,7 @@ import { createLogger } from '@posttrain/telemetry';
 const PROMETHEUS = '/usr/bin/prometheus';
 const SKIP = process.env.POSTTRAIN_SKIP_PROMETHEUS === '1';
 const root = join(__dirname, '..', '..');
-const STEPS = 4;
+const STEPS = 8;
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -104,7 +104,10 @@ describe('a real Prometheus scrapes the services and a GRPO run', { timeout: 600
     const [trainerPort, webPort] = [await freePort(), await freePort()];
     const jobs: Record<string, number> = { 'policy-sampler': services[0].metricsPort!, reference: services[1].metricsPort!, reward: services[2].metricsPort!, trainer: trainerPort };
     for (const [job, port] of Object.entries(jobs)) assert.ok(Number.isInteger(port) && port > 0, `${job}: no metrics port (${port})`);
-    const scrapes = Object.entries(jobs).map(([job, port]) => `  - job_name: ${job}\n    static_configs:\n      - targets: ['127.0.0.1:${port}']\n`);
+    // The trainer's run lasts a few seconds, on a fast machine less than a second of steps: it is scraped
+    // every 200 ms so that a scrape falls inside the run, not only after its last step.
+    const interval = (job: string) => (job === 'trainer' ? `    scrape_interval: 200ms\n    scrape_timeout: 200ms\n` : '');
+    const scrapes = Object.entries(jobs).map(([job, port]) => `  - job_name: ${job}\n${interval(job)}    static_configs:\n      - targets: ['127.0.0.1:${port}']\n`);
     const configFile = join(dir, 'prometheus.yml');
     await writeFile(configFile, `global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n${scrapes.join('')}`);
     prometheus = spawnLogged(PROMETHEUS, [`--config.file=${configFile}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${webPort}`, '--log.level=warn']);

@@ -57,6 +57,15 @@ describe('writeSelectedLines', () => {
     await assert.rejects(writeSelectedLines(from, [4], to), /prompts\.jsonl: line 4 is not a record of the file/);
     await assert.rejects(writeSelectedLines(from, [0], to), /line 0 is not a record/);
   });
+
+  test('creates the directory it writes into (the run directory a stage has not made yet)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'select-'));
+    const from = join(dir, 'prompts.jsonl');
+    writeFileSync(from, '{"prompt":"a","answer":"1"}\n');
+    const to = join(dir, 'seed-1', 'runs', 'kept.jsonl');
+    await writeSelectedLines(from, [1], to);
+    assert.equal(readFileSync(to, 'utf8'), '{"prompt":"a","answer":"1"}\n');
+  });
 });
 
 describe('writeFailedPrompts', () => {

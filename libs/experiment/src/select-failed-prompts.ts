@@ -7,7 +7,8 @@
  * handful of them. Reasoning-RL recipes filter their prompt sets the same
  * way, by the pass rate of the model they start from.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { CORRECT_COMPONENT } from '@posttrain/task';
 import type { CompleteFn, EvaluateAnswersOptions } from './evaluate-answers';
 import { evaluateAnswers } from './evaluate-answers';
@@ -64,6 +65,8 @@ export async function writeSelectedLines(from: string, lines: readonly number[],
     if (!Number.isInteger(n) || n < 1 || n > text.length || text[n - 1].trim() === '') throw new Error(`${from}: line ${n} is not a record of the file`);
     return text[n - 1];
   });
+  // The directory may not exist yet: the stage that would create it can run after this one.
+  await mkdir(dirname(to), { recursive: true });
   await writeFile(to, out.join('\n') + '\n');
 }
 
