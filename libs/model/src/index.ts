@@ -21,7 +21,7 @@
  * await saveModel(model, 'models/tiny-sft');                          // atomic
  * ```
  */
-export { createModelConfig, parseModelConfig, modelConfigToJson, countParameters, ModelConfigError } from './model-config';
+export { createModelConfig, parseModelConfig, modelConfigToJson, countParameters, rewardNormalization, ModelConfigError } from './model-config';
 export type { ModelConfig, ModelShape, ModelType, RewardStats } from './model-config';
 export { LlamaModel, initModel, modelFromHfTensors, modelToHfTensors, assignHfTensors, cloneModel, expectedWeightShapes } from './llama-model';
 export type { ModelHeads, LoraSettings, LoraState, LoraWeights, GenerationDefaults, HfTensorMap } from './llama-model';

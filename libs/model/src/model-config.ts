@@ -54,6 +54,11 @@ export interface RewardStats {
   std: number;
 }
 
+/** The statistics a reward model's (or its critic's) outputs are standardised by: rewardStats when normalizeReward, else null (raw). */
+export function rewardNormalization(c: ModelConfig): RewardStats | null {
+  return c.normalizeReward && c.rewardStats ? c.rewardStats : null;
+}
+
 /** Keys of config.json we understand or that carry no meaning for the forward pass. */
 const KNOWN_KEYS = new Set([
   '_name_or_path', '_commit_hash', '_attn_implementation_autoset', '_attn_implementation', 'transformers_version',

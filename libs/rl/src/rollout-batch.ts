@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { entropyFromLogits, gatherLogProbs } from '@posttrain/algorithms';
 import type { LlamaModel, TokenBatch } from '@posttrain/model';
-import { forwardLogits, tokenValues } from '@posttrain/model';
+import { forwardLogits, rewardNormalization, tokenValues } from '@posttrain/model';
 import type { Rollout } from './rollout-types';
 
 export interface RolloutBatch {
@@ -131,10 +131,10 @@ export function policyForward(model: LlamaModel, batch: RolloutBatch, temperatur
  * CriticModel).
  */
 export function criticValues(critic: LlamaModel, batch: RolloutBatch): tf.Tensor2D {
-  const { normalizeReward, rewardStats } = critic.config;
+  const norm = rewardNormalization(critic.config);
   return tf.tidy(() => {
     const head = tokenValues(critic, tokenBatch(batch));
-    return shiftRight(normalizeReward && rewardStats ? tf.div(tf.sub(head, rewardStats.mean), rewardStats.std) : head);
+    return shiftRight(norm ? tf.div(tf.sub(head, norm.mean), norm.std) : head);
   });
 }
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { padBatch, sequenceScores } from '@posttrain/model';
+import { padBatch, rewardNormalization, sequenceScores } from '@posttrain/model';
 import { RewardValidationError, type RewardModelFn } from '@posttrain/rewards';
 import type { ChatMessage } from '@posttrain/tokenizer';
 import type { ServedModel } from './served-model';
@@ -52,8 +52,7 @@ export function createRewardModelFn(served: ServedModel, options: RewardModelSco
   if (!served.model.heads.score) throw new Error(`${served.dir}: the model has no score head (score.weight); a reward model is a *ForSequenceClassification checkpoint`);
   const batchSize = options.batchSize ?? 32;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize: got ${batchSize}, expected an integer >= 1`);
-  const c = served.model.config;
-  const norm = c.normalizeReward && c.rewardStats ? c.rewardStats : null;
+  const norm = rewardNormalization(served.model.config);
   return async (items) => {
     const inputs = items.map((item, i) => rewardModelInput(served, item, `items[${i}]`));
     const scores: number[] = [];
