@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { assessClaims, atLeast, claimInputs, atMost, judgeClaims, marginalGains, pairedDifference, poolClaimInputs, poolEstimates } from './assess-claims';
+import { assessClaims, atLeast, claimInputs, atMost, gainMargin, judgeClaims, marginalGains, pairedDifference, poolClaimInputs, poolEstimates } from './assess-claims';
 import type { ClaimInputs } from './assess-claims';
 import type { Estimate, ModelEvaluation, PipelineResult } from './pipeline-types';
 import { meanAndStderr, softmaxEntropy } from './model-evaluation';
@@ -99,9 +99,46 @@ function strong(): ClaimInputs {
     rewardModel: e(0.99, 0.005),
     ppo: { styleRate: e(0.97, 0.005), accuracyDrop: e(0, 0.01), kl: e(0.3) },
     dpo: { styleRanking: e(0.98, 0.01), styleEntropy: e(0.1, 0.01), accuracyDrop: e(0.01, 0.01) },
-    grpo: { gain: e(0.2, 0.03), required: 0.1, target: 0.6, samplesFromSft: 64, samplesFromBase: Infinity, klAtTargetFromSft: 0.05, klAtTargetFromBase: null, klEndFromSft: 0.1, klEndFromBase: 0.01 },
+    grpo: { gain: e(0.2, 0.03), required: 0.1, margin: e(0.1, 0.03), target: 0.6, samplesFromSft: 64, samplesFromBase: Infinity, klAtTargetFromSft: 0.05, klAtTargetFromBase: null, klEndFromSft: 0.1, klEndFromBase: 0.01 },
   };
 }
+
+describe('gainMargin', () => {
+  const flags = (n: number, wrong: number[]): boolean[] => Array.from({ length: n }, (_, i) => !wrong.includes(i));
+
+  test('half of SFT\'s error rate: per prompt g - s/2 - 1/2, by hand', () => {
+    // 20 prompts; SFT misses 0 and 1 (error 0.1, so 0.05 is required); GRPO misses 1 only.
+    // Per prompt: 18 x 0, prompt 0: 1 - 0 - 1/2 = 0.5, prompt 1: 0 - 0 - 1/2 = -0.5. Mean 0 (GRPO's error 0.05 is exactly half of 0.1);
+    // sample variance 0.5 / 19, SE sqrt(0.5 / 19 / 20) = 0.0362738...
+    const m = gainMargin(flags(20, [1]), flags(20, [0, 1]));
+    assert.ok(Math.abs(m.gain.value - 0.05) < 1e-12);
+    assert.ok(Math.abs(m.required - 0.05) < 1e-12);
+    assert.ok(Math.abs(m.margin.value) < 1e-12);
+    assert.ok(Math.abs(m.margin.stderr - Math.sqrt(0.5 / 19 / 20)) < 1e-12);
+  });
+
+  test('a GRPO that fixes every SFT error is shown where a fixed threshold on the paired gain could not show it', () => {
+    // 100 prompts, SFT misses 6 (required 3 pts), GRPO none. Margin: 6 x 0.5 / 100 = 0.03;
+    // variance (6 x 0.47^2 + 94 x 0.03^2) / 99 = 0.0142424..., SE 0.0119342...: 0.03 - 2 SE = 0.0061 > 0.
+    const m = gainMargin(flags(100, []), flags(100, [0, 1, 2, 3, 4, 5]));
+    assert.ok(Math.abs(m.margin.value - 0.03) < 1e-12);
+    assert.ok(Math.abs(m.margin.stderr - Math.sqrt((6 * 0.47 ** 2 + 94 * 0.03 ** 2) / 99 / 100)) < 1e-12);
+    const x = strong();
+    x.grpo = { ...x.grpo!, ...m };
+    assert.equal(judgeClaims(x)[1].checks[0].verdict, 'held');
+    // The paired gain 0.06 has SE 0.0239 (variance (6 x 0.94^2 + 94 x 0.06^2) / 99 / 100): 0.06 - 2 SE = 0.012 < 0.03.
+    assert.ok(m.gain.value - 2 * m.gain.stderr < m.required);
+  });
+
+  test('+10 pts when SFT errs on 20% or more: per prompt (g - s) - 0.1', () => {
+    // 4 prompts: SFT [1,0,1,0] (error 0.5), GRPO [1,1,1,0]: [0,1,0,0] - 0.1 -> mean 0.15, SE = SE of [0,1,0,0] = 0.25.
+    const m = gainMargin([true, true, true, false], [true, false, true, false]);
+    assert.equal(m.required, 0.1);
+    assert.ok(Math.abs(m.margin.value - 0.15) < 1e-12);
+    assert.ok(Math.abs(m.margin.stderr - 0.25) < 1e-12);
+    assert.throws(() => gainMargin([true], [true, false]), /1 vs 2 prompts/);
+  });
+});
 
 describe('judgeClaims', () => {
   test('all four hold on strong numbers, with every check named', () => {
@@ -113,7 +150,7 @@ describe('judgeClaims', () => {
 
   test('a difference inside 2 SE is not shown, never held', () => {
     const x = strong();
-    x.grpo = { ...x.grpo!, gain: e(0.12, 0.03) }; // 0.06 < 0.1 <= 0.18
+    x.grpo = { ...x.grpo!, gain: e(0.12, 0.03), margin: e(0.02, 0.03) }; // -0.04 < 0 <= 0.08
     const c2 = judgeClaims(x)[1];
     assert.equal(c2.verdict, 'not shown');
     assert.equal(c2.checks[0].verdict, 'not shown');
@@ -162,13 +199,14 @@ describe('judgeClaims', () => {
     const a = strong();
     const b = strong();
     const c = strong();
-    a.grpo = { ...a.grpo!, gain: e(0.3, 0.01) };
-    b.grpo = { ...b.grpo!, gain: e(0.02, 0.01) };
-    c.grpo = { ...c.grpo!, gain: e(0.16, 0.01) };
+    a.grpo = { ...a.grpo!, gain: e(0.3, 0.01), margin: e(0.2, 0.01) };
+    b.grpo = { ...b.grpo!, gain: e(0.02, 0.01), margin: e(-0.08, 0.01) };
+    c.grpo = { ...c.grpo!, gain: e(0.16, 0.01), margin: e(0.06, 0.01) };
     const pooled = poolClaimInputs([a, b, c]);
     assert.equal(pooled.seeds, 3);
     assert.ok(Math.abs(pooled.grpo!.gain.value - 0.16) < 1e-12);
-    assert.equal(judgeClaims(pooled)[1].checks[0].verdict, 'not shown'); // 0.16 +- ~0.08
+    assert.ok(Math.abs(pooled.grpo!.margin.value - 0.06) < 1e-12);
+    assert.equal(judgeClaims(pooled)[1].checks[0].verdict, 'not shown'); // margin 0.06 +- ~0.08
   });
 });
 
@@ -199,8 +237,9 @@ describe('assessClaims on a pipeline result', () => {
     const claims = assessClaims(r);
     // DPO drop: SFT [1,0,1,0] - DPO [1,0,0,0] = [0,0,1,0]: 0.25 +- 0.25
     assert.equal(claims[2].checks[3].measured, '25.0 pts ± 25.0 pts');
-    // GRPO gain: [1,1,1,0] - [1,0,1,0] = [0,1,0,0]: 0.25; target 0.5 + 0.05 reached at step 2 (64) from SFT, never from base
-    assert.equal(claims[1].checks[0].measured, '25.0 pts ± 25.0 pts');
+    // GRPO gain: [1,1,1,0] - [1,0,1,0] = [0,1,0,0]: 0.25; SFT's error 0.5, so +10 pts is required (half would be 25):
+    // margin [0,1,0,0] - 0.1 = 0.15 +- 0.25; target 0.5 + 0.05 reached at step 2 (64) from SFT, never from base
+    assert.equal(claims[1].checks[0].measured, 'gain 25.0 pts ± 25.0 pts, required 10.0 pts; margin 15.0 pts ± 25.0 pts');
     assert.equal(claims[1].checks[1].measured, '64 from SFT vs never from base');
     assert.equal(claims[1].checks[1].verdict, 'held');
     // KL at the target: SFT reached it at step 2 (KL 0.2); base never did (its end: 0.6).

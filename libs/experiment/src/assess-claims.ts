@@ -55,6 +55,13 @@ export interface ClaimInputs {
     gain: Estimate;
     /** What the gain must reach: +10 points, or half of SFT's error rate if that is less. */
     required: number;
+    /**
+     * The gain minus what it must reach, paired over prompts. Half of SFT's
+     * error rate is itself SFT's estimate, so its noise belongs in this SE:
+     * per prompt, (g - s) - (1 - s) / 2 (g, s: 1 when GRPO, SFT answer it
+     * right); against the fixed +10 points, (g - s) - 0.1. See gainMargin.
+     */
+    margin: Estimate;
     /** Training accuracy to reach (the SFT start's first-step accuracy + 5 points), and completions needed from each start (Infinity: never). */
     target: number;
     samplesFromSft: number;
@@ -108,6 +115,21 @@ function klAtTarget(g: NonNullable<ClaimInputs['grpo']>): Check {
   const verdict: Verdict =
     g.klAtTargetFromSft === null ? (g.klAtTargetFromBase === null ? 'not shown' : 'did not hold') : g.klAtTargetFromBase === null || g.klAtTargetFromSft < g.klAtTargetFromBase ? 'held' : 'did not hold';
   return { what: 'KL to the start model when the step accuracy first reaches the target', measured, rule: 'lower from SFT; a start that never reaches the target cannot reach it at a lower KL', verdict };
+}
+
+/**
+ * Claim 2's gain: GRPO from SFT must gain +10 points, or half of SFT's error
+ * rate where that is less. Judged on the margin over that requirement, whose
+ * SE counts SFT's noise in the requirement too (ClaimInputs.grpo.margin).
+ */
+function gainCheck(g: NonNullable<ClaimInputs['grpo']>): Check {
+  const half = g.required < 0.1;
+  const c = positive(`GRPO from SFT accuracy gain over SFT, minus what it must reach (${half ? "half of SFT's error rate" : '+10 pts'}, the lesser)`, g.margin, pp);
+  return {
+    ...c,
+    measured: `gain ${pm(g.gain, pp)}, required ${pp(g.required)}; margin ${pm(g.margin, pp)}`,
+    rule: `margin above 0; held when the margin - 2 SE is above 0, did not hold when the margin + 2 SE is below 0${half ? "; half of SFT's error rate is SFT's own estimate, so its noise is in the margin's SE" : ''}`,
+  };
 }
 
 function claimVerdict(checks: readonly Check[]): Verdict {
@@ -172,7 +194,7 @@ export function judgeClaims(x: ClaimInputs): Claim[] {
 
   const claim2 = x.grpo
     ? claim(2, CLAIMS[2], [
-        atLeast(`GRPO from SFT accuracy gain over SFT (+10 pts, or half of SFT's error rate if less)`, x.grpo.gain, x.grpo.required, pp),
+        gainCheck(x.grpo),
         {
           what: `completions until the step accuracy${x.grpo.prompts === 'failed' ? ' (on the prompts each start answers wrong)' : ''} reaches ${pct(x.grpo.target)} (SFT start + 5 pts)`,
           measured: `${Number.isFinite(x.grpo.samplesFromSft) ? x.grpo.samplesFromSft : 'never'} from SFT vs ${Number.isFinite(x.grpo.samplesFromBase) ? x.grpo.samplesFromBase : 'never'} from base`,
@@ -208,6 +230,26 @@ export function pairedDifference(a: readonly boolean[], b: readonly boolean[]): 
   return { value: m.mean, stderr: m.stderr };
 }
 
+/**
+ * GRPO's gain over SFT minus what claim 2 asks of it, paired over the same
+ * prompts (1 = right): the requirement is +10 points, or half of SFT's error
+ * rate where that is less. In the second case GRPO must reach
+ * err_grpo <= err_sft / 2, so the per-prompt margin is
+ * (g - s) - (1 - s) / 2 = g - s / 2 - 1 / 2, and its SE carries the noise of
+ * SFT's error rate (halved) as well as GRPO's; subtracting a fixed threshold
+ * from the paired gain would count SFT's noise twice over.
+ */
+export function gainMargin(grpo: readonly boolean[], sft: readonly boolean[]): { gain: Estimate; required: number; margin: Estimate } {
+  if (grpo.length !== sft.length) throw new Error(`gain margin: ${grpo.length} vs ${sft.length} prompts`);
+  const g = grpo.map((x): number => (x ? 1 : 0));
+  const s = sft.map((x): number => (x ? 1 : 0));
+  const sftError = 1 - s.reduce((a, b) => a + b, 0) / s.length;
+  const required = Math.min(0.1, 0.5 * sftError);
+  const half = required < 0.1;
+  const m = meanAndStderr(g.map((gi, i) => (half ? gi - s[i] / 2 - 1 / 2 : gi - s[i] - 0.1)));
+  return { gain: pairedDifference(grpo, sft), required, margin: { value: m.mean, stderr: m.stderr } };
+}
+
 /** The claims' inputs from one pipeline run. */
 export function claimInputs(r: Omit<PipelineResult, 'claims'>): ClaimInputs {
   const find = (name: string): PipelineResult['models'][number] | undefined => r.models.find((m) => m.model === name);
@@ -229,8 +271,7 @@ export function claimInputs(r: Omit<PipelineResult, 'claims'>): ClaimInputs {
     const fromSftReach = firstReaching(grpoSft.points, target);
     const fromBaseReach = firstReaching(grpoBase.points, target);
     grpo = {
-      gain: pairedDifference(fromSft.correct, sft.correct),
-      required: Math.min(0.1, 0.5 * (1 - sft.accuracy.value)),
+      ...gainMargin(fromSft.correct, sft.correct),
       target,
       samplesFromSft: fromSftReach?.samples ?? Number.POSITIVE_INFINITY,
       samplesFromBase: fromBaseReach?.samples ?? Number.POSITIVE_INFINITY,
@@ -300,6 +341,7 @@ export function poolClaimInputs(runs: readonly ClaimInputs[]): ClaimInputs {
     grpo: all((x) => x.grpo)
       ? {
           gain: pool((x) => x.grpo!.gain),
+          margin: pool((x) => x.grpo!.margin),
           required: Math.min(0.1, 0.5 * (1 - pool((x) => x.sft.accuracy).value)),
           target: runs.reduce((a, x) => a + x.grpo!.target, 0) / runs.length,
           samplesFromSft: median(runs.map((x) => x.grpo!.samplesFromSft)),
