@@ -8,7 +8,10 @@
  *   6.   epochs x shuffled minibatches: the clipped policy loss (+ a KL loss term
  *        when the KL is placed in the loss, + an entropy bonus, + ptx_coef x the
  *        next-token loss on a batch of the pretraining mix: PPO-ptx, ptx-mix.ts)
- *        and the clipped value loss on the critic; AdamW, gradient clipping, NaN skipping
+ *        and the clipped value loss on the critic; AdamW, gradient clipping, NaN skipping.
+ *        The critic learns at ppo.critic_learning_rate when set (on the policy's
+ *        schedule), and for the first ppo.freezing_actor_steps steps it alone
+ *        trains: the policy (and what the samplers serve) stays the start model
  *   7.   the adaptive KL controller sees the batch's KL
  *   8.   the new weights go to every sampler (update-step.ts)
  */
@@ -51,6 +54,9 @@ async function ppoStep(run: OnlineRun, step: number): Promise<StepOutcome> {
   const critic = run.critic!;
   const started = Date.now();
   const lr = learningRateAt(step - 1, run.schedule);
+  // The critic's rate on the same schedule: scaled by critic_learning_rate / learning_rate.
+  const criticLr = ppo.criticLearningRate === null ? lr : (lr * ppo.criticLearningRate) / config.optimizer.learningRate;
+  const actorFrozen = step <= ppo.freezingActorSteps;
   const temperature = config.sampling.temperature;
 
   // 1-4. Rollouts, old log-probs, reference log-probs, scores.
@@ -89,8 +95,8 @@ async function ppoStep(run: OnlineRun, step: number): Promise<StepOutcome> {
   for (const minibatch of shuffledMinibatches(run.rng, batch, config.epochs, config.minibatchSize)) {
     const { pick } = minibatch;
     const metrics: Record<string, number> = {};
-    const ptxBatch = run.ptx ? await run.ptx.next() : null;
-    const policyUpdate = optimizerStep(run.policy.params, run.policy.optimizer, lr, config.optimizer.maxGradNorm, () => {
+    const ptxBatch = run.ptx && !actorFrozen ? await run.ptx.next() : null;
+    const policyUpdate = actorFrozen ? null : optimizerStep(run.policy.params, run.policy.optimizer, lr, config.optimizer.maxGradNorm, () => {
       const { logProbs, entropy } = policyForward(run.policy.model, minibatch.batch, temperature);
       const mask = pick(actionMask);
       const clipped = ppoPolicyLoss({ logProbs, oldLogProbs: pick(oldLogProbs), advantages: pick(advantages), actionMask: mask, clipLow: config.clipLow, clipHigh: config.clipHigh, dualClip: config.dualClip ?? undefined, aggregation: 'token-mean' });
@@ -111,8 +117,8 @@ async function ppoStep(run: OnlineRun, step: number): Promise<StepOutcome> {
       }
       return loss;
     });
-    metrics['policy/grad_norm'] = policyUpdate.norm;
-    const valueUpdate = optimizerStep(critic.params, critic.optimizer, lr, config.optimizer.maxGradNorm, () => {
+    if (policyUpdate) metrics['policy/grad_norm'] = policyUpdate.norm;
+    const valueUpdate = optimizerStep(critic.params, critic.optimizer, criticLr, config.optimizer.maxGradNorm, () => {
       const values = criticValues(critic.model, minibatch.batch);
       const valueLoss = ppoValueLoss({ values, oldValues: pick(oldValues), returns: pick(returns), actionMask: pick(actionMask), clipRange: ppo.valueClip ?? undefined });
       metrics['loss/value'] = valueLoss.metrics['loss/value'];
@@ -121,9 +127,11 @@ async function ppoStep(run: OnlineRun, step: number): Promise<StepOutcome> {
       return tf.mul(ppo.valueLossCoefficient, valueLoss.loss) as tf.Scalar;
     });
     metrics['val/grad_norm'] = valueUpdate.norm;
-    recordUpdate(run, step, minibatch.epoch, policyUpdate.skipped || valueUpdate.skipped, policyUpdate.loss, policyUpdate.norm);
+    recordUpdate(run, step, minibatch.epoch, (policyUpdate?.skipped ?? false) || valueUpdate.skipped, policyUpdate?.loss ?? valueUpdate.loss, policyUpdate?.norm ?? valueUpdate.norm);
     means.add(metrics);
   }
+  objective['train/actor_frozen'] = actorFrozen ? 1 : 0;
+  objective['train/critic_learning_rate'] = criticLr;
 
   // 7-8. KL controller, weight push, metrics.
   return finishStep(run, step, started, lr, experience, { ...objective, ...means.get() });

@@ -55,6 +55,19 @@ describe('resolveRlRunConfig', () => {
     invalid(() => grpo({ ptx_coef: 1 }), /grpo\.ptx_coef: unknown key/);
   });
 
+  test('the critic\'s own learning rate and frozen actor steps (OpenRLHF\'s critic_learning_rate, freezing_actor_steps): off by default, checked', () => {
+    assert.equal(ppo().ppo!.criticLearningRate, null);
+    assert.equal(ppo().ppo!.freezingActorSteps, 0);
+    const set = ppo({ critic_learning_rate: 9e-6, freezing_actor_steps: 2 }).ppo!;
+    assert.equal(set.criticLearningRate, 9e-6);
+    assert.equal(set.freezingActorSteps, 2);
+    // max_steps is 3: freezing all 3 would never train the policy.
+    unresolvable(() => ppo({ freezing_actor_steps: 3 }), 'ppo.freezing_actor_steps', /got 3 with train\.max_steps 3, expected fewer than max_steps/);
+    invalid(() => ppo({ critic_learning_rate: 0 }), /ppo\.critic_learning_rate: expected a finite number > 0 or null, got number 0/);
+    invalid(() => ppo({ freezing_actor_steps: -1 }), /ppo\.freezing_actor_steps: expected an integer >= 0, got number -1/);
+    invalid(() => grpo({ freezing_actor_steps: 1 }), /grpo\.freezing_actor_steps: unknown key/);
+  });
+
   test('every bad key is named with its value and what was expected', () => {
     invalid(() => ppo({ mini_batch_size: 3 }), /ppo\.mini_batch_size: expected an integer >= 1 dividing prompts_per_step \* num_generations = 8, or null, got number 3/);
     invalid(() => ppo({ cliprange: 1.5 }), /ppo\.cliprange: expected a finite number > 0 and < 1, got number 1\.5/);

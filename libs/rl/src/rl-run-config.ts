@@ -57,7 +57,7 @@ export interface RlRunConfig {
   truncatedImportanceSampling: { cap: number } | null;
   /** Sampling parameters of the rollouts (seed and logprobs are set by the pool). */
   sampling: Omit<SamplingParams, 'seed' | 'logprobs'> & { temperature: number };
-  ppo: { valueClip: number | null; gamma: number; gaeLambda: number; whitenAdvantages: boolean; valueLossCoefficient: number; entropyCoefficient: number; valueModelDir: string | null; ptx: PtxConfig | null } | null;
+  ppo: { valueClip: number | null; gamma: number; gaeLambda: number; whitenAdvantages: boolean; valueLossCoefficient: number; entropyCoefficient: number; valueModelDir: string | null; ptx: PtxConfig | null; criticLearningRate: number | null; freezingActorSteps: number } | null;
   grpo: { estimator: GroupEstimator; aggregation: LossAggregation } | null;
 }
 
@@ -128,6 +128,14 @@ function ptxOf(ppo: NonNullable<RunConfig['ppo']>): PtxConfig | null {
   if (ppo.ptx_coef === 0 && ppo.ptx_dataset !== null) throw new RlConfigError('ppo.ptx_coef', `got 0 with ptx_dataset ${JSON.stringify(ppo.ptx_dataset)}, expected a weight > 0 for its next-token loss (or ptx_dataset null)`);
   if (ppo.ptx_coef === 0) return null;
   return { coefficient: ppo.ptx_coef, datasetPath: ppo.ptx_dataset!, batchSize: ppo.ptx_batch_size, maxLength: ppo.ptx_max_length };
+}
+
+/** freezing_actor_steps must leave the policy steps to train in (checked against max_steps when it is set). */
+function frozenActorStepsOf(steps: number, maxSteps: number | null): number {
+  if (maxSteps !== null && steps >= maxSteps) {
+    throw new RlConfigError('ppo.freezing_actor_steps', `got ${steps} with train.max_steps ${maxSteps}, expected fewer than max_steps: the policy would never be trained`);
+  }
+  return steps;
 }
 
 /** Resolves a parsed run config (parseRunConfig, loadRunConfig) whose stage is ppo or grpo. */
@@ -204,6 +212,8 @@ export function resolveRlRunConfig(config: RunConfig): RlRunConfig {
         entropyCoefficient: ppo.entropy_coef,
         valueModelDir: ppo.value_model,
         ptx: ptxOf(ppo),
+        criticLearningRate: ppo.critic_learning_rate,
+        freezingActorSteps: frozenActorStepsOf(ppo.freezing_actor_steps, train.max_steps),
       },
       grpo: null,
     };

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@posttrain/backend';
 import { createLogger } from '@posttrain/telemetry';
+import { loadModel } from '@posttrain/model';
 import { loadTokenizer } from '@posttrain/tokenizer';
 import type { StepEvent } from '@posttrain/training';
 import { PtxMix } from './ptx-mix';
@@ -117,6 +118,37 @@ describe('online RL over the serving tier', { timeout: 900_000 }, () => {
     } finally {
       await fresh.close();
     }
+  });
+
+  test('PPO with freezing_actor_steps and critic_learning_rate: only the critic trains at first, at its own rate; then the policy moves too', async () => {
+    const steps: Record<string, number>[] = [];
+    const section = { services: services(), reward_components: rewardComponentsJson(SHORT), prompts_per_step: 8, num_generations: 2, num_ppo_epochs: 1, mini_batch_size: 16, gamma: 1, lam: 0.95, vf_coef: 0.5, kl_coef: 0.05, critic_learning_rate: 3e-2, freezing_actor_steps: 2, ...sampling };
+    const config = resolveRlRunConfig(rlConfig({ runId: 'ppo-frozen-actor', outputDir, model, prompts, maxSteps: 3, learningRate: 3e-3, checkpointEvery: 1 }, 'ppo', section));
+    const result = await runRl(config, { callbacks: { onStep: (e) => steps.push(e.metrics) } });
+    assert.equal(result.status, 'completed');
+    assert.deepEqual(steps.map((m) => m['train/actor_frozen']), [1, 1, 0]);
+    // Constant schedule: the critic's rate is critic_learning_rate on every step (10x the policy's 3e-3; to 1e-15, the rounding of lr x 3e-2 / 3e-3).
+    for (const m of steps) assert.ok(Math.abs(m['train/critic_learning_rate'] - 3e-2) < 1e-15, `critic lr ${m['train/critic_learning_rate']}`);
+    assert.deepEqual(steps.map((m) => 'policy/grad_norm' in m), [false, false, true]);
+    const weights = async (dir: string) => {
+      const m = await loadModel(dir);
+      try {
+        return new Map(m.namedTrainables().map((p) => [p.name, Float32Array.from(p.variable.dataSync() as Float32Array)]));
+      } finally {
+        m.dispose();
+      }
+    };
+    const maxDiff = (a: Map<string, Float32Array>, b: Map<string, Float32Array>) => {
+      let d = 0;
+      for (const [name, x] of a) x.forEach((v, i) => (d = Math.max(d, Math.abs(v - b.get(name)![i]))));
+      return d;
+    };
+    const start = await weights(model);
+    const ck = (n: number, what: string) => join(result.runDir, 'checkpoints', `step-${n}`, what);
+    // The policy after the two frozen steps is the start model to the bit; the critic (a score head on a copy) is not.
+    assert.equal(maxDiff(start, await weights(ck(2, 'model'))), 0);
+    assert.ok(maxDiff(await weights(ck(1, 'value_model')), await weights(ck(2, 'value_model'))) > 0, 'the critic trained in a frozen step');
+    assert.ok(maxDiff(start, await weights(ck(3, 'model'))) > 0, 'the policy trained after the frozen steps');
   });
 
   test('GRPO raises the verifiable reward', async () => {

@@ -219,6 +219,10 @@ export const RUN_CONFIG_SCHEMA: Record<string, Field> = {
       vf_coef: nonNegative(0),
       entropy_coef: nonNegative(0),
       value_model: nullableString(),
+      // OpenRLHF's critic_learning_rate and freezing_actor_steps: a critic that learns faster than the
+      // policy, and steps that train the critic alone before the policy moves.
+      critic_learning_rate: { kind: 'number', minExclusive: 0, nullable: true, default: null },
+      freezing_actor_steps: { kind: 'int', min: 0, default: 0 },
       // PPO-ptx (Ouyang et al. 2022): ptx_coef x the next-token loss on ptx_dataset joins every policy update.
       ptx_coef: nonNegative(0),
       ptx_dataset: nullableString(),

@@ -207,6 +207,10 @@ export interface PpoStageConfig extends RlSharedConfig {
   entropy_coef: number;
   /** Model directory initialising the critic; null: the policy's start model. */
   value_model: string | null;
+  /** The critic's learning rate (OpenRLHF's critic_learning_rate), on train's schedule; null: train.learning_rate. */
+  critic_learning_rate: number | null;
+  /** Steps at the start in which only the critic trains (OpenRLHF's freezing_actor_steps): the policy stays the start model; 0: none. */
+  freezing_actor_steps: number;
   /** PPO-ptx (InstructGPT's gamma, OpenRLHF's ptx_coef): weight of the next-token loss on ptx_dataset in each policy update; 0: off. */
   ptx_coef: number;
   /** The pretraining mix: JSONL of {"text"} documents (or SFT data); required when ptx_coef > 0. */

@@ -112,6 +112,24 @@ describe('the Trainer accepts the same content as a config file', () => {
     );
   });
 
+  test('the critic\'s learning rate and frozen actor steps cross the wire; too many frozen steps is INVALID_ARGUMENT naming spec.ppo.freezing_actor_steps', async () => {
+    const config = withServices(await loadRunConfig(join(examples, 'ppo.yaml'), ['ppo.critic_learning_rate=9e-6', 'ppo.freezing_actor_steps=5']));
+    const spec = overTheWire(configToRunSpec(config));
+    const resolved = runSpecToRlRunConfig(spec, config.output_dir, config.run_id!);
+    assert.equal(resolved.ppo!.criticLearningRate, 9e-6);
+    assert.equal(resolved.ppo!.freezingActorSteps, 5);
+    assert.deepEqual(resolved, resolveRlRunConfig(config));
+    // Unset on the wire: the policy's rate, no frozen steps.
+    const plain = runSpecToRlRunConfig(overTheWire(configToRunSpec(withServices(await loadRunConfig(join(examples, 'ppo.yaml'))))), config.output_dir, config.run_id!);
+    assert.equal(plain.ppo!.criticLearningRate, null);
+    assert.equal(plain.ppo!.freezingActorSteps, 0);
+    (spec.stage!.value as { freezingActorSteps: number }).freezingActorSteps = 50; // ppo.yaml's max_steps
+    assert.throws(
+      () => runSpecToRlRunConfig(overTheWire(spec), 'runs', 'ppo'),
+      (err: unknown) => err instanceof RpcError && err.code === status.INVALID_ARGUMENT && /^spec\.ppo\.freezing_actor_steps: ppo\.freezing_actor_steps: got 50 with train\.max_steps 50, expected fewer than max_steps/.test(err.message),
+    );
+  });
+
   test('RL errors name the RunSpec field and the config key', async () => {
     const spec = overTheWire(configToRunSpec(withServices(await loadRunConfig(join(examples, 'grpo.yaml')))));
     const grpo = spec.stage!.value as { groupSize: number; kl?: { estimator: number } };

@@ -83,6 +83,8 @@ function stageOf(config: RunConfig): RunSpecStage {
         ptxDataset: ppo.ptx_dataset ?? '',
         ptxBatchSize: ppo.ptx_batch_size ?? 0,
         ptxMaxLength: ppo.ptx_max_length,
+        criticLearningRate: ppo.critic_learning_rate ?? undefined,
+        freezingActorSteps: ppo.freezing_actor_steps,
       },
     };
   }

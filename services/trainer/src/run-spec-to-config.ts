@@ -138,6 +138,8 @@ function stageSectionOf(stage: NonNullable<RunSpec['stage']>): Record<string, un
         ptx_dataset: unlessEmpty(ppo.ptxDataset),
         ptx_batch_size: unlessZero(ppo.ptxBatchSize),
         ptx_max_length: unlessZero(ppo.ptxMaxLength),
+        critic_learning_rate: ppo.criticLearningRate,
+        freezing_actor_steps: ppo.freezingActorSteps,
         ...rlSharedOf(ppo, 'ppo'),
       });
     }

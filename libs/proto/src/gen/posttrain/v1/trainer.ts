@@ -1035,6 +1035,12 @@ export interface PpoSpec {
   ptxBatchSize: number;
   /** ptx rows are cut to this many tokens, >= 2; 0 means 512. */
   ptxMaxLength: number;
+  /** The critic's learning rate, > 0, on the run's schedule (OpenRLHF's critic_learning_rate); unset means the policy's. */
+  criticLearningRate?:
+    | number
+    | undefined;
+  /** Steps at the start in which only the critic trains, >= 0 and below max_steps (OpenRLHF's freezing_actor_steps); 0 means none. */
+  freezingActorSteps: number;
 }
 
 /** Group relative policy optimisation (and RLOO / REINFORCE++ baselines), no critic. */
@@ -4829,6 +4835,8 @@ function createBasePpoSpec(): PpoSpec {
     ptxDataset: "",
     ptxBatchSize: 0,
     ptxMaxLength: 0,
+    criticLearningRate: undefined,
+    freezingActorSteps: 0,
   };
 }
 
@@ -4905,6 +4913,12 @@ export const PpoSpec: MessageFns<PpoSpec> = {
     }
     if (message.ptxMaxLength !== 0) {
       writer.uint32(192).int32(message.ptxMaxLength);
+    }
+    if (message.criticLearningRate !== undefined) {
+      writer.uint32(201).double(message.criticLearningRate);
+    }
+    if (message.freezingActorSteps !== 0) {
+      writer.uint32(208).int32(message.freezingActorSteps);
     }
     return writer;
   },
@@ -5114,6 +5128,22 @@ export const PpoSpec: MessageFns<PpoSpec> = {
             message.ptxMaxLength = reader.int32();
             continue;
           }
+          case 25: {
+            if (tag !== 201) {
+              break;
+            }
+
+            message.criticLearningRate = reader.double();
+            continue;
+          }
+          case 26: {
+            if (tag !== 208) {
+              break;
+            }
+
+            message.freezingActorSteps = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5232,6 +5262,16 @@ export const PpoSpec: MessageFns<PpoSpec> = {
         : isSet(object.ptx_max_length)
         ? globalThis.Number(object.ptx_max_length)
         : 0,
+      criticLearningRate: isSet(object.criticLearningRate)
+        ? globalThis.Number(object.criticLearningRate)
+        : isSet(object.critic_learning_rate)
+        ? globalThis.Number(object.critic_learning_rate)
+        : undefined,
+      freezingActorSteps: isSet(object.freezingActorSteps)
+        ? globalThis.Number(object.freezingActorSteps)
+        : isSet(object.freezing_actor_steps)
+        ? globalThis.Number(object.freezing_actor_steps)
+        : 0,
     };
   },
 
@@ -5309,6 +5349,12 @@ export const PpoSpec: MessageFns<PpoSpec> = {
     if (message.ptxMaxLength !== 0) {
       obj.ptxMaxLength = Math.round(message.ptxMaxLength);
     }
+    if (message.criticLearningRate !== undefined) {
+      obj.criticLearningRate = floatToJson(message.criticLearningRate);
+    }
+    if (message.freezingActorSteps !== 0) {
+      obj.freezingActorSteps = Math.round(message.freezingActorSteps);
+    }
     return obj;
   },
 
@@ -5345,6 +5391,8 @@ export const PpoSpec: MessageFns<PpoSpec> = {
     message.ptxDataset = object.ptxDataset ?? "";
     message.ptxBatchSize = object.ptxBatchSize ?? 0;
     message.ptxMaxLength = object.ptxMaxLength ?? 0;
+    message.criticLearningRate = object.criticLearningRate ?? undefined;
+    message.freezingActorSteps = object.freezingActorSteps ?? 0;
     return message;
   },
 };
