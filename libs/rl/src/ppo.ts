@@ -54,8 +54,8 @@ async function ppoStep(run: OnlineRun, step: number): Promise<StepOutcome> {
   const critic = run.critic!;
   const started = Date.now();
   const lr = learningRateAt(step - 1, run.schedule);
-  // The critic's rate on the same schedule: scaled by critic_learning_rate / learning_rate.
-  const criticLr = ppo.criticLearningRate === null ? lr : (lr * ppo.criticLearningRate) / config.optimizer.learningRate;
+  // The critic's rate: the same schedule from critic_learning_rate.
+  const criticLr = ppo.criticLearningRate === null ? lr : learningRateAt(step - 1, { ...run.schedule, baseLr: ppo.criticLearningRate });
   const actorFrozen = step <= ppo.freezingActorSteps;
   const temperature = config.sampling.temperature;
 
@@ -127,7 +127,8 @@ async function ppoStep(run: OnlineRun, step: number): Promise<StepOutcome> {
       return tf.mul(ppo.valueLossCoefficient, valueLoss.loss) as tf.Scalar;
     });
     metrics['val/grad_norm'] = valueUpdate.norm;
-    recordUpdate(run, step, minibatch.epoch, (policyUpdate?.skipped ?? false) || valueUpdate.skipped, policyUpdate?.loss ?? valueUpdate.loss, policyUpdate?.norm ?? valueUpdate.norm);
+    const reported = policyUpdate ?? valueUpdate;
+    recordUpdate(run, step, minibatch.epoch, (policyUpdate?.skipped ?? false) || valueUpdate.skipped, reported.loss, reported.norm, policyUpdate ? 'policy' : 'critic');
     means.add(metrics);
   }
   objective['train/actor_frozen'] = actorFrozen ? 1 : 0;

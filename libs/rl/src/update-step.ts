@@ -62,10 +62,13 @@ export function* shuffledMinibatches(rng: Rng, batch: RolloutBatch, epochs: numb
   }
 }
 
-/** Counts a minibatch update as skipped or not; too many skipped in a row stop the run. */
-export function recordUpdate(run: OnlineRun, step: number, epoch: number, skipped: boolean, loss: number, norm: number): void {
-  run.skips.record(skipped, (inARow) => `step ${step}: ${inARow} minibatch updates in a row had a non-finite loss or gradient (policy loss ${loss}, grad norm ${norm}); lower optimizer.learning_rate`);
-  if (skipped) run.logger.warn('non-finite loss or gradient: minibatch update skipped', { step, epoch, loss, gradNorm: norm, consecutiveSkips: run.skips.consecutive });
+/**
+ * Counts a minibatch update as skipped or not; too many skipped in a row stop the run. `loss` and
+ * `norm` are the named model's (the critic's while PPO's actor is frozen).
+ */
+export function recordUpdate(run: OnlineRun, step: number, epoch: number, skipped: boolean, loss: number, norm: number, model: 'policy' | 'critic' = 'policy'): void {
+  run.skips.record(skipped, (inARow) => `step ${step}: ${inARow} minibatch updates in a row had a non-finite loss or gradient (${model} loss ${loss}, grad norm ${norm}); lower optimizer.learning_rate`);
+  if (skipped) run.logger.warn('non-finite loss or gradient: minibatch update skipped', { step, epoch, model, loss, gradNorm: norm, consecutiveSkips: run.skips.consecutive });
 }
 
 /** A step without usable rollouts (all too stale): counted as skipped. */
