@@ -3,7 +3,8 @@
  * log-probs of preference pairs for ranking accuracy, and sampled replies with
  * their per-token entropies for how concentrated the output distribution is.
  * Tokenization goes through libs/data's tokenizePrompt / tokenizePreference,
- * the same code the trainer uses, so a pair is scored on the tokens DPO saw.
+ * the same code the trainer uses, so a pair is scored on the tokens DPO saw,
+ * through the reply's stop token (throughStop).
  */
 import type { DataLine, PreferenceExample } from '@posttrain/data';
 import { tokenizePreference, tokenizePrompt } from '@posttrain/data';
@@ -61,21 +62,46 @@ export function tokenizePairs(lines: readonly DataLine[], tokenizer: Tokenizer, 
   });
 }
 
-/** log pi(y|x) summed over each reply's tokens, `batchSize` sequences per forward pass. */
-export function pairLogProbs(model: LlamaModel, pairs: readonly PreferenceExample[], batchSize = 16): PairLogProbs {
+/**
+ * A reply as generation produces it: its tokens up to and including the first
+ * stop token, all of them when it has none. A chat template appends tokens
+ * after the end of the turn (ChatML a newline after <|im_end|>) that the
+ * policy never samples and SFT does not train (the assistant mask, and the
+ * completion loss of libs/data's tokenizeSft, end at the end-of-turn token),
+ * so their log-prob says nothing about which reply the policy prefers: it is
+ * untrained, and moves with the position where the reply ended.
+ */
+export function throughStop(ids: readonly number[], stopTokens: ReadonlySet<number>): number[] {
+  const i = ids.findIndex((id) => stopTokens.has(id));
+  return i < 0 ? [...ids] : ids.slice(0, i + 1);
+}
+
+/**
+ * log pi(y|x) summed over each reply's tokens through its stop token (see
+ * throughStop; by default the model's EOS ids, where generation stops),
+ * `batchSize` sequences per forward pass.
+ */
+export function pairLogProbs(model: LlamaModel, pairs: readonly PreferenceExample[], batchSize = 16, stopTokens: readonly number[] = model.generationDefaults.eosTokenIds): PairLogProbs {
+  const stops = new Set(stopTokens);
   const sequences: number[][] = [];
   const promptLengths: number[] = [];
+  const chosenLengths: number[] = [];
+  const rejectedLengths: number[] = [];
   for (const p of pairs) {
-    sequences.push([...p.promptIds, ...p.chosenIds], [...p.promptIds, ...p.rejectedIds]);
+    const chosen = throughStop(p.chosenIds, stops);
+    const rejected = throughStop(p.rejectedIds, stops);
+    sequences.push([...p.promptIds, ...chosen], [...p.promptIds, ...rejected]);
     promptLengths.push(p.promptIds.length, p.promptIds.length);
+    chosenLengths.push(chosen.length);
+    rejectedLengths.push(rejected.length);
   }
   const lps = sequenceTokenLogProbs(model, sequences, { promptLengths, batchSize });
   const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
   return {
     chosenLogProbs: pairs.map((_, i) => sum(lps[2 * i])),
     rejectedLogProbs: pairs.map((_, i) => sum(lps[2 * i + 1])),
-    chosenLengths: pairs.map((p) => p.chosenIds.length),
-    rejectedLengths: pairs.map((p) => p.rejectedIds.length),
+    chosenLengths,
+    rejectedLengths,
   };
 }
 

@@ -44,7 +44,7 @@ export interface ModelEvaluation {
   styleRate: Estimate;
   styleShare: Estimate;
   styleEntropy: Estimate;
-  /** Held-out style pairs / correctness pairs ranked right by summed log-prob. */
+  /** Held-out style pairs / correctness pairs ranked right by summed log-prob (through the reply's stop token). */
   styleRanking: Estimate;
   correctnessRanking: Estimate;
   /** Plain-text competence on prose prompts (base model only). */

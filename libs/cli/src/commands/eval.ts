@@ -19,7 +19,7 @@ const options = defineConfig({
   batchSize: { kind: 'int', flag: 'batch-size', description: 'prompts or sequences per forward batch', default: 16, min: 1 },
   rules: { kind: 'string', flag: 'rules', description: "reward components (YAML/JSON list, as `posttrain score`) to score replies with, instead of the embedded task's (numeric match after \"Answer:\" + format)" },
   groundTruthField: { kind: 'string', flag: 'ground-truth-field', description: 'column holding the answer (default: answer, then ground_truth, solution)' },
-  perToken: { kind: 'bool', flag: 'per-token', description: 'rank preference pairs by mean log-prob per token instead of the summed log-prob', default: false },
+  perToken: { kind: 'bool', flag: 'per-token', description: 'rank preference pairs by mean log-prob per token instead of the summed log-prob (either over each reply through its first EOS token, where generation stops)', default: false },
   json: { kind: 'bool', flag: 'json', description: 'print the result as one JSON object', default: false },
 });
 

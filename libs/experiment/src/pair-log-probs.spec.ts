@@ -1,0 +1,65 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { initBackend } from '@posttrain/backend';
+import { createModelConfig, forwardLogits, initModel, padBatch } from '@posttrain/model';
+import { createBuiltinTokenizer } from '@posttrain/tokenizer';
+import type { DataLine } from '@posttrain/data';
+import { pairLogProbs, throughStop, tokenizePairs } from './model-evaluation';
+
+describe('throughStop', () => {
+  test('keeps the tokens up to and including the first stop token, all of them without one', () => {
+    assert.deepEqual(throughStop([5, 6, 2, 9, 2], new Set([2])), [5, 6, 2]);
+    assert.deepEqual(throughStop([5, 6, 9], new Set([2])), [5, 6, 9]);
+    assert.deepEqual(throughStop([2, 7], new Set([2, 7])), [2]);
+    assert.deepEqual(throughStop([5, 6], new Set()), [5, 6]);
+  });
+});
+
+describe('pairLogProbs', () => {
+  test("sums log pi over each reply through its end-of-turn token, not the template's newline after it; recomputed in float64 from the logits", async () => {
+    await initBackend({ logger: { info: () => undefined } });
+    const tok = createBuiltinTokenizer();
+    const model = initModel(createModelConfig({ vocabSize: tok.vocabSize, hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 2, eosTokenId: tok.eosTokenId }), { seed: 7 });
+    try {
+      const prompt = [{ role: 'user' as const, content: 'What is 12+7?' }];
+      const line: DataLine = {
+        line: 1,
+        record: { format: 'preference', style: 'conversational', prompt, chosen: [{ role: 'assistant', content: 'Sure! 19' }], rejected: [{ role: 'assistant', content: '19' }] },
+      } as DataLine;
+      const [pair] = tokenizePairs([line], tok);
+      // The template's rendering of a reply ends "<|im_end|>\n": the newline comes after the stop token.
+      const imEnd = tok.eosTokenId;
+      assert.equal(pair.chosenIds.at(-2), imEnd);
+      assert.equal(tok.decode([pair.chosenIds.at(-1)!]), '\n');
+
+      // Independent: one forward pass per prompt + reply, log-softmax in float64, summed from the
+      // reply's first token through <|im_end|>.
+      const reference = (reply: readonly number[]): number => {
+        const ids = [...pair.promptIds, ...reply];
+        const logits = forwardLogits(model, padBatch([ids])).arraySync()[0];
+        let lp = 0;
+        for (let t = pair.promptIds.length; t < ids.length; t++) {
+          const row = logits[t - 1];
+          const max = Math.max(...row);
+          const z = row.reduce((a, x) => a + Math.exp(x - max), 0);
+          lp += row[ids[t]] - max - Math.log(z);
+        }
+        return lp;
+      };
+      const chosenThrough = pair.chosenIds.slice(0, -1);
+      const rejectedThrough = pair.rejectedIds.slice(0, -1);
+      const lps = pairLogProbs(model, [pair]);
+      // Tolerance: float32 log-probs summed over ~15 tokens, 1e-3 nats.
+      assert.ok(Math.abs(lps.chosenLogProbs[0] - reference(chosenThrough)) < 1e-3, `chosen ${lps.chosenLogProbs[0]} vs ${reference(chosenThrough)}`);
+      assert.ok(Math.abs(lps.rejectedLogProbs[0] - reference(rejectedThrough)) < 1e-3, `rejected ${lps.rejectedLogProbs[0]} vs ${reference(rejectedThrough)}`);
+      assert.deepEqual([lps.chosenLengths[0], lps.rejectedLengths[0]], [chosenThrough.length, rejectedThrough.length]);
+      // The newline's own log-prob is not in the sum: with no stop tokens it is.
+      const all = pairLogProbs(model, [pair], 16, []);
+      assert.ok(Math.abs(all.chosenLogProbs[0] - reference(pair.chosenIds)) < 1e-3);
+      assert.ok(Math.abs(all.chosenLogProbs[0] - lps.chosenLogProbs[0]) > 1e-3, 'the newline after <|im_end|> carries a log-prob of its own');
+      assert.equal(all.chosenLengths[0], pair.chosenIds.length);
+    } finally {
+      model.dispose();
+    }
+  });
+});
