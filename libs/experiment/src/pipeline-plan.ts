@@ -192,7 +192,9 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
     grpo: { steps: 16, promptsPerStep: 4, groupSize: 8, learningRate: 5e-5, klCoefficient: 0.1, temperature: 1, maxNewTokens: 80, promptFilter: 'failed' },
     // Every held-out pair (300), for the tightest estimate claim 3's 65% limit on SFT's ranking can get:
     // the first 128 pairs gave 59.4% +- 4.4%, all 300 66.0% +- 2.7% (seed 0, 20-epoch SFT; not shown
-    // either way); the 25-epoch SFT ranks 59.0% +- 2.8% (seed 0), 62.6% +- 2.7% over seeds 0-2.
+    // either way); the 25-epoch SFT ranked 59.0% +- 2.8% (seed 0), 62.6% +- 2.7% over seeds 0-2 while
+    // the ranking counted the newline after <|im_end|>, and 38.7%, 43.0%, 43.7% through the stop token
+    // (model-evaluation.ts, throughStop).
     eval: { prompts: experiment ? 200 : 128, maxNewTokens: 80, pairs: 300, prosePrompts: experiment ? 200 : 128 },
   };
 }
