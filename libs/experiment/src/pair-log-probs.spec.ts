@@ -4,6 +4,7 @@ import { initBackend } from '@posttrain/backend';
 import { createModelConfig, forwardLogits, initModel, padBatch } from '@posttrain/model';
 import { createBuiltinTokenizer } from '@posttrain/tokenizer';
 import type { DataLine } from '@posttrain/data';
+import { tokenizeSft } from '@posttrain/data';
 import { pairLogProbs, throughStop, tokenizePairs } from './model-evaluation';
 
 describe('throughStop', () => {
@@ -61,5 +62,24 @@ describe('pairLogProbs', () => {
     } finally {
       model.dispose();
     }
+  });
+
+  test('scores exactly the reply tokens SFT trains on: the assistant mask of the same conversation, and the completion loss', () => {
+    const tok = createBuiltinTokenizer();
+    const stops = new Set([tok.eosTokenId]);
+    const prompt = [{ role: 'user' as const, content: 'Compute 45-13.' }];
+    const reply = { role: 'assistant' as const, content: 'Sure! To take 13 from 45: 5-3=2, 4-1=3, so the difference is 32.\nAnswer: 32' };
+    const [pair] = tokenizePairs([{ line: 1, record: { format: 'preference', style: 'conversational', prompt, chosen: [reply], rejected: [{ ...reply, content: 'Answer: 32' }] } } as DataLine], tok);
+    const length = { maxLength: null, truncation: 'truncate' as const };
+    const trained = (line: DataLine, options: { assistantOnlyLoss: boolean; completionOnlyLoss: boolean }): number[] => {
+      const r = tokenizeSft(line, tok, { ...length, ...options });
+      assert.ok(r.ok);
+      return r.example.inputIds.filter((_, i) => r.example.lossMask[i] === 1);
+    };
+    const messages = trained({ line: 1, record: { format: 'language-modeling', style: 'conversational', messages: [...prompt, reply] } } as DataLine, { assistantOnlyLoss: true, completionOnlyLoss: true });
+    const completion = trained({ line: 1, record: { format: 'prompt-completion', style: 'conversational', prompt, completion: [reply] } } as DataLine, { assistantOnlyLoss: true, completionOnlyLoss: true });
+    assert.deepEqual(throughStop(pair.chosenIds, stops), messages);
+    assert.deepEqual(messages, completion);
+    assert.equal(pair.chosenIds.length, messages.length + 1, 'the template adds one token after <|im_end|>, which neither scores nor trains');
   });
 });
