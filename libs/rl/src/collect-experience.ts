@@ -5,7 +5,8 @@
  *      stale rollouts are counted, dropped, or importance-weighted
  *   2. old log-probs: the trainer's policy on the rollouts (pi_old of the ratio)
  *   3. reference log-probs (when the KL term is on)
- *   4. scores from the reward service
+ *   4. scores from the reward service, less missing_eos_penalty for rollouts
+ *      that hit the length limit (truncated-rollouts.ts)
  *
  * What it returns is plain arrays [B*T] aligned like the RolloutBatch.
  */
@@ -17,6 +18,7 @@ import type { RolloutBatch } from './rollout-batch';
 import { buildRolloutBatch, mapRowChunks, policyForward } from './rollout-batch';
 import type { Rollout } from './rollout-types';
 import { filterStaleRollouts, importanceWeights } from './stale-rollouts';
+import { penalizeMissingEos, truncatedRollouts, truncationMetrics } from './truncated-rollouts';
 
 export interface Experience {
   rollouts: Rollout[];
@@ -25,8 +27,10 @@ export interface Experience {
   oldLogProbs: Float32Array;
   /** log pi_ref per token [B*T]; null when the KL term is off. */
   refLogProbs: Float32Array | null;
-  /** Reward of each rollout [B]. */
+  /** Reward of each rollout [B] (missing_eos_penalty already subtracted). */
   scores: Float32Array;
+  /** Per rollout: it hit the length limit without a stop. */
+  truncated: boolean[];
   /** Per-token importance weights [B*T] of stale rollouts (1 elsewhere). */
   importanceWeights: Float32Array;
   /** rollout/* and rewards/* metrics. */
@@ -114,16 +118,19 @@ export async function collectExperience(run: OnlineRun, step: number): Promise<{
     perSequence.forEach((row, b) => refLogProbs!.set(row, b * T + batch.promptLengths[b]));
   }
 
-  // 4. Scores from the reward service.
-  const { rewards, componentMeans } = await run.reward.score(
+  // 4. Scores from the reward service; the penalty for a rollout that never stopped.
+  const { rewards: served, componentMeans } = await run.reward.score(
     kept.map((rollout, i) => {
       const source = promptOf.get(rollout.promptId)!;
       return { id: `${rollout.promptId}/${rollout.sampleIndex}#${i}`, prompt: source.prompt, completion: rollout.text, completionTokenIds: rollout.tokenIds, groundTruth: source.groundTruth };
     }),
   );
+  const truncated = truncatedRollouts(kept);
+  const rewards = penalizeMissingEos(served, truncated, config.missingEosPenalty);
   const metrics: Record<string, number> = {
     ...Object.fromEntries(Object.entries(componentMeans).map(([name, value]) => [`rewards/${name}`, value])),
     ...rolloutMetrics,
+    ...truncationMetrics(truncated, batch.completionLengths),
     'rollout/completion_length': batch.completionLengths.reduce((a, b) => a + b, 0) / B,
     'rollout/logprob_diff': hostMaskedMean(absDiff, freshTokens),
     'rollout/logprob_diff_all': hostMaskedMean(absDiff, actionMask),
@@ -132,5 +139,5 @@ export async function collectExperience(run: OnlineRun, step: number): Promise<{
   };
   // The prompt as the policy saw it: its token ids decoded (chat template applied).
   const samples = spreadIndices(kept.length, SAMPLES_PER_STEP).map((i) => ({ prompt: run.tokenizer.decode(kept[i].promptTokenIds), completion: kept[i].text, reward: rewards[i] }));
-  return { experience: { rollouts: kept, batch, oldLogProbs, refLogProbs, scores: rewards, importanceWeights: weights, metrics, samples }, rolloutMetrics };
+  return { experience: { rollouts: kept, batch, oldLogProbs, refLogProbs, scores: rewards, truncated, importanceWeights: weights, metrics, samples }, rolloutMetrics };
 }

@@ -8,7 +8,8 @@
  *        penalty); group-relative advantages, the same on every token of a sequence
  *   6.   iterations x shuffled minibatches: the clipped policy loss with the
  *        configured aggregation (+ the k-estimator KL term when the KL is in the
- *        loss, DeepSeekMath eq. 3); AdamW, gradient clipping, NaN skipping
+ *        loss, DeepSeekMath eq. 3), without the rollouts cut at the length limit
+ *        under mask_truncated_completions; AdamW, gradient clipping, NaN skipping
  *   7.   the adaptive KL controller sees the batch's KL
  *   8.   the new weights go to every sampler (update-step.ts)
  */
@@ -24,6 +25,7 @@ import type { OnlineRun } from './online-run';
 import type { GroupEstimator, RlRunConfig } from './rl-run-config';
 import { RlConfigError } from './rl-run-config';
 import { policyForward } from './rollout-batch';
+import { maskTruncatedRows } from './truncated-rollouts';
 import { MetricMeans, finishStep, optimizerStep, recordUpdate, shuffledMinibatches, skippedStep } from './update-step';
 
 /** The advantage estimator a config names, over scores laid out as consecutive groups. */
@@ -73,7 +75,9 @@ async function grpoStep(run: OnlineRun, step: number): Promise<StepOutcome> {
   });
   advantages = advantages.map((a, i) => a * experience.importanceWeights[i]);
 
-  // 6. Iterations over shuffled minibatches.
+  // 6. Iterations over shuffled minibatches; truncated rollouts out of the loss when asked (their advantages were
+  // computed with their groups above).
+  const lossMask = grpo.maskTruncated ? maskTruncatedRows(actionMask, experience.truncated, T) : actionMask;
   const means = new MetricMeans();
   const klInLoss = config.kl.placement === 'loss' && refLogProbs !== null && run.kl.value > 0;
   const normaliser = grpo.aggregation === 'seq-mean-token-sum-norm' ? config.sampling.maxNewTokens : undefined;
@@ -82,7 +86,7 @@ async function grpoStep(run: OnlineRun, step: number): Promise<StepOutcome> {
     const metrics: Record<string, number> = {};
     const update = optimizerStep(run.policy.params, run.policy.optimizer, lr, config.optimizer.maxGradNorm, () => {
       const { logProbs, entropy } = policyForward(run.policy.model, minibatch.batch, temperature);
-      const mask = pick(actionMask);
+      const mask = pick(lossMask);
       const clipped = ppoPolicyLoss({ logProbs, oldLogProbs: pick(oldLogProbs), advantages: pick(advantages), actionMask: mask, clipLow: config.clipLow, clipHigh: config.clipHigh, aggregation: grpo.aggregation, constantNormaliser: normaliser });
       Object.assign(metrics, clipped.metrics);
       let loss: tf.Scalar = clipped.loss;

@@ -34,9 +34,9 @@ describe('resolveRlRunConfig', () => {
     const config = grpo();
     assert.equal(config.kl.estimator, 'k3');
     assert.equal(config.kl.placement, 'loss');
-    assert.deepEqual(config.grpo, { estimator: 'grpo', aggregation: 'token-mean' });
+    assert.deepEqual(config.grpo, { estimator: 'grpo', aggregation: 'token-mean', maskTruncated: false });
     const other = grpo({ advantage_estimator: 'rloo', loss_type: 'grpo', stale_rollouts: 'importance-correct', max_staleness: 2, beta: 0.1, kl_placement: 'reward' });
-    assert.deepEqual(other.grpo, { estimator: 'rloo', aggregation: 'seq-mean-token-mean' });
+    assert.deepEqual(other.grpo, { estimator: 'rloo', aggregation: 'seq-mean-token-mean', maskTruncated: false });
     assert.deepEqual(other.stale, { policy: 'importance-correct', maxStaleness: 2 });
     assert.equal(other.kl.placement, 'reward');
     assert.equal(grpo({ loss_type: 'dr_grpo', max_completion_length: 16 }).grpo!.aggregation, 'seq-mean-token-sum-norm');
@@ -66,6 +66,19 @@ describe('resolveRlRunConfig', () => {
     invalid(() => ppo({ critic_learning_rate: 0 }), /ppo\.critic_learning_rate: expected a finite number > 0 or null, got number 0/);
     invalid(() => ppo({ freezing_actor_steps: -1 }), /ppo\.freezing_actor_steps: expected an integer >= 0, got number -1/);
     invalid(() => grpo({ freezing_actor_steps: 1 }), /grpo\.freezing_actor_steps: unknown key/);
+  });
+
+  test("truncated rollouts (TRL's missing_eos_penalty, and GRPO's mask_truncated_completions): off by default, checked", () => {
+    assert.equal(ppo().missingEosPenalty, null);
+    assert.equal(grpo().missingEosPenalty, null);
+    assert.equal(grpo().grpo!.maskTruncated, false);
+    assert.equal(ppo({ missing_eos_penalty: 1.5 }).missingEosPenalty, 1.5);
+    const set = grpo({ missing_eos_penalty: 0.5, mask_truncated_completions: true });
+    assert.equal(set.missingEosPenalty, 0.5);
+    assert.equal(set.grpo!.maskTruncated, true);
+    invalid(() => grpo({ missing_eos_penalty: -1 }), /grpo\.missing_eos_penalty: expected a finite number >= 0 or null, got number -1/);
+    invalid(() => grpo({ mask_truncated_completions: 'yes' }), /grpo\.mask_truncated_completions: expected true or false, got string "yes"/);
+    invalid(() => ppo({ mask_truncated_completions: true }), /ppo\.mask_truncated_completions: unknown key/);
   });
 
   test('every bad key is named with its value and what was expected', () => {

@@ -55,10 +55,13 @@ export interface RlRunConfig {
   stale: { policy: StalePolicy; maxStaleness: number };
   /** TIS: advantages weighted by min(pi_trainer / pi_sampler, cap) on every token; null: off. */
   truncatedImportanceSampling: { cap: number } | null;
+  /** Subtracted from the reward of a rollout that hit the length limit without a stop (TRL's missing_eos_penalty); null: none. */
+  missingEosPenalty: number | null;
   /** Sampling parameters of the rollouts (seed and logprobs are set by the pool). */
   sampling: Omit<SamplingParams, 'seed' | 'logprobs'> & { temperature: number };
   ppo: { valueClip: number | null; gamma: number; gaeLambda: number; whitenAdvantages: boolean; valueLossCoefficient: number; entropyCoefficient: number; valueModelDir: string | null; ptx: PtxConfig | null; criticLearningRate: number | null; freezingActorSteps: number } | null;
-  grpo: { estimator: GroupEstimator; aggregation: LossAggregation } | null;
+  /** maskTruncated: rollouts cut at the length limit are left out of the loss (TRL's mask_truncated_completions). */
+  grpo: { estimator: GroupEstimator; aggregation: LossAggregation; maskTruncated: boolean } | null;
 }
 
 /** PPO-ptx: the next-token loss on a pretraining mix, weighted by `coefficient`, in every policy update. */
@@ -196,6 +199,7 @@ export function resolveRlRunConfig(config: RunConfig): RlRunConfig {
     kl: { coefficient: klCoefficient, adaptiveTarget: rl.kl_target, adaptiveHorizon: rl.kl_horizon, estimator: rl.kl_estimator, placement: rl.kl_placement },
     stale: { policy: rl.stale_rollouts, maxStaleness: rl.max_staleness },
     truncatedImportanceSampling: rl.importance_sampling_correction ? { cap: rl.importance_sampling_cap } : null,
+    missingEosPenalty: rl.missing_eos_penalty,
     sampling: samplingOf(rl),
   };
   if (ppo) {
@@ -223,6 +227,6 @@ export function resolveRlRunConfig(config: RunConfig): RlRunConfig {
     epochs: grpo!.num_iterations,
     dualClip: null,
     ppo: null,
-    grpo: { estimator: grpo!.advantage_estimator, aggregation: GRPO_LOSS_AGGREGATIONS[grpo!.loss_type] },
+    grpo: { estimator: grpo!.advantage_estimator, aggregation: GRPO_LOSS_AGGREGATIONS[grpo!.loss_type], maskTruncated: grpo!.mask_truncated_completions },
   };
 }

@@ -188,6 +188,55 @@ describe('online RL over the serving tier', { timeout: 900_000 }, () => {
     }
   });
 
+  test('truncated rollouts: missing_eos_penalty comes off their reward, and mask_truncated_completions keeps them out of the loss', async () => {
+    // A policy with no EOS id never stops: every rollout runs to max_completion_length (finish reason LENGTH).
+    const endless = await writeTinyPolicy(6, { eosTokenId: null });
+    const own = await Promise.all([startService('policy-sampler', ['--model', endless, '--max-new-tokens', '16']), startService('reference', ['--model', endless])]);
+    try {
+      const run = async (runId: string, mask: boolean) => {
+        const steps: Record<string, number>[] = [];
+        const section = {
+          services: { sampler_addresses: [own[0].address], reference_address: own[1].address, reward_address: reward.address },
+          reward_components: rewardComponentsJson(HAS_DIGIT),
+          prompts_per_step: 4,
+          num_generations: 4,
+          beta: 0.02,
+          missing_eos_penalty: 0.5,
+          mask_truncated_completions: mask,
+          ...sampling,
+        };
+        const result = await runRl(resolveRlRunConfig(rlConfig({ runId, outputDir, model: endless, prompts, maxSteps: 2, learningRate: 3e-3 }, 'grpo', section)), { callbacks: { onStep: (e) => steps.push(e.metrics) } });
+        assert.equal(result.status, 'completed');
+        return { steps, modelDir: result.modelDir! };
+      };
+      const weights = async (dir: string) => {
+        const m = await loadModel(dir);
+        try {
+          return m.namedTrainables().map((p) => Float32Array.from(p.variable.dataSync() as Float32Array));
+        } finally {
+          m.dispose();
+        }
+      };
+      const changed = (a: Float32Array[], b: Float32Array[]) => a.some((x, i) => x.some((v, j) => v !== b[i][j]));
+      const start = await weights(endless);
+
+      const masked = await run('grpo-truncated-masked', true);
+      for (const m of masked.steps) {
+        assert.equal(m['rollout/clipped_ratio'], 1);
+        assert.equal(m['rollout/mean_terminated_length'], 0);
+        // Every reward less the penalty: the step's mean score is the rule's mean minus 0.5 (float32 rewards).
+        assert.ok(Math.abs(m['objective/scores'] - (m['rewards/has_digit'] - 0.5)) < 1e-6, `objective/scores ${m['objective/scores']} vs rewards/has_digit ${m['rewards/has_digit']} - 0.5`);
+      }
+      // Every token of every rollout is out of the loss: the policy is the start model to the bit.
+      assert.equal(changed(start, await weights(masked.modelDir)), false, 'a policy trained only on masked rollouts moved');
+      // The control: the same run without the mask trains on them.
+      const unmasked = await run('grpo-truncated-unmasked', false);
+      assert.equal(changed(start, await weights(unmasked.modelDir)), true, 'the unmasked run left the policy unchanged');
+    } finally {
+      await Promise.all(own.map((s) => s.kill()));
+    }
+  });
+
   test('a run cancelled at a step boundary and resumed repeats the uninterrupted run step for step', async () => {
     const ppo = (runId: string, resume: boolean) =>
       rlConfig(

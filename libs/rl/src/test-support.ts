@@ -71,10 +71,11 @@ export async function startService(name: 'policy-sampler' | 'reference' | 'rewar
   };
 }
 
-/** A tiny Llama (hidden 32, 2 layers) with the built-in tokenizer (vocabulary 101, EOS 2, pad 3). */
-export async function writeTinyPolicy(seed: number): Promise<string> {
+/** A tiny Llama (hidden 32, 2 layers) with the built-in tokenizer (vocabulary 101, EOS 2 unless options.eosTokenId says otherwise, null: none; pad 3). */
+export async function writeTinyPolicy(seed: number, options: { eosTokenId?: number | null } = {}): Promise<string> {
   const dir = join(await mkdtemp(join(tmpdir(), 'posttrain-rl-')), 'model');
-  const config = createModelConfig({ vocabSize: 101, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositionEmbeddings: 64, eosTokenId: 2, padTokenId: 3 });
+  const eosTokenId = options.eosTokenId === undefined ? 2 : options.eosTokenId;
+  const config = createModelConfig({ vocabSize: 101, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositionEmbeddings: 64, eosTokenId, padTokenId: 3 });
   const files = buildBuiltinTokenizerFiles();
   await initModelDir(dir, { ...config, initializerRange: 0.2 }, {
     seed,

@@ -78,6 +78,9 @@ function rlSharedFields(stage: RlStage): Record<string, Field> {
     max_completion_length: positiveIntOrNull,
     stop: { kind: 'list', of: 'string', minItems: 0, default: [] },
     stop_token_ids: { kind: 'list', of: 'int', minItems: 0, default: [] },
+    // TRL's missing_eos_penalty: subtracted from the reward of a completion that reached
+    // max_completion_length without a stop (a reward model scores a cut reply as if it had ended).
+    missing_eos_penalty: { kind: 'number', min: 0, nullable: true, default: null },
     reward_components: { kind: 'list', of: 'object', minItems: 0, default: [] },
     services: {
       kind: 'section',
@@ -241,6 +244,9 @@ export const RUN_CONFIG_SCHEMA: Record<string, Field> = {
       epsilon_high: upperClipEpsilon,
       advantage_estimator: { kind: 'enum', values: ADVANTAGE_ESTIMATORS, default: 'grpo' },
       loss_type: { kind: 'enum', values: GRPO_LOSS_TYPES, default: 'dapo' },
+      // TRL's mask_truncated_completions (DAPO's overlong filtering): completions cut at
+      // max_completion_length count in their group's advantages but not in the loss.
+      mask_truncated_completions: { kind: 'bool', default: false },
     },
   },
 };

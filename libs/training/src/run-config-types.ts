@@ -184,6 +184,8 @@ export interface RlSharedConfig {
   max_completion_length: number | null;
   stop: string[];
   stop_token_ids: number[];
+  /** TRL's missing_eos_penalty: subtracted from the reward of each completion that reached the length limit without a stop; null: none. */
+  missing_eos_penalty: number | null;
   /** The reward: posttrain.v1.RewardComponent messages in their JSON form (rewards.proto). */
   reward_components: Record<string, unknown>[];
   services: RlServicesConfig;
@@ -231,6 +233,8 @@ export interface GrpoStageConfig extends RlSharedConfig {
   epsilon_high: number | null;
   advantage_estimator: AdvantageEstimatorName;
   loss_type: GrpoLossType;
+  /** TRL's mask_truncated_completions: completions cut at the length limit count in their group's advantages, not in the loss. */
+  mask_truncated_completions: boolean;
 }
 
 export interface RunConfig {

@@ -130,6 +130,26 @@ describe('the Trainer accepts the same content as a config file', () => {
     );
   });
 
+  test('missing_eos_penalty and mask_truncated_completions cross the wire; a negative penalty is INVALID_ARGUMENT naming spec.grpo.missing_eos_penalty', async () => {
+    const config = withServices(await loadRunConfig(join(examples, 'grpo.yaml'), ['grpo.missing_eos_penalty=0.5', 'grpo.mask_truncated_completions=true']));
+    const spec = overTheWire(configToRunSpec(config));
+    const resolved = runSpecToRlRunConfig(spec, config.output_dir, config.run_id!);
+    assert.equal(resolved.missingEosPenalty, 0.5);
+    assert.equal(resolved.grpo!.maskTruncated, true);
+    assert.deepEqual(resolved, resolveRlRunConfig(config));
+    const ppo = withServices(await loadRunConfig(join(examples, 'ppo.yaml'), ['ppo.missing_eos_penalty=2']));
+    assert.equal(runSpecToRlRunConfig(overTheWire(configToRunSpec(ppo)), ppo.output_dir, ppo.run_id!).missingEosPenalty, 2);
+    // Unset on the wire: no penalty, no mask.
+    const plain = runSpecToRlRunConfig(overTheWire(configToRunSpec(withServices(await loadRunConfig(join(examples, 'grpo.yaml'))))), config.output_dir, config.run_id!);
+    assert.equal(plain.missingEosPenalty, null);
+    assert.equal(plain.grpo!.maskTruncated, false);
+    (spec.stage!.value as { missingEosPenalty: number }).missingEosPenalty = -1;
+    assert.throws(
+      () => runSpecToRlRunConfig(overTheWire(spec), 'runs', 'grpo'),
+      (err: unknown) => err instanceof RpcError && err.code === status.INVALID_ARGUMENT && /^spec\.grpo\.missing_eos_penalty: /.test(err.message),
+    );
+  });
+
   test('RL errors name the RunSpec field and the config key', async () => {
     const spec = overTheWire(configToRunSpec(withServices(await loadRunConfig(join(examples, 'grpo.yaml')))));
     const grpo = spec.stage!.value as { groupSize: number; kl?: { estimator: number } };

@@ -53,6 +53,7 @@ function rlSharedOf(rl: RlSharedConfig, klCoefficient: number) {
     staleRollouts: STALE_ROLLOUTS.valueOf(rl.stale_rollouts),
     maxStaleness: rl.max_staleness,
     sampling: samplingOf(rl),
+    missingEosPenalty: rl.missing_eos_penalty ?? undefined,
   };
 }
 
@@ -99,6 +100,7 @@ function stageOf(config: RunConfig): RunSpecStage {
       clipHigh: grpo!.epsilon_high ?? 0,
       advantageEstimator: ADVANTAGE_ESTIMATOR.valueOf(grpo!.advantage_estimator),
       lossAggregation: GRPO_LOSS_TYPE.valueOf(grpo!.loss_type),
+      maskTruncatedCompletions: grpo!.mask_truncated_completions,
     },
   };
 }

@@ -88,6 +88,7 @@ function rlSharedOf(stageSpec: PpoSpec | GrpoSpec, section: string): Record<stri
     kl_horizon: kl && unlessZero(kl.adaptiveHorizon),
     stale_rollouts: STALE_ROLLOUTS.nameOf(stageSpec.staleRollouts, `spec.${section}.stale_rollouts`),
     max_staleness: unlessZero(stageSpec.maxStaleness),
+    missing_eos_penalty: stageSpec.missingEosPenalty,
     ...samplingOf(stageSpec.sampling),
     reward_components: stageSpec.rewardComponents.map((component) => RewardComponent.toJSON(component)),
     services: {
@@ -154,6 +155,7 @@ function stageSectionOf(stage: NonNullable<RunSpec['stage']>): Record<string, un
         epsilon_high: unlessZero(grpo.clipHigh),
         advantage_estimator: ADVANTAGE_ESTIMATOR.nameOf(grpo.advantageEstimator, 'spec.grpo.advantage_estimator'),
         loss_type: GRPO_LOSS_TYPE.nameOf(grpo.lossAggregation, 'spec.grpo.loss_aggregation'),
+        mask_truncated_completions: grpo.maskTruncatedCompletions,
         ...rlSharedOf(grpo, 'grpo'),
       });
     }

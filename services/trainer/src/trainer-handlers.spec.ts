@@ -146,7 +146,7 @@ describe('Trainer run API over gRPC', { timeout: 300_000 }, () => {
     const grpo = sftSpec('g1', 2);
     grpo.dataset!.paths = [join(data, 'prompts.jsonl')];
     grpo.dataset!.evalPaths = [];
-    grpo.stage = { $case: 'grpo', value: { services: RolloutServices.fromPartial({ samplerAddresses: ['127.0.0.1:1'] }), rewardComponents: [], promptsPerStep: 2, groupSize: 4, advantageEstimator: 0, lossAggregation: 0, clipLow: 0, clipHigh: 0, updatesPerBatch: 0, minibatchSize: 0, staleRollouts: 0, maxStaleness: 0 } } as RunSpec['stage'];
+    grpo.stage = { $case: 'grpo', value: { services: RolloutServices.fromPartial({ samplerAddresses: ['127.0.0.1:1'] }), rewardComponents: [], promptsPerStep: 2, groupSize: 4, advantageEstimator: 0, lossAggregation: 0, clipLow: 0, clipHigh: 0, updatesPerBatch: 0, minibatchSize: 0, staleRollouts: 0, maxStaleness: 0, maskTruncatedCompletions: false } } as RunSpec['stage'];
     await assert.rejects(client.unary('startRun', { spec: grpo }), invalid(/^spec\.grpo\.services\.reward_address: /));
 
     // A spec naming no services takes the trainer's own (POSTTRAIN_*_ADDRESS): the run is accepted with them.

@@ -1041,6 +1041,8 @@ export interface PpoSpec {
     | undefined;
   /** Steps at the start in which only the critic trains, >= 0 and below max_steps (OpenRLHF's freezing_actor_steps); 0 means none. */
   freezingActorSteps: number;
+  /** Subtracted from the reward of each rollout that reached the length limit without a stop, >= 0 (TRL's missing_eos_penalty); unset means none. */
+  missingEosPenalty?: number | undefined;
 }
 
 /** Group relative policy optimisation (and RLOO / REINFORCE++ baselines), no critic. */
@@ -1076,7 +1078,15 @@ export interface GrpoSpec {
   /** Most weights versions a rollout may lag behind, >= 0. */
   maxStaleness: number;
   /** Sampling parameters of the rollouts (logprobs is forced on). */
-  sampling?: SamplingParams | undefined;
+  sampling?:
+    | SamplingParams
+    | undefined;
+  /** Subtracted from the reward of each rollout that reached the length limit without a stop, >= 0 (TRL's missing_eos_penalty); unset means none. */
+  missingEosPenalty?:
+    | number
+    | undefined;
+  /** Rollouts that reached the length limit count in their group's advantages but not in the loss (TRL's mask_truncated_completions). */
+  maskTruncatedCompletions: boolean;
 }
 
 /**
@@ -4837,6 +4847,7 @@ function createBasePpoSpec(): PpoSpec {
     ptxMaxLength: 0,
     criticLearningRate: undefined,
     freezingActorSteps: 0,
+    missingEosPenalty: undefined,
   };
 }
 
@@ -4919,6 +4930,9 @@ export const PpoSpec: MessageFns<PpoSpec> = {
     }
     if (message.freezingActorSteps !== 0) {
       writer.uint32(208).int32(message.freezingActorSteps);
+    }
+    if (message.missingEosPenalty !== undefined) {
+      writer.uint32(217).double(message.missingEosPenalty);
     }
     return writer;
   },
@@ -5144,6 +5158,14 @@ export const PpoSpec: MessageFns<PpoSpec> = {
             message.freezingActorSteps = reader.int32();
             continue;
           }
+          case 27: {
+            if (tag !== 217) {
+              break;
+            }
+
+            message.missingEosPenalty = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5272,6 +5294,11 @@ export const PpoSpec: MessageFns<PpoSpec> = {
         : isSet(object.freezing_actor_steps)
         ? globalThis.Number(object.freezing_actor_steps)
         : 0,
+      missingEosPenalty: isSet(object.missingEosPenalty)
+        ? globalThis.Number(object.missingEosPenalty)
+        : isSet(object.missing_eos_penalty)
+        ? globalThis.Number(object.missing_eos_penalty)
+        : undefined,
     };
   },
 
@@ -5355,6 +5382,9 @@ export const PpoSpec: MessageFns<PpoSpec> = {
     if (message.freezingActorSteps !== 0) {
       obj.freezingActorSteps = Math.round(message.freezingActorSteps);
     }
+    if (message.missingEosPenalty !== undefined) {
+      obj.missingEosPenalty = floatToJson(message.missingEosPenalty);
+    }
     return obj;
   },
 
@@ -5393,6 +5423,7 @@ export const PpoSpec: MessageFns<PpoSpec> = {
     message.ptxMaxLength = object.ptxMaxLength ?? 0;
     message.criticLearningRate = object.criticLearningRate ?? undefined;
     message.freezingActorSteps = object.freezingActorSteps ?? 0;
+    message.missingEosPenalty = object.missingEosPenalty ?? undefined;
     return message;
   },
 };
@@ -5413,6 +5444,8 @@ function createBaseGrpoSpec(): GrpoSpec {
     staleRollouts: 0,
     maxStaleness: 0,
     sampling: undefined,
+    missingEosPenalty: undefined,
+    maskTruncatedCompletions: false,
   };
 }
 
@@ -5459,6 +5492,12 @@ export const GrpoSpec: MessageFns<GrpoSpec> = {
     }
     if (message.sampling !== undefined) {
       SamplingParams.encode(message.sampling, writer.uint32(114).fork()).join();
+    }
+    if (message.missingEosPenalty !== undefined) {
+      writer.uint32(121).double(message.missingEosPenalty);
+    }
+    if (message.maskTruncatedCompletions !== false) {
+      writer.uint32(128).bool(message.maskTruncatedCompletions);
     }
     return writer;
   },
@@ -5588,6 +5627,22 @@ export const GrpoSpec: MessageFns<GrpoSpec> = {
             message.sampling = SamplingParams.decode(reader, reader.uint32());
             continue;
           }
+          case 15: {
+            if (tag !== 121) {
+              break;
+            }
+
+            message.missingEosPenalty = reader.double();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.maskTruncatedCompletions = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5660,6 +5715,16 @@ export const GrpoSpec: MessageFns<GrpoSpec> = {
         ? globalThis.Number(object.max_staleness)
         : 0,
       sampling: isSet(object.sampling) ? SamplingParams.fromJSON(object.sampling) : undefined,
+      missingEosPenalty: isSet(object.missingEosPenalty)
+        ? globalThis.Number(object.missingEosPenalty)
+        : isSet(object.missing_eos_penalty)
+        ? globalThis.Number(object.missing_eos_penalty)
+        : undefined,
+      maskTruncatedCompletions: isSet(object.maskTruncatedCompletions)
+        ? globalThis.Boolean(object.maskTruncatedCompletions)
+        : isSet(object.mask_truncated_completions)
+        ? globalThis.Boolean(object.mask_truncated_completions)
+        : false,
     };
   },
 
@@ -5707,6 +5772,12 @@ export const GrpoSpec: MessageFns<GrpoSpec> = {
     if (message.sampling !== undefined) {
       obj.sampling = SamplingParams.toJSON(message.sampling);
     }
+    if (message.missingEosPenalty !== undefined) {
+      obj.missingEosPenalty = floatToJson(message.missingEosPenalty);
+    }
+    if (message.maskTruncatedCompletions !== false) {
+      obj.maskTruncatedCompletions = message.maskTruncatedCompletions;
+    }
     return obj;
   },
 
@@ -5733,6 +5804,8 @@ export const GrpoSpec: MessageFns<GrpoSpec> = {
     message.sampling = (object.sampling !== undefined && object.sampling !== null)
       ? SamplingParams.fromPartial(object.sampling)
       : undefined;
+    message.missingEosPenalty = object.missingEosPenalty ?? undefined;
+    message.maskTruncatedCompletions = object.maskTruncatedCompletions ?? false;
     return message;
   },
 };
