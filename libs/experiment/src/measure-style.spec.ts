@@ -1,9 +1,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend } from '@posttrain/backend';
-import { createModelConfig, forwardLogits, initModel, padBatch } from '@posttrain/model';
+import { createModelConfig, initModel } from '@posttrain/model';
 import { createBuiltinTokenizer } from '@posttrain/tokenizer';
 import { measureStyle } from './model-evaluation';
+import { float64ReplyLogProb } from './test-support';
 
 describe('measureStyle', () => {
   test('equals the product of next-token probabilities of each opening, recomputed in float64 from the logits; share and entropy by the formula', async () => {
@@ -16,17 +17,7 @@ describe('measureStyle', () => {
       // Independent: one forward pass per prompt + opening, log-softmax in float64, summed over the opening's tokens.
       const reference = (messages: (typeof prompts)[number], opening: string): number => {
         const prompt = tok.encodeChat(messages, { addGenerationPrompt: true }).ids;
-        const lead = tok.encode(opening, { addSpecialTokens: false });
-        const ids = [...prompt, ...lead];
-        const logits = forwardLogits(model, padBatch([ids])).arraySync()[0];
-        let lp = 0;
-        for (let t = prompt.length; t < ids.length; t++) {
-          const row = logits[t - 1];
-          const max = Math.max(...row);
-          const z = row.reduce((a, x) => a + Math.exp(x - max), 0);
-          lp += row[ids[t]] - max - Math.log(z);
-        }
-        return Math.exp(lp);
+        return Math.exp(float64ReplyLogProb(model, prompt, tok.encode(opening, { addSpecialTokens: false })));
       };
       const h = (q: number): number => -q * Math.log(q) - (1 - q) * Math.log(1 - q);
       prompts.forEach((p, i) => {

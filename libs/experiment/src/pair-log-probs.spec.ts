@@ -1,11 +1,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend } from '@posttrain/backend';
-import { createModelConfig, forwardLogits, initModel, padBatch } from '@posttrain/model';
+import { createModelConfig, initModel } from '@posttrain/model';
 import { createBuiltinTokenizer } from '@posttrain/tokenizer';
 import type { DataLine } from '@posttrain/data';
 import { tokenizeSft } from '@posttrain/data';
 import { pairLogProbs, throughStop, tokenizePairs } from './model-evaluation';
+import { float64ReplyLogProb } from './test-support';
 
 describe('throughStop', () => {
   test('keeps the tokens up to and including the first stop token, all of them without one', () => {
@@ -35,18 +36,7 @@ describe('pairLogProbs', () => {
 
       // Independent: one forward pass per prompt + reply, log-softmax in float64, summed from the
       // reply's first token through <|im_end|>.
-      const reference = (reply: readonly number[]): number => {
-        const ids = [...pair.promptIds, ...reply];
-        const logits = forwardLogits(model, padBatch([ids])).arraySync()[0];
-        let lp = 0;
-        for (let t = pair.promptIds.length; t < ids.length; t++) {
-          const row = logits[t - 1];
-          const max = Math.max(...row);
-          const z = row.reduce((a, x) => a + Math.exp(x - max), 0);
-          lp += row[ids[t]] - max - Math.log(z);
-        }
-        return lp;
-      };
+      const reference = (reply: readonly number[]): number => float64ReplyLogProb(model, pair.promptIds, reply);
       const chosenThrough = pair.chosenIds.slice(0, -1);
       const rejectedThrough = pair.rejectedIds.slice(0, -1);
       const lps = pairLogProbs(model, [pair]);
