@@ -25,8 +25,8 @@ export type { GrpoSettings, PpoSettings, RlPoint, RlStageOptions, RlStageRun, Se
 export { assessClaims, atLeast, atMost, CLAIMS, claimInputs, gainMargin, judgeClaims, marginalGains, pairedDifference, poolClaimInputs, poolEstimates } from './assess-claims';
 export type { Check, Claim, ClaimInputs, Verdict } from './assess-claims';
 export { claimsMarkdown, formatResultsMarkdown, formatTextTable, modelTable, seedSummaryTable, stageTable } from './results-table';
-export { claimCharts, pipelineRecords, readResultsJson, renderPipelineReport, writePipelineArtifacts } from './pipeline-report';
-export type { ClaimChart } from './pipeline-report';
+export { barChartSvg, claimCharts, pipelineRecords, readResultsJson, renderPipelineReport, writePipelineArtifacts } from './pipeline-report';
+export type { BarChart, ClaimChart, ClaimPlot } from './pipeline-report';
 export { pipelineProgress } from './pipeline-progress';
 export type { PipelineProgressOptions } from './pipeline-progress';
 export { readEvalData, EvalDataError } from './read-eval-data';

@@ -97,15 +97,19 @@ describe('posttrain demo --quick', () => {
         metrics: [...document.querySelectorAll('.chart')].map((e) => e.getAttribute('data-metric')),
         canvases: document.querySelectorAll('.chart canvas').length,
         claimSections: [...document.querySelectorAll('section.claim')].map((e) => e.id),
-        claimCanvases: [...document.querySelectorAll('section.claim')].map((e) => e.querySelectorAll('canvas').length),
+        claimCanvases: [...document.querySelectorAll('section.claim')].map((e) => e.querySelectorAll('canvas, svg.bars').length),
+        claim3Bars: [...document.querySelectorAll('#claim-3 svg.bars rect.bar')].map((e) => e.getAttribute('data-bar') + ': ' + e.getAttribute('data-group')),
         firstClaimBeforeModels: document.querySelector('section.claim').compareDocumentPosition(document.querySelector('#models-3')) === 4,
         models: document.querySelectorAll('#models-3 tr').length,
         stages: [...document.querySelectorAll('#stages-3 tr td:first-child')].map((e) => e.textContent),
-      }))()`)) as { metrics: string[]; canvases: number; claimSections: string[]; claimCanvases: number[]; firstClaimBeforeModels: boolean; models: number; stages: string[] };
+      }))()`)) as { metrics: string[]; canvases: number; claimSections: string[]; claimCanvases: number[]; claim3Bars: string[]; firstClaimBeforeModels: boolean; models: number; stages: string[] };
       assert.deepEqual(errors, []);
       // One section per claim, first on the page, each with at least one drawn plot.
       assert.deepEqual(got.claimSections, ['claim-1', 'claim-2', 'claim-3', 'claim-4']);
       for (const [i, n] of got.claimCanvases.entries()) assert.ok(n >= 1, `claim ${i + 1} has ${n} plots`);
+      // Claim 3's before-and-after is a bar chart in SVG: SFT and DPO on each of its four measures.
+      assert.equal(got.claim3Bars.length, 8);
+      assert.ok(got.claim3Bars.includes('DPO: style pairs ranked right'), got.claim3Bars.join(', '));
       assert.ok(got.firstClaimBeforeModels, 'the claims come before the model table');
       for (const s of ['ppo', 'grpo-sft', 'grpo-base']) assert.ok(got.metrics.includes(`${s}/objective/scores`), `a ${s}/objective/scores chart`);
       for (const s of ['sft-48', 'rm', 'dpo']) assert.ok(got.metrics.includes(`${s}/train/loss`), `a ${s}/train/loss chart in ${got.metrics.join(', ')}`);
