@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { assessClaims, atLeast, claimInputs, atMost, gainMargin, judgeClaims, marginalGains, pairedDifference, poolClaimInputs, poolEstimates } from './assess-claims';
+import { assessClaims, atLeast, CLAIM_1_WITHOUT_SWEEP, CLAIMS, claimInputs, atMost, gainMargin, judgeClaims, marginalGains, pairedDifference, poolClaimInputs, poolEstimates } from './assess-claims';
 import type { ClaimInputs } from './assess-claims';
 import type { Estimate, ModelEvaluation, PipelineResult } from './pipeline-types';
 import { meanAndStderr, softmaxEntropy } from './model-evaluation';
@@ -183,6 +183,17 @@ describe('judgeClaims', () => {
     assert.equal(judgeClaims(x)[1].checks[2].verdict, 'held');
     x.grpo = { ...x.grpo!, klAtTargetFromSft: null, klAtTargetFromBase: null };
     assert.equal(judgeClaims(x)[1].checks[2].verdict, 'not shown');
+  });
+
+  test('without the sweep, claim 1 is judged on what was measured and says the diminishing returns were not', () => {
+    const x = strong();
+    assert.equal(judgeClaims(x)[0].statement, CLAIMS[1]);
+    x.sweep = [x.sweep[x.sweep.length - 1]];
+    const c1 = judgeClaims(x)[0];
+    assert.equal(c1.verdict, 'held');
+    assert.equal(c1.checks.length, 4);
+    assert.equal(c1.statement, CLAIM_1_WITHOUT_SWEEP);
+    assert.match(c1.statement, /Diminishing returns as SFT data grows: not measured/);
   });
 
   test('sweep gains that grow are not diminishing returns', () => {

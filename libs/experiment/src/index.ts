@@ -22,7 +22,7 @@ export { PipelineCancelledError } from './pipeline-types';
 export type { Estimate, PipelineEvent, PipelineResult, RunPipelineOptions, StageOutcome, ModelEvaluation, RlCurve } from './pipeline-types';
 export { firstReaching, runRlStage } from './run-rl-stage';
 export type { GrpoSettings, PpoSettings, RlPoint, RlStageOptions, RlStageRun, ServiceLauncher } from './run-rl-stage';
-export { assessClaims, atLeast, atMost, CLAIMS, claimInputs, gainMargin, judgeClaims, marginalGains, pairedDifference, poolClaimInputs, poolEstimates } from './assess-claims';
+export { assessClaims, atLeast, atMost, CLAIM_1_WITHOUT_SWEEP, CLAIMS, claimInputs, gainMargin, judgeClaims, marginalGains, pairedDifference, poolClaimInputs, poolEstimates } from './assess-claims';
 export type { Check, Claim, ClaimInputs, Verdict } from './assess-claims';
 export { claimsMarkdown, formatResultsMarkdown, formatTextTable, modelTable, seedSummaryTable, stageTable } from './results-table';
 export { barChartSvg, claimCharts, pipelineRecords, readResultsJson, renderPipelineReport, writePipelineArtifacts } from './pipeline-report';
