@@ -189,8 +189,8 @@ export function pipelinePlan(name: 'demo' | 'experiment', options: { quick?: boo
     // settings (npm run bench:grpo-prompts, seeds 0-2, the first 256 held-out prompts, paired; SFT 93.0%)
     // gain +2.3, +3.1, +1.6 pts on its first 64 failed prompts and +0.4, -0.8, +0.4 on all; lr 1e-4 broke
     // 22 right prompts (seed 0, all 75 failed prompts).
-    // 47 steps at lr 2.5e-5 on about 190 failed prompts of a 3772-prompt pool did better on every seed (195, 191,
-    // 195 of 200 against SFT's 189, 188, 188 and these settings' 195, 182, 191) but would cost the demo
+    // 47 steps at lr 2.5e-5 on 188 failed prompts of a 3891-prompt pool did better on every seed (195, 194,
+    // 193 of 200 against SFT's 189, 188, 188 and these settings' 195, 182, 191) but would cost the demo
     // about a minute and PPO's prompt file its size; from the 100-example SFT (7.5%) GRPO stayed at 6.5-8%
     // (docs/results/demo-seed-0.md, "GRPO from SFT, probed again").
     grpo: { steps: 16, promptsPerStep: 4, groupSize: 8, learningRate: 5e-5, klCoefficient: 0.1, temperature: 1, maxNewTokens: 80, promptFilter: 'failed' },
