@@ -19,11 +19,11 @@
 // dropped is printed. --learning-rate, --group-size and --kl override the
 // demo's GRPO settings.
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { initBackend } from '@posttrain/backend';
-import { evaluateAnswers, modelCompleteFn, pairedDifference, pipelinePlan, readEvalData, runRlStage, writeFailedPrompts } from '@posttrain/experiment';
+import { evaluateAnswers, modelCompleteFn, pairedDifference, pipelinePlan, readEvalData, runRlStage, writeFailedPrompts, writeSelectedLines } from '@posttrain/experiment';
 import type { AnswerItem, CompleteFn, ServiceLauncher } from '@posttrain/experiment';
 import { defineConfig, parseConfig, parseSeeds } from '@posttrain/flags';
 import { loadModel } from '@posttrain/model';
@@ -117,15 +117,14 @@ function problemKey(item: AnswerItem): string {
 
 /**
  * The RL prompts file the runs read: --prompts less every prompt that poses a
- * held-out problem of --task, written to `to` line for line; returns the count dropped.
+ * held-out problem of --task, its lines written to `to` byte for byte (writeSelectedLines); returns the counts.
  */
 async function withoutHeldOut(from: string, heldOut: readonly AnswerItem[], to: string): Promise<{ kept: number; dropped: number }> {
   const pool = await readEvalData(from);
   if (pool.kind !== 'answers') throw new Error(`--prompts: ${from} must hold prompts with answers (a "prompt" and an "answer" on each line)`);
   const keys = new Set(heldOut.map(problemKey));
-  const lines = (await readFile(from, 'utf8')).split('\n');
   const kept = pool.items.filter((it) => !keys.has(problemKey(it)));
-  await writeFile(to, kept.map((it) => lines[it.line - 1]).join('\n') + '\n');
+  await writeSelectedLines(from, kept.map((it) => it.line), to);
   return { kept: kept.length, dropped: pool.items.length - kept.length };
 }
 
